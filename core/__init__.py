@@ -1,0 +1,1 @@
+"""quanttui's headless engine: everything the screens show, without importing Textual."""

@@ -1,0 +1,172 @@
+"""Incremental library scan: headers are parsed once and cached by (path, size, mtime) per part."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..modelfile import GGUFError, inspect_file
+from ..paths import cache_dir
+from .discover import Candidate, discover
+from .groups import group_of, quant_from_name
+from .roots import Root
+
+# Bump when the facts written to the index change shape, so stale entries are re-read.
+INDEX_VERSION = 2
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass
+class LibraryEntry:
+    """One model in the library (a split set counts once), with its facts or the error reading it."""
+
+    path: str
+    parts: list[str]
+    missing: list[str]
+    root: str
+    store: str
+    size_bytes: int
+    origin: dict[str, str]
+    facts: dict[str, Any] | None
+    error: str | None
+    group: str = ""
+    group_label: str = ""
+    cached: bool = field(default=False, compare=False)
+
+    @property
+    def name(self) -> str:
+        if self.origin.get("ollama"):
+            return self.origin["ollama"]
+        return Path(self.path).name
+
+    @property
+    def quant(self) -> str | None:
+        if self.facts and self.facts.get("file_type"):
+            return self.facts["file_type"]
+        return quant_from_name(Path(self.path).name)
+
+    def fact(self, key: str) -> Any:
+        return self.facts.get(key) if self.facts else None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("cached")
+        d["name"] = self.name
+        d["quant"] = self.quant
+        return d
+
+
+def index_path() -> Path:
+    return cache_dir() / "library-index.json"
+
+
+def _load_index(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("version") != INDEX_VERSION:
+        return {}
+    entries = data.get("entries")
+    return entries if isinstance(entries, dict) else {}
+
+
+def _save_index(path: Path, entries: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".index-", suffix=".json")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump({"version": INDEX_VERSION, "entries": entries}, fh, separators=(",", ":"))
+    os.replace(tmp, path)
+
+
+def _signature(c: Candidate) -> list[Any] | None:
+    sig: list[Any] = []
+    for part in c.parts:
+        try:
+            st = part.stat()
+        except OSError:
+            return None
+        sig.append([st.st_size, st.st_mtime_ns])
+    return [sig, c.missing]
+
+
+def read_facts(path: str | Path) -> tuple[dict[str, Any] | None, str | None]:
+    """Facts for the index (no per-tensor rows) or the one-line error that stopped the reader."""
+    try:
+        return inspect_file(path).to_dict(), None
+    except GGUFError as e:
+        return None, str(e)
+    except OSError as e:
+        return None, f"cannot read: {e.strerror or e}"
+
+
+def scan(
+    roots: Iterable[Root],
+    *,
+    index_file: Path | None = None,
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> list[LibraryEntry]:
+    """Every model under `roots`, reusing cached facts for files whose size and mtime are unchanged."""
+    index_file = index_file or index_path()
+    old = _load_index(index_file)
+    found: list[tuple[Root, Candidate]] = []
+    seen: set[str] = set()
+    for root in roots:
+        for cand in discover(root):
+            real = os.path.realpath(cand.path)
+            if real not in seen:
+                seen.add(real)
+                found.append((root, cand))
+    new: dict[str, Any] = {}
+    entries: list[LibraryEntry] = []
+    total = len(found)
+    for i, (root, cand) in enumerate(found):
+        if should_stop and should_stop():
+            break
+        key = str(cand.path)
+        sig = _signature(cand)
+        if sig is None:
+            continue
+        cached = old.get(key)
+        hit = isinstance(cached, dict) and cached.get("sig") == sig
+        if hit:
+            facts, error = cached.get("facts"), cached.get("error")
+        else:
+            facts, error = read_facts(cand.path)
+        new[key] = {"sig": sig, "facts": facts, "error": error}
+        gkey, glabel = group_of(facts, cand.path.name, cand.origin, cand.path.parent.name)
+        entries.append(
+            LibraryEntry(
+                path=key,
+                parts=[str(p) for p in cand.parts],
+                missing=cand.missing,
+                root=str(root.path),
+                store=root.kind,
+                size_bytes=sum(s for s, _ in sig[0]),
+                origin=cand.origin,
+                facts=facts,
+                error=error,
+                group=gkey,
+                group_label=glabel,
+                cached=hit,
+            )
+        )
+        if progress:
+            progress(i + 1, total, key)
+    if new != old:
+        try:
+            _save_index(index_file, new)
+        except OSError:
+            pass  # a read-only cache dir costs speed next time, never correctness
+    return sort_entries(entries)
+
+
+def sort_entries(entries: list[LibraryEntry]) -> list[LibraryEntry]:
+    """Groups alphabetically, quants within a group from most to fewest bits per weight."""
+    return sorted(entries, key=lambda e: (e.group_label.lower(), e.group, -(e.fact("bpw") or 0), e.path))

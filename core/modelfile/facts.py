@@ -1,0 +1,241 @@
+"""Model and quant facts from parsed headers: what a person choosing a quant needs to know."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import GGUFError
+from .quant_types import PRIMARY_TYPE, file_type_label, tensor_nbytes, tensor_type_name
+from .reader import Header, read_header
+from .split import parse_split_name, split_parts
+
+_BLOCK_RE = re.compile(r"^blk\.(\d+)\.")
+
+
+@dataclass
+class TypeStat:
+    count: int = 0
+    bytes: int = 0
+    parameters: int = 0
+
+
+@dataclass
+class LayerStat:
+    name: str
+    parameters: int
+    bytes: int
+    bpw: float
+
+
+@dataclass
+class ModelFacts:
+    """Everything `inspect` reports about one model file or split set."""
+
+    path: str
+    size_bytes: int
+    gguf_version: int
+    architecture: str | None
+    name: str | None
+    basename: str | None
+    size_label: str | None
+    finetune: str | None
+    parameters: int
+    context_length: int | None
+    block_count: int | None
+    embedding_length: int | None
+    head_count: int | list[int] | None
+    head_count_kv: int | list[int] | None
+    key_length: int | None
+    value_length: int | None
+    feed_forward_length: int | list[int] | None
+    expert_count: int | None
+    expert_used_count: int | None
+    sliding_window: int | None
+    sliding_window_pattern: int | list[bool] | None
+    vocab_size: int | None
+    tokenizer_model: str | None
+    has_chat_template: bool
+    bos_token_id: int | None
+    eos_token_id: int | None
+    tied_embeddings: bool
+    file_type: str | None
+    file_type_id: int | None
+    file_type_guessed: bool
+    dominant_type: str | None
+    label_matches: bool | None
+    bpw: float | None
+    tensor_count: int
+    tensor_types: dict[str, TypeStat]
+    layers: list[LayerStat]
+    imatrix: dict[str, Any] | None
+    split: dict[str, Any] | None
+    tensors: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self, *, tensors: bool = False) -> dict[str, Any]:
+        d = asdict(self)
+        if not tensors:
+            d.pop("tensors")
+        return d
+
+
+def _arch_key(header: Header, arch: str | None, key: str) -> Any:
+    if arch is None:
+        return None
+    value = header.metadata.get(f"{arch}.{key}")
+    if isinstance(value, list):
+        return value if len(set(value)) > 1 else (value[0] if value else None)
+    return header.get(f"{arch}.{key}")
+
+
+def _tensor_bytes(header: Header) -> list[int | None]:
+    """Bytes per tensor; a type unknown to gguf is sized by the gap to the next tensor's offset."""
+    sizes = [tensor_nbytes(t.type_id, t.n_elements) for t in header.tensors]
+    if all(s is not None for s in sizes):
+        return sizes
+    order = sorted(range(len(header.tensors)), key=lambda i: header.tensors[i].offset)
+    data_end = None if header.file_size is None else header.file_size - header.data_offset
+    for pos, i in enumerate(order):
+        if sizes[i] is None:
+            nxt = header.tensors[order[pos + 1]].offset if pos + 1 < len(order) else data_end
+            sizes[i] = None if nxt is None else max(0, nxt - header.tensors[i].offset)
+    return sizes
+
+
+def _layer_name(tensor_name: str) -> str:
+    m = _BLOCK_RE.match(tensor_name)
+    if m:
+        return f"blk.{m.group(1)}"
+    if tensor_name.startswith("token_embd"):
+        return "token_embd"
+    if tensor_name.startswith("output"):
+        return "output"
+    return "other"
+
+
+def _layer_order(name: str) -> tuple[int, int, str]:
+    if name.startswith("blk."):
+        return (1, int(name[4:]), name)
+    return {"token_embd": (0, 0, name), "output": (2, 0, name)}.get(name, (3, 0, name))
+
+
+def summarize(headers: list[Header], path: str, size_bytes: int, split: dict[str, Any] | None) -> ModelFacts:
+    """Facts for one model from its header(s); the first header carries the metadata."""
+    head = headers[0]
+    arch = head.get("general.architecture")
+    label, guessed = file_type_label(head.get("general.file_type"))
+    types: dict[str, TypeStat] = {}
+    layers: dict[str, list[int]] = {}
+    big_params: dict[str, int] = {}
+    tensor_rows: list[dict[str, Any]] = []
+    total_params = total_bytes = 0
+    bytes_known = True
+    names = set()
+    for h in headers:
+        for t, nbytes in zip(h.tensors, _tensor_bytes(h)):
+            tname = tensor_type_name(t.type_id)
+            n = t.n_elements
+            names.add(t.name)
+            stat = types.setdefault(tname, TypeStat())
+            stat.count += 1
+            stat.parameters += n
+            stat.bytes += nbytes or 0
+            bytes_known &= nbytes is not None
+            total_params += n
+            total_bytes += nbytes or 0
+            acc = layers.setdefault(_layer_name(t.name), [0, 0])
+            acc[0] += n
+            acc[1] += nbytes or 0
+            if len(t.shape) >= 2:
+                big_params[tname] = big_params.get(tname, 0) + n
+            tensor_rows.append({"name": t.name, "type": tname, "shape": list(t.shape), "bytes": nbytes})
+    dominant = max(big_params, key=big_params.__getitem__) if big_params else None
+    expected = PRIMARY_TYPE.get(label) if label else None
+    layer_stats = [
+        LayerStat(name, p, b, round(8 * b / p, 4) if p else 0.0)
+        for name, (p, b) in sorted(layers.items(), key=lambda kv: _layer_order(kv[0]))
+    ]
+    vocab = _arch_key(head, arch, "vocab_size") or head.array_len("tokenizer.ggml.tokens")
+    ds = head.get("quantize.imatrix.dataset")
+    imatrix = None
+    if any(k.startswith("quantize.imatrix.") for k in head.metadata):
+        imatrix = {
+            "file": head.get("quantize.imatrix.file"),
+            "dataset": ", ".join(map(str, ds)) if isinstance(ds, list) else ds,
+            "entries_count": head.get("quantize.imatrix.entries_count"),
+            "chunks_count": head.get("quantize.imatrix.chunks_count"),
+        }
+    return ModelFacts(
+        path=path,
+        size_bytes=size_bytes,
+        gguf_version=head.version,
+        architecture=arch,
+        name=head.get("general.name"),
+        basename=head.get("general.basename"),
+        size_label=head.get("general.size_label"),
+        finetune=head.get("general.finetune"),
+        parameters=total_params,
+        context_length=_arch_key(head, arch, "context_length"),
+        block_count=_arch_key(head, arch, "block_count"),
+        embedding_length=_arch_key(head, arch, "embedding_length"),
+        head_count=_arch_key(head, arch, "attention.head_count"),
+        head_count_kv=_arch_key(head, arch, "attention.head_count_kv"),
+        key_length=_arch_key(head, arch, "attention.key_length"),
+        value_length=_arch_key(head, arch, "attention.value_length"),
+        feed_forward_length=_arch_key(head, arch, "feed_forward_length"),
+        expert_count=_arch_key(head, arch, "expert_count"),
+        expert_used_count=_arch_key(head, arch, "expert_used_count"),
+        sliding_window=_arch_key(head, arch, "attention.sliding_window"),
+        sliding_window_pattern=_arch_key(head, arch, "attention.sliding_window_pattern"),
+        vocab_size=vocab,
+        tokenizer_model=head.get("tokenizer.ggml.model"),
+        has_chat_template="tokenizer.chat_template" in head.metadata,
+        bos_token_id=head.get("tokenizer.ggml.bos_token_id"),
+        eos_token_id=head.get("tokenizer.ggml.eos_token_id"),
+        tied_embeddings="output.weight" not in names and "token_embd.weight" in names,
+        file_type=label,
+        file_type_id=head.get("general.file_type"),
+        file_type_guessed=guessed,
+        dominant_type=dominant,
+        label_matches=None if expected is None or dominant is None else expected == dominant,
+        bpw=round(8 * total_bytes / total_params, 4) if total_params and bytes_known else None,
+        tensor_count=sum(len(h.tensors) for h in headers),
+        tensor_types=dict(sorted(types.items(), key=lambda kv: -kv[1].bytes)),
+        layers=layer_stats,
+        imatrix=imatrix,
+        split=split,
+        tensors=tensor_rows,
+    )
+
+
+def inspect_file(path: str | Path) -> ModelFacts:
+    """Read a local model (any part of a split set reads the whole set) and return its facts."""
+    path = Path(path)
+    parts, missing = split_parts(path)
+    sn = parse_split_name(path.name)
+    if sn is None:
+        header = read_header(path)
+        return summarize([header], str(path), _size(path), None)
+    headers = []
+    for part in parts:
+        try:
+            headers.append(read_header(part))
+        except GGUFError as e:
+            raise type(e)(f"{part.name}: {e}") from None
+    headers.sort(key=lambda h: h.get("split.no", 0))
+    if headers[0].get("split.no", 0) != 0:
+        raise GGUFError(f"part 1 of {sn.count} is missing ({', '.join(missing)}): its metadata lives there")
+    split = {
+        "count": sn.count,
+        "parts": [str(p) for p in parts],
+        "missing": missing,
+        "tensors_count": headers[0].get("split.tensors.count"),
+    }
+    first = path.with_name(sn.part_name(1))
+    return summarize(headers, str(first), sum(_size(p) for p in parts), split)
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size

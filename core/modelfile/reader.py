@@ -1,0 +1,388 @@
+"""Parse a GGUF header (metadata and tensor infos) from a file or a byte buffer.
+
+Tensor data is never read. Large arrays (token lists, merges, scores) are skipped and kept as
+`ArrayRef`s that can be loaded on request. `gguf.GGUFReader` builds a numpy view per array element
+and took 18-58 s on real 128k-262k-token vocabularies; this reader takes milliseconds.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import CorruptError, GGUFError, NeedMoreData, NotGGUFError, TruncatedError
+
+GGUF_MAGIC = b"GGUF"
+DEFAULT_ALIGNMENT = 32
+MAX_DIMS = 4  # GGML_MAX_DIMS; llama.cpp refuses more
+MAX_KV = 1 << 20
+MAX_TENSORS = 1 << 20
+MAX_STRING = 1 << 28  # a single metadata string over 256 MiB is corruption, not a chat template
+MAX_KEY = 65535
+MAX_NESTING = 4
+# Arrays up to these sizes are materialized while parsing; larger ones stay lazy.
+EAGER_SCALARS = 4096
+EAGER_STRINGS = 64
+
+# GGUF value types (gguf.GGUFValueType) with their struct codes; 8 = string, 9 = array.
+_SCALAR_CODES = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
+T_STRING, T_ARRAY = 8, 9
+VALUE_TYPE_NAMES = {
+    0: "UINT8", 1: "INT8", 2: "UINT16", 3: "INT16", 4: "UINT32", 5: "INT32", 6: "FLOAT32", 7: "BOOL",
+    8: "STRING", 9: "ARRAY", 10: "UINT64", 11: "INT64", 12: "FLOAT64",
+}
+
+
+@dataclass(frozen=True)
+class ArrayRef:
+    """A metadata array left unread: its item type, length and where its items start."""
+
+    item_type: int
+    count: int
+    offset: int
+
+    def __len__(self) -> int:
+        return self.count
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One tensor's name, shape (ggml order, fastest dimension first), type number and data offset."""
+
+    name: str
+    shape: tuple[int, ...]
+    type_id: int
+    offset: int
+
+    @property
+    def n_elements(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+
+@dataclass
+class Header:
+    """A parsed GGUF header. `data_offset` is where tensor data starts (the header's size)."""
+
+    version: int
+    byteorder: str
+    metadata: dict[str, Any]
+    value_types: dict[str, int]
+    tensors: list[TensorInfo]
+    alignment: int
+    data_offset: int
+    file_size: int | None = None
+    _buf: Any = field(default=None, repr=False, compare=False)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self.metadata.get(key, default)
+        return default if isinstance(value, ArrayRef) else value
+
+    def array_len(self, key: str) -> int | None:
+        value = self.metadata.get(key)
+        if isinstance(value, (ArrayRef, list)):
+            return len(value)
+        return None
+
+    def load_array(self, key: str) -> list[Any]:
+        """Materialize a lazy array; needs the buffer the header was parsed from."""
+        value = self.metadata.get(key)
+        if isinstance(value, list):
+            return value
+        if not isinstance(value, ArrayRef):
+            raise KeyError(key)
+        if self._buf is None:
+            raise GGUFError(f"array {key!r} was not kept: reopen the file to load it")
+        parser = _Parser(self._buf, complete=True, byteorder=self.byteorder)
+        parser.pos = value.offset
+        return parser.read_array_items(value.item_type, value.count, eager=True, depth=1)
+
+
+class _Parser:
+    """Cursor over a buffer; raises TruncatedError (whole file) or NeedMoreData (a prefix)."""
+
+    def __init__(self, buf: Any, *, complete: bool, byteorder: str = "<", total: int | None = None):
+        self.buf = buf
+        self.size = len(buf)
+        self.complete = complete
+        self.bo = byteorder
+        self.total = total if total is not None else (self.size if complete else None)
+        self.pos = 0
+        self._u64 = struct.Struct(byteorder + "Q")
+        self._u32 = struct.Struct(byteorder + "I")
+
+    def need(self, end: int) -> None:
+        if end > self.size:
+            if self.complete or (self.total is not None and end > self.total):
+                have = self.total if self.total is not None else self.size
+                raise TruncatedError(f"file ends at byte {have:,} but its header needs byte {end:,}")
+            raise NeedMoreData(end)
+
+    def u32(self) -> int:
+        self.need(self.pos + 4)
+        (v,) = self._u32.unpack_from(self.buf, self.pos)
+        self.pos += 4
+        return v
+
+    def u64(self) -> int:
+        self.need(self.pos + 8)
+        (v,) = self._u64.unpack_from(self.buf, self.pos)
+        self.pos += 8
+        return v
+
+    def raw_string(self, limit: int, what: str) -> bytes:
+        start = self.pos
+        n = self.u64()
+        if n > limit:
+            raise CorruptError(f"{what} at byte {start:,} claims a length of {n:,} bytes")
+        self.need(self.pos + n)
+        data = bytes(self.buf[self.pos : self.pos + n])
+        self.pos += n
+        return data
+
+    def name(self, what: str) -> str:
+        start = self.pos
+        raw = self.raw_string(MAX_KEY, what)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise CorruptError(f"{what} at byte {start:,} is not valid UTF-8") from None
+
+    def value(self, vtype: int, depth: int) -> Any:
+        code = _SCALAR_CODES.get(vtype)
+        if code is not None:
+            st = struct.Struct(self.bo + code)
+            self.need(self.pos + st.size)
+            (v,) = st.unpack_from(self.buf, self.pos)
+            self.pos += st.size
+            return v
+        if vtype == T_STRING:
+            return self.raw_string(MAX_STRING, "string value").decode("utf-8", errors="replace")
+        if vtype == T_ARRAY:
+            if depth >= MAX_NESTING:
+                raise CorruptError(f"arrays nested deeper than {MAX_NESTING} at byte {self.pos:,}")
+            start = self.pos
+            item_type = self.u32()
+            count = self.u64()
+            self._check_count(count, item_type, start)
+            eager = count <= (EAGER_STRINGS if item_type in (T_STRING, T_ARRAY) else EAGER_SCALARS)
+            items_at = self.pos
+            items = self.read_array_items(item_type, count, eager=eager, depth=depth + 1)
+            return items if eager else ArrayRef(item_type, count, items_at)
+        raise CorruptError(f"unknown value type {vtype} at byte {self.pos - 4:,}")
+
+    def _check_count(self, count: int, item_type: int, start: int) -> None:
+        code = _SCALAR_CODES.get(item_type)
+        min_item = struct.calcsize(code) if code else 8 if item_type in (T_STRING, T_ARRAY) else 1
+        room = (self.total if self.total is not None else 1 << 40) - self.pos
+        if count * min_item > room:
+            raise CorruptError(f"array at byte {start:,} claims {count:,} items, more than the file can hold")
+
+    def read_array_items(self, item_type: int, count: int, *, eager: bool, depth: int) -> Any:
+        code = _SCALAR_CODES.get(item_type)
+        if code is not None:
+            st = struct.Struct(f"{self.bo}{count}{code}")
+            self.need(self.pos + st.size)
+            out = list(st.unpack_from(self.buf, self.pos)) if eager else None
+            self.pos += st.size
+            return out
+        if item_type == T_STRING:
+            if eager:
+                return [self.value(T_STRING, depth) for _ in range(count)]
+            self.pos = skip_strings(self, count)
+            return None
+        if item_type == T_ARRAY:
+            items = [self.value(T_ARRAY, depth) for _ in range(count)]
+            return items if eager else None
+        raise CorruptError(f"unknown array item type {item_type} at byte {self.pos:,}")
+
+
+def skip_strings(p: _Parser, count: int) -> int:
+    """Return the offset just past `count` length-prefixed strings starting at `p.pos`."""
+    off = p.pos
+    while count > 0:
+        if count >= 256 and p.bo == "<":
+            done, off = _skip_strings_vectorized(p, off, count)
+            count -= done
+            if done >= 32:
+                continue
+        step = min(count, 4096)
+        off = _skip_strings_loop(p, off, step)
+        count -= step
+    return off
+
+
+def _skip_strings_loop(p: _Parser, off: int, count: int) -> int:
+    unpack = p._u64.unpack_from
+    for _ in range(count):
+        p.need(off + 8)
+        n = unpack(p.buf, off)[0]
+        if n > MAX_STRING:
+            raise CorruptError(f"string at byte {off:,} claims a length of {n:,} bytes")
+        off += 8 + n
+    p.need(off)
+    return off
+
+
+def _skip_strings_vectorized(p: _Parser, off: int, count: int) -> tuple[int, int]:
+    """Skip a run of strings under 64 KiB each with numpy; every step is checked exactly.
+
+    Candidate starts are offsets whose 8 bytes read as a length < 65536. The chain P[0] = off,
+    P[i+1] = P[i] + 8 + len(P[i]) is accepted only as far as it is verified, so a false
+    candidate inside a string's text can shorten the run but never make it wrong. Measured on a
+    128k-token + 280k-merge header: 14 ms against 80 ms for the plain loop.
+    """
+    room = p.size - off
+    window = min(room, max(count * 24, 1 << 16))
+    if window < 16:
+        return 0, off
+    a = np.frombuffer(p.buf, dtype=np.uint8, count=window, offset=off)
+    mask = np.zeros(window, dtype=bool)
+    for k in range(8):
+        n = (window - k) // 8
+        if n > 0:
+            words = np.frombuffer(p.buf, dtype="<u8", count=n, offset=off + k)
+            mask[k::8][:n] = words < 65536
+    # A short string's length field at p also makes p-1 a candidate; the true start is the later one.
+    keep = mask.copy()
+    keep[:-1] &= ~mask[1:]
+    starts = np.flatnonzero(keep)
+    if len(starts) == 0 or starts[0] != 0:
+        return 0, off
+    m = min(count, len(starts))
+    starts = starts[:m]
+    nxt = starts + 8 + a[starts].astype(np.int64) + (a[starts + 1].astype(np.int64) << 8)
+    bad = np.flatnonzero(nxt[:-1] != starts[1:])
+    last = int(bad[0]) if len(bad) else m - 1
+    end = off + int(nxt[last])
+    p.need(end)
+    return last + 1, end
+
+
+def parse_header(
+    buf: Any, *, complete: bool = True, file_size: int | None = None, keep_buffer: bool = False
+) -> Header:
+    """Parse a GGUF header from `buf` (bytes, mmap, memoryview).
+
+    With complete=False, `buf` is a prefix of the file: running out raises NeedMoreData with the
+    number of bytes needed so far. `file_size`, when known, bounds counts and tensor data.
+    """
+    size = len(buf)
+    if size == 0:
+        raise NotGGUFError("empty file")
+    if size < 4 and not complete:
+        raise NeedMoreData(24)
+    if bytes(buf[:4]) != GGUF_MAGIC:
+        raise NotGGUFError(f"not a GGUF file (starts with {bytes(buf[:4])!r})")
+    p = _Parser(buf, complete=complete, total=file_size if file_size is not None else None)
+    p.pos = 4
+    version = p.u32()
+    byteorder = "<"
+    if version not in (2, 3) and struct.unpack("<I", struct.pack(">I", version))[0] in (2, 3):
+        byteorder = ">"
+        p = _Parser(buf, complete=complete, byteorder=">", total=p.total)
+        p.pos = 4
+        version = p.u32()
+    if version == 1:
+        raise NotGGUFError("GGUF version 1 is not supported (llama.cpp dropped it in 2023)")
+    if version not in (2, 3):
+        raise NotGGUFError(f"unsupported GGUF version {version}")
+    n_tensors = p.u64()
+    n_kv = p.u64()
+    if n_tensors > MAX_TENSORS or n_kv > MAX_KV:
+        raise CorruptError(f"header claims {n_tensors:,} tensors and {n_kv:,} metadata keys")
+    if p.total is not None and n_kv * 13 + n_tensors * 32 > p.total - p.pos:
+        raise TruncatedError(
+            f"file is truncated: {p.total:,} bytes cannot hold the {n_tensors:,} tensors and {n_kv:,} keys "
+            "its header declares"
+        )
+    metadata: dict[str, Any] = {}
+    value_types: dict[str, int] = {}
+    for _ in range(n_kv):
+        key = p.name("metadata key")
+        vtype = p.u32()
+        metadata[key] = p.value(vtype, 0)
+        value_types[key] = vtype
+    tensors = [_read_tensor_info(p) for _ in range(n_tensors)]
+    alignment = metadata.get("general.alignment", DEFAULT_ALIGNMENT)
+    if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):
+        raise CorruptError(f"general.alignment is {alignment!r}, not a power of two")
+    data_offset = -(-p.pos // alignment) * alignment
+    total = file_size if file_size is not None else (size if complete else None)
+    header = Header(
+        version=version,
+        byteorder=byteorder,
+        metadata=metadata,
+        value_types=value_types,
+        tensors=tensors,
+        alignment=alignment,
+        data_offset=data_offset,
+        file_size=total,
+        _buf=buf if keep_buffer else None,
+    )
+    if total is not None:
+        _check_data_bounds(header, total)
+    return header
+
+
+def _read_tensor_info(p: _Parser) -> TensorInfo:
+    start = p.pos
+    name = p.name("tensor name")
+    n_dims = p.u32()
+    if n_dims > MAX_DIMS:
+        raise CorruptError(f"tensor {name!r} at byte {start:,} has {n_dims} dimensions (max {MAX_DIMS})")
+    shape = tuple(p.u64() for _ in range(n_dims))
+    n = 1
+    for d in shape:
+        n *= d
+    if n >= 1 << 62:
+        raise CorruptError(f"tensor {name!r} claims {n:,} elements")
+    type_id = p.u32()
+    offset = p.u64()
+    return TensorInfo(name, shape, type_id, offset)
+
+
+def _check_data_bounds(header: Header, total: int) -> None:
+    from .quant_types import tensor_nbytes
+
+    room = total - header.data_offset
+    for t in header.tensors:
+        nbytes = tensor_nbytes(t.type_id, t.n_elements)
+        end = t.offset + (nbytes or 0)
+        if end > room:
+            raise TruncatedError(
+                f"file is truncated: tensor {t.name!r} needs {header.data_offset + end:,} bytes, "
+                f"file has {total:,}"
+            )
+
+
+def read_header(path: str | os.PathLike[str], *, keep_buffer: bool = False) -> Header:
+    """Parse the header of a local GGUF file through a read-only memory map."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size == 0:
+                raise NotGGUFError("empty file")
+            mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    except IsADirectoryError:
+        raise GGUFError("is a directory, not a GGUF file") from None
+    except FileNotFoundError:
+        raise GGUFError("no such file") from None
+    except PermissionError:
+        raise GGUFError("permission denied") from None
+    except OSError as e:
+        raise GGUFError(f"cannot read: {e.strerror or e}") from None
+    try:
+        return parse_header(mm, complete=True, keep_buffer=keep_buffer)
+    finally:
+        if not keep_buffer:
+            mm.close()

@@ -1,0 +1,68 @@
+"""Isolated dirs for every test, and tiny real models built once per session."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.modelgen import LlamaLog, quantize, write_tiny_model
+
+IMATRIX_KV = {
+    "quantize.imatrix.file": "imatrix.dat",
+    "quantize.imatrix.dataset": "calibration_datav3.txt",
+    "quantize.imatrix.entries_count": 28,
+    "quantize.imatrix.chunks_count": 125,
+}
+
+
+@dataclass
+class TinyModels:
+    dir: Path
+    f16: Path
+    quants: dict[str, Path]
+    llama_bpw: dict[str, float]
+    split_parts: list[Path]
+    tied: Path
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every store quanttui looks at points into this test's own folder."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+    monkeypatch.setenv("QUANTTUI_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("QUANTTUI_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("QUANTTUI_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    monkeypatch.setenv("LLAMA_CACHE", str(tmp_path / "llama.cpp"))
+    monkeypatch.setenv("OLLAMA_MODELS", str(tmp_path / "ollama"))
+    monkeypatch.delenv("HF_HOME", raising=False)
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
+    """F16 source, Q8_0 / Q4_K_M / Q2_K / IQ4_XS (with imatrix keys), a 3-part split set, a tied model."""
+    LlamaLog.install()
+    d = tmp_path_factory.mktemp("models")
+    f16 = write_tiny_model(d / "tiny-F16.gguf")
+    f16_im = write_tiny_model(d / "src-imatrix.gguf", extra_kv=IMATRIX_KV)
+    quants: dict[str, Path] = {}
+    bpw: dict[str, float] = {}
+    for label in ("Q8_0", "Q4_K_M", "Q2_K", "IQ4_XS"):
+        src = f16_im if label == "IQ4_XS" else f16
+        quants[label] = quantize(src, d / f"tiny-{label}.gguf", label)
+        bpw[label] = LlamaLog.quantized_bpw()
+    f16_im.unlink()
+    split_dir = d / "split"
+    split_dir.mkdir()
+    write_tiny_model(split_dir / "tiny-split.gguf", split_max_tensors=15)
+    parts = sorted(split_dir.glob("*.gguf"))
+    tied_dir = d / "tied"
+    tied_dir.mkdir()
+    tied = write_tiny_model(tied_dir / "tiny-tied-F16.gguf", tied=True)
+    return TinyModels(d, f16, quants, bpw, parts, tied)

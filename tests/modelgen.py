@@ -1,0 +1,183 @@
+"""Build tiny real GGUF models (llama architecture, byte-level vocabulary, random weights).
+
+Used by the tests and bench/; quantizing goes through llama.cpp's own quantizer.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from pathlib import Path
+from typing import Any
+
+import gguf
+import numpy as np
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}</s>{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+SPECIALS = ["<unk>", "<s>", "</s>"]
+BYTE_TOKENS = [f"<0x{i:02X}>" for i in range(256)]
+VOCAB = SPECIALS + BYTE_TOKENS  # 259 tokens: SentencePiece with byte fallback
+
+FTYPES = {"F32": 0, "F16": 1, "Q8_0": 7, "Q2_K": 10, "Q4_K_M": 15, "Q6_K": 18, "IQ4_XS": 30}
+
+
+def write_tiny_model(
+    path: str | Path,
+    *,
+    seed: int = 0,
+    n_layer: int = 4,
+    n_embd: int = 256,
+    n_ff: int = 768,
+    n_head: int = 4,
+    n_head_kv: int = 2,
+    n_ctx: int = 2048,
+    name: str = "Tiny Llama",
+    extra_kv: dict[str, Any] | None = None,
+    split_max_tensors: int = 0,
+    tied: bool = False,
+) -> Path:
+    """Write an F16 llama model that llama.cpp loads; dims are multiples of 256 so k-quants apply."""
+    path = Path(path)
+    rng = np.random.default_rng(seed)
+    w = gguf.GGUFWriter(path, "llama", split_max_tensors=split_max_tensors)
+    w.add_name(name)
+    w.add_basename("tiny-llama")
+    w.add_size_label("3M")
+    w.add_block_count(n_layer)
+    w.add_context_length(n_ctx)
+    w.add_embedding_length(n_embd)
+    w.add_feed_forward_length(n_ff)
+    w.add_head_count(n_head)
+    w.add_head_count_kv(n_head_kv)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_rope_freq_base(10000.0)
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
+    w.add_tokenizer_model("llama")
+    w.add_token_list(VOCAB)
+    w.add_token_scores([0.0] * len(VOCAB))
+    w.add_token_types([2, 3, 3] + [6] * 256)  # UNKNOWN, CONTROL, CONTROL, then BYTE
+    w.add_unk_token_id(0)
+    w.add_bos_token_id(1)
+    w.add_eos_token_id(2)
+    w.add_chat_template(CHAT_TEMPLATE)
+    for key, value in (extra_kv or {}).items():
+        if isinstance(value, str):
+            w.add_string(key, value)
+        else:
+            w.add_uint32(key, value)
+    n_vocab = len(VOCAB)
+    head_dim = n_embd // n_head
+
+    def mat(rows: int, cols: int, scale: float = 0.08) -> np.ndarray:
+        return (rng.standard_normal((rows, cols)) * scale).astype(np.float16)
+
+    def norm(n: int) -> np.ndarray:
+        return np.ones(n, dtype=np.float32)
+
+    w.add_tensor("token_embd.weight", mat(n_vocab, n_embd, 1.0))
+    for i in range(n_layer):
+        p = f"blk.{i}."
+        w.add_tensor(p + "attn_norm.weight", norm(n_embd))
+        w.add_tensor(p + "attn_q.weight", mat(n_embd, n_embd))
+        w.add_tensor(p + "attn_k.weight", mat(n_head_kv * head_dim, n_embd))
+        w.add_tensor(p + "attn_v.weight", mat(n_head_kv * head_dim, n_embd))
+        w.add_tensor(p + "attn_output.weight", mat(n_embd, n_embd))
+        w.add_tensor(p + "ffn_norm.weight", norm(n_embd))
+        w.add_tensor(p + "ffn_gate.weight", mat(n_ff, n_embd))
+        w.add_tensor(p + "ffn_up.weight", mat(n_ff, n_embd))
+        w.add_tensor(p + "ffn_down.weight", mat(n_embd, n_ff))
+    w.add_tensor("output_norm.weight", norm(n_embd))
+    if not tied:
+        w.add_tensor("output.weight", mat(n_vocab, n_embd, 0.3))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def quantize(src: str | Path, dst: str | Path, label: str) -> Path:
+    """Quantize with llama.cpp's own quantizer (llama_model_quantize)."""
+    import llama_cpp
+
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = FTYPES[label]
+    rc = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), ctypes.byref(params))
+    if rc != 0:
+        raise RuntimeError(f"llama_model_quantize({label}) returned {rc}")
+    return Path(dst)
+
+
+def write_vocab_header(path: str | Path, n_tokens: int = 128_000, n_merges: int = 280_000, seed: int = 0) -> Path:
+    """A GGUF whose header has a real-sized BPE vocabulary (like Llama 3) and a few small tensors."""
+    rng = np.random.default_rng(seed)
+    alphabet = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz\xc4\xa0", dtype=np.uint8)
+
+    def words(n: int, lo: int, hi: int) -> list[str]:
+        lengths = rng.integers(lo, hi, n)
+        chars = alphabet[rng.integers(0, 26, lengths.sum())].tobytes().decode()
+        out, pos = [], 0
+        for ln in lengths:
+            out.append(chars[pos : pos + ln])
+            pos += ln
+        return out
+
+    w = gguf.GGUFWriter(path, "llama")
+    w.add_name("Vocab Header")
+    w.add_block_count(1)
+    w.add_context_length(131072)
+    w.add_embedding_length(64)
+    w.add_feed_forward_length(128)
+    w.add_head_count(4)
+    w.add_head_count_kv(4)
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("llama-bpe")
+    w.add_token_list(words(n_tokens, 1, 12))
+    w.add_token_types([1] * n_tokens)
+    a, b = words(n_merges, 1, 7), words(n_merges, 1, 7)
+    w.add_token_merges([f"{x} {y}" for x, y in zip(a, b)])
+    w.add_bos_token_id(0)
+    w.add_eos_token_id(1)
+    w.add_chat_template(CHAT_TEMPLATE)
+    w.add_tensor("token_embd.weight", np.zeros((16, 64), dtype=np.float16))
+    w.add_tensor("blk.0.attn_q.weight", np.zeros((64, 64), dtype=np.float16))
+    w.add_tensor("output_norm.weight", np.ones(64, dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return Path(path)
+
+
+class LlamaLog:
+    """Captures llama.cpp's log lines (quantizer, loader) instead of letting them reach the terminal."""
+
+    lines: list[str] = []
+    _callback: Any = None
+
+    @classmethod
+    def install(cls) -> None:
+        if cls._callback is not None:
+            return
+        import llama_cpp
+
+        @llama_cpp.llama_log_callback
+        def _log(level: int, text: bytes, user_data: Any) -> None:
+            cls.lines.append(text.decode("utf-8", errors="replace"))
+
+        cls._callback = _log  # keep a reference: llama.cpp holds only the raw pointer
+        llama_cpp.llama_log_set(_log, ctypes.c_void_p(0))
+
+    @classmethod
+    def quantized_bpw(cls) -> float:
+        """The BPW llama.cpp printed for the last quantization ("quant size = ... (4.85 BPW)")."""
+        import re
+
+        for line in reversed(cls.lines):
+            m = re.search(r"quant size\s*=.*\(([\d.]+) BPW\)", line)
+            if m:
+                return float(m.group(1))
+        raise LookupError("no quant size line in llama.cpp's log")

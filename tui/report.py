@@ -1,0 +1,114 @@
+"""Plain-text renderings for the CLI: the same facts the Library screen shows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..core import format as fmt
+from ..core.library import LibraryEntry, Root
+
+
+def _kv(label: str, value: Any) -> str:
+    return f"  {label:<18} {value}"
+
+
+def imatrix_text(im: dict[str, Any] | None) -> str:
+    if not im:
+        return "none recorded"
+    bits = [im.get("dataset") or im.get("file") or "yes"]
+    if im.get("chunks_count"):
+        bits.append(f"{im['chunks_count']} chunks")
+    if im.get("entries_count"):
+        bits.append(f"{im['entries_count']} entries")
+    return ", ".join(str(b) for b in bits)
+
+
+def quant_text(f: dict[str, Any]) -> str:
+    label = f.get("file_type") or "unlabeled"
+    if f.get("file_type_guessed"):
+        label += " (guessed)"
+    if f.get("label_matches") is False:
+        label += f"  ! mostly {f.get('dominant_type')}, not what the label says"
+    return label
+
+
+def bar(value: float, top: float, width: int) -> str:
+    cells = 0 if top <= 0 else value / top * width
+    full = int(cells)
+    part = " ▏▎▍▌▋▊▉"[int((cells - full) * 8)] if full < width else ""
+    return ("█" * full + part).ljust(width)
+
+
+def inspect_text(f: dict[str, Any], *, tensors: bool = False) -> str:
+    lines = [f["path"]]
+    lines += [
+        _kv("model", f.get("name") or "?"),
+        _kv("architecture", f.get("architecture") or "?"),
+        _kv("parameters", f"{fmt.params(f['parameters'])} ({f['parameters']:,})"),
+        _kv("quant", quant_text(f)),
+        _kv("bits per weight", f"{f['bpw']:.2f}" if f.get("bpw") is not None else "?"),
+        _kv("file size", fmt.size(f["size_bytes"])),
+        _kv("imatrix", imatrix_text(f.get("imatrix"))),
+        _kv("context length", f.get("context_length") or "?"),
+        _kv("layers", f.get("block_count") or "?"),
+        _kv("embedding", f.get("embedding_length") or "?"),
+        _kv("heads / kv heads", f"{f.get('head_count')} / {f.get('head_count_kv')}"),
+        _kv("vocabulary", f"{f.get('vocab_size')} ({f.get('tokenizer_model') or '?'})"),
+        _kv("chat template", "yes" if f.get("has_chat_template") else "no"),
+    ]
+    if f.get("expert_count"):
+        lines.append(_kv("experts", f"{f.get('expert_used_count')} of {f['expert_count']} used"))
+    if f.get("sliding_window"):
+        lines.append(_kv("sliding window", f"{f['sliding_window']} (pattern {f.get('sliding_window_pattern')})"))
+    split = f.get("split")
+    if split:
+        miss = f", missing {', '.join(split['missing'])}" if split["missing"] else ""
+        lines.append(_kv("split", f"{split['count']} parts{miss}"))
+    lines.append("")
+    lines.append(f"  {'tensor type':<12} {'count':>6} {'params':>10} {'size':>12}")
+    for name, st in f["tensor_types"].items():
+        lines.append(f"  {name:<12} {st['count']:>6} {fmt.params(st['parameters']):>10} {fmt.size(st['bytes']):>12}")
+    lines.append("")
+    layers = f.get("layers") or []
+    top = max((layer["bpw"] for layer in layers), default=0)
+    lines.append("  bits per weight by layer")
+    for layer in layers:
+        lines.append(f"  {layer['name']:<14} {layer['bpw']:6.2f} {bar(layer['bpw'], top, 30)}")
+    if tensors:
+        lines.append("")
+        for t in f.get("tensors", []):
+            shape = "x".join(map(str, t["shape"]))
+            lines.append(f"  {t['name']:<40} {t['type']:<8} {shape:<16} {fmt.size(t['bytes'])}")
+    return "\n".join(lines)
+
+
+def ls_text(entries: list[LibraryEntry]) -> str:
+    header = f"{'model':<36} {'arch':<10} {'params':>7} {'quant':<9} {'bpw':>5} {'size':>11} {'imatrix':<8} store"
+    lines = [header]
+    last_group = None
+    for e in entries:
+        if e.group != last_group:
+            lines.append(f"{e.group_label}")
+            last_group = e.group
+        if e.error:
+            lines.append(f"  {e.name:<34} error: {e.error}")
+            continue
+        bpw = f"{e.fact('bpw'):.2f}" if e.fact("bpw") is not None else "?"
+        im = "yes" if e.fact("imatrix") else "-"
+        lines.append(
+            f"  {e.name[:34]:<34} {str(e.fact('architecture'))[:10]:<10} {fmt.params(e.fact('parameters')):>7} "
+            f"{(e.quant or '?'):<9} {bpw:>5} {fmt.size(e.size_bytes):>11} {im:<8} {e.store}"
+        )
+    return "\n".join(lines)
+
+
+def empty_library_text(roots: list[tuple[Root, str]]) -> str:
+    lines = ["No GGUF models found. quanttui looked in:"]
+    for root, state in roots:
+        lines.append(f"  {state:<8} {root.kind:<12} {root.path}")
+    lines.append("Add a folder with: quanttui roots add PATH")
+    return "\n".join(lines)
+
+
+def roots_text(rows: list[dict[str, Any]]) -> str:
+    return "\n".join(f"{r['state']:<8} {r['kind']:<12} {r['path']}" for r in rows)

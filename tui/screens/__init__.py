@@ -1,0 +1,1 @@
+"""Screens of the quanttui app, one per capability."""

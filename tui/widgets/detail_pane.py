@@ -1,0 +1,102 @@
+"""The detail pane: a highlighted file's facts, tensor-type histogram and per-layer bits per weight."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from ...core import format as fmt
+from ...core.library import LibraryEntry
+from ..report import imatrix_text, quant_text
+from .bpw_chart import BpwChart
+
+
+def facts_table(f: dict[str, Any], e: LibraryEntry) -> Table:
+    t = Table.grid(padding=(0, 2))
+    t.add_column(style="dim", no_wrap=True)
+    t.add_column()
+    rows = [
+        ("model", f.get("name") or "?"),
+        ("architecture", f.get("architecture") or "?"),
+        ("parameters", f"{fmt.params(f['parameters'])} ({f['parameters']:,})"),
+        ("quant", quant_text(f)),
+        ("bits per weight", f"{f['bpw']:.2f}" if f.get("bpw") is not None else "?"),
+        ("file size", fmt.size(e.size_bytes)),
+        ("imatrix", imatrix_text(f.get("imatrix"))),
+        ("context length", f"{f.get('context_length') or '?'}"),
+        ("layers", f"{f.get('block_count') or '?'}"),
+        ("heads / kv", f"{f.get('head_count')} / {f.get('head_count_kv')}"),
+        ("vocabulary", f"{f.get('vocab_size')} ({f.get('tokenizer_model') or '?'})"),
+        ("chat template", "yes" if f.get("has_chat_template") else "no"),
+    ]
+    if f.get("expert_count"):
+        rows.append(("experts", f"{f.get('expert_used_count')} of {f['expert_count']}"))
+    if f.get("sliding_window"):
+        rows.append(("sliding window", str(f["sliding_window"])))
+    split = f.get("split")
+    if split:
+        missing = f"; missing {', '.join(split['missing'])}" if split["missing"] else ""
+        rows.append(("split", f"{split['count']} parts{missing}"))
+    origin = e.origin.get("hf_repo") or e.origin.get("ollama")
+    if origin:
+        rows.append(("from", origin))
+    rows.append(("path", e.path))
+    for k, v in rows:
+        t.add_row(k, Text(str(v), style="bold red" if "!" in str(v) and k == "quant" else ""))
+    return t
+
+
+def histogram(f: dict[str, Any]) -> Table:
+    t = Table(title="tensor types", title_justify="left", expand=False, box=None, padding=(0, 1))
+    t.add_column("type")
+    t.add_column("count", justify="right")
+    t.add_column("params", justify="right")
+    t.add_column("size", justify="right")
+    t.add_column("share", min_width=16, no_wrap=True)
+    total = sum(st["bytes"] for st in f["tensor_types"].values()) or 1
+    for name, st in f["tensor_types"].items():
+        share = st["bytes"] / total
+        t.add_row(name, str(st["count"]), fmt.params(st["parameters"]), fmt.size(st["bytes"]),
+                  Text("█" * max(1, round(share * 10)) + f" {share:.0%}", style="cyan"))
+    return t
+
+
+class DetailPane(VerticalScroll):
+    """Shows one entry, a group's quant ladder, or an error in place."""
+
+    def compose(self):
+        yield Static(id="detail-facts")
+        yield BpwChart(id="detail-chart")
+
+    def show_entry(self, e: LibraryEntry) -> None:
+        facts = self.query_one("#detail-facts", Static)
+        chart = self.query_one("#detail-chart", BpwChart)
+        if e.error or not e.facts:
+            facts.update(Group(Text(e.name, style="bold"), Text(""),
+                               Text(f"cannot read this file: {e.error}", style="bold red"), Text(e.path, style="dim")))
+            chart.layers = []
+            return
+        body: list[RenderableType] = [Text(e.name, style="bold"), facts_table(e.facts, e), Text(""),
+                                      histogram(e.facts)]
+        facts.update(Group(*body))
+        chart.layers = e.facts.get("layers") or []
+
+    def show_group(self, members: list[LibraryEntry]) -> None:
+        t = Table(title=f"{members[0].group_label}: quant ladder", title_justify="left", box=None)
+        for col in ("quant", "bpw", "size", "imatrix", "file"):
+            t.add_column(col, justify="right" if col in ("bpw", "size") else "left")
+        for e in members:
+            bpw = e.fact("bpw")
+            t.add_row(e.quant or "?", f"{bpw:.2f}" if bpw else "?", fmt.size(e.size_bytes),
+                      "yes" if e.fact("imatrix") else "-", e.name)
+        self.query_one("#detail-facts", Static).update(t)
+        self.query_one("#detail-chart", BpwChart).layers = []
+
+    def show_message(self, text: RenderableType) -> None:
+        self.query_one("#detail-facts", Static).update(text)
+        self.query_one("#detail-chart", BpwChart).layers = []
