@@ -110,7 +110,9 @@ def quantize(src: str | Path, dst: str | Path, label: str) -> Path:
     return Path(dst)
 
 
-def write_vocab_header(path: str | Path, n_tokens: int = 128_000, n_merges: int = 280_000, seed: int = 0) -> Path:
+def write_vocab_header(
+    path: str | Path, n_tokens: int = 128_000, n_merges: int = 280_000, seed: int = 0
+) -> Path:
     """A GGUF whose header has a real-sized BPE vocabulary (like Llama 3) and a few small tensors."""
     rng = np.random.default_rng(seed)
     alphabet = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz\xc4\xa0", dtype=np.uint8)
@@ -138,7 +140,7 @@ def write_vocab_header(path: str | Path, n_tokens: int = 128_000, n_merges: int 
     w.add_token_list(words(n_tokens, 1, 12))
     w.add_token_types([1] * n_tokens)
     a, b = words(n_merges, 1, 7), words(n_merges, 1, 7)
-    w.add_token_merges([f"{x} {y}" for x, y in zip(a, b)])
+    w.add_token_merges([f"{x} {y}" for x, y in zip(a, b, strict=False)])
     w.add_bos_token_id(0)
     w.add_eos_token_id(1)
     w.add_chat_template(CHAT_TEMPLATE)

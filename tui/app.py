@@ -17,8 +17,8 @@ from .screens.library import LibraryScreen
 class QuantApp(App):
     TITLE = "quanttui"
     BINDINGS = [
-        Binding("t", "toggle_theme", "Theme", id="app.toggle_theme"),
-        Binding("q", "quit", "Quit", id="app.quit"),
+        Binding("ctrl+t", "toggle_theme", "Theme", id="app.toggle_theme"),
+        Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
     ]
 
     def __init__(self, roots: list[Root] | None = None) -> None:
@@ -47,13 +47,18 @@ class QuantApp(App):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        yield SystemCommand("Toggle dark/light theme", "Switch between quanttui's two themes",
-                            self.action_toggle_theme)
+        yield SystemCommand(
+            "Toggle dark/light theme", "Switch between quanttui's two themes", self.action_toggle_theme
+        )
         if isinstance(screen, LibraryScreen):
-            yield SystemCommand("Rescan library", "Look for new and changed model files", screen.action_rescan)
+            yield SystemCommand(
+                "Rescan library", "Look for new and changed model files", screen.action_rescan
+            )
             yield SystemCommand("Add folder", "Add a folder to the library roots", screen.action_add_root)
             yield SystemCommand("Filter models", "Focus the filter box", screen.action_focus_filter)
-            yield SystemCommand("Cycle sort column", "Sort the table by the next column", screen.action_cycle_sort)
+            yield SystemCommand(
+                "Cycle sort column", "Sort the table by the next column", screen.action_cycle_sort
+            )
             yield SystemCommand("Reverse sort", "Reverse the table order", screen.action_reverse_sort)
 
 

@@ -73,7 +73,9 @@ def _roots(args: argparse.Namespace) -> int:
         print(f"{verb}: {root.path}")
         return 0
     s = settings_mod.load()
-    rows = [{"path": str(r.path), "kind": r.kind, "default": r.default, "state": st} for r, st in all_roots(s)]
+    rows = [
+        {"path": str(r.path), "kind": r.kind, "default": r.default, "state": st} for r, st in all_roots(s)
+    ]
     if args.json:
         print(json.dumps(rows, indent=2))
     else:

@@ -59,7 +59,9 @@ def inspect_text(f: dict[str, Any], *, tensors: bool = False) -> str:
     if f.get("expert_count"):
         lines.append(_kv("experts", f"{f.get('expert_used_count')} of {f['expert_count']} used"))
     if f.get("sliding_window"):
-        lines.append(_kv("sliding window", f"{f['sliding_window']} (pattern {f.get('sliding_window_pattern')})"))
+        lines.append(
+            _kv("sliding window", f"{f['sliding_window']} (pattern {f.get('sliding_window_pattern')})")
+        )
     split = f.get("split")
     if split:
         miss = f", missing {', '.join(split['missing'])}" if split["missing"] else ""
@@ -67,7 +69,9 @@ def inspect_text(f: dict[str, Any], *, tensors: bool = False) -> str:
     lines.append("")
     lines.append(f"  {'tensor type':<12} {'count':>6} {'params':>10} {'size':>12}")
     for name, st in f["tensor_types"].items():
-        lines.append(f"  {name:<12} {st['count']:>6} {fmt.params(st['parameters']):>10} {fmt.size(st['bytes']):>12}")
+        lines.append(
+            f"  {name:<12} {st['count']:>6} {fmt.params(st['parameters']):>10} {fmt.size(st['bytes']):>12}"
+        )
     lines.append("")
     layers = f.get("layers") or []
     top = max((layer["bpw"] for layer in layers), default=0)
@@ -83,7 +87,9 @@ def inspect_text(f: dict[str, Any], *, tensors: bool = False) -> str:
 
 
 def ls_text(entries: list[LibraryEntry]) -> str:
-    header = f"{'model':<36} {'arch':<10} {'params':>7} {'quant':<9} {'bpw':>5} {'size':>11} {'imatrix':<8} store"
+    header = (
+        f"{'model':<36} {'arch':<10} {'params':>7} {'quant':<9} {'bpw':>5} {'size':>11} {'imatrix':<8} store"
+    )
     lines = [header]
     last_group = None
     for e in entries:
@@ -95,8 +101,9 @@ def ls_text(entries: list[LibraryEntry]) -> str:
             continue
         bpw = f"{e.fact('bpw'):.2f}" if e.fact("bpw") is not None else "?"
         im = "yes" if e.fact("imatrix") else "-"
+        arch = str(e.fact("architecture"))[:10]
         lines.append(
-            f"  {e.name[:34]:<34} {str(e.fact('architecture'))[:10]:<10} {fmt.params(e.fact('parameters')):>7} "
+            f"  {e.name[:34]:<34} {arch:<10} {fmt.params(e.fact('parameters')):>7} "
             f"{(e.quant or '?'):<9} {bpw:>5} {fmt.size(e.size_bytes):>11} {im:<8} {e.store}"
         )
     return "\n".join(lines)

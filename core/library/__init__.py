@@ -6,6 +6,13 @@ from .roots import Root, active_roots, add_root, all_roots, default_roots, remov
 from .scan import LibraryEntry, index_path, scan
 
 __all__ = [
-    "LibraryEntry", "Root", "active_roots", "add_root", "all_roots", "default_roots", "index_path",
-    "remove_root", "scan",
+    "LibraryEntry",
+    "Root",
+    "active_roots",
+    "add_root",
+    "all_roots",
+    "default_roots",
+    "index_path",
+    "remove_root",
+    "scan",
 ]

@@ -7,6 +7,7 @@ Split parts are gathered into one candidate per set.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterator
@@ -56,7 +57,7 @@ def _gather_splits(paths: Iterator[Path], origins: dict[Path, dict[str, str]]) -
             yield Candidate(path, [path], origin=origins.get(path, {}))
         else:
             sets.setdefault((path.parent, sn.stem, sn.count), {})[sn.number] = path
-    for (parent, stem, count), found in sorted(sets.items(), key=lambda kv: str(kv[0][0] / kv[0][1])):
+    for (_parent, _stem, count), found in sorted(sets.items(), key=lambda kv: str(kv[0][0] / kv[0][1])):
         first = found[min(found)]
         sn = parse_split_name(first.name)
         assert sn is not None
@@ -104,10 +105,8 @@ def _hf_refs(repo_dir: Path) -> dict[str, str]:
     if ref_dir.is_dir():
         for ref in ref_dir.rglob("*"):
             if ref.is_file():
-                try:
+                with contextlib.suppress(OSError):
                     refs[ref.relative_to(ref_dir).as_posix()] = ref.read_text().strip()
-                except OSError:
-                    pass
     return refs
 
 

@@ -22,17 +22,17 @@ def strip_quant(name: str) -> str:
 
 def quant_from_name(name: str) -> str | None:
     """The quant label a file name carries, upper-cased, if any."""
-    m = None
-    for m in QUANT_IN_NAME.finditer(re.sub(r"\.gguf$", "", name, flags=re.IGNORECASE)):
-        pass
-    return m.group(0).strip("-_. ").upper() if m else None
+    found = QUANT_IN_NAME.findall(re.sub(r"\.gguf$", "", name, flags=re.IGNORECASE))
+    return found[-1].strip("-_. ").upper() if found else None
 
 
 def _norm(s: str) -> str:
     return re.sub(r"[\s_.\-]+", "-", s.strip().lower()).strip("-")
 
 
-def group_of(facts: dict[str, Any] | None, filename: str, origin: dict[str, str], folder: str) -> tuple[str, str]:
+def group_of(
+    facts: dict[str, Any] | None, filename: str, origin: dict[str, str], folder: str
+) -> tuple[str, str]:
     """(key, label) for grouping: quants of one model share the key."""
     if facts:
         arch = facts.get("architecture") or ""

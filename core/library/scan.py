@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -160,10 +161,9 @@ def scan(
         if progress:
             progress(i + 1, total, key)
     if new != old:
-        try:
+        # A read-only cache dir costs speed next time, never correctness.
+        with contextlib.suppress(OSError):
             _save_index(index_file, new)
-        except OSError:
-            pass  # a read-only cache dir costs speed next time, never correctness
     return sort_entries(entries)
 
 

@@ -7,6 +7,16 @@ from .facts import ModelFacts, inspect_file, summarize
 from .reader import Header, TensorInfo, parse_header, read_header
 
 __all__ = [
-    "CorruptError", "GGUFError", "Header", "ModelFacts", "NeedMoreData", "NotGGUFError",
-    "TensorInfo", "TruncatedError", "inspect_file", "parse_header", "read_header", "summarize",
+    "CorruptError",
+    "GGUFError",
+    "Header",
+    "ModelFacts",
+    "NeedMoreData",
+    "NotGGUFError",
+    "TensorInfo",
+    "TruncatedError",
+    "inspect_file",
+    "parse_header",
+    "read_header",
+    "summarize",
 ]

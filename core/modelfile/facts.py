@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -75,9 +75,12 @@ class ModelFacts:
     tensors: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self, *, tensors: bool = False) -> dict[str, Any]:
-        d = asdict(self)
-        if not tensors:
-            d.pop("tensors")
+        """JSON-ready facts; per-tensor rows only when asked (asdict would deep-copy them every time)."""
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "tensors"}
+        d["tensor_types"] = {k: asdict(v) for k, v in self.tensor_types.items()}
+        d["layers"] = [asdict(layer) for layer in self.layers]
+        if tensors:
+            d["tensors"] = [dict(t) for t in self.tensors]
         return d
 
 
@@ -134,7 +137,7 @@ def summarize(headers: list[Header], path: str, size_bytes: int, split: dict[str
     bytes_known = True
     names = set()
     for h in headers:
-        for t, nbytes in zip(h.tensors, _tensor_bytes(h)):
+        for t, nbytes in zip(h.tensors, _tensor_bytes(h), strict=False):
             tname = tensor_type_name(t.type_id)
             n = t.n_elements
             names.add(t.name)

@@ -5,7 +5,7 @@ Numbers newer than the installed `gguf` knows are named "type N" / "ftype N" and
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import gguf
 
@@ -16,17 +16,45 @@ _EXTRA_TENSOR_TYPES = {42: "Q2_0"}
 
 # The tensor type that carries most weights in each llama.cpp recipe, to check a label against the mix.
 PRIMARY_TYPE = {
-    "F32": "F32", "F16": "F16", "BF16": "BF16", "Q4_0": "Q4_0", "Q4_1": "Q4_1", "Q5_0": "Q5_0",
-    "Q5_1": "Q5_1", "Q8_0": "Q8_0", "Q2_K": "Q2_K", "Q2_K_S": "Q2_K", "Q3_K_S": "Q3_K", "Q3_K_M": "Q3_K",
-    "Q3_K_L": "Q3_K", "Q4_K_S": "Q4_K", "Q4_K_M": "Q4_K", "Q5_K_S": "Q5_K", "Q5_K_M": "Q5_K",
-    "Q6_K": "Q6_K", "IQ2_XXS": "IQ2_XXS", "IQ2_XS": "IQ2_XS", "IQ2_S": "IQ2_S", "IQ2_M": "IQ2_S",
-    "IQ3_XXS": "IQ3_XXS", "IQ3_XS": "IQ3_S", "IQ3_S": "IQ3_S", "IQ3_M": "IQ3_S", "IQ1_S": "IQ1_S",
-    "IQ1_M": "IQ1_M", "IQ4_NL": "IQ4_NL", "IQ4_XS": "IQ4_XS", "TQ1_0": "TQ1_0", "TQ2_0": "TQ2_0",
-    "MXFP4_MOE": "MXFP4", "NVFP4": "NVFP4", "Q1_0": "Q1_0",
+    "F32": "F32",
+    "F16": "F16",
+    "BF16": "BF16",
+    "Q4_0": "Q4_0",
+    "Q4_1": "Q4_1",
+    "Q5_0": "Q5_0",
+    "Q5_1": "Q5_1",
+    "Q8_0": "Q8_0",
+    "Q2_K": "Q2_K",
+    "Q2_K_S": "Q2_K",
+    "Q3_K_S": "Q3_K",
+    "Q3_K_M": "Q3_K",
+    "Q3_K_L": "Q3_K",
+    "Q4_K_S": "Q4_K",
+    "Q4_K_M": "Q4_K",
+    "Q5_K_S": "Q5_K",
+    "Q5_K_M": "Q5_K",
+    "Q6_K": "Q6_K",
+    "IQ2_XXS": "IQ2_XXS",
+    "IQ2_XS": "IQ2_XS",
+    "IQ2_S": "IQ2_S",
+    "IQ2_M": "IQ2_S",
+    "IQ3_XXS": "IQ3_XXS",
+    "IQ3_XS": "IQ3_S",
+    "IQ3_S": "IQ3_S",
+    "IQ3_M": "IQ3_S",
+    "IQ1_S": "IQ1_S",
+    "IQ1_M": "IQ1_M",
+    "IQ4_NL": "IQ4_NL",
+    "IQ4_XS": "IQ4_XS",
+    "TQ1_0": "TQ1_0",
+    "TQ2_0": "TQ2_0",
+    "MXFP4_MOE": "MXFP4",
+    "NVFP4": "NVFP4",
+    "Q1_0": "Q1_0",
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def tensor_type_name(type_id: int) -> str:
     try:
         return gguf.GGMLQuantizationType(type_id).name
@@ -34,7 +62,7 @@ def tensor_type_name(type_id: int) -> str:
         return _EXTRA_TENSOR_TYPES.get(type_id, f"type {type_id}")
 
 
-@lru_cache(maxsize=None)
+@cache
 def tensor_type_known(type_id: int) -> bool:
     try:
         return gguf.GGMLQuantizationType(type_id) in gguf.GGML_QUANT_SIZES

@@ -86,8 +86,12 @@ def _hf_cache_repo(hub: Path, repo: str, files: dict[str, Path], revisions: list
 
 def test_hf_cache_store(tiny):
     hub = hf_hub_cache()
-    _hf_cache_repo(hub, "someone/Tiny-Llama-GGUF", {"tiny-Q8_0.gguf": tiny.quants["Q8_0"],
-                                                    "tiny-Q2_K.gguf": tiny.quants["Q2_K"]}, ["a" * 40, "b" * 40])
+    _hf_cache_repo(
+        hub,
+        "someone/Tiny-Llama-GGUF",
+        {"tiny-Q8_0.gguf": tiny.quants["Q8_0"], "tiny-Q2_K.gguf": tiny.quants["Q2_K"]},
+        ["a" * 40, "b" * 40],
+    )
     roots = active_roots(settings_mod.load())
     assert any(r.kind == "huggingface" and r.path == hub for r in roots)
     entries = scan(roots)
@@ -102,8 +106,12 @@ def test_ollama_store_names_blobs(tiny):
     digest = "ab" * 32
     _copy(tiny.quants["Q4_K_M"], models / "blobs" / f"sha256-{digest}")
     (models / "blobs" / f"sha256-{'cd' * 32}").write_text("{}")  # a config blob, not a model
-    manifest = {"layers": [{"mediaType": "application/vnd.ollama.image.model", "digest": f"sha256:{digest}"},
-                           {"mediaType": "application/vnd.ollama.image.params", "digest": f"sha256:{'cd' * 32}"}]}
+    manifest = {
+        "layers": [
+            {"mediaType": "application/vnd.ollama.image.model", "digest": f"sha256:{digest}"},
+            {"mediaType": "application/vnd.ollama.image.params", "digest": f"sha256:{'cd' * 32}"},
+        ]
+    }
     for tag in ("latest", "q4"):
         m = models / "manifests" / "registry.ollama.ai" / "library" / "tiny" / tag
         m.parent.mkdir(parents=True, exist_ok=True)
@@ -115,7 +123,9 @@ def test_ollama_store_names_blobs(tiny):
 
 def test_llama_cpp_cache_and_lmstudio(tiny, tmp_path):
     _copy(tiny.quants["Q8_0"], llama_cpp_cache() / "someone_Tiny-GGUF_tiny-Q8_0.gguf")
-    _copy(tiny.quants["Q2_K"], Path.home() / ".lmstudio" / "models" / "someone" / "Tiny-GGUF" / "tiny-Q2_K.gguf")
+    _copy(
+        tiny.quants["Q2_K"], Path.home() / ".lmstudio" / "models" / "someone" / "Tiny-GGUF" / "tiny-Q2_K.gguf"
+    )
     stores = {e.store: e for e in scan(active_roots(settings_mod.load()))}
     assert set(stores) == {"llama.cpp", "lmstudio"}
 

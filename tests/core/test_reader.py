@@ -8,7 +8,6 @@ from pathlib import Path
 import gguf
 import numpy as np
 import pytest
-
 from quanttui.core.modelfile import (
     CorruptError,
     NeedMoreData,
@@ -19,6 +18,7 @@ from quanttui.core.modelfile import (
     read_header,
 )
 from quanttui.core.modelfile.reader import ArrayRef
+
 from tests.modelgen import VOCAB, write_tiny_model, write_vocab_header
 
 
@@ -48,14 +48,13 @@ def test_header_equals_gguf_reader(tiny, label):
         if isinstance(value, ArrayRef):
             value = ours.load_array(key)
         expected = _gguf_value(theirs.fields[key])
-        if isinstance(expected, float):
-            assert value == pytest.approx(expected)
-        elif isinstance(expected, list) and expected and isinstance(expected[0], float):
+        floats = isinstance(expected, list) and expected and isinstance(expected[0], float)
+        if isinstance(expected, float) or floats:
             assert value == pytest.approx(expected)
         else:
             assert value == expected, key
     assert [t.name for t in ours.tensors] == [t.name for t in theirs.tensors]
-    for mine, ref in zip(ours.tensors, theirs.tensors):
+    for mine, ref in zip(ours.tensors, theirs.tensors, strict=False):
         assert mine.shape == tuple(int(x) for x in ref.shape)
         assert mine.type_id == int(ref.tensor_type)
         assert ours.data_offset + mine.offset == int(ref.data_offset)
@@ -251,12 +250,29 @@ def _header_bytes(path: Path) -> bytes:
         (b"GGUF" + struct.pack("<I", 99) + b"\0" * 40, NotGGUFError, "unsupported GGUF version 99"),
         (b"GGUF" + struct.pack("<IQQ", 3, 1 << 40, 0), CorruptError, "tensors"),
         (b"GGUF" + struct.pack("<IQQ", 3, 0, 5) + struct.pack("<Q", 1 << 60), CorruptError, "length"),
-        (b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", 2) + b"\xff\xfe" + struct.pack("<I", 4),
-         CorruptError, "UTF-8"),
-        (b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", 1) + b"k" + struct.pack("<I", 77),
-         CorruptError, "unknown value type 77"),
-        (b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", 1) + b"k" + struct.pack("<IIQ", 9, 8, 1 << 50),
-         CorruptError, "claims"),
+        (
+            b"GGUF"
+            + struct.pack("<IQQ", 3, 0, 1)
+            + struct.pack("<Q", 2)
+            + b"\xff\xfe"
+            + struct.pack("<I", 4),
+            CorruptError,
+            "UTF-8",
+        ),
+        (
+            b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", 1) + b"k" + struct.pack("<I", 77),
+            CorruptError,
+            "unknown value type 77",
+        ),
+        (
+            b"GGUF"
+            + struct.pack("<IQQ", 3, 0, 1)
+            + struct.pack("<Q", 1)
+            + b"k"
+            + struct.pack("<IIQ", 9, 8, 1 << 50),
+            CorruptError,
+            "claims",
+        ),
     ],
 )
 def test_bad_input_gives_typed_one_line_errors(tmp_path, content, error, message):

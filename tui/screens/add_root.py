@@ -14,7 +14,9 @@ class AddRootScreen(ModalScreen[str | None]):
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="add_root.cancel")]
     DEFAULT_CSS = """
     AddRootScreen { align: center middle; }
-    AddRootScreen > Vertical { width: 72; height: auto; border: thick $primary; background: $surface; padding: 1 2; }
+    AddRootScreen > Vertical {
+        width: 72; height: auto; border: thick $primary; background: $surface; padding: 1 2;
+    }
     """
 
     def compose(self) -> ComposeResult:

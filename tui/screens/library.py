@@ -30,10 +30,10 @@ class LibraryScreen(Screen):
     BINDINGS = [
         Binding("slash", "focus_filter", "Filter", id="library.filter"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="library.clear_filter"),
-        Binding("s", "cycle_sort", "Sort", id="library.sort"),
-        Binding("r", "reverse_sort", "Reverse", id="library.reverse"),
+        Binding("ctrl+s", "cycle_sort", "Sort", id="library.sort"),
+        Binding("ctrl+o", "reverse_sort", "Order", id="library.reverse"),
         Binding("ctrl+r", "rescan", "Rescan", id="library.rescan"),
-        Binding("a", "add_root", "Add folder", id="library.add_root"),
+        Binding("ctrl+a", "add_root", "Add folder", id="library.add_root"),
     ]
 
     def __init__(self, roots: list[Root] | None = None) -> None:
@@ -45,7 +45,9 @@ class LibraryScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Input(placeholder="type to filter: name, architecture, quant, store", id="filter")
+        yield Input(
+            placeholder="type to filter: name, architecture, quant, store", id="filter", select_on_focus=False
+        )
         with Horizontal(id="library-body"):
             with Vertical(id="table-column"):
                 yield ModelTable(id="models")
@@ -99,7 +101,9 @@ class LibraryScreen(Screen):
     def _worker_failed(self, event: Worker.StateChanged) -> None:
         if event.state == WorkerState.ERROR:
             self.query_one("#scan-progress").display = False
-            self.query_one("#status-text", Static).update(Text(f"scan failed: {event.worker.error}", style="bold red"))
+            self.query_one("#status-text", Static).update(
+                Text(f"scan failed: {event.worker.error}", style="bold red")
+            )
 
     # table ----------------------------------------------------------------------------------------
 
@@ -127,16 +131,21 @@ class LibraryScreen(Screen):
             self._show_highlighted()
         arrow = "▼" if self.reverse else "▲"
         for key, label in COLUMNS:
-            table.columns[key].label = Text(f"{label} {arrow}" if key == self.sort else label)  # type: ignore[index]
+            table.columns[key].label = Text(f"{label} {arrow}" if key == self.sort else f"{label}  ")  # type: ignore[index]
         table.refresh()
 
     def _empty_text(self) -> Group:
         lines = [Text("No GGUF models found.", style="bold"), Text(""), Text("quanttui looked in:")]
-        roots = all_roots(settings_mod.load()) if self._fixed_roots is None else [
-            (r, "active" if r.exists else "missing") for r in self._fixed_roots]
+        roots = (
+            all_roots(settings_mod.load())
+            if self._fixed_roots is None
+            else [(r, "active" if r.exists else "missing") for r in self._fixed_roots]
+        )
         for root, state in roots:
-            lines.append(Text(f"  {state:<8} {root.kind:<12} {root.path}", style="" if state == "active" else "dim"))
-        lines += [Text(""), Text("Press a to add a folder, or run: quanttui roots add PATH")]
+            lines.append(
+                Text(f"  {state:<8} {root.kind:<12} {root.path}", style="" if state == "active" else "dim")
+            )
+        lines += [Text(""), Text("Press ctrl+a to add a folder, or run: quanttui roots add PATH")]
         return Group(*lines)
 
     def _show_highlighted(self) -> None:
@@ -151,7 +160,7 @@ class LibraryScreen(Screen):
         if key is None:
             return
         if key.startswith(GROUP_PREFIX):
-            group = key[len(GROUP_PREFIX):]
+            group = key[len(GROUP_PREFIX) :]
             members = [e for e in self.visible() if e.group == group]
             if members:
                 pane.show_group(members)
@@ -184,7 +193,8 @@ class LibraryScreen(Screen):
 
     def on_key(self, event: Key) -> None:
         table = self.query_one(ModelTable)
-        if self.focused is table and event.is_printable and event.character and event.character not in "sra/":
+        # Letters and digits always filter; every action sits on a ctrl key or "/".
+        if self.focused is table and event.is_printable and event.character and event.character != "/":
             filt = self.query_one("#filter", Input)
             filt.focus()
             filt.insert_text_at_cursor(event.character)

@@ -39,8 +39,11 @@ class BpwChart(Widget):
         t.add_column("bpw", justify="right")
         t.add_column("", no_wrap=True)
         top = max(layer["bpw"] for layer in self.layers) or 1.0
-        width = max(10, min(40, self.content_size.width - 24))
+        width = max(10, min(40, self.content_size.width - 26))
         for layer in self.layers:
-            t.add_row(layer["name"], f"{layer['bpw']:.2f}",
-                      Text(bar(layer["bpw"], top, width), style=self._colour(layer["bpw"])))
+            t.add_row(
+                layer["name"],
+                f"{layer['bpw']:.2f}",
+                Text(bar(layer["bpw"], top, width), style=self._colour(layer["bpw"])),
+            )
         return t

@@ -53,16 +53,21 @@ def facts_table(f: dict[str, Any], e: LibraryEntry) -> Table:
 
 def histogram(f: dict[str, Any]) -> Table:
     t = Table(title="tensor types", title_justify="left", expand=False, box=None, padding=(0, 1))
-    t.add_column("type")
-    t.add_column("count", justify="right")
-    t.add_column("params", justify="right")
-    t.add_column("size", justify="right")
-    t.add_column("share", min_width=16, no_wrap=True)
+    t.add_column("type", no_wrap=True)
+    t.add_column("count", justify="right", no_wrap=True)
+    t.add_column("params", justify="right", no_wrap=True)
+    t.add_column("size", justify="right", no_wrap=True)
+    t.add_column("share", no_wrap=True)
     total = sum(st["bytes"] for st in f["tensor_types"].values()) or 1
     for name, st in f["tensor_types"].items():
         share = st["bytes"] / total
-        t.add_row(name, str(st["count"]), fmt.params(st["parameters"]), fmt.size(st["bytes"]),
-                  Text("█" * max(1, round(share * 10)) + f" {share:.0%}", style="cyan"))
+        t.add_row(
+            name,
+            str(st["count"]),
+            fmt.params(st["parameters"]),
+            fmt.size(st["bytes"]),
+            Text("█" * max(1, round(share * 8)) + f" {share:.0%}", style="cyan"),
+        )
     return t
 
 
@@ -77,12 +82,22 @@ class DetailPane(VerticalScroll):
         facts = self.query_one("#detail-facts", Static)
         chart = self.query_one("#detail-chart", BpwChart)
         if e.error or not e.facts:
-            facts.update(Group(Text(e.name, style="bold"), Text(""),
-                               Text(f"cannot read this file: {e.error}", style="bold red"), Text(e.path, style="dim")))
+            facts.update(
+                Group(
+                    Text(e.name, style="bold"),
+                    Text(""),
+                    Text(f"cannot read this file: {e.error}", style="bold red"),
+                    Text(e.path, style="dim"),
+                )
+            )
             chart.layers = []
             return
-        body: list[RenderableType] = [Text(e.name, style="bold"), facts_table(e.facts, e), Text(""),
-                                      histogram(e.facts)]
+        body: list[RenderableType] = [
+            Text(e.name, style="bold"),
+            facts_table(e.facts, e),
+            Text(""),
+            histogram(e.facts),
+        ]
         facts.update(Group(*body))
         chart.layers = e.facts.get("layers") or []
 
@@ -92,8 +107,13 @@ class DetailPane(VerticalScroll):
             t.add_column(col, justify="right" if col in ("bpw", "size") else "left")
         for e in members:
             bpw = e.fact("bpw")
-            t.add_row(e.quant or "?", f"{bpw:.2f}" if bpw else "?", fmt.size(e.size_bytes),
-                      "yes" if e.fact("imatrix") else "-", e.name)
+            t.add_row(
+                e.quant or "?",
+                f"{bpw:.2f}" if bpw else "?",
+                fmt.size(e.size_bytes),
+                "yes" if e.fact("imatrix") else "-",
+                e.name,
+            )
         self.query_one("#detail-facts", Static).update(t)
         self.query_one("#detail-chart", BpwChart).layers = []
 

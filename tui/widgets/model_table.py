@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -11,8 +12,16 @@ from textual.widgets import DataTable
 from ...core import format as fmt
 from ...core.library import LibraryEntry
 
-COLUMNS = (("model", "Model"), ("arch", "Arch"), ("params", "Params"), ("quant", "Quant"),
-           ("bpw", "BPW"), ("size", "Size"), ("imatrix", "imatrix"), ("store", "Store"))
+COLUMNS = (
+    ("model", "Model"),
+    ("arch", "Arch"),
+    ("params", "Params"),
+    ("quant", "Quant"),
+    ("bpw", "BPW"),
+    ("size", "Size"),
+    ("imatrix", "imatrix"),
+    ("store", "Store"),
+)
 SORTS: dict[str, Callable[[LibraryEntry], Any]] = {
     "model": lambda e: e.name.lower(),
     "arch": lambda e: str(e.fact("architecture") or ""),
@@ -29,8 +38,16 @@ GROUP_PREFIX = "group:"
 def matches(entry: LibraryEntry, query: str) -> bool:
     """Every word of the query appears in the entry's name, group, architecture, quant or store."""
     hay = " ".join(
-        str(x) for x in (entry.name, entry.group_label, entry.fact("architecture"), entry.quant, entry.store,
-                         entry.path, "error" if entry.error else "")
+        str(x)
+        for x in (
+            entry.name,
+            entry.group_label,
+            entry.fact("architecture"),
+            entry.quant,
+            entry.store,
+            entry.path,
+            "error" if entry.error else "",
+        )
     ).lower()
     return all(word in hay for word in query.lower().split())
 
@@ -43,11 +60,16 @@ def arrange(entries: list[LibraryEntry], sort: str, reverse: bool) -> list[list[
         groups.setdefault(e.group, []).append(e)
     if sort == "model":
         # The quant ladder: most bits first, groups alphabetically, unreadable files last.
-        ordered = [sorted(g, key=lambda e: (e.error is not None, -(e.fact("bpw") or 0), e.name)) for g in groups.values()]
-        ordered.sort(key=lambda g: (all(e.error for e in g), g[0].group_label.lower()), reverse=reverse)
+        ordered = [
+            sorted(g, key=lambda e: (e.error is not None, -(e.fact("bpw") or 0), e.name))
+            for g in groups.values()
+        ]
+        ordered.sort(key=lambda g: g[0].group_label.lower(), reverse=reverse)
+        ordered.sort(key=lambda g: all(e.error for e in g))
         return ordered
     ordered = [sorted(g, key=key, reverse=reverse) for g in groups.values()]
     ordered.sort(key=lambda g: key(g[0]), reverse=reverse)
+    ordered.sort(key=lambda g: all(e.error for e in g))  # stable: unreadable groups last either way
     return ordered
 
 
@@ -58,7 +80,7 @@ class ModelTable(DataTable):
         self.cursor_type = "row"
         self.zebra_stripes = True
         for key, label in COLUMNS:
-            self.add_column(label, key=key)
+            self.add_column(f"{label}  ", key=key)  # room for the sort arrow
 
     def show(self, groups: list[list[LibraryEntry]], keep: str | None = None) -> None:
         self.clear()
@@ -70,10 +92,8 @@ class ModelTable(DataTable):
             for i, e in enumerate(group):
                 self.add_row(*self._cells(e, last=i == count - 1), key=e.path)
         if keep is not None:
-            try:
+            with contextlib.suppress(Exception):
                 self.move_cursor(row=self.get_row_index(keep))
-            except Exception:
-                pass
 
     @staticmethod
     def _cells(e: LibraryEntry, *, last: bool) -> list[Any]:

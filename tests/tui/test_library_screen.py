@@ -1,0 +1,161 @@
+"""Pilot tests: the Library screen as a person uses it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from quanttui.core import settings as settings_mod
+from quanttui.core.library import Root
+from quanttui.tui.app import create_app
+from quanttui.tui.widgets.bpw_chart import BpwChart
+from quanttui.tui.widgets.model_table import ModelTable
+
+
+@pytest.fixture
+def lib(tiny, tmp_path) -> Path:
+    d = tmp_path / "lib"
+    d.mkdir()
+    for label, path in tiny.quants.items():
+        shutil.copyfile(path, d / f"tiny-{label}.gguf")
+    (d / "broken.gguf").write_bytes(tiny.quants["Q8_0"].read_bytes()[:500])
+    return d
+
+
+def rendered(widget) -> str:
+    """The text a widget shows right now."""
+    return "\n".join(strip.text for strip in widget.render_lines(widget.region.reset_offset))
+
+
+async def _loaded(pilot) -> ModelTable:
+    table = pilot.app.screen.query_one(ModelTable)
+    for _ in range(100):
+        await pilot.pause(0.05)
+        if table.row_count:
+            return table
+    raise AssertionError("the library never loaded")
+
+
+def row_keys(table: ModelTable) -> list[str]:
+    return [table.coordinate_to_cell_key((i, 0)).row_key.value for i in range(table.row_count)]
+
+
+async def test_table_groups_quants_and_detail_follows_cursor(lib):
+    app = create_app([Root(lib, "folder", False)])
+    async with app.run_test(size=(160, 48)) as pilot:
+        table = await _loaded(pilot)
+        keys = row_keys(table)
+        assert keys[0].startswith("group:")
+        assert [Path(k).name for k in keys[1:5]] == [
+            "tiny-Q8_0.gguf",
+            "tiny-Q4_K_M.gguf",
+            "tiny-IQ4_XS.gguf",
+            "tiny-Q2_K.gguf",
+        ]
+        assert "5 models" in rendered(app.screen.query_one("#status-text"))
+        await pilot.press("down", "down")  # the Q4_K_M row
+        detail = rendered(app.screen.query_one("#detail-facts"))
+        assert "tiny-Q4_K_M.gguf" in detail and "Q4_K_M" in detail and "4.85" in detail
+        assert "Q6_K" in detail  # the tensor-type histogram
+        chart = app.screen.query_one(BpwChart)
+        assert [layer["name"] for layer in chart.layers][:2] == ["token_embd", "blk.0"]
+        assert "blk.3" in rendered(chart)
+        await pilot.press("down", "down")  # Q2_K row, then the broken file's group
+        await pilot.press("down", "down")
+        detail = rendered(app.screen.query_one("#detail-facts"))
+        assert "cannot read this file" in detail and "truncated" in detail
+
+
+async def test_typing_filters(lib):
+    app = create_app([Root(lib, "folder", False)])
+    async with app.run_test(size=(160, 48)) as pilot:
+        table = await _loaded(pilot)
+        await pilot.press("i", "q", "4")
+        assert app.screen.query_one("#filter").value == "iq4"
+        keys = row_keys(table)
+        assert len(keys) == 2 and keys[1].endswith("tiny-IQ4_XS.gguf")
+        await pilot.press("escape")
+        assert len(row_keys(table)) == 7
+        await pilot.press("slash")
+        await pilot.press(*"nothing-like-this")
+        assert table.row_count == 0
+        assert "no model matches" in rendered(app.screen.query_one("#detail-facts"))
+
+
+async def test_sort_cycles_and_reverses(lib):
+    app = create_app([Root(lib, "folder", False)])
+    async with app.run_test(size=(160, 48)) as pilot:
+        table = await _loaded(pilot)
+        await pilot.press("ctrl+s")  # arch
+        await pilot.press("ctrl+s")  # params
+        await pilot.press("ctrl+s")  # quant
+        assert app.screen.sort == "quant"
+        names = [Path(k).name for k in row_keys(table) if not k.startswith("group:")]
+        assert names == [
+            "tiny-IQ4_XS.gguf",
+            "tiny-Q2_K.gguf",
+            "tiny-Q4_K_M.gguf",
+            "tiny-Q8_0.gguf",
+            "broken.gguf",
+        ]
+        await pilot.press("ctrl+o")
+        names = [Path(k).name for k in row_keys(table) if not k.startswith("group:")]
+        assert names == [
+            "tiny-Q8_0.gguf",
+            "tiny-Q4_K_M.gguf",
+            "tiny-Q2_K.gguf",
+            "tiny-IQ4_XS.gguf",
+            "broken.gguf",
+        ]
+        assert str(table.columns["quant"].label) == "Quant ▼"
+        assert str(table.columns["model"].label) == "Model  "
+
+
+async def test_theme_switch_is_remembered(lib):
+    app = create_app([Root(lib, "folder", False)])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _loaded(pilot)
+        assert app.theme == "quanttui-dark"
+        await pilot.press("t")  # a letter filters, it does not switch themes
+        assert app.theme == "quanttui-dark" and app.screen.query_one("#filter").value == "t"
+        await pilot.press("ctrl+t")
+        assert app.theme == "quanttui-light"
+    assert settings_mod.load().theme == "quanttui-light"
+    app2 = create_app([Root(lib, "folder", False)])
+    async with app2.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert app2.theme == "quanttui-light"
+
+
+async def test_empty_library_says_where_it_looked(tmp_path):
+    app = create_app()
+    async with app.run_test(size=(140, 40)) as pilot:
+        for _ in range(40):
+            await pilot.pause(0.05)
+            if "looked in" in rendered(app.screen.query_one("#empty")):
+                break
+        text = rendered(app.screen.query_one("#empty"))
+        assert "No GGUF models found" in text and "huggingface" in text and "quanttui roots add" in text
+        new = tmp_path / "new-models"
+        new.mkdir()
+        await pilot.press("ctrl+a")
+        await pilot.press(*str(new))
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+    assert str(new) in settings_mod.load().roots
+
+
+async def test_palette_carries_library_actions(lib):
+    app = create_app([Root(lib, "folder", False)])
+    async with app.run_test(size=(140, 40)) as pilot:
+        await _loaded(pilot)
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        for title in (
+            "Rescan library",
+            "Add folder",
+            "Filter models",
+            "Cycle sort column",
+            "Toggle dark/light theme",
+        ):
+            assert title in titles
