@@ -24,10 +24,13 @@ class TypeStat:
 
 @dataclass
 class LayerStat:
+    """A layer's weights; `padded` rounds each tensor up to the file's alignment, as buffers hold them."""
+
     name: str
     parameters: int
     bytes: int
     bpw: float
+    padded: int = 0
 
 
 @dataclass
@@ -61,6 +64,7 @@ class ModelFacts:
     bos_token_id: int | None
     eos_token_id: int | None
     tied_embeddings: bool
+    ssm: dict[str, int] | None
     file_type: str | None
     file_type_id: int | None
     file_type_guessed: bool
@@ -91,6 +95,23 @@ def _arch_key(header: Header, arch: str | None, key: str) -> Any:
     if isinstance(value, list):
         return value if len(set(value)) > 1 else (value[0] if value else None)
     return header.get(f"{arch}.{key}")
+
+
+_SSM_KEYS = {
+    "conv_kernel": "ssm.conv_kernel",
+    "inner_size": "ssm.inner_size",
+    "state_size": "ssm.state_size",
+    "group_count": "ssm.group_count",
+    "wkv_head_size": "wkv.head_size",
+    "shortconv_l_cache": "shortconv.l_cache",
+}
+
+
+def _ssm_facts(header: Header, arch: str | None) -> dict[str, int] | None:
+    """Recurrent-state sizes (Mamba, RWKV, hybrids), which fix memory independent of context."""
+    found = {name: _arch_key(header, arch, key) for name, key in _SSM_KEYS.items()}
+    found = {k: v for k, v in found.items() if isinstance(v, int)}
+    return found or None
 
 
 def _tensor_bytes(header: Header) -> list[int | None]:
@@ -148,17 +169,18 @@ def summarize(headers: list[Header], path: str, size_bytes: int, split: dict[str
             bytes_known &= nbytes is not None
             total_params += n
             total_bytes += nbytes or 0
-            acc = layers.setdefault(_layer_name(t.name), [0, 0])
+            acc = layers.setdefault(_layer_name(t.name), [0, 0, 0])
             acc[0] += n
             acc[1] += nbytes or 0
+            acc[2] += -(-(nbytes or 0) // h.alignment) * h.alignment
             if len(t.shape) >= 2:
                 big_params[tname] = big_params.get(tname, 0) + n
             tensor_rows.append({"name": t.name, "type": tname, "shape": list(t.shape), "bytes": nbytes})
     dominant = max(big_params, key=big_params.__getitem__) if big_params else None
     expected = PRIMARY_TYPE.get(label) if label else None
     layer_stats = [
-        LayerStat(name, p, b, round(8 * b / p, 4) if p else 0.0)
-        for name, (p, b) in sorted(layers.items(), key=lambda kv: _layer_order(kv[0]))
+        LayerStat(name, p, b, round(8 * b / p, 4) if p else 0.0, padded)
+        for name, (p, b, padded) in sorted(layers.items(), key=lambda kv: _layer_order(kv[0]))
     ]
     vocab = _arch_key(head, arch, "vocab_size") or head.array_len("tokenizer.ggml.tokens")
     ds = head.get("quantize.imatrix.dataset")
@@ -198,6 +220,7 @@ def summarize(headers: list[Header], path: str, size_bytes: int, split: dict[str
         bos_token_id=head.get("tokenizer.ggml.bos_token_id"),
         eos_token_id=head.get("tokenizer.ggml.eos_token_id"),
         tied_embeddings="output.weight" not in names and "token_embd.weight" in names,
+        ssm=_ssm_facts(head, arch),
         file_type=label,
         file_type_id=head.get("general.file_type"),
         file_type_guessed=guessed,

@@ -95,3 +95,41 @@ def test_core_never_imports_textual():
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_fit_json_contract(tiny, capsys):
+    rc = main(["fit", str(tiny.quants["Q4_K_M"]), "--ctx", "8192", "--vram", "24GiB", "--ram", "64GiB", "--json"])
+    d = json.loads(capsys.readouterr().out)
+    assert rc == 0
+    assert d["verdict"] == "fits on GPU" and d["gpu_layers"] == 5
+    assert d["max_context_full_offload"] == 2048  # the model's trained context caps it
+    gpu, ram = d["devices"]
+    for part in ("name", "total_bytes", "weights", "kv_cache", "compute", "output", "overhead", "total"):
+        assert part in gpu and part in ram
+    assert gpu["total_bytes"] == 24 << 30 and ram["total_bytes"] == 64 << 30
+    assert gpu["kv_cache"] == 8192 * 4 * 2 * (2 * 64 * 2)  # cells x layers x K,V x (2 heads x 64 dims x f16)
+    assert gpu["total"] == sum(gpu[p] for p in ("weights", "kv_cache", "compute", "output", "overhead"))
+
+
+def test_fit_measure_and_pair(tiny, capsys):
+    assert main(["fit", str(tiny.quants["Q8_0"]), "--vram", "0", "--measure"]) == 0
+    out = capsys.readouterr()
+    assert "verdict: RAM only" in out.out and "llama.cpp measured" in out.out and "kv_cache 8.00 MiB" in out.out
+    assert "llama_model_loader" not in out.out + out.err  # llama.cpp's log never reaches the terminal
+    rc = main(["fit", str(tiny.quants["Q8_0"]), "--with", str(tiny.quants["Q2_K"]), "--vram", "1GiB",
+               "--ctx", "16384", "--json"])
+    d = json.loads(capsys.readouterr().out)
+    assert rc == 1 and d["fits"] is False and d["suggestions"]
+
+
+def test_fit_bad_input_is_one_line(tiny, capsys):
+    path = str(tiny.quants["Q2_K"])
+    for argv, message in (
+        (["--ctx", "-1"], "out of range"),
+        (["--kv", "q8_0"], "needs flash attention"),
+        (["--vram", "lots"], "cannot read size"),
+        (["--gpu-layers", "many"], "--gpu-layers"),
+    ):
+        assert main(["fit", path, *argv]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err
