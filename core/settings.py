@@ -9,6 +9,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from .paths import config_dir
 
@@ -20,6 +21,7 @@ class Settings:
     roots: list[str] = field(default_factory=list)
     hidden_roots: list[str] = field(default_factory=list)
     theme: str = DEFAULT_THEME
+    fit: dict[str, Any] = field(default_factory=dict)  # the fit panel's last settings (FitSettings fields)
     load_error: str | None = field(default=None, compare=False)
 
 
@@ -40,7 +42,8 @@ def load() -> Settings:
         return Settings(load_error=f"{path}: not a JSON object; using defaults")
     known = {f.name for f in fields(Settings)} - {"load_error"}
     s = Settings(**{k: v for k, v in raw.items() if k in known})
-    if not (isinstance(s.roots, list) and isinstance(s.hidden_roots, list) and isinstance(s.theme, str)):
+    types_ok = isinstance(s.roots, list) and isinstance(s.hidden_roots, list) and isinstance(s.theme, str)
+    if not (types_ok and isinstance(s.fit, dict)):
         return Settings(load_error=f"{path}: wrong value types; using defaults")
     return s
 

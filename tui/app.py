@@ -9,6 +9,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from ..core import settings as settings_mod
+from ..core.fit import Hardware
 from ..core.library import Root
 from ..themes import THEMES, other_theme, register_themes
 from .screens.library import LibraryScreen
@@ -21,9 +22,10 @@ class QuantApp(App):
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
     ]
 
-    def __init__(self, roots: list[Root] | None = None) -> None:
+    def __init__(self, roots: list[Root] | None = None, hw: Hardware | None = None) -> None:
         super().__init__()
         self._roots = roots
+        self._hw = hw
 
     def on_mount(self) -> None:
         register_themes(self)
@@ -31,7 +33,7 @@ class QuantApp(App):
         self.theme = s.theme if s.theme in self.available_themes else THEMES[0].name
         if s.load_error:
             self.notify(s.load_error, severity="warning")
-        self.push_screen(LibraryScreen(self._roots))
+        self.push_screen(LibraryScreen(self._roots, self._hw))
 
     def watch_theme(self, theme: str) -> None:
         if not self.is_mounted:
@@ -60,11 +62,33 @@ class QuantApp(App):
                 "Cycle sort column", "Sort the table by the next column", screen.action_cycle_sort
             )
             yield SystemCommand("Reverse sort", "Reverse the table order", screen.action_reverse_sort)
+            yield from fit_commands(screen)
 
 
-def create_app(roots: list[Root] | None = None) -> QuantApp:
-    """The app the CLI runs and the tests drive; `roots` overrides the configured library roots."""
-    return QuantApp(roots)
+def fit_commands(screen: LibraryScreen) -> Iterable[SystemCommand]:
+    """The fit panel's keys as palette commands."""
+    yield SystemCommand(
+        "Fit: double the context", "Memory fit at twice the context", lambda: screen.action_fit_ctx(2)
+    )
+    yield SystemCommand(
+        "Fit: halve the context", "Memory fit at half the context", lambda: screen.action_fit_ctx(0.5)
+    )
+    yield SystemCommand("Fit: next KV cache type", "f16, q8_0, q4_0", screen.action_fit_kv)
+    yield SystemCommand(
+        "Fit: toggle flash attention", "Flash attention on or off", screen.action_fit_flash_attn
+    )
+    yield SystemCommand(
+        "Fit: one more GPU layer", "Offload one more layer", lambda: screen.action_fit_layers(1)
+    )
+    yield SystemCommand(
+        "Fit: one GPU layer less", "Offload one layer fewer", lambda: screen.action_fit_layers(-1)
+    )
+
+
+def create_app(roots: list[Root] | None = None, hw: Hardware | None = None) -> QuantApp:
+    """The app the CLI runs and the tests drive; `roots` and `hw` replace the configured roots and
+    the detected hardware."""
+    return QuantApp(roots, hw)
 
 
 def run_app() -> int:

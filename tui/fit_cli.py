@@ -25,7 +25,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--kv", choices=KV_TYPES, help="K and V cache type")
     p.add_argument("--kv-k", choices=KV_TYPES, help="K cache type")
     p.add_argument("--kv-v", choices=KV_TYPES, help="V cache type")
-    p.add_argument("--flash-attn", action="store_true", help="flash attention on (needed by a quantized V cache)")
+    p.add_argument(
+        "--flash-attn", action="store_true", help="flash attention on (needed by a quantized V cache)"
+    )
     p.add_argument("--gpu-layers", default="auto", help="a number, all or auto (default auto)")
     p.add_argument("--batch", type=int, default=512)
     p.add_argument("--ubatch", type=int, default=512)
@@ -33,8 +35,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--swa-full", choices=["on", "off"], default="on", help="full-size sliding-window cache")
     p.add_argument("--vram", help="GPU memory to plan for, e.g. 24GiB or 24GiB,12GiB; 0 for none")
     p.add_argument("--ram", help="system RAM to plan for, e.g. 64GiB")
-    p.add_argument("--with", dest="with_model", metavar="MODEL2", help="a second model loaded at the same time")
-    p.add_argument("--measure", action="store_true", help="also load the model and print llama.cpp's own sizes")
+    p.add_argument(
+        "--with", dest="with_model", metavar="MODEL2", help="a second model loaded at the same time"
+    )
+    p.add_argument(
+        "--measure", action="store_true", help="also load the model and print llama.cpp's own sizes"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
 
@@ -47,9 +53,17 @@ def settings_from(args: argparse.Namespace) -> FitSettings:
         except ValueError:
             raise FitCliError(f"--gpu-layers must be a number, all or auto, not {gl!r}") from None
     kv = args.kv or "f16"
-    s = FitSettings(n_ctx=args.ctx, type_k=args.kv_k or kv, type_v=args.kv_v or kv, flash_attn=args.flash_attn,
-                    gpu_layers=gl, n_batch=args.batch, n_ubatch=args.ubatch, n_parallel=args.parallel,
-                    swa_full=args.swa_full == "on")
+    s = FitSettings(
+        n_ctx=args.ctx,
+        type_k=args.kv_k or kv,
+        type_v=args.kv_v or kv,
+        flash_attn=args.flash_attn,
+        gpu_layers=gl,
+        n_batch=args.batch,
+        n_ubatch=args.ubatch,
+        n_parallel=args.parallel,
+        swa_full=args.swa_full == "on",
+    )
     try:
         s.validate()
     except FitError as e:
@@ -65,7 +79,11 @@ def _facts(path: str) -> dict[str, Any]:
 
 
 def device_table(devices: list[DeviceUse]) -> str:
-    head = f"  {'device':<26}" + "".join(f"{p.replace('_', ' '):>11}" for p in PARTS) + f"{'total':>11}{'free':>11}"
+    head = (
+        f"  {'device':<26}"
+        + "".join(f"{p.replace('_', ' '):>11}" for p in PARTS)
+        + f"{'total':>11}{'free':>11}"
+    )
     rows = [head]
     for d in devices:
         cells = "".join(f"{fmt.size(getattr(d, p)):>11}" for p in PARTS)
@@ -112,8 +130,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(args.model)
         s = settings
-        print(f"  context {s.n_ctx}, KV {s.type_k}/{s.type_v}, flash attention {'on' if s.flash_attn else 'off'}, "
-              f"{result.gpu_layers} of {result.n_layer + 1} layers on GPU, ubatch {s.n_ubatch} ({hw.source} hardware)")
+        fa = "on" if s.flash_attn else "off"
+        print(f"  context {s.n_ctx}, KV {s.type_k}/{s.type_v}, flash attention {fa}, ubatch {s.n_ubatch}")
+        print(f"  {result.gpu_layers} of {result.n_layer + 1} layers on GPU ({hw.source} hardware)")
         print(device_table(result.devices))
         print(f"  verdict: {result.verdict}")
         if result.max_context_full_offload is not None:

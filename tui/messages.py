@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from textual.message import Message
 
+from ..core.fit import Hardware
 from ..core.library import LibraryEntry
 
 
@@ -18,6 +19,7 @@ class ScanProgress(Message):
 
 
 class ScanDone(Message):
-    def __init__(self, entries: list[LibraryEntry]) -> None:
+    def __init__(self, entries: list[LibraryEntry], hardware: Hardware) -> None:
         super().__init__()
         self.entries = entries
+        self.hardware = hardware

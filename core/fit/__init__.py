@@ -8,6 +8,18 @@ from .pair import PairResult, fit_pair
 from .rules import DEFAULT_OVERHEADS, KV_TYPES, Overheads
 
 __all__ = [
-    "DEFAULT_OVERHEADS", "KV_TYPES", "Device", "DeviceUse", "FitError", "FitResult", "FitSettings", "Hardware",
-    "Overheads", "PairResult", "detect", "estimate", "fit_pair", "hardware",
+    "DEFAULT_OVERHEADS",
+    "KV_TYPES",
+    "Device",
+    "DeviceUse",
+    "FitError",
+    "FitResult",
+    "FitSettings",
+    "Hardware",
+    "Overheads",
+    "PairResult",
+    "detect",
+    "estimate",
+    "fit_pair",
+    "hardware",
 ]

@@ -5,6 +5,7 @@ No GPU is a normal case: the list of GPUs is then empty and everything runs from
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import subprocess
 from dataclasses import dataclass
@@ -60,10 +61,8 @@ def nvidia_gpus() -> list[Device]:
     except Exception:
         return gpus
     finally:
-        try:
+        with contextlib.suppress(Exception):
             pynvml.nvmlShutdown()
-        except Exception:
-            pass
     return gpus
 
 

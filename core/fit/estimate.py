@@ -138,7 +138,8 @@ class Shape:
             head_dim_k=f.get("key_length") or n_embd // head,
             head_dim_v=f.get("value_length") or n_embd // head,
             n_vocab=f.get("vocab_size") or 0,
-            n_ff=max(f.get("feed_forward_length") or [0]) if isinstance(f.get("feed_forward_length"), list)
+            n_ff=max(f.get("feed_forward_length") or [0])
+            if isinstance(f.get("feed_forward_length"), list)
             else (f.get("feed_forward_length") or 0),
             n_ctx_train=f.get("context_length") or MAX_CTX,
             n_swa=window,
@@ -210,9 +211,18 @@ class DeviceUse:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "name": self.name, "kind": self.kind, "total_bytes": self.total_bytes, "free_bytes": self.free_bytes,
-            "weights": self.weights, "kv_cache": self.kv_cache, "compute": self.compute, "output": self.output,
-            "overhead": self.overhead, "total": self.total, "layers": self.layers, "fits": self.fits,
+            "name": self.name,
+            "kind": self.kind,
+            "total_bytes": self.total_bytes,
+            "free_bytes": self.free_bytes,
+            "weights": self.weights,
+            "kv_cache": self.kv_cache,
+            "compute": self.compute,
+            "output": self.output,
+            "overhead": self.overhead,
+            "total": self.total,
+            "layers": self.layers,
+            "fits": self.fits,
         }
 
 
@@ -237,9 +247,17 @@ class FitResult:
         s = self.settings
         return {
             "model": self.model,
-            "settings": {"n_ctx": s.n_ctx, "type_k": s.type_k, "type_v": s.type_v, "flash_attn": s.flash_attn,
-                         "gpu_layers": s.gpu_layers, "n_batch": s.n_batch, "n_ubatch": s.n_ubatch,
-                         "n_parallel": s.n_parallel, "swa_full": s.swa_full},
+            "settings": {
+                "n_ctx": s.n_ctx,
+                "type_k": s.type_k,
+                "type_v": s.type_v,
+                "flash_attn": s.flash_attn,
+                "gpu_layers": s.gpu_layers,
+                "n_batch": s.n_batch,
+                "n_ubatch": s.n_ubatch,
+                "n_parallel": s.n_parallel,
+                "swa_full": s.swa_full,
+            },
             "devices": [d.to_dict() for d in self.devices],
             "gpu_layers": self.gpu_layers,
             "n_layer": self.n_layer,
@@ -365,7 +383,10 @@ def estimate(
     elif n_gpu > 0:
         result.verdict, result.verdict_code = f"fits with {n_gpu} of {full} layers on GPU", "partial"
     else:
-        result.verdict, result.verdict_code = "RAM only" if not hw.gpus else "RAM only (no layer fits on GPU)", "ram"
+        result.verdict, result.verdict_code = (
+            "RAM only" if not hw.gpus else "RAM only (no layer fits on GPU)",
+            "ram",
+        )
     if hw.unified:
         result.notes.append("Apple unified memory: GPU and RAM figures share the same physical memory")
     if search:

@@ -98,7 +98,9 @@ def test_core_never_imports_textual():
 
 
 def test_fit_json_contract(tiny, capsys):
-    rc = main(["fit", str(tiny.quants["Q4_K_M"]), "--ctx", "8192", "--vram", "24GiB", "--ram", "64GiB", "--json"])
+    rc = main(
+        ["fit", str(tiny.quants["Q4_K_M"]), "--ctx", "8192", "--vram", "24GiB", "--ram", "64GiB", "--json"]
+    )
     d = json.loads(capsys.readouterr().out)
     assert rc == 0
     assert d["verdict"] == "fits on GPU" and d["gpu_layers"] == 5
@@ -111,14 +113,27 @@ def test_fit_json_contract(tiny, capsys):
     assert gpu["total"] == sum(gpu[p] for p in ("weights", "kv_cache", "compute", "output", "overhead"))
 
 
-def test_fit_measure_and_pair(tiny, capsys):
+def test_fit_measure_and_pair(tiny, capfd):
     assert main(["fit", str(tiny.quants["Q8_0"]), "--vram", "0", "--measure"]) == 0
-    out = capsys.readouterr()
-    assert "verdict: RAM only" in out.out and "llama.cpp measured" in out.out and "kv_cache 8.00 MiB" in out.out
+    out = capfd.readouterr()
+    assert (
+        "verdict: RAM only" in out.out and "llama.cpp measured" in out.out and "kv_cache 8.00 MiB" in out.out
+    )
     assert "llama_model_loader" not in out.out + out.err  # llama.cpp's log never reaches the terminal
-    rc = main(["fit", str(tiny.quants["Q8_0"]), "--with", str(tiny.quants["Q2_K"]), "--vram", "1GiB",
-               "--ctx", "16384", "--json"])
-    d = json.loads(capsys.readouterr().out)
+    rc = main(
+        [
+            "fit",
+            str(tiny.quants["Q8_0"]),
+            "--with",
+            str(tiny.quants["Q2_K"]),
+            "--vram",
+            "1GiB",
+            "--ctx",
+            "16384",
+            "--json",
+        ]
+    )
+    d = json.loads(capfd.readouterr().out)
     assert rc == 1 and d["fits"] is False and d["suggestions"]
 
 

@@ -8,7 +8,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-
 from quanttui.core.fit import FitError, FitSettings, estimate, fit_pair, hardware
 from quanttui.core.fit.devices import Device, Hardware, parse_sizes
 from quanttui.core.fit.measure import measure
@@ -20,7 +19,9 @@ NO_GPU = Hardware((), Device("RAM", "ram", "cpu", 64 << 30, 64 << 30), "test")
 
 
 def gpus(*gib: float, ram: float = 128) -> Hardware:
-    devs = tuple(Device(f"GPU {i}", "gpu", "cuda", int(g * (1 << 30)), int(g * (1 << 30))) for i, g in enumerate(gib))
+    devs = tuple(
+        Device(f"GPU {i}", "gpu", "cuda", int(g * (1 << 30)), int(g * (1 << 30))) for i, g in enumerate(gib)
+    )
     return Hardware(devs, Device("RAM", "ram", "cpu", int(ram * (1 << 30)), int(ram * (1 << 30))), "test")
 
 
@@ -43,7 +44,11 @@ CONFIGS = [
 
 
 @pytest.mark.parametrize("label", ["Q4_K_M", "Q8_0", "F16", "tied"])
-@pytest.mark.parametrize("settings", CONFIGS, ids=lambda s: f"ctx{s.n_ctx}-{s.type_k}{s.type_v}-fa{int(s.flash_attn)}-ub{s.n_ubatch}")
+@pytest.mark.parametrize(
+    "settings",
+    CONFIGS,
+    ids=lambda s: f"ctx{s.n_ctx}-{s.type_k}{s.type_v}-fa{int(s.flash_attn)}-ub{s.n_ubatch}",
+)
 def test_estimate_matches_llama_cpp_on_cpu(tiny, label, settings):
     path = {"F16": tiny.f16, "tied": tiny.tied}.get(label) or tiny.quants[label]
     ram = estimate(inspect_file(path).to_dict(), settings, NO_GPU).devices[-1]
@@ -70,10 +75,18 @@ def _calibration_facts(record: dict, records: list[dict]) -> dict:
     layers += [{"name": f"blk.{i}", "padded": int(block)} for i in range(n_layer)]
     layers.append({"name": "output", "padded": int(output)})
     return {
-        "name": record["model"], "architecture": "llama", "block_count": n_layer, "embedding_length": sh["n_embd"],
-        "head_count": sh["n_head"], "head_count_kv": sh["n_head_kv"], "vocab_size": sh["n_vocab"],
-        "feed_forward_length": sh["n_ff"], "context_length": 131072, "layers": layers,
-        "dominant_type": record["quant"].split("_K")[0].replace("Q4", "Q4_K"), "tied_embeddings": False,
+        "name": record["model"],
+        "architecture": "llama",
+        "block_count": n_layer,
+        "embedding_length": sh["n_embd"],
+        "head_count": sh["n_head"],
+        "head_count_kv": sh["n_head_kv"],
+        "vocab_size": sh["n_vocab"],
+        "feed_forward_length": sh["n_ff"],
+        "context_length": 131072,
+        "layers": layers,
+        "dominant_type": record["quant"].split("_K")[0].replace("Q4", "Q4_K"),
+        "tied_embeddings": False,
     }
 
 
@@ -83,13 +96,24 @@ def test_h100_calibration_within_tolerance():
     worst = 0.0
     for r in records:
         facts = _calibration_facts(r, records)
-        s = FitSettings(n_ctx=r["n_ctx"], type_k=r["kv_type"], type_v=r["kv_type"], flash_attn=r["flash_attn"],
-                        gpu_layers="all" if r["n_gpu_layers"] == -1 else r["n_gpu_layers"],
-                        n_batch=r["n_batch"], n_ubatch=r["n_ubatch"])
+        s = FitSettings(
+            n_ctx=r["n_ctx"],
+            type_k=r["kv_type"],
+            type_v=r["kv_type"],
+            flash_attn=r["flash_attn"],
+            gpu_layers="all" if r["n_gpu_layers"] == -1 else r["n_gpu_layers"],
+            n_batch=r["n_batch"],
+            n_ubatch=r["n_ubatch"],
+        )
         gpu = estimate(facts, s, gpus(80), search=False).devices[0]
         real = r["gpu_footprint_mib"] * MIB
         tolerance = max(0.03 * real, 128 * MIB)
-        assert abs(gpu.total - real) <= tolerance, (r["model"], r["n_ctx"], gpu.total / MIB, r["gpu_footprint_mib"])
+        assert abs(gpu.total - real) <= tolerance, (
+            r["model"],
+            r["n_ctx"],
+            gpu.total / MIB,
+            r["gpu_footprint_mib"],
+        )
         assert mib2(gpu.kv_cache) == r["llama_cpp_buffers_mib"]["KV"]["CUDA0"]
         worst = max(worst, abs(gpu.total - real) / real)
     assert worst < 0.03
@@ -157,17 +181,30 @@ def test_two_gpus_split_layers_and_output_on_the_last(tiny):
 
 def test_sliding_window_and_recurrent_layers():
     base = {
-        "name": "x", "architecture": "gemma3", "block_count": 12, "embedding_length": 1024, "head_count": 8,
-        "head_count_kv": 4, "key_length": 128, "value_length": 128, "vocab_size": 1000, "context_length": 131072,
-        "sliding_window": 512, "layers": [{"name": f"blk.{i}", "padded": 1000} for i in range(12)],
+        "name": "x",
+        "architecture": "gemma3",
+        "block_count": 12,
+        "embedding_length": 1024,
+        "head_count": 8,
+        "head_count_kv": 4,
+        "key_length": 128,
+        "value_length": 128,
+        "vocab_size": 1000,
+        "context_length": 131072,
+        "sliding_window": 512,
+        "layers": [{"name": f"blk.{i}", "padded": 1000} for i in range(12)],
     }
     kv_row = 2 * 128 * 4 * 2  # K + V, f16, 4 kv heads of 128
     full = estimate(base, FitSettings(n_ctx=32768), NO_GPU, search=False).devices[-1].kv_cache
     assert full == 12 * kv_row * 32768  # llama-cpp-python's default swa_full=True keeps full-size caches
     swa = estimate(base, FitSettings(n_ctx=32768, swa_full=False), NO_GPU, search=False).devices[-1].kv_cache
     assert swa == 2 * kv_row * 32768 + 10 * kv_row * 1024  # gemma3: every 6th layer global; window 512+512
-    mamba = {**copy.deepcopy(base), "architecture": "mamba", "sliding_window": None,
-             "ssm": {"conv_kernel": 4, "inner_size": 2048, "state_size": 16}}
+    mamba = {
+        **copy.deepcopy(base),
+        "architecture": "mamba",
+        "sliding_window": None,
+        "ssm": {"conv_kernel": 4, "inner_size": 2048, "state_size": 16},
+    }
     a = estimate(mamba, FitSettings(n_ctx=4096), NO_GPU, search=False).devices[-1].kv_cache
     b = estimate(mamba, FitSettings(n_ctx=65536), NO_GPU, search=False).devices[-1].kv_cache
     assert a == b == 12 * 4 * (3 * 2048 + 16 * 2048)

@@ -159,3 +159,42 @@ async def test_palette_carries_library_actions(lib):
             "Toggle dark/light theme",
         ):
             assert title in titles
+
+
+async def test_fit_panel_and_column_follow_the_keys(lib):
+    from quanttui.core.fit import hardware
+
+    hw = hardware("24GiB", "64GiB")
+    app = create_app([Root(lib, "folder", False)], hw)
+    async with app.run_test(size=(160, 48)) as pilot:
+        table = await _loaded(pilot)
+        assert str(table.get_cell(str(lib / "tiny-Q8_0.gguf"), "fit")) == "GPU"
+        await pilot.press("down")
+        panel = app.screen.query_one("#fit")
+        text = rendered(panel)
+        assert "ctx 4096 · KV f16 · flash attn off" in text and "fits on GPU" in text and "GPU 0" in text
+        await pilot.press("right_square_bracket")
+        assert app.screen.fit_settings.n_ctx == 8192
+        assert "ctx 8192" in rendered(panel)
+        await pilot.press("semicolon")  # q8_0 cache: flash attention turns on with it
+        s = app.screen.fit_settings
+        assert (s.type_k, s.type_v, s.flash_attn) == ("q8_0", "q8_0", True)
+        await pilot.press("apostrophe")  # turning flash attention off would be refused by llama.cpp
+        assert app.screen.fit_settings.flash_attn is True
+        await pilot.press("left_curly_bracket")  # from auto (all 5) to 4 layers
+        assert app.screen.fit_settings.gpu_layers == 4
+        assert str(table.get_cell(str(lib / "tiny-Q8_0.gguf"), "fit")) == "4/5"
+        assert "fits with 4 of 5 layers on GPU" in rendered(panel)
+    saved = settings_mod.load().fit
+    assert saved == {"n_ctx": 8192, "type_k": "q8_0", "type_v": "q8_0", "flash_attn": True, "gpu_layers": 4}
+
+
+async def test_fit_shows_when_nothing_fits(lib):
+    from quanttui.core.fit import hardware
+
+    app = create_app([Root(lib, "folder", False)], hardware("0", "8MiB"))
+    async with app.run_test(size=(160, 48)) as pilot:
+        table = await _loaded(pilot)
+        assert str(table.get_cell(str(lib / "tiny-Q8_0.gguf"), "fit")) == "no"
+        await pilot.press("down")
+        assert "does not fit: RAM needs" in rendered(app.screen.query_one("#fit"))

@@ -1,7 +1,8 @@
-"""The Library screen: every GGUF on the machine, grouped by model, with a detail pane."""
+"""The Library screen: every GGUF on the machine, grouped by model, with a detail pane and a fit panel."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Group
@@ -16,13 +17,27 @@ from textual.widgets import DataTable, Footer, Header, Input, ProgressBar, Stati
 from textual.worker import Worker, WorkerState
 
 from ...core import settings as settings_mod
+from ...core.fit import FitError, FitResult, FitSettings, Hardware, estimate, hardware
 from ...core.library import LibraryEntry, Root, active_roots, add_root, all_roots, scan
 from ..messages import ScanDone, ScanProgress
 from ..widgets.detail_pane import DetailPane
+from ..widgets.fit_panel import FitPanel, verdict_cell
 from ..widgets.model_table import COLUMNS, GROUP_PREFIX, ModelTable, arrange, matches
 from .add_root import AddRootScreen
 
 SORT_KEYS = [key for key, _ in COLUMNS]
+KV_CYCLE = ("f16", "q8_0", "q4_0")
+FILTER_CHARS = set("-_.:")  # with letters and digits these type into the filter; other keys stay free
+
+
+def load_fit_settings() -> FitSettings:
+    saved = settings_mod.load().fit
+    try:
+        s = FitSettings(**saved)
+        s.validate()
+        return s
+    except (TypeError, FitError):
+        return FitSettings()
 
 
 class LibraryScreen(Screen):
@@ -34,14 +49,23 @@ class LibraryScreen(Screen):
         Binding("ctrl+o", "reverse_sort", "Order", id="library.reverse"),
         Binding("ctrl+r", "rescan", "Rescan", id="library.rescan"),
         Binding("ctrl+a", "add_root", "Add folder", id="library.add_root"),
+        Binding("left_square_bracket", "fit_ctx(0.5)", "ctx−", id="fit.ctx_down"),
+        Binding("right_square_bracket", "fit_ctx(2)", "ctx+", id="fit.ctx_up"),
+        Binding("left_curly_bracket", "fit_layers(-1)", "layers−", show=False, id="fit.layers_down"),
+        Binding("right_curly_bracket", "fit_layers(1)", "layers+", show=False, id="fit.layers_up"),
+        Binding("semicolon", "fit_kv", "KV type", id="fit.kv"),
+        Binding("apostrophe", "fit_flash_attn", "Flash attn", show=False, id="fit.flash_attn"),
     ]
 
-    def __init__(self, roots: list[Root] | None = None) -> None:
+    def __init__(self, roots: list[Root] | None = None, hw: Hardware | None = None) -> None:
         super().__init__()
         self._fixed_roots = roots
         self.entries: list[LibraryEntry] = []
         self.sort = "model"
         self.reverse = False
+        self.hw = hw
+        self.fit_settings = load_fit_settings()
+        self.fits: dict[str, FitResult | None] = {}
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -52,7 +76,9 @@ class LibraryScreen(Screen):
             with Vertical(id="table-column"):
                 yield ModelTable(id="models")
                 yield Static(id="empty", classes="hidden")
-            yield DetailPane(id="detail")
+            with Vertical(id="right-column"):
+                yield FitPanel(id="fit")
+                yield DetailPane(id="detail")
         with Horizontal(id="status"):
             yield Static("", id="status-text")
             yield ProgressBar(id="scan-progress", show_eta=False)
@@ -72,12 +98,12 @@ class LibraryScreen(Screen):
         self.query_one("#status-text", Static).update("scanning…")
         self.query_one("#scan-progress", ProgressBar).update(total=None, progress=0)
         self.query_one("#scan-progress").display = True
-        self.scan_worker(self.roots())
+        self.scan_worker(self.roots(), self.hw)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="scan")
-    def scan_worker(self, roots: list[Root]) -> None:
+    def scan_worker(self, roots: list[Root], hw: Hardware | None) -> None:
         entries = scan(roots, progress=lambda done, total, _: self.post_message(ScanProgress(done, total)))
-        self.post_message(ScanDone(entries))
+        self.post_message(ScanDone(entries, hw or hardware()))
 
     @on(ScanProgress)
     def _scan_progress(self, message: ScanProgress) -> None:
@@ -86,6 +112,7 @@ class LibraryScreen(Screen):
     @on(ScanDone)
     def _scan_done(self, message: ScanDone) -> None:
         self.entries = message.entries
+        self.hw = message.hardware
         self.query_one("#scan-progress").display = False
         errors = sum(1 for e in self.entries if e.error)
         total = sum(e.size_bytes for e in self.entries)
@@ -118,7 +145,9 @@ class LibraryScreen(Screen):
         if table.row_count:
             keep = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
         shown = self.visible()
-        table.show(arrange(shown, self.sort, self.reverse), keep)
+        self._compute_fits()
+        cells = {path: verdict_cell(r) for path, r in self.fits.items()}
+        table.show(arrange(shown, self.sort, self.reverse), cells, keep)
         nothing = not self.entries
         table.display = not nothing
         empty.set_class(not nothing, "hidden")
@@ -168,6 +197,7 @@ class LibraryScreen(Screen):
         for e in self.entries:
             if e.path == key:
                 pane.show_entry(e)
+                self._show_fit(e)
                 return
 
     @on(DataTable.RowHighlighted)
@@ -194,10 +224,11 @@ class LibraryScreen(Screen):
     def on_key(self, event: Key) -> None:
         table = self.query_one(ModelTable)
         # Letters and digits always filter; every action sits on a ctrl key or "/".
-        if self.focused is table and event.is_printable and event.character and event.character != "/":
+        char = event.character or ""
+        if self.focused is table and event.is_printable and (char.isalnum() or char in FILTER_CHARS):
             filt = self.query_one("#filter", Input)
             filt.focus()
-            filt.insert_text_at_cursor(event.character)
+            filt.insert_text_at_cursor(char)
             event.stop()
 
     # actions --------------------------------------------------------------------------------------
@@ -235,3 +266,60 @@ class LibraryScreen(Screen):
             self.action_rescan()
 
         self.app.push_screen(AddRootScreen(), added)
+
+    # memory fit -----------------------------------------------------------------------------------
+
+    def _compute_fits(self) -> None:
+        """Verdicts for every readable file at the current fit settings (the table's Fit column)."""
+        self.fits = {}
+        if self.hw is None:
+            return
+        for e in self.entries:
+            if e.facts:
+                try:
+                    self.fits[e.path] = estimate(e.facts, self.fit_settings, self.hw, search=False)
+                except FitError:
+                    self.fits[e.path] = None
+
+    def _show_fit(self, e: LibraryEntry) -> None:
+        panel = self.query_one(FitPanel)
+        if self.hw is None or not e.facts:
+            panel.result, panel.error = None, None
+            return
+        try:
+            panel.result, panel.error = estimate(e.facts, self.fit_settings, self.hw), None
+        except FitError as err:
+            panel.result, panel.error = None, str(err)
+
+    def _apply_fit(self, s: FitSettings) -> None:
+        try:
+            s.validate()
+        except FitError as err:
+            self.notify(str(err), severity="warning")
+            return
+        self.fit_settings = s
+        with settings_mod.update() as saved:
+            saved.fit = {k: getattr(s, k) for k in ("n_ctx", "type_k", "type_v", "flash_attn", "gpu_layers")}
+        self.refresh_table()
+
+    def action_fit_ctx(self, factor: float) -> None:
+        n = int(self.fit_settings.n_ctx * factor) // 256 * 256
+        self._apply_fit(replace(self.fit_settings, n_ctx=min(max(n, 256), 1 << 24)))
+
+    def action_fit_layers(self, step: int) -> None:
+        result = self.query_one(FitPanel).result
+        full = result.n_layer + 1 if result else 1 << 16
+        current = self.fit_settings.gpu_layers
+        n = (result.gpu_layers if result else 0) if current in ("auto", "all") else int(current)
+        n += step
+        layers: int | str = "auto" if n < 0 else "all" if n >= full else n
+        self._apply_fit(replace(self.fit_settings, gpu_layers=layers))
+
+    def action_fit_kv(self) -> None:
+        s = self.fit_settings
+        nxt = KV_CYCLE[(KV_CYCLE.index(s.type_k) + 1) % len(KV_CYCLE)] if s.type_k in KV_CYCLE else "f16"
+        # A quantized V cache needs flash attention, so switching to one turns it on.
+        self._apply_fit(replace(s, type_k=nxt, type_v=nxt, flash_attn=s.flash_attn or nxt != "f16"))
+
+    def action_fit_flash_attn(self) -> None:
+        self._apply_fit(replace(self.fit_settings, flash_attn=not self.fit_settings.flash_attn))

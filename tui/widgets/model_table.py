@@ -19,6 +19,7 @@ COLUMNS = (
     ("quant", "Quant"),
     ("bpw", "BPW"),
     ("size", "Size"),
+    ("fit", "Fit"),
     ("imatrix", "imatrix"),
     ("store", "Store"),
 )
@@ -29,6 +30,7 @@ SORTS: dict[str, Callable[[LibraryEntry], Any]] = {
     "quant": lambda e: e.quant or "",
     "bpw": lambda e: e.fact("bpw") or 0.0,
     "size": lambda e: e.size_bytes,
+    "fit": lambda e: e.size_bytes,  # a smaller file fits more easily at the same settings
     "imatrix": lambda e: bool(e.fact("imatrix")),
     "store": lambda e: e.store,
 }
@@ -82,7 +84,8 @@ class ModelTable(DataTable):
         for key, label in COLUMNS:
             self.add_column(f"{label}  ", key=key)  # room for the sort arrow
 
-    def show(self, groups: list[list[LibraryEntry]], keep: str | None = None) -> None:
+    def show(self, groups: list[list[LibraryEntry]], fits: dict[str, Text], keep: str | None = None) -> None:
+        """Fill the table; `fits` holds each path's Fit cell at the current fit settings."""
         self.clear()
         for group in groups:
             count = len(group)
@@ -90,17 +93,27 @@ class ModelTable(DataTable):
             title.append(f"  {count} quant{'s' if count != 1 else ''}", style="dim")
             self.add_row(title, *[""] * (len(COLUMNS) - 1), key=GROUP_PREFIX + group[0].group)
             for i, e in enumerate(group):
-                self.add_row(*self._cells(e, last=i == count - 1), key=e.path)
+                self.add_row(*self._cells(e, fits.get(e.path, Text("")), last=i == count - 1), key=e.path)
         if keep is not None:
             with contextlib.suppress(Exception):
                 self.move_cursor(row=self.get_row_index(keep))
 
     @staticmethod
-    def _cells(e: LibraryEntry, *, last: bool) -> list[Any]:
+    def _cells(e: LibraryEntry, fit: Text, *, last: bool) -> list[Any]:
         branch = "└ " if last else "├ "
         name = Text(branch, style="dim") + Text(e.name)
         if e.error:
-            return [name, "", "", Text("error", style="bold red"), "", fmt.size(e.size_bytes), "", e.store]
+            return [
+                name,
+                "",
+                "",
+                Text("error", style="bold red"),
+                "",
+                fmt.size(e.size_bytes),
+                "",
+                "",
+                e.store,
+            ]
         bpw = e.fact("bpw")
         quant = Text(e.quant or "?")
         if e.fact("label_matches") is False:
@@ -112,6 +125,7 @@ class ModelTable(DataTable):
             quant,
             Text(f"{bpw:.2f}" if bpw is not None else "?", justify="right"),
             Text(fmt.size(e.size_bytes), justify="right"),
+            fit,
             "yes" if e.fact("imatrix") else "-",
             e.store + (" (split)" if len(e.parts) > 1 or e.missing else ""),
         ]
