@@ -1,0 +1,228 @@
+"""Check the fit estimate against real GPU memory: real shapes, one fresh process per configuration.
+
+For each model shape and setting, a child process loads the model with llama-cpp-python (a GPU
+build), runs a 512-token prompt and 64 generated tokens, and records the peak NVML memory above the
+idle baseline, as ../shared/data/gpu-memory-h100-calibration.json was measured. The parent prints
+estimate / measured per configuration. Needs an NVIDIA GPU and a CUDA build of llama-cpp-python.
+Run: python bench/gpu_fit_check.py --out DIR [--deadline SECONDS]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SHAPES = {
+    # Qwen2.5-0.5B-like: tied embeddings, 152k vocabulary, 2 KV heads of 64.
+    "qwen05-like": dict(
+        n_embd=896, n_layer=24, n_head=14, n_head_kv=2, n_ff=4864, n_vocab=151936, head_dim=64, tied=True
+    ),
+    # Wide heads (256) and a 256k vocabulary, as Gemma-style models have.
+    "head256-like": dict(
+        n_embd=2048, n_layer=12, n_head=8, n_head_kv=1, n_ff=8192, n_vocab=256000, head_dim=256, tied=False
+    ),
+}
+CONFIGS = [
+    dict(n_ctx=8192, flash_attn=False, kv="f16", gpu_layers="all"),
+    dict(n_ctx=16384, flash_attn=True, kv="f16", gpu_layers="all"),
+    dict(n_ctx=8192, flash_attn=True, kv="q8_0", gpu_layers="all"),
+    dict(n_ctx=4096, flash_attn=False, kv="f16", gpu_layers="half"),
+]
+QUANTS = ("Q4_K_M", "Q8_0")
+
+
+def child(path: str, cfg: dict) -> None:
+    """Runs in a fresh process: llama_cpp is imported before numpy (a CUDA build crashed otherwise)."""
+    import llama_cpp  # noqa: I001  (must come first)
+    import threading
+
+    import pynvml
+
+    try:
+        pynvml.nvmlInit()
+        h = pynvml.nvmlDeviceGetHandleByIndex(0)
+        used = lambda: pynvml.nvmlDeviceGetMemoryInfo(h).used  # noqa: E731
+    except pynvml.NVMLError:  # no NVIDIA GPU: the run still checks that this script works
+        used = lambda: 0  # noqa: E731
+    base = used()
+    peak = [base]
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], used())
+            time.sleep(0.01)
+
+    threading.Thread(target=poll, daemon=True).start()
+    from quanttui.core.fit.measure import GGML_TYPES, LlamaLogCapture, parse_buffers
+
+    sink = LlamaLogCapture.start()
+    t = GGML_TYPES[cfg["kv"]]
+    llm = llama_cpp.Llama(
+        model_path=path,
+        n_ctx=cfg["n_ctx"],
+        n_gpu_layers=cfg["ngl"],
+        flash_attn=cfg["flash_attn"],
+        type_k=t,
+        type_v=t,
+        n_batch=512,
+        n_ubatch=512,
+        verbose=True,
+    )
+    llm.eval(list(range(3, 515)))
+    for _ in range(64):
+        llm.eval([llm.sample(temp=0.0)])
+    time.sleep(0.2)
+    stop.set()
+    print(json.dumps({"footprint": peak[0] - base, "buffers": parse_buffers(sink)}))
+
+
+def build(name: str, shape: dict, work: Path) -> Path:
+    """A zero-weight F16 llama model with the given shape (memory does not depend on weight values)."""
+    import gguf
+    import numpy as np
+
+    path = work / f"{name}-F16.gguf"
+    if path.exists():
+        return path
+    s = shape
+    w = gguf.GGUFWriter(path, "llama")
+    w.add_name(name)
+    w.add_block_count(s["n_layer"])
+    w.add_context_length(131072)
+    w.add_embedding_length(s["n_embd"])
+    w.add_feed_forward_length(s["n_ff"])
+    w.add_head_count(s["n_head"])
+    w.add_head_count_kv(s["n_head_kv"])
+    w.add_key_length(s["head_dim"])
+    w.add_value_length(s["head_dim"])
+    w.add_rope_dimension_count(s["head_dim"])
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
+    w.add_tokenizer_model("llama")
+    vocab = ["<unk>", "<s>", "</s>"] + [f"<0x{i:02X}>" for i in range(256)]
+    vocab += [f"t{i}" for i in range(s["n_vocab"] - len(vocab))]
+    w.add_token_list(vocab)
+    w.add_token_scores([0.0] * len(vocab))
+    w.add_token_types([2, 3, 3] + [6] * 256 + [1] * (len(vocab) - 259))
+    w.add_bos_token_id(1)
+    w.add_eos_token_id(2)
+    e, hd, f16 = s["n_embd"], s["head_dim"], np.float16
+    w.add_tensor("token_embd.weight", np.zeros((s["n_vocab"], e), f16))
+    for i in range(s["n_layer"]):
+        p = f"blk.{i}."
+        w.add_tensor(p + "attn_norm.weight", np.ones(e, np.float32))
+        w.add_tensor(p + "attn_q.weight", np.zeros((s["n_head"] * hd, e), f16))
+        w.add_tensor(p + "attn_k.weight", np.zeros((s["n_head_kv"] * hd, e), f16))
+        w.add_tensor(p + "attn_v.weight", np.zeros((s["n_head_kv"] * hd, e), f16))
+        w.add_tensor(p + "attn_output.weight", np.zeros((e, s["n_head"] * hd), f16))
+        w.add_tensor(p + "ffn_norm.weight", np.ones(e, np.float32))
+        w.add_tensor(p + "ffn_gate.weight", np.zeros((s["n_ff"], e), f16))
+        w.add_tensor(p + "ffn_up.weight", np.zeros((s["n_ff"], e), f16))
+        w.add_tensor(p + "ffn_down.weight", np.zeros((e, s["n_ff"]), f16))
+    w.add_tensor("output_norm.weight", np.ones(e, np.float32))
+    if not s["tied"]:
+        w.add_tensor("output.weight", np.zeros((s["n_vocab"], e), f16))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def quantize(src: Path, quant: str) -> Path:
+    dst = src.with_name(src.name.replace("F16", quant))
+    if not dst.exists():
+        code = (
+            "import llama_cpp, ctypes, sys; p = llama_cpp.llama_model_quantize_default_params();"
+            f"p.ftype = {dict(Q4_K_M=15, Q8_0=7)[quant]}; p.nthread = {os.cpu_count()};"
+            f"sys.exit(llama_cpp.llama_model_quantize(b'{src}', b'{dst}', ctypes.byref(p)))"
+        )
+        subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    return dst
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", type=Path, default=Path("gpu_fit_check_out"))
+    ap.add_argument("--work", type=Path, default=Path("/tmp/gpu_fit_check"))
+    ap.add_argument(
+        "--deadline", type=float, default=540.0, help="stop starting new runs after this many seconds"
+    )
+    ap.add_argument("--child", nargs=2, metavar=("PATH", "CONFIG"))
+    args = ap.parse_args()
+    if args.child:
+        child(args.child[0], json.loads(args.child[1]))
+        return
+    start = time.time()
+    from quanttui.core.fit import FitSettings, estimate, hardware
+    from quanttui.core.modelfile import inspect_file
+
+    args.work.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    hw = hardware()
+    results = []
+    for name, shape in SHAPES.items():
+        src = build(name, shape, args.work)
+        for quant in QUANTS:
+            path = quantize(src, quant)
+            facts = inspect_file(path).to_dict()
+            for cfg in CONFIGS:
+                if time.time() - start > args.deadline:
+                    break
+                ngl = -1 if cfg["gpu_layers"] == "all" else shape["n_layer"] // 2
+                run = {**cfg, "ngl": ngl}
+                r = subprocess.run(
+                    [sys.executable, __file__, "--child", str(path), json.dumps(run)],
+                    capture_output=True,
+                    text=True,
+                    timeout=300,
+                )
+                if r.returncode != 0:
+                    results.append({"model": name, "quant": quant, **run, "error": r.stderr[-2000:]})
+                    print(f"{name} {quant} {run}: child failed\n{r.stderr[-2000:]}", flush=True)
+                    (args.out / "gpu_fit_check.json").write_text(json.dumps(results, indent=1))
+                    continue
+                measured = json.loads(r.stdout.strip().splitlines()[-1])
+                s = FitSettings(
+                    n_ctx=cfg["n_ctx"],
+                    type_k=cfg["kv"],
+                    type_v=cfg["kv"],
+                    flash_attn=cfg["flash_attn"],
+                    gpu_layers="all" if ngl < 0 else ngl,
+                )
+                gpu = estimate(facts, s, hw, search=False).devices[0]
+                real = measured["footprint"]
+                row = {
+                    "model": name,
+                    "quant": quant,
+                    **run,
+                    "estimate": gpu.total,
+                    "footprint": real,
+                    "error_mib": (gpu.total - real) / 2**20,
+                    "error_pct": 100 * (gpu.total - real) / real,
+                    "estimate_parts": gpu.to_dict(),
+                    "buffers": measured["buffers"],
+                }
+                results.append(row)
+                print(
+                    f"{name:13} {quant:6} ctx={cfg['n_ctx']:6} fa={int(cfg['flash_attn'])} kv={cfg['kv']:5} "
+                    f"ngl={ngl:3} est={gpu.total / 2**20:9.1f} real={real / 2**20:9.1f} MiB "
+                    f"err={row['error_mib']:+7.1f} MiB ({row['error_pct']:+.2f}%)",
+                    flush=True,
+                )
+                (args.out / "gpu_fit_check.json").write_text(json.dumps(results, indent=1))
+    ok = [r for r in results if "error" not in r]
+    if ok:
+        worst = max(abs(r["error_mib"]) for r in ok)
+        within = sum(abs(r["error_mib"]) <= max(128, 0.03 * r["footprint"] / 2**20) for r in ok)
+        print(f"{within}/{len(ok)} within max(3%, 128 MiB); worst {worst:.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()
