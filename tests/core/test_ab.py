@@ -1,0 +1,204 @@
+"""A/B engine on the tiny real models, checked against llama-cpp-python used directly."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import threading
+
+import numpy as np
+import pytest
+
+from quanttui.core.ab import ABSession, GenConfig, Plan
+from quanttui.core.ab.metrics import distinct_n, first_divergence, longest_loop, loop_at_end, loops
+from quanttui.core.fit.measure import LlamaLogCapture
+from quanttui.tui.cli import main
+
+TOGETHER = Plan(False, {"a": 0, "b": 0}, "")
+PROMPT = "Tell me about quantization."
+
+
+def session(a, b, plan=TOGETHER, **cfg) -> ABSession:
+    return ABSession(str(a), str(b), GenConfig(**{"max_tokens": 24, "n_ctx": 512, **cfg}), plan)
+
+
+def raw_llama(path, logits_all=False):
+    import llama_cpp
+
+    LlamaLogCapture.install()
+    with contextlib.redirect_stderr(io.StringIO()):
+        return llama_cpp.Llama(model_path=str(path), n_ctx=512, logits_all=logits_all, verbose=True)
+
+
+def greedy_reference(path, prompt: str, n: int) -> list[int]:
+    """Greedy decoding by argmax over llama.cpp's logits, one token at a time."""
+    llm = raw_llama(path, logits_all=True)
+    tokens = llm.tokenize(prompt.encode(), add_bos=True)
+    llm.eval(tokens)
+    out: list[int] = []
+    while len(out) < n:
+        nxt = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+        if nxt == llm.token_eos():
+            break
+        out.append(nxt)
+        llm.eval([nxt])
+    llm.close()
+    return out
+
+
+def log_softmax(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float64)
+    m = x.max(axis=1, keepdims=True)
+    return x - m - np.log(np.exp(x - m).sum(axis=1, keepdims=True))
+
+
+def test_rerun_is_token_for_token_identical(tiny):
+    s = session(tiny.quants["Q8_0"], tiny.quants["Q4_K_M"])
+    first = s.ask(PROMPT)
+    again = s.regenerate()
+    assert first.a.token_ids and first.b.token_ids
+    assert (again.a.token_ids, again.b.token_ids) == (first.a.token_ids, first.b.token_ids)
+    assert len(s.turns) == 1 and len(s.history["a"]) == 2
+    s.close()
+
+
+def test_a_against_itself_shows_no_damage(tiny):
+    s = session(tiny.quants["Q8_0"], tiny.quants["Q8_0"])
+    t = s.ask(PROMPT)
+    assert t.first_divergence is None and t.divergence_basis == "tokens"
+    assert t.scores_a.kld_mean == 0.0 and t.scores_a.top1_agreement == 1.0
+    assert t.scores_b.kld_mean == 0.0
+    s.close()
+
+
+def test_divergence_matches_independent_greedy_decoding(tiny):
+    s = session(tiny.quants["Q8_0"], tiny.quants["Q2_K"], mode="completion", max_tokens=20)
+    t = s.ask(PROMPT)
+    ref_a = greedy_reference(tiny.quants["Q8_0"], PROMPT, 20)
+    ref_b = greedy_reference(tiny.quants["Q2_K"], PROMPT, 20)
+    assert t.a.token_ids == ref_a and t.b.token_ids == ref_b
+    assert t.first_divergence == first_divergence(ref_a, ref_b)
+    s.close()
+
+
+def test_kld_and_top1_equal_a_direct_numpy_computation(tiny):
+    s = session(tiny.quants["Q8_0"], tiny.quants["Q4_K_M"], mode="completion", max_tokens=24)
+    t = s.ask(PROMPT)
+    s.close()
+    seq, start = t.a.prompt_ids + t.a.token_ids, len(t.a.prompt_ids)
+    rows = {}
+    for name, path in (("a", tiny.quants["Q8_0"]), ("b", tiny.quants["Q4_K_M"])):
+        llm = raw_llama(path, logits_all=True)
+        llm.eval(seq)
+        rows[name] = log_softmax(llm.scores[start - 1 : len(seq) - 1])
+        llm.close()
+    kl = (np.exp(rows["a"]) * (rows["a"] - rows["b"])).sum(axis=1)
+    top1 = (rows["a"].argmax(axis=1) == rows["b"].argmax(axis=1)).mean()
+    assert len(t.scores_a.kld) == len(t.a.token_ids)
+    assert t.scores_a.kld_mean == pytest.approx(kl.mean(), abs=1e-4)
+    assert np.allclose(t.scores_a.kld, kl, atol=1e-4)
+    assert t.scores_a.top1_agreement == pytest.approx(top1, abs=1e-4)
+    assert t.scores_a.kld_mean > 0
+
+
+def test_sequential_mode_gives_the_same_answers_and_scores(tiny):
+    together = session(tiny.quants["Q8_0"], tiny.quants["Q4_K_M"])
+    one_by_one = session(tiny.quants["Q8_0"], tiny.quants["Q4_K_M"], plan=Plan(True, {"a": 0, "b": 0}, "x"))
+    t1, t2 = together.ask(PROMPT), one_by_one.ask(PROMPT)
+    assert (t1.a.token_ids, t1.b.token_ids) == (t2.a.token_ids, t2.b.token_ids)
+    assert t2.scores_a.kld_mean == pytest.approx(t1.scores_a.kld_mean, abs=1e-4)
+    assert t2.scores_b.top1_agreement == pytest.approx(t1.scores_b.top1_agreement, abs=1e-4)
+    assert list(one_by_one.engine.sides) == ["a"]  # B was unloaded once A's turn came for scoring
+    together.close()
+    one_by_one.close()
+
+
+def test_a_model_that_fails_to_load_leaves_the_other_answering(tiny, tmp_path):
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(tiny.quants["Q8_0"].read_bytes()[:4000])
+    s = session(tiny.quants["Q8_0"], bad)
+    t = s.ask(PROMPT)
+    assert t.b.stop_reason == "error" and "could not load broken.gguf" in t.b.error
+    assert t.a.token_ids and t.a.stop_reason in ("max_tokens", "eos")
+    assert t.scores_a is None
+    s.close()
+
+
+def test_cancel_stops_both_within_a_token_and_models_stay_usable(tiny):
+    s = session(tiny.quants["Q8_0"], tiny.quants["Q4_K_M"], max_tokens=200, mode="completion")
+    cancel = threading.Event()
+    seen: dict[str, int] = {}
+
+    def on_token(side, ids, text):
+        seen[side] = len(ids)
+        if len(ids) >= 3:
+            cancel.set()
+
+    t = s.ask(PROMPT, on_token, cancel)
+    assert t.a.stop_reason == "cancelled" or len(t.a.token_ids) < 200
+    assert len(t.a.token_ids) <= 4 and len(t.b.token_ids) <= 4
+    assert s.turns == [] and s.history == {"a": [], "b": []}  # a cancelled turn is not kept
+    fresh = session(tiny.quants["Q8_0"], tiny.quants["Q4_K_M"], max_tokens=24, mode="completion")
+    s.cfg.max_tokens = 24
+    assert s.ask(PROMPT).a.token_ids == fresh.ask(PROMPT).a.token_ids
+    s.close()
+    fresh.close()
+
+
+def test_multi_turn_keeps_each_sides_own_history(tiny):
+    s = session(tiny.quants["Q8_0"], tiny.quants["Q2_K"], system="Be brief.")
+    s.ask("First question")
+    s.ask("Second question")
+    for side in ("a", "b"):
+        roles = [m["role"] for m in s.messages(side, "third")]
+        assert roles == ["system", "user", "assistant", "user", "assistant", "user"]
+    assert s.history["a"][1]["content"] == s.turns[0].a.text
+    assert s.history["b"][1]["content"] == s.turns[0].b.text
+    js, md = s.save()
+    saved = json.loads(js.read_text())
+    assert len(saved["turns"]) == 2 and saved["turns"][1]["prompt"] == "Second question"
+    assert "## Turn 2" in md.read_text()
+    s.close()
+
+
+def test_loop_and_variety_metrics():
+    assert first_divergence([1, 2, 3], [1, 2, 3]) is None
+    assert first_divergence([1, 2, 3], [1, 9, 3]) == 1
+    assert first_divergence([1, 2], [1, 2, 3]) == 2
+    seq = [5, 6] + [1, 2, 3] * 4 + [9]
+    (lp,) = loops(seq)
+    assert (lp.start, lp.end, lp.period) == (2, 14, 3)
+    assert longest_loop(seq) == 12
+    assert longest_loop([7] * 6) == 6 and longest_loop([7] * 5) == 0
+    assert longest_loop([1, 2, 1, 2]) == 0  # two repeats are not yet a loop
+    assert loop_at_end([4] * 40) and not loop_at_end(list(range(40)))
+    assert distinct_n([1, 1, 2, 2], 1) == 0.5 and distinct_n([1, 2, 1, 2], 2) == pytest.approx(2 / 3)
+
+
+def test_ab_cli_json_and_suite(tiny, tmp_path, capsys):
+    a, b = str(tiny.quants["Q8_0"]), str(tiny.quants["Q2_K"])
+    assert main(["ab", a, b, "--prompt", PROMPT, "--max-tokens", "12", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    for side in ("a", "b"):
+        assert {
+            "model",
+            "text",
+            "token_ids",
+            "tokens_per_second",
+            "stop_reason",
+            "longest_loop",
+            "distinct_1",
+            "distinct_2",
+        } <= set(d[side])
+    assert d["a"]["model"] == a and len(d["a"]["token_ids"]) <= 12
+    assert "first_divergence" in d and d["kld_mean"] > 0 and 0 <= d["top1_agreement"] <= 1
+    suite = tmp_path / "suite.jsonl"
+    suite.write_text('{"prompt": "one"}\n{"prompt": "two"}\n')
+    assert main(["ab", a, b, "--suite", str(suite), "--max-tokens", "8", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert [r["prompt"] for r in d["table"]] == ["one", "two"] and len(d["prompts"]) == 2
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("not json\n")
+    assert main(["ab", a, b, "--suite", str(bad)]) == 2
+    assert "bad.jsonl:1: not a JSON object" in capsys.readouterr().err

@@ -1,0 +1,158 @@
+"""`quanttui ab`: two quants on the same prompt (or a suite of prompts) without the TUI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..core.ab import ABSession, GenConfig, Turn
+
+
+class AbCliError(Exception):
+    """One line for stderr."""
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("ab", help="run two models on the same prompt, greedy, and compare them")
+    p.add_argument("model_a", metavar="MODEL_A")
+    p.add_argument("model_b", metavar="MODEL_B")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--prompt", help="the prompt")
+    src.add_argument(
+        "--suite", type=Path, help='a text file (one prompt per line) or JSONL ({"prompt": ...})'
+    )
+    p.add_argument(
+        "--mode", choices=["chat", "completion"], help="default: chat when both carry a chat template"
+    )
+    p.add_argument("--system", help="system prompt (chat mode)")
+    p.add_argument("--max-tokens", type=int, default=256)
+    p.add_argument("--ctx", type=int, default=4096)
+    p.add_argument("--stop-on-loop", action="store_true", help="stop a side that is stuck in a loop")
+    p.add_argument(
+        "--save", action="store_true", help="also save the session (JSON and Markdown) in the data dir"
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run)
+
+
+def read_suite(path: Path) -> list[str]:
+    try:
+        lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as e:
+        raise AbCliError(f"{path}: cannot read the suite: {e}") from None
+    prompts = []
+    for i, line in enumerate(lines, 1):
+        if path.suffix == ".jsonl":
+            try:
+                item = json.loads(line)
+                prompts.append(str(item["prompt"] if isinstance(item, dict) else item))
+            except (ValueError, KeyError):
+                raise AbCliError(f'{path}:{i}: not a JSON object with a "prompt"') from None
+        else:
+            prompts.append(line)
+    if not prompts:
+        raise AbCliError(f"{path}: the suite has no prompts")
+    return prompts
+
+
+def _mode(args: argparse.Namespace) -> str:
+    if args.mode:
+        return args.mode
+    from ..core.modelfile import GGUFError, inspect_file
+
+    try:
+        both = all(inspect_file(p).has_chat_template for p in (args.model_a, args.model_b))
+    except (GGUFError, OSError):
+        both = False
+    return "chat" if both else "completion"
+
+
+def turn_row(t: Turn) -> dict[str, Any]:
+    d = t.to_dict()
+    return {
+        "prompt": t.prompt,
+        "first_divergence": d["first_divergence"],
+        "kld_mean": d["kld_mean"],
+        "top1_agreement": d["top1_agreement"],
+        "loops": [d["a"]["longest_loop"], d["b"]["longest_loop"]],
+        "tokens_per_second": [d["a"]["tokens_per_second"], d["b"]["tokens_per_second"]],
+    }
+
+
+def _fmt(v: float | None, spec: str) -> str:
+    return "n/a" if v is None else format(v, spec)
+
+
+def print_turn(t: Turn) -> None:
+    d = t.to_dict()
+    for n in ("a", "b"):
+        r = d[n]
+        print(f"--- {n.upper()}: {r['model']}")
+        if r["error"]:
+            print(f"error: {r['error']}")
+            continue
+        print(r["text"])
+        print(
+            f"[{len(r['token_ids'])} tokens, {r['tokens_per_second']} tok/s, stop: {r['stop_reason']}, "
+            f"longest loop {r['longest_loop']}, distinct-1 {r['distinct_1']}, distinct-2 {r['distinct_2']}]"
+        )
+    basis = "" if d["divergence_basis"] == "tokens" else " (compared as text: the tokenizers differ)"
+    div = "identical" if d["first_divergence"] is None else f"at {d['first_divergence']}{basis}"
+    print(
+        f"--- first divergence {div}; mean KLD {_fmt(d['kld_mean'], '.4f')}; "
+        f"top-1 agreement {_fmt(d['top1_agreement'], '.1%')}"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.max_tokens < 1 or args.ctx < 16:
+        raise AbCliError("--max-tokens must be at least 1 and --ctx at least 16")
+    prompts = read_suite(args.suite) if args.suite else [args.prompt]
+    cfg = GenConfig(
+        mode=_mode(args),
+        max_tokens=args.max_tokens,
+        n_ctx=args.ctx,
+        system=args.system,
+        stop_on_loop=args.stop_on_loop,
+    )
+    session = ABSession(args.model_a, args.model_b, cfg)
+    try:
+        if session.plan.note:
+            print(f"quanttui: {session.plan.note}", file=sys.stderr)
+        errors = session.engine.errors()
+        if len(errors) == 2:
+            raise AbCliError("; ".join(errors.values()))
+        turns = []
+        for prompt in prompts:
+            # A suite compares fresh answers: every prompt starts a new conversation.
+            if args.suite:
+                session.history = {"a": [], "b": []}
+            turns.append(session.ask(prompt))
+            if not args.json and not args.suite:
+                print_turn(turns[-1])
+        if args.save:
+            js, md = session.save()
+            print(f"quanttui: saved {js} and {md}", file=sys.stderr)
+    finally:
+        session.close()
+    if args.json:
+        out = (
+            turns[0].to_dict()
+            if not args.suite
+            else {"prompts": [t.to_dict() for t in turns], "table": [turn_row(t) for t in turns]}
+        )
+        print(json.dumps(out, indent=2))
+    elif args.suite:
+        print(f"{'#':>3} {'diverge':>7} {'KLD':>8} {'top-1':>7} {'loops A/B':>10} {'tok/s A/B':>15}  prompt")
+        for i, t in enumerate(turns, 1):
+            r = turn_row(t)
+            div = "-" if r["first_divergence"] is None else str(r["first_divergence"])
+            tps = f"{r['tokens_per_second'][0]:.0f}/{r['tokens_per_second'][1]:.0f}"
+            print(
+                f"{i:>3} {div:>7} {_fmt(r['kld_mean'], '.4f'):>8} {_fmt(r['top1_agreement'], '.1%'):>7} "
+                f"{r['loops'][0]:>4}/{r['loops'][1]:<5} {tps:>15}  {t.prompt[:60]}"
+            )
+    return 1 if any(t.a.error or t.b.error for t in turns) else 0
