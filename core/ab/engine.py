@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..fit.measure import LlamaLogCapture
-from .metrics import distinct_n, loop_at_end, longest_loop
+from .metrics import distinct_n, longest_loop, loop_at_end
 
 OnToken = Callable[[str, list[int], str], None]  # side ("a"/"b"), generated ids so far, text so far
 
