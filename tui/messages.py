@@ -23,3 +23,31 @@ class ScanDone(Message):
         super().__init__()
         self.entries = entries
         self.hardware = hardware
+
+
+class ABLoaded(Message):
+    """The A/B session is ready (each side may still carry its own load error)."""
+
+    def __init__(self, session: object) -> None:
+        super().__init__()
+        self.session = session
+
+
+class ABToken(Message):
+    """A side's answer so far; a newer one for the same side replaces an unhandled older one."""
+
+    def __init__(self, side: str, ids: list[int], text: str) -> None:
+        super().__init__()
+        self.side = side
+        self.ids = ids
+        self.text = text
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, ABToken) and message.side == self.side
+
+
+class ABTurnDone(Message):
+    def __init__(self, turn: object, cancelled: bool) -> None:
+        super().__init__()
+        self.turn = turn
+        self.cancelled = cancelled

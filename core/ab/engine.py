@@ -8,6 +8,7 @@ callback, never the terminal.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import io
 import threading
@@ -168,7 +169,7 @@ class Side:
             )
             return result
         vocab = llm._model.vocab
-        raw = b""
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")  # holds split multibyte chars
         start = time.perf_counter()
         first = last = start
         llm.reset()  # never reuse a cached prefix: a rerun must reproduce the same tokens
@@ -186,8 +187,8 @@ class Side:
                 first = now
             last = now
             result.token_ids.append(tok)
-            raw += llm.detokenize([tok], prev_tokens=prompt + result.token_ids[:-1])
-            result.text = raw.decode("utf-8", errors="replace")
+            piece = llm.detokenize([tok], prev_tokens=prompt + result.token_ids[:-1])
+            result.text += decoder.decode(piece)
             result.char_ends.append(len(result.text))
             hit = next((s for s in stops if s in result.text), None)
             if hit:
@@ -205,6 +206,8 @@ class Side:
             if len(result.token_ids) >= room:
                 result.stop_reason = "context_full"
                 break
+        if result.stop_reason != "stop_string":
+            result.text += decoder.decode(b"", final=True)
         result.seconds = time.perf_counter() - start
         n = len(result.token_ids)
         result.tokens_per_second = (n - 1) / (last - first) if n > 1 and last > first else 0.0

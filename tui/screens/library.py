@@ -54,6 +54,8 @@ class LibraryScreen(Screen):
         Binding("left_curly_bracket", "fit_layers(-1)", "layers−", show=False, id="fit.layers_down"),
         Binding("right_curly_bracket", "fit_layers(1)", "layers+", show=False, id="fit.layers_up"),
         Binding("semicolon", "fit_kv", "KV type", id="fit.kv"),
+        Binding("space", "mark", "Mark for A/B", id="library.mark"),
+        Binding("ctrl+b", "open_ab", "A/B", id="library.ab"),
         Binding("apostrophe", "fit_flash_attn", "Flash attn", show=False, id="fit.flash_attn"),
     ]
 
@@ -66,6 +68,7 @@ class LibraryScreen(Screen):
         self.hw = hw
         self.fit_settings = load_fit_settings()
         self.fits: dict[str, FitResult | None] = {}
+        self.marked: list[str] = []  # at most two paths: A then B
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -147,7 +150,7 @@ class LibraryScreen(Screen):
         shown = self.visible()
         self._compute_fits()
         cells = {path: verdict_cell(r) for path, r in self.fits.items()}
-        table.show(arrange(shown, self.sort, self.reverse), cells, keep)
+        table.show(arrange(shown, self.sort, self.reverse), cells, keep, marks=self.marked)
         nothing = not self.entries
         table.display = not nothing
         empty.set_class(not nothing, "hidden")
@@ -323,3 +326,37 @@ class LibraryScreen(Screen):
 
     def action_fit_flash_attn(self) -> None:
         self._apply_fit(replace(self.fit_settings, flash_attn=not self.fit_settings.flash_attn))
+
+    # A/B ------------------------------------------------------------------------------------------
+
+    def _highlighted_entry(self) -> LibraryEntry | None:
+        table = self.query_one(ModelTable)
+        if not table.row_count:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return next((e for e in self.entries if e.path == key), None)
+
+    def action_mark(self) -> None:
+        """Mark the highlighted file as A, then B; marking a third replaces the oldest."""
+        e = self._highlighted_entry()
+        if e is None or e.error:
+            return
+        if e.path in self.marked:
+            self.marked.remove(e.path)
+        else:
+            self.marked = [*self.marked, e.path][-2:]
+        self.refresh_table()
+        names = ", ".join(f"{'AB'[i]}: {Path(p).name}" for i, p in enumerate(self.marked))
+        self.notify(f"marked {names}" if names else "no file marked", timeout=2)
+
+    def action_open_ab(self) -> None:
+        from .ab import ABScreen
+
+        paths = list(self.marked)
+        e = self._highlighted_entry()
+        if len(paths) == 1 and e is not None and not e.error and e.path not in paths:
+            paths.append(e.path)
+        if len(paths) != 2:
+            self.notify("mark two files with space, then press ctrl+b", severity="warning")
+            return
+        self.app.push_screen(ABScreen(paths[0], paths[1]))

@@ -84,7 +84,13 @@ class ModelTable(DataTable):
         for key, label in COLUMNS:
             self.add_column(f"{label}  ", key=key)  # room for the sort arrow
 
-    def show(self, groups: list[list[LibraryEntry]], fits: dict[str, Text], keep: str | None = None) -> None:
+    def show(
+        self,
+        groups: list[list[LibraryEntry]],
+        fits: dict[str, Text],
+        keep: str | None = None,
+        marks: list[str] | None = None,
+    ) -> None:
         """Fill the table; `fits` holds each path's Fit cell at the current fit settings."""
         self.clear()
         for group in groups:
@@ -93,7 +99,10 @@ class ModelTable(DataTable):
             title.append(f"  {count} quant{'s' if count != 1 else ''}", style="dim")
             self.add_row(title, *[""] * (len(COLUMNS) - 1), key=GROUP_PREFIX + group[0].group)
             for i, e in enumerate(group):
-                self.add_row(*self._cells(e, fits.get(e.path, Text("")), last=i == count - 1), key=e.path)
+                cells = self._cells(e, fits.get(e.path, Text("")), last=i == count - 1)
+                if marks and e.path in marks:
+                    cells[0] = Text(f"{'AB'[marks.index(e.path)]} ", style="bold reverse") + cells[0]
+                self.add_row(*cells, key=e.path)
         if keep is not None:
             with contextlib.suppress(Exception):
                 self.move_cursor(row=self.get_row_index(keep))

@@ -1,0 +1,76 @@
+"""Pilot tests: pick two files in the Library, send a prompt, both panes fill, the divergence shows."""
+
+from __future__ import annotations
+
+import shutil
+
+from quanttui.core.fit import hardware
+from quanttui.core.library import Root
+from quanttui.tui.app import create_app
+from quanttui.tui.screens.ab import ABScreen
+from quanttui.tui.widgets.chat_pane import DIVERGENCE_MARK, printable
+
+from tests.tui.test_library_screen import _loaded, rendered
+
+
+async def _until(pilot, check, tries: int = 200) -> None:
+    for _ in range(tries):
+        await pilot.pause(0.05)
+        if check():
+            return
+    raise AssertionError("timed out waiting for the screen")
+
+
+async def test_mark_two_files_send_a_prompt_see_both_and_the_divergence(tiny, tmp_path):
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for label in ("Q8_0", "Q2_K"):
+        shutil.copyfile(tiny.quants[label], lib / f"tiny-{label}.gguf")
+    app = create_app([Root(lib, "folder", False)], hardware("0", "32GiB"))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _loaded(pilot)
+        await pilot.press("down", "space", "down", "space")
+        assert [p.rsplit("/", 1)[-1] for p in app.screen.marked] == ["tiny-Q8_0.gguf", "tiny-Q2_K.gguf"]
+        await pilot.press("ctrl+b")
+        screen = app.screen
+        assert isinstance(screen, ABScreen)
+        prompt = screen.query_one("#ab-prompt")
+        await _until(pilot, lambda: not prompt.disabled)
+        screen.cfg.max_tokens = 16
+        await pilot.press(*"Hello", "enter")
+        await _until(pilot, lambda: not screen.running and screen.session.turns)
+        turn = screen.session.turns[-1]
+        assert turn.first_divergence == 0  # the tiny Q2_K departs from Q8_0 at once
+        for side in ("a", "b"):
+            pane = screen.query_one(f"#pane-{side}")
+            body = rendered(pane.query_one(".body"))
+            answer = printable(getattr(turn, side).text)
+            assert "> Hello" in body and DIVERGENCE_MARK in body
+            assert answer[:10].strip()[:5] in body.replace(DIVERGENCE_MARK, "")
+            meters = rendered(pane.query_one(".meters"))
+            assert (
+                "16 tokens" in meters
+                and "mean KLD" in meters
+                and "diverges from the other side at token 0" in meters
+            )
+            assert len(pane.query_one("Sparkline").data) == 16
+        await pilot.press("escape")  # idle: back to the Library
+        assert not isinstance(app.screen, ABScreen)
+
+
+async def test_a_side_that_fails_to_load_shows_its_error_in_place(tiny, tmp_path):
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"GGUF" + b"\0" * 100)
+    app = create_app([Root(tmp_path, "folder", False)], hardware("0", "32GiB"))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _loaded(pilot)
+        screen = ABScreen(str(tiny.quants["Q8_0"]), str(bad))
+        await app.push_screen(screen)
+        prompt = screen.query_one("#ab-prompt")
+        await _until(pilot, lambda: not prompt.disabled)
+        assert "could not load broken.gguf" in rendered(screen.query_one("#pane-b").query_one(".body"))
+        screen.cfg.max_tokens = 8
+        await pilot.press(*"Hi", "enter")
+        await _until(pilot, lambda: not screen.running and screen.session.turns)
+        assert len(screen.session.turns[-1].a.token_ids) == 8
+        assert "8 tokens" in rendered(screen.query_one("#pane-a").query_one(".meters"))

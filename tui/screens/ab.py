@@ -1,0 +1,173 @@
+"""The A/B screen: two quants answer the same prompt side by side, with the damage marked."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input, Static
+from textual.worker import Worker, WorkerState
+
+from ...core.ab import ABSession, GenConfig, Turn
+from ...core.modelfile import GGUFError, inspect_file
+from ..messages import ABLoaded, ABToken, ABTurnDone
+from ..widgets.chat_pane import ChatPane
+
+
+def _chat_mode(path_a: str, path_b: str) -> str:
+    try:
+        return "chat" if all(inspect_file(p).has_chat_template for p in (path_a, path_b)) else "completion"
+    except (GGUFError, OSError):
+        return "completion"
+
+
+class ABScreen(Screen):
+    BINDINGS = [
+        Binding("escape", "cancel_or_back", "Cancel / back", id="ab.cancel"),
+        Binding("ctrl+r", "regenerate", "Regenerate", id="ab.regenerate"),
+        Binding("ctrl+e", "edit_last", "Edit last", id="ab.edit"),
+        Binding("ctrl+s", "save", "Save", id="ab.save"),
+        Binding("ctrl+l", "toggle_loop_stop", "Stop on loop", id="ab.loop_stop"),
+    ]
+    DEFAULT_CSS = """
+    #ab-info { height: auto; padding: 0 1; color: $text-muted; }
+    #ab-panes { height: 1fr; }
+    #ab-prompt { margin: 0 1; }
+    """
+
+    def __init__(self, path_a: str, path_b: str, cfg: GenConfig | None = None) -> None:
+        super().__init__()
+        self.paths = (path_a, path_b)
+        self.cfg = cfg or GenConfig(mode=_chat_mode(path_a, path_b), max_tokens=256, n_ctx=2048)
+        self.session: ABSession | None = None
+        self.cancel = threading.Event()
+        self.running = False
+        self.last_prompt = ""
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("loading both models…", id="ab-info")
+        with Horizontal(id="ab-panes"):
+            yield ChatPane("a", Path(self.paths[0]).name, id="pane-a")
+            yield ChatPane("b", Path(self.paths[1]).name, id="pane-b")
+        yield Input(placeholder="prompt: Enter sends it to both; Esc cancels", id="ab-prompt", disabled=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "A/B"
+        self.load()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="ab-load")
+    def load(self) -> None:
+        self.post_message(ABLoaded(ABSession(self.paths[0], self.paths[1], self.cfg)))
+
+    @on(ABLoaded)
+    def _loaded(self, message: ABLoaded) -> None:
+        self.session = message.session  # type: ignore[assignment]
+        assert self.session is not None
+        for side, error in self.session.engine.errors().items():
+            self.query_one(f"#pane-{side}", ChatPane).show_error(error)
+        plan = self.session.plan
+        how = "one after the other" if plan.sequential else "at the same time"
+        c = self.cfg
+        info = f"{c.mode} mode · greedy · max {c.max_tokens} tokens · context {c.n_ctx} · {how}"
+        self.query_one("#ab-info", Static).update(info + (f"\n{plan.note}" if plan.note else ""))
+        prompt = self.query_one("#ab-prompt", Input)
+        prompt.disabled = False
+        prompt.focus()
+
+    @on(Input.Submitted, "#ab-prompt")
+    def _send(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        if not text or self.running or self.session is None:
+            return
+        event.input.value = ""
+        self.ask(text)
+
+    def ask(self, prompt: str, *, regenerate: bool = False) -> None:
+        self.last_prompt = prompt
+        self.running = True
+        self.cancel = threading.Event()
+        for side in ("a", "b"):
+            self.query_one(f"#pane-{side}", ChatPane).streaming(prompt, "", 0)
+        self.generate(prompt, regenerate)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="ab-run")
+    def generate(self, prompt: str, regenerate: bool) -> None:
+        assert self.session is not None
+
+        def on_token(side: str, ids: list[int], text: str) -> None:
+            self.post_message(ABToken(side, ids, text))
+
+        cancel = self.cancel
+        if regenerate:
+            turn = self.session.regenerate(on_token, cancel)
+        else:
+            turn = self.session.ask(prompt, on_token, cancel)
+        self.post_message(ABTurnDone(turn, cancel.is_set()))
+
+    @on(ABToken)
+    def _token(self, message: ABToken) -> None:
+        if self.running:
+            self.query_one(f"#pane-{message.side}", ChatPane).streaming(
+                self.last_prompt, message.text, len(message.ids)
+            )
+
+    @on(ABTurnDone)
+    def _done(self, message: ABTurnDone) -> None:
+        self.running = False
+        turn: Turn = message.turn  # type: ignore[assignment]
+        if message.cancelled:
+            self.notify("cancelled: both models are ready for the next prompt", timeout=2)
+            for side in ("a", "b"):
+                pane = self.query_one(f"#pane-{side}", ChatPane)
+                pane._show(pane.past[-1] if pane.past else "")  # type: ignore[arg-type]
+            return
+        for side in ("a", "b"):
+            self.query_one(f"#pane-{side}", ChatPane).finish(turn)
+        self.query_one("#ab-prompt", Input).focus()
+
+    @on(Worker.StateChanged)
+    def _worker_failed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR:
+            self.running = False
+            self.query_one("#ab-info", Static).update(f"[b red]failed: {event.worker.error}[/]")
+
+    def action_cancel_or_back(self) -> None:
+        if self.running:
+            self.cancel.set()
+        else:
+            self.app.pop_screen()
+
+    def action_regenerate(self) -> None:
+        if self.session and self.session.turns and not self.running:
+            for side in ("a", "b"):
+                self.query_one(f"#pane-{side}", ChatPane).forget_last()
+            self.last_prompt = self.session.turns[-1].prompt
+            self.running = True
+            self.cancel = threading.Event()
+            self.generate(self.last_prompt, True)
+
+    def action_edit_last(self) -> None:
+        prompt = self.query_one("#ab-prompt", Input)
+        prompt.value = self.last_prompt
+        prompt.focus()
+
+    def action_save(self) -> None:
+        if self.session and self.session.turns:
+            js, md = self.session.save()
+            self.notify(f"saved {md.name} and {js.name} in {md.parent}")
+
+    def action_toggle_loop_stop(self) -> None:
+        self.cfg.stop_on_loop = not self.cfg.stop_on_loop
+        self.notify(f"stop a side stuck in a loop: {'on' if self.cfg.stop_on_loop else 'off'}", timeout=2)
+
+    def on_unmount(self) -> None:
+        self.cancel.set()
+        if self.session is not None and not self.running:
+            self.session.close()

@@ -1,0 +1,114 @@
+"""One side of the A/B screen: the conversation, the answer streaming in, its meters and KLD sparkline."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical, VerticalScroll
+from textual.widgets import Sparkline, Static
+
+from ...core.ab import SideResult, Turn
+from ...core.ab.metrics import distinct_n, loops
+
+DIVERGENCE_MARK = "▌"
+# Control characters (an ESC would be a terminal escape sequence) shown as their Unicode pictures,
+# one for one, so character offsets into the answer stay valid.
+_CONTROL_PICTURES = {c: 0x2400 + c for c in range(32) if chr(c) not in "\n\t"} | {127: 0x2421}
+
+
+def printable(text: str) -> str:
+    return text.translate(_CONTROL_PICTURES)
+
+
+def answer_text(r: SideResult, divergence: int | None, basis: str | None, colours: dict[str, str]) -> Text:
+    """The answer with loops highlighted and everything from the first divergence on tinted."""
+    text = Text(printable(r.text))
+    for lp in loops(r.token_ids):
+        lo, hi = r.char_span(lp.start, lp.end)
+        text.stylize(f"underline {colours['loop']}", lo, hi)
+    if divergence is not None:
+        at = divergence if basis == "text" else r.char_span(divergence, divergence)[0]
+        at = min(at, len(text))
+        text.stylize(f"on {colours['tint']}", at, len(text))
+        text = text[:at] + Text(DIVERGENCE_MARK, style=f"bold {colours['mark']}") + text[at:]
+    return text
+
+
+def meters(r: SideResult) -> str:
+    if r.error:
+        return ""
+    n = len(r.token_ids)
+    return (
+        f"{n} tokens · {r.tokens_per_second:.1f} tok/s · stop: {r.stop_reason or '…'} · "
+        f"longest loop {r.longest_loop} · distinct-1 {distinct_n(r.token_ids, 1):.2f} · "
+        f"distinct-2 {distinct_n(r.token_ids, 2):.2f}"
+    )
+
+
+class ChatPane(Vertical):
+    """Previous turns dim, the current answer live; errors stay in this pane."""
+
+    DEFAULT_CSS = """
+    ChatPane { width: 1fr; border: round $panel; padding: 0 1; }
+    ChatPane > .title { text-style: bold; height: auto; }
+    ChatPane > VerticalScroll { height: 1fr; }
+    ChatPane > .meters { height: auto; color: $text-muted; }
+    ChatPane > Sparkline { height: 2; }
+    """
+
+    def __init__(self, side: str, title: str, **kw: object) -> None:
+        super().__init__(**kw)  # type: ignore[arg-type]
+        self.side = side
+        self.title = title
+        self.past: list[Text] = []
+
+    def compose(self) -> ComposeResult:
+        yield Static(f"{self.side.upper()}  {self.title}", classes="title")
+        with VerticalScroll():
+            yield Static("", classes="body")
+        yield Static("", classes="meters")
+        yield Sparkline([], summary_function=max)
+
+    def _colours(self) -> dict[str, str]:
+        t = self.app.current_theme
+        return {"loop": t.warning or "yellow", "tint": t.panel or "grey23", "mark": t.error or "red"}
+
+    def _show(self, current: Text) -> None:
+        body = Text("\n\n").join([*self.past, current]) if self.past else current
+        self.query_one(".body", Static).update(body)
+        self.query_one(VerticalScroll).scroll_end(animate=False)
+
+    def show_error(self, message: str) -> None:
+        self.query_one(".body", Static).update(Text(message, style="bold red"))
+
+    def streaming(self, prompt: str, text: str, n_tokens: int) -> None:
+        self._show(Text.assemble((f"> {printable(prompt)}\n", "bold"), printable(text)))
+        self.query_one(".meters", Static).update(f"{n_tokens} tokens …")
+
+    def finish(self, turn: Turn) -> None:
+        r: SideResult = getattr(turn, self.side)
+        if r.error:
+            self.show_error(r.error)
+            return
+        answer = answer_text(r, turn.first_divergence, turn.divergence_basis, self._colours())
+        prompt = printable(turn.prompt)
+        self._show(Text.assemble((f"> {prompt}\n", "bold"), answer))
+        self.past.append(Text.assemble((f"> {prompt}\n", "bold dim"), (printable(r.text), "dim")))
+        scores = turn.scores_a if self.side == "a" else turn.scores_b
+        line = meters(r)
+        if scores is not None and scores.kld:
+            line += (
+                f"\nmean KLD {scores.kld_mean:.4f} · top-1 agreement {scores.top1_agreement:.1%} · worst at "
+            )
+            line += ", ".join(f"{i} ({v:.2f})" for i, v in scores.worst(3))
+        if turn.first_divergence is not None:
+            unit = "character" if turn.divergence_basis == "text" else "token"
+            line += f"\ndiverges from the other side at {unit} {turn.first_divergence}"
+        elif turn.a.token_ids or turn.b.token_ids:
+            line += "\nidentical to the other side"
+        self.query_one(".meters", Static).update(line)
+        self.query_one(Sparkline).data = scores.kld if scores is not None else []
+
+    def forget_last(self) -> None:
+        if self.past:
+            self.past.pop()
