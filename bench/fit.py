@@ -20,7 +20,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from quanttui.core.fit import FitSettings, estimate  # noqa: E402
 from quanttui.core.fit.devices import Device, Hardware  # noqa: E402
 from quanttui.core.library import Root, scan  # noqa: E402
-
 from tests.modelgen import write_tiny_model  # noqa: E402
 
 N = 200

@@ -15,8 +15,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import gguf  # noqa: E402
-from quanttui.core.modelfile import inspect_file, read_header  # noqa: E402
 
+from quanttui.core.modelfile import inspect_file, read_header  # noqa: E402
 from tests.modelgen import write_vocab_header  # noqa: E402
 
 

@@ -18,7 +18,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from quanttui.core.library import Root, scan  # noqa: E402
-
 from tests.modelgen import write_tiny_model  # noqa: E402
 
 N = 200

@@ -90,6 +90,7 @@ class ABSession:
         self.paths = {"a": path_a, "b": path_b}
         self.history: dict[str, list[dict[str, str]]] = {"a": [], "b": []}
         self.turns: list[Turn] = []
+        self.stem: str | None = None  # the file name saves go to, fixed at the first save
 
     def messages(self, side: str, prompt: str) -> list[dict[str, str]]:
         system = [{"role": "system", "content": self.cfg.system}] if self.cfg.system else []
@@ -200,7 +201,8 @@ class ABSession:
         """Write the session as JSON and Markdown under the data dir (or `folder`)."""
         folder = folder or data_dir() / "sessions"
         folder.mkdir(parents=True, exist_ok=True)
-        stem = folder / f"ab-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+        self.stem = self.stem or f"ab-{dt.datetime.now().strftime('%Y%m%d-%H%M%S-%f')}"
+        stem = folder / self.stem
         js, md = stem.with_suffix(".json"), stem.with_suffix(".md")
         js.write_text(json.dumps(self.to_dict(), indent=2), encoding="utf-8")
         md.write_text(self.to_markdown(), encoding="utf-8")

@@ -9,6 +9,7 @@ import threading
 
 import numpy as np
 import pytest
+
 from quanttui.core.ab import ABSession, GenConfig, Plan
 from quanttui.core.ab.metrics import distinct_n, first_divergence, longest_loop, loop_at_end, loops
 from quanttui.core.fit.measure import LlamaLogCapture

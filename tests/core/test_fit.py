@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+
 from quanttui.core.fit import FitError, FitSettings, estimate, fit_pair, hardware
 from quanttui.core.fit.devices import Device, Hardware, parse_sizes
 from quanttui.core.fit.measure import measure

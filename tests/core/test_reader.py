@@ -8,6 +8,7 @@ from pathlib import Path
 import gguf
 import numpy as np
 import pytest
+
 from quanttui.core.modelfile import (
     CorruptError,
     NeedMoreData,
@@ -18,7 +19,6 @@ from quanttui.core.modelfile import (
     read_header,
 )
 from quanttui.core.modelfile.reader import ArrayRef
-
 from tests.modelgen import VOCAB, write_tiny_model, write_vocab_header
 
 

@@ -8,8 +8,8 @@ import struct
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from quanttui.core.modelfile import GGUFError, NeedMoreData, parse_header, read_header
 
+from quanttui.core.modelfile import GGUFError, NeedMoreData, parse_header, read_header
 from tests.modelgen import write_tiny_model
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -9,7 +9,6 @@ from quanttui.core.library import Root
 from quanttui.tui.app import create_app
 from quanttui.tui.screens.ab import ABScreen
 from quanttui.tui.widgets.chat_pane import DIVERGENCE_MARK, printable
-
 from tests.tui.test_library_screen import _loaded, rendered
 
 
@@ -36,7 +35,8 @@ async def test_mark_two_files_send_a_prompt_see_both_and_the_divergence(tiny, tm
         assert isinstance(screen, ABScreen)
         prompt = screen.query_one("#ab-prompt")
         await _until(pilot, lambda: not prompt.disabled)
-        screen.cfg.max_tokens = 16
+        await pilot.press(*"/max 16", "enter")
+        assert screen.cfg.max_tokens == 16
         await pilot.press(*"Hello", "enter")
         await _until(pilot, lambda: not screen.running and screen.session.turns)
         turn = screen.session.turns[-1]
@@ -54,6 +54,8 @@ async def test_mark_two_files_send_a_prompt_see_both_and_the_divergence(tiny, tm
                 and "diverges from the other side at token 0" in meters
             )
             assert len(pane.query_one("Sparkline").data) == 16
+        saved = list((tmp_path / "data" / "sessions").glob("ab-*.json"))
+        assert len(saved) == 1 and '"prompt": "Hello"' in saved[0].read_text()
         await pilot.press("escape")  # idle: back to the Library
         assert not isinstance(app.screen, ABScreen)
 

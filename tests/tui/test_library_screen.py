@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from quanttui.core import settings as settings_mod
 from quanttui.core.library import Root
 from quanttui.tui.app import create_app

@@ -1,0 +1,130 @@
+"""A/B figures (issue 5), side by side in one run on the same two models and settings:
+
+- A/B wall time against each model alone (goal on a GPU where both fit: <= 1.15x the slower one;
+  on CPU the two sides share the cores, so the ratio is reported);
+- tokens/s through the A/B engine, and through the engine inside the running TUI, against raw
+  llama-cpp-python greedy generation (goal: >= 95%).
+Run: python bench/ab.py [--tokens 128]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import io
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from quanttui.core.ab import ABSession, GenConfig, Plan  # noqa: E402
+from quanttui.core.ab.engine import Side  # noqa: E402
+from quanttui.core.fit.measure import LlamaLogCapture  # noqa: E402
+from tests.modelgen import quantize, write_tiny_model  # noqa: E402
+
+PROMPT = "Once upon a time"
+
+
+def raw_tokens_per_second(path: Path, n: int) -> float:
+    """Plain llama-cpp-python: greedy generate, same timing rule as the engine (first to last token)."""
+    import llama_cpp
+
+    LlamaLogCapture.install()
+    with contextlib.redirect_stderr(io.StringIO()):
+        llm = llama_cpp.Llama(model_path=str(path), n_ctx=1024, verbose=True, seed=1)
+    prompt = llm.tokenize(PROMPT.encode(), add_bos=True)
+    llm.reset()
+    stamps = []
+    for _ in llm.generate(prompt, top_k=1, top_p=1.0, min_p=0.0, temp=0.0, repeat_penalty=1.0):
+        stamps.append(time.perf_counter())
+        if len(stamps) >= n:
+            break
+    llm.close()
+    return (len(stamps) - 1) / (stamps[-1] - stamps[0])
+
+
+def engine_alone(path: Path, cfg: GenConfig) -> tuple[float, float]:
+    side = Side("a", str(path), cfg)
+    t = time.perf_counter()
+    r = side.generate([{"role": "user", "content": PROMPT}], cfg, None, threading.Event())
+    wall = time.perf_counter() - t
+    side.close()
+    return wall, r.tokens_per_second
+
+
+def ab_wall(a: Path, b: Path, cfg: GenConfig) -> tuple[float, float, list[int]]:
+    """Wall time of both sides at once, A's tokens/s meanwhile, and the token counts."""
+    s = ABSession(str(a), str(b), cfg, Plan(False, {"a": 0, "b": 0}, ""))
+    t = time.perf_counter()
+    r = s.engine.run({n: [{"role": "user", "content": PROMPT}] for n in ("a", "b")})
+    wall = time.perf_counter() - t
+    s.close()
+    return wall, r["a"].tokens_per_second, [len(r["a"].token_ids), len(r["b"].token_ids)]
+
+
+def ui_tokens_per_second(a: Path, b: Path, cfg: GenConfig) -> float:
+    """Tokens/s of side A while the TUI's A/B screen streams both sides (measured by the engine)."""
+    from quanttui.core.fit import hardware
+    from quanttui.tui.app import create_app
+    from quanttui.tui.screens.ab import ABScreen
+
+    async def go() -> float:
+        app = create_app([], hardware("0", "32GiB"))
+        async with app.run_test(size=(160, 48)) as pilot:
+            screen = ABScreen(str(a), str(b), cfg)
+            await app.push_screen(screen)
+            while screen.session is None:
+                await pilot.pause(0.05)
+            screen.ask(PROMPT)
+            while screen.running:
+                await pilot.pause(0.05)
+            return screen.session.turns[-1].a.tokens_per_second
+
+    return asyncio.run(go())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tokens", type=int, default=128)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        src = write_tiny_model(Path(d) / "m.gguf", n_layer=8, n_embd=1024, n_ff=2816, n_head=16, n_head_kv=4)
+        LlamaLogCapture.install()
+        a = quantize(src, Path(d) / "a-Q8_0.gguf", "Q8_0")
+        b = quantize(src, Path(d) / "b-Q4_K_M.gguf", "Q4_K_M")
+        cfg = GenConfig(mode="completion", max_tokens=args.tokens, n_ctx=1024)
+        keys = ("raw", "engine", "engine_ab", "ui", "wall_a", "wall_b", "wall_ab")
+        rows: dict[str, list[float]] = {k: [] for k in keys}
+        for _ in range(args.repeat):
+            rows["raw"].append(raw_tokens_per_second(a, args.tokens))
+            wa, tps = engine_alone(a, cfg)
+            rows["engine"].append(tps)
+            rows["wall_a"].append(wa)
+            rows["wall_b"].append(engine_alone(b, cfg)[0])
+            wall, tps_ab, counts = ab_wall(a, b, cfg)
+            rows["wall_ab"].append(wall)
+            rows["engine_ab"].append(tps_ab)
+            rows["ui"].append(ui_tokens_per_second(a, b, cfg))
+    m = {k: statistics.median(v) for k, v in rows.items()}
+    slower = max(m["wall_a"], m["wall_b"])
+    print(f"model: 8 layers x 1024, {args.tokens} greedy tokens, medians of {args.repeat}, CPU")
+    print(f"raw llama-cpp-python   {m['raw']:8.1f} tok/s")
+    print(
+        f"A/B engine (A alone)   {m['engine']:8.1f} tok/s   ratio {m['engine'] / m['raw']:.1%}  (goal >= 95%)"
+    )
+    print(f"A/B engine (A, with B) {m['engine_ab']:8.1f} tok/s   (B decodes on the same cores meanwhile)")
+    ui_ratio = m["ui"] / m["engine_ab"]
+    print(f"A/B screen (A, with B) {m['ui']:8.1f} tok/s   ratio to the engine with B {ui_ratio:.1%}")
+    print(f"tokens generated: A {counts[0]}, B {counts[1]}")
+    print(f"wall: A {m['wall_a']:.2f} s, B {m['wall_b']:.2f} s, A and B together {m['wall_ab']:.2f} s")
+    print(f"ratio A/B wall / slower alone = {m['wall_ab'] / slower:.2f}x  (goal on a GPU: <= 1.15x)")
+
+
+if __name__ == "__main__":
+    main()
