@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,14 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("LLAMA_CACHE", str(tmp_path / "llama.cpp"))
     monkeypatch.setenv("OLLAMA_MODELS", str(tmp_path / "ollama"))
     monkeypatch.delenv("HF_HOME", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
+    # send2trash fixes the trash folder from HOME when imported; point it at this test's home.
+    import send2trash.plat_other as trash
+
+    trash_dir = home / ".local" / "share" / "Trash"
+    monkeypatch.setattr(trash, "XDG_DATA_HOME", os.fsencode(home / ".local" / "share"))
+    monkeypatch.setattr(trash, "HOMETRASH_B", os.fsencode(trash_dir))
+    monkeypatch.setattr(trash, "HOMETRASH", str(trash_dir))
     return tmp_path
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from ..core import settings as settings_mod
 from ..core.library import active_roots, add_root, all_roots, remove_root, scan
 from ..core.modelfile import GGUFError, inspect_file
-from . import ab_cli, fit_cli, report
+from . import ab_cli, fit_cli, organize_cli, report
 
 
 class CliError(Exception):
@@ -103,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.set_defaults(func=_roots)
     fit_cli.add_parser(sub)
     ab_cli.add_parser(sub)
+    organize_cli.add_parsers(sub)
     return p
 
 
@@ -114,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_app()
     try:
         return args.func(args)
-    except (CliError, fit_cli.FitCliError, ab_cli.AbCliError) as e:
+    except (CliError, fit_cli.FitCliError, ab_cli.AbCliError, organize_cli.OrganizeCliError) as e:
         print(f"quanttui: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

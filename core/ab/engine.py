@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..fit.measure import LlamaLogCapture
+from ..organize.safety import mark_in_use, unmark_in_use
 from .metrics import distinct_n, longest_loop, loop_at_end
 
 OnToken = Callable[[str, list[int], str], None]  # side ("a"/"b"), generated ids so far, text so far
@@ -105,6 +106,7 @@ class Side:
             if not Path(path).is_file():
                 raise ValueError(f"no such file: {path}")
             self.llm = _load(path, cfg, n_gpu_layers)
+            mark_in_use(path)  # organize refuses to delete or move it while it is loaded
         except (ValueError, RuntimeError, OSError) as e:
             self.error = f"could not load {Path(path).name}: {e}"
 
@@ -220,6 +222,7 @@ class Side:
             with contextlib.suppress(Exception):
                 self.llm.close()
             self.llm = None
+            unmark_in_use(self.path)
 
 
 class ABEngine:

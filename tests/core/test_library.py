@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -71,10 +72,11 @@ def test_split_set_is_one_entry(tiny, tmp_path):
 
 
 def _hf_cache_repo(hub: Path, repo: str, files: dict[str, Path], revisions: list[str]) -> None:
-    """The layout huggingface_hub documents: blobs by hash, snapshots of relative links, refs/main."""
+    """The layout huggingface_hub documents: blobs named by their SHA-256, snapshots of relative links,
+    refs/main naming the last revision."""
     base = hub / f"models--{repo.replace('/', '--')}"
-    for i, (name, src) in enumerate(files.items()):
-        blob = base / "blobs" / f"{i:064x}"
+    for name, src in files.items():
+        blob = base / "blobs" / hashlib.sha256(src.read_bytes()).hexdigest()
         _copy(src, blob)
         for rev in revisions:
             link = base / "snapshots" / rev / name

@@ -1,0 +1,129 @@
+"""`quanttui rm`, `mv`, `dedupe` and `du`: the Organize operations from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from ..core import format as fmt
+from ..core import settings as settings_mod
+from ..core.library import active_roots, scan
+from ..core.organize import (
+    OrganizeError,
+    disk_usage,
+    execute_delete,
+    find_duplicates,
+    link_extras,
+    move,
+    plan_delete,
+)
+
+
+class OrganizeCliError(Exception):
+    """One line for stderr."""
+
+
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser("rm", help="delete models (to the trash unless --permanent)")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--permanent", action="store_true")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.set_defaults(func=rm)
+    p = sub.add_parser("mv", help="move models (split sets whole) into a folder inside the library roots")
+    p.add_argument("paths", nargs="+", metavar="SRC")
+    p.add_argument("dest", metavar="DEST")
+    p.set_defaults(func=mv)
+    p = sub.add_parser("dedupe", help="find identical model files across the roots")
+    p.add_argument("--apply", choices=["delete", "link"], help="delete the extras, or hard-link them")
+    p.add_argument("--yes", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=dedupe)
+    p = sub.add_parser("du", help="disk usage per root, model and quant")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=du)
+
+
+def _roots() -> list:
+    return active_roots(settings_mod.load())
+
+
+def _confirm(question: str, yes: bool) -> bool:
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise OrganizeCliError(f"{question}: refusing without --yes (no terminal to ask)")
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+
+def rm(args: argparse.Namespace) -> int:
+    roots = _roots()
+    try:
+        plan = plan_delete(args.paths, roots, permanent=args.permanent)
+        for p in plan.files:
+            print(f"  {p}")
+        if not _confirm(f"{plan.summary()} ({fmt.size(plan.bytes_freed)})?", args.yes):
+            print("nothing deleted")
+            return 1
+        execute_delete(plan, roots)
+    except OrganizeError as e:
+        raise OrganizeCliError(str(e)) from None
+    print(f"done: {plan.summary()} ({fmt.size(plan.bytes_freed)})")
+    return 0
+
+
+def mv(args: argparse.Namespace) -> int:
+    try:
+        moved = move(args.paths, args.dest, _roots())
+    except OrganizeError as e:
+        raise OrganizeCliError(str(e)) from None
+    for p in moved:
+        print(f"moved: {p}")
+    return 0
+
+
+def dedupe(args: argparse.Namespace) -> int:
+    roots = _roots()
+    files = [part for e in scan(roots) for part in e.parts]
+    groups = find_duplicates(files)
+    if args.json:
+        print(json.dumps([g.to_dict() for g in groups], indent=2))
+    else:
+        if not groups:
+            print("no duplicates")
+        for g in groups:
+            print(f"{fmt.size(g.size)} x {1 + len(g.extras) + len(g.linked)}  sha256 {g.sha256[:12]}")
+            print(f"  keep   {g.keep}")
+            for p in g.extras:
+                print(f"  extra  {p}")
+            for p in g.linked:
+                print(f"  linked {p}")
+        print(f"reclaimable: {fmt.size(sum(g.reclaimable for g in groups))}")
+    if not args.apply or not any(g.extras for g in groups):
+        return 0
+    try:
+        if args.apply == "delete":
+            plan = plan_delete([p for g in groups for p in g.extras], roots)
+            if _confirm(f"{plan.summary()}?", args.yes):
+                execute_delete(plan, roots)
+        elif _confirm(f"replace {sum(len(g.extras) for g in groups)} extras with hard links?", args.yes):
+            for g in groups:
+                link_extras(g, roots)
+    except OrganizeError as e:
+        raise OrganizeCliError(str(e)) from None
+    return 0
+
+
+def du(args: argparse.Namespace) -> int:
+    usage = disk_usage(scan(_roots()))
+    if args.json:
+        print(json.dumps(usage.to_dict(), indent=2))
+        return 0
+    d = usage.to_dict()
+    print(f"total {fmt.size(d['total'])}")
+    for title in ("roots", "groups", "quants"):
+        print(f"by {title[:-1]}:")
+        for name, size in d[title].items():
+            print(f"  {fmt.size(size):>11}  {name}")
+    return 0
