@@ -63,6 +63,7 @@ class QuantApp(App):
             )
             yield SystemCommand("Reverse sort", "Reverse the table order", screen.action_reverse_sort)
             yield from fit_commands(screen)
+            yield from organize_commands(screen)
 
 
 def fit_commands(screen: LibraryScreen) -> Iterable[SystemCommand]:
@@ -83,6 +84,21 @@ def fit_commands(screen: LibraryScreen) -> Iterable[SystemCommand]:
     yield SystemCommand(
         "Fit: one GPU layer less", "Offload one layer fewer", lambda: screen.action_fit_layers(-1)
     )
+
+
+def organize_commands(screen: LibraryScreen) -> Iterable[SystemCommand]:
+    """Marking, A/B and the organize operations as palette commands."""
+    yield SystemCommand("Mark file", "Mark the highlighted file (first two: A and B)", screen.action_mark)
+    yield SystemCommand("A/B chat", "Compare the two marked files side by side", screen.action_open_ab)
+    yield SystemCommand(
+        "Delete to trash", "Marked files, or the highlighted one", lambda: screen.action_delete(False)
+    )
+    yield SystemCommand(
+        "Delete permanently", "Marked files, or the highlighted one", lambda: screen.action_delete(True)
+    )
+    yield SystemCommand("Move to folder", "Marked files, split sets whole", screen.action_move)
+    yield SystemCommand("Rename", "The highlighted file (every part of a split set)", screen.action_rename)
+    yield SystemCommand("Disk usage and duplicates", "Per root, model and quant", screen.action_usage)
 
 
 def create_app(roots: list[Root] | None = None, hw: Hardware | None = None) -> QuantApp:

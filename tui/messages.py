@@ -51,3 +51,22 @@ class ABTurnDone(Message):
         super().__init__()
         self.turn = turn
         self.cancelled = cancelled
+
+
+class OrganizeProgress(Message):
+    """Bytes copied or hashed so far by a long organize operation."""
+
+    def __init__(self, done: int, total: int) -> None:
+        super().__init__()
+        self.done = done
+        self.total = total
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, OrganizeProgress)
+
+
+class OrganizeDone(Message):
+    def __init__(self, text: str, error: str | None = None) -> None:
+        super().__init__()
+        self.text = text
+        self.error = error

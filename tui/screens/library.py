@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,12 +19,15 @@ from textual.worker import Worker, WorkerState
 
 from ...core import settings as settings_mod
 from ...core.fit import FitError, FitResult, FitSettings, Hardware, estimate, hardware
+from ...core.format import size
 from ...core.library import LibraryEntry, Root, active_roots, add_root, all_roots, scan
-from ..messages import ScanDone, ScanProgress
+from ...core.organize import OrganizeError, canonical_folder, execute_delete, move, plan_delete, rename
+from ...core.paths import models_dir
+from ..messages import OrganizeDone, OrganizeProgress, ScanDone, ScanProgress
 from ..widgets.detail_pane import DetailPane
 from ..widgets.fit_panel import FitPanel, verdict_cell
 from ..widgets.model_table import COLUMNS, GROUP_PREFIX, ModelTable, arrange, matches
-from .add_root import AddRootScreen
+from .dialogs import AskScreen, ConfirmScreen
 
 SORT_KEYS = [key for key, _ in COLUMNS]
 KV_CYCLE = ("f16", "q8_0", "q4_0")
@@ -56,6 +60,13 @@ class LibraryScreen(Screen):
         Binding("semicolon", "fit_kv", "KV type", id="fit.kv"),
         Binding("space", "mark", "Mark for A/B", id="library.mark"),
         Binding("ctrl+b", "open_ab", "A/B", id="library.ab"),
+        Binding("delete", "delete(False)", "Delete", id="organize.delete"),
+        Binding(
+            "shift+delete", "delete(True)", "Delete permanently", show=False, id="organize.delete_permanent"
+        ),
+        Binding("ctrl+x", "move", "Move", id="organize.move"),
+        Binding("ctrl+n", "rename", "Rename", show=False, id="organize.rename"),
+        Binding("ctrl+u", "usage", "Disk usage", id="organize.usage"),
         Binding("apostrophe", "fit_flash_attn", "Flash attn", show=False, id="fit.flash_attn"),
     ]
 
@@ -68,7 +79,7 @@ class LibraryScreen(Screen):
         self.hw = hw
         self.fit_settings = load_fit_settings()
         self.fits: dict[str, FitResult | None] = {}
-        self.marked: list[str] = []  # at most two paths: A then B
+        self.marked: list[str] = []  # the first two are A and B; all of them for organize operations
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -119,8 +130,6 @@ class LibraryScreen(Screen):
         self.query_one("#scan-progress").display = False
         errors = sum(1 for e in self.entries if e.error)
         total = sum(e.size_bytes for e in self.entries)
-        from ...core.format import size
-
         text = f"{len(self.entries)} models, {size(total)}"
         if errors:
             text += f", {errors} unreadable"
@@ -268,7 +277,7 @@ class LibraryScreen(Screen):
             self.notify(f"added {root.path}")
             self.action_rescan()
 
-        self.app.push_screen(AddRootScreen(), added)
+        self.app.push_screen(AskScreen("Add a folder to the library", placeholder="/path/to/models"), added)
 
     # memory fit -----------------------------------------------------------------------------------
 
@@ -337,22 +346,22 @@ class LibraryScreen(Screen):
         return next((e for e in self.entries if e.path == key), None)
 
     def action_mark(self) -> None:
-        """Mark the highlighted file as A, then B; marking a third replaces the oldest."""
+        """Mark or unmark the highlighted file; the first two marks are A and B."""
         e = self._highlighted_entry()
-        if e is None or e.error:
+        if e is None:
             return
         if e.path in self.marked:
             self.marked.remove(e.path)
         else:
-            self.marked = [*self.marked, e.path][-2:]
+            self.marked.append(e.path)
         self.refresh_table()
-        names = ", ".join(f"{'AB'[i]}: {Path(p).name}" for i, p in enumerate(self.marked))
+        names = ", ".join(f"{'AB'[i] if i < 2 else '•'} {Path(p).name}" for i, p in enumerate(self.marked))
         self.notify(f"marked {names}" if names else "no file marked", timeout=2)
 
     def action_open_ab(self) -> None:
         from .ab import ABScreen
 
-        paths = list(self.marked)
+        paths = list(self.marked[:2])
         e = self._highlighted_entry()
         if len(paths) == 1 and e is not None and not e.error and e.path not in paths:
             paths.append(e.path)
@@ -360,3 +369,98 @@ class LibraryScreen(Screen):
             self.notify("mark two files with space, then press ctrl+b", severity="warning")
             return
         self.app.push_screen(ABScreen(paths[0], paths[1]))
+
+    # organize -------------------------------------------------------------------------------------
+
+    def _targets(self) -> list[str]:
+        if self.marked:
+            return list(self.marked)
+        e = self._highlighted_entry()
+        return [e.path] if e is not None else []
+
+    def action_delete(self, permanent: bool) -> None:
+        targets = self._targets()
+        if not targets:
+            return
+        roots = self.roots()
+        try:
+            plan = plan_delete(targets, roots, permanent=permanent)
+        except OrganizeError as err:
+            self.notify(str(err), severity="error")
+            return
+        lines = [str(p) for p in plan.files] + [f"(link) {p}" for p in plan.links]
+        title = f"{plan.summary()} ({size(plan.bytes_freed)})?"
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.run_organize("delete", lambda progress: (execute_delete(plan, roots), plan.summary())[1])
+
+        self.app.push_screen(ConfirmScreen(title[0].upper() + title[1:], lines), answered)
+
+    def action_move(self) -> None:
+        targets = self._targets()
+        if not targets:
+            return
+        e = next((x for x in self.entries if x.path == targets[0]), None)
+        default = canonical_folder(e.origin, e.group_label, models_dir()) if e else models_dir()
+        roots = self.roots()
+
+        def chosen(dest: str | None) -> None:
+            if dest:
+                self.run_organize(
+                    "move",
+                    lambda progress: (
+                        f"moved {len(move(targets, dest, roots, progress=progress))} files to {dest}"
+                    ),
+                )
+
+        self.app.push_screen(AskScreen(f"Move {len(targets)} model(s) to the folder", str(default)), chosen)
+
+    def action_rename(self) -> None:
+        e = self._highlighted_entry()
+        if e is None or e.error:
+            return
+        roots = self.roots()
+        stem = Path(e.path).name.removesuffix(".gguf")
+
+        def chosen(name: str | None) -> None:
+            if name:
+                self.run_organize(
+                    "rename", lambda progress: f"renamed to {rename(e.path, name, roots)[0].name}"
+                )
+
+        self.app.push_screen(AskScreen("New name", stem), chosen)
+
+    def action_usage(self) -> None:
+        from .usage import UsageScreen
+
+        self.app.push_screen(UsageScreen(self.entries, self.roots()))
+
+    def run_organize(self, what: str, job: Callable[[Callable[[int, int], None]], str]) -> None:
+        self.query_one("#status-text", Static).update(f"{what}…")
+        self.query_one("#scan-progress", ProgressBar).update(total=None, progress=0)
+        self.query_one("#scan-progress").display = True
+        self.organize_worker(job)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="organize")
+    def organize_worker(self, job: Callable[[Callable[[int, int], None]], str]) -> None:
+        try:
+            text = job(lambda done, total: self.post_message(OrganizeProgress(done, total)))
+        except (OrganizeError, OSError) as err:
+            self.post_message(OrganizeDone("", str(err)))
+            return
+        self.post_message(OrganizeDone(text))
+
+    @on(OrganizeProgress)
+    def _organize_progress(self, message: OrganizeProgress) -> None:
+        self.query_one("#scan-progress", ProgressBar).update(total=message.total, progress=message.done)
+
+    @on(OrganizeDone)
+    def _organize_done(self, message: OrganizeDone) -> None:
+        self.query_one("#scan-progress").display = False
+        if message.error:
+            self.notify(message.error, severity="error")
+        else:
+            self.notify(message.text)
+            self.marked = []
+        self.action_rescan()

@@ -101,7 +101,8 @@ class ModelTable(DataTable):
             for i, e in enumerate(group):
                 cells = self._cells(e, fits.get(e.path, Text("")), last=i == count - 1)
                 if marks and e.path in marks:
-                    cells[0] = Text(f"{'AB'[marks.index(e.path)]} ", style="bold reverse") + cells[0]
+                    i = marks.index(e.path)
+                    cells[0] = Text(f"{'AB'[i] if i < 2 else '•'} ", style="bold reverse") + cells[0]
                 self.add_row(*cells, key=e.path)
         if keep is not None:
             with contextlib.suppress(Exception):

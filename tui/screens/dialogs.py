@@ -1,0 +1,80 @@
+"""Modal dialogs: ask for a value (a folder, a new name), and confirm an operation that changes files."""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Static
+
+DIALOG_CSS = """
+{name} {{ align: center middle; }}
+{name} > Vertical {{
+    width: 90; max-height: 80%; height: auto; border: thick $primary; background: $surface; padding: 1 2;
+}}
+"""
+
+
+class AskScreen(ModalScreen[str | None]):
+    """One line of input; Enter returns it, Esc returns None."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="ask.cancel")]
+    DEFAULT_CSS = DIALOG_CSS.format(name="AskScreen")
+
+    def __init__(self, question: str, value: str = "", placeholder: str = "") -> None:
+        super().__init__()
+        self.question, self.value, self.placeholder = question, value, placeholder
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(f"{self.question} (Enter to confirm, Esc to cancel)")
+            yield Input(value=self.value, placeholder=self.placeholder, id="ask-value", select_on_focus=False)
+
+    @on(Input.Submitted)
+    def _submit(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value.strip() or None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """Names every file an operation touches and what it frees; y/Enter confirms, n/Esc cancels."""
+
+    BINDINGS = [
+        Binding("y", "answer(True)", "Yes", id="confirm.yes"),
+        Binding("n,escape", "answer(False)", "No", id="confirm.no"),
+    ]
+    DEFAULT_CSS = (
+        DIALOG_CSS.format(name="ConfirmScreen")
+        + """
+    ConfirmScreen VerticalScroll { height: auto; max-height: 20; margin: 1 0; }
+    ConfirmScreen Horizontal { height: auto; align: right middle; }
+    ConfirmScreen Button { margin-left: 2; }
+    """
+    )
+
+    def __init__(self, title: str, lines: list[str]) -> None:
+        super().__init__()
+        self.title_text, self.lines = title, lines
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(self.title_text, id="confirm-title")
+            with VerticalScroll():
+                yield Static("\n".join(self.lines), id="confirm-files")
+            with Horizontal():
+                yield Button("No", id="no")
+                yield Button("Yes", id="yes", variant="error")
+
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
