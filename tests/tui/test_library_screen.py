@@ -199,3 +199,22 @@ async def test_fit_shows_when_nothing_fits(lib):
         assert str(table.get_cell(str(lib / "tiny-Q8_0.gguf"), "fit")) == "no"
         await pilot.press("down")
         assert "does not fit: RAM needs" in rendered(app.screen.query_one("#fit"))
+
+
+async def test_adding_the_first_folder_gives_the_table_the_keys(tiny, tmp_path):
+    models = tmp_path / "first-models"
+    models.mkdir()
+    shutil.copyfile(tiny.quants["Q2_K"], models / "tiny-Q2_K.gguf")
+    app = create_app()
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.pause(0.3)
+        await pilot.press("ctrl+a")
+        await pilot.press(*str(models), "enter")
+        table = app.screen.query_one(ModelTable)
+        for _ in range(60):
+            await pilot.pause(0.05)
+            if table.row_count:
+                break
+        assert app.screen.focused is table  # so the next keys move, mark and act, not type
+        await pilot.press("down", "space")
+        assert app.screen.marked == [str(models / "tiny-Q2_K.gguf")]

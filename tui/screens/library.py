@@ -161,7 +161,11 @@ class LibraryScreen(Screen):
         cells = {path: verdict_cell(r) for path, r in self.fits.items()}
         table.show(arrange(shown, self.sort, self.reverse), cells, keep, marks=self.marked)
         nothing = not self.entries
+        was_hidden = not table.display
         table.display = not nothing
+        filt = self.query_one("#filter", Input)
+        if was_hidden and not nothing and (self.focused is None or (self.focused is filt and not filt.value)):
+            table.focus()  # the table was hidden (empty library): focus sat in the filter
         empty.set_class(not nothing, "hidden")
         if nothing:
             empty.update(self._empty_text())
