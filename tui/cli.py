@@ -14,7 +14,7 @@ from typing import Any
 from ..core import settings as settings_mod
 from ..core.library import active_roots, add_root, all_roots, remove_root, scan
 from ..core.modelfile import GGUFError, inspect_file
-from . import ab_cli, fit_cli, organize_cli, report
+from . import ab_cli, fit_cli, hub_cli, organize_cli, report
 
 
 class CliError(Exception):
@@ -26,8 +26,11 @@ def _inspect(args: argparse.Namespace) -> int:
     failed = False
     for path in args.paths:
         try:
-            facts = inspect_file(path)
+            facts = hub_cli.remote_inspect(path) if path.startswith("hf:") else inspect_file(path)
             results.append(facts.to_dict(tensors=args.tensors))
+        except hub_cli.HubCliError as e:
+            failed = True
+            results.append({"path": path, "error": str(e)})
         except (GGUFError, OSError) as e:
             failed = True
             results.append({"path": path, "error": str(e)})
@@ -104,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit_cli.add_parser(sub)
     ab_cli.add_parser(sub)
     organize_cli.add_parsers(sub)
+    hub_cli.add_parsers(sub)
     return p
 
 
@@ -115,7 +119,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_app()
     try:
         return args.func(args)
-    except (CliError, fit_cli.FitCliError, ab_cli.AbCliError, organize_cli.OrganizeCliError) as e:
+    except (
+        CliError,
+        fit_cli.FitCliError,
+        ab_cli.AbCliError,
+        organize_cli.OrganizeCliError,
+        hub_cli.HubCliError,
+    ) as e:
         print(f"quanttui: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -72,6 +72,13 @@ def settings_from(args: argparse.Namespace) -> FitSettings:
 
 
 def _facts(path: str) -> dict[str, Any]:
+    if path.startswith("hf:"):
+        from .hub_cli import HubCliError, remote_inspect
+
+        try:
+            return remote_inspect(path).to_dict()
+        except HubCliError as e:
+            raise FitCliError(str(e)) from None
     try:
         return inspect_file(path).to_dict()
     except (GGUFError, OSError) as e:

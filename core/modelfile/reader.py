@@ -218,16 +218,24 @@ class _Parser:
 
 def skip_strings(p: _Parser, count: int) -> int:
     """Return the offset just past `count` length-prefixed strings starting at `p.pos`."""
+    start, total = p.pos, count
     off = p.pos
-    while count > 0:
-        if count >= 256 and p.bo == "<":
-            done, off = _skip_strings_vectorized(p, off, count)
-            count -= done
-            if done >= 32:
-                continue
-        step = min(count, 4096)
-        off = _skip_strings_loop(p, off, step)
-        count -= step
+    try:
+        while count > 0:
+            if count >= 256 and p.bo == "<":
+                done, off = _skip_strings_vectorized(p, off, count)
+                count -= done
+                if done >= 32:
+                    continue
+            step = min(count, 4096)
+            off = _skip_strings_loop(p, off, step)
+            count -= step
+    except NeedMoreData as e:
+        # A prefix ran out mid-array: extrapolate from the strings seen, so a remote reader can ask
+        # for about the rest of the header in one request.
+        seen = total - count
+        avg = (off - start) / seen if seen else 16
+        raise NeedMoreData(max(e.needed, off + int(count * avg * 1.1) + 4096)) from None
     return off
 
 
@@ -322,7 +330,12 @@ def parse_header(
         vtype = p.u32()
         metadata[key] = p.value(vtype, 0)
         value_types[key] = vtype
-    tensors = [_read_tensor_info(p) for _ in range(n_tensors)]
+    tensors: list[TensorInfo] = []
+    try:
+        for _ in range(n_tensors):
+            tensors.append(_read_tensor_info(p))
+    except NeedMoreData as e:
+        raise NeedMoreData(max(e.needed, p.pos + (n_tensors - len(tensors)) * 96 + 1024)) from None
     alignment = metadata.get("general.alignment", DEFAULT_ALIGNMENT)
     if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):
         raise CorruptError(f"general.alignment is {alignment!r}, not a power of two")

@@ -1,0 +1,149 @@
+"""Download a variant (every part of a split set) with progress, cancel, resume and SHA-256 checks.
+
+Bytes go to a hidden `.FILE.partial` next to the destination, so a partial file never shows as a
+model. A later pull resumes from the bytes on disk with a Range request (huggingface_hub deletes
+its partial file on failure, so it cannot resume across calls). The finished file is checked against
+the repo's SHA-256 before it is renamed into place.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import shutil
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from ..organize.safety import log_operation
+from ..paths import models_dir
+from .client import HubError, call, file_url, headers, session
+from .search import RemoteFile
+
+Progress = Callable[[int, int, str], None]  # bytes done (all files), bytes total, current file
+CHUNK = 1 << 20
+SPACE_MARGIN = 64 << 20
+
+
+def destination(repo: str, name: str, root: Path | None = None) -> Path:
+    """Where a file of `repo` lands in quanttui's models folder: OWNER/REPO/FILE."""
+    return (root or models_dir()) / repo / name
+
+
+def partial_path(dest: Path) -> Path:
+    return dest.with_name(f".{dest.name}.partial")
+
+
+def _check_space(folder: Path, needed: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(folder).free
+    if needed + SPACE_MARGIN > free:
+        raise HubError(f"not enough free space in {folder}: need {needed:,} bytes, {free:,} free")
+
+
+def _hash_existing(path: Path) -> tuple[hashlib._Hash, int]:
+    h = hashlib.sha256()
+    n = 0
+    if path.exists():
+        with open(path, "rb") as fh:
+            while chunk := fh.read(CHUNK):
+                h.update(chunk)
+                n += len(chunk)
+    return h, n
+
+
+def _fetch(
+    url: str,
+    part: Path,
+    expected: int,
+    done_before: int,
+    total: int,
+    name: str,
+    progress: Progress | None,
+    cancel: threading.Event,
+) -> hashlib._Hash:
+    h, have = _hash_existing(part)
+    if have > expected:
+        part.unlink()
+        h, have = hashlib.sha256(), 0
+    if have == expected:
+        return h
+    hdrs = {**headers(), **({"Range": f"bytes={have}-"} if have else {})}
+    with session().stream("GET", url, headers=hdrs, follow_redirects=True) as resp:
+        if resp.status_code not in (200, 206):
+            raise HubError(f"{name}: the Hub answered HTTP {resp.status_code}")
+        mode = "ab"
+        if resp.status_code == 200 and have:  # the server ignored Range: start over
+            h, have, mode = hashlib.sha256(), 0, "wb"
+        with open(part, mode) as fh:
+            try:
+                for chunk in resp.iter_bytes():  # as it arrives: nothing received is lost on a drop
+                    if cancel.is_set():
+                        raise HubError(f"{name}: cancelled; {have:,} bytes kept to resume")
+                    fh.write(chunk)
+                    h.update(chunk)
+                    have += len(chunk)
+                    if progress:
+                        progress(done_before + have, total, name)
+            except OSError as e:
+                if e.errno == errno.ENOSPC:
+                    raise HubError(f"{name}: the disk is full; {have:,} bytes kept to resume") from None
+                raise
+            except Exception as e:  # httpx transport errors: the connection dropped mid-body
+                if type(e).__module__.startswith(("httpx", "httpcore")):
+                    raise HubError(
+                        f"{name}: the connection ended at {have:,} of {expected:,} bytes "
+                        f"({type(e).__name__}); pull again to resume"
+                    ) from None
+                raise
+    if have < expected:
+        raise HubError(
+            f"{name}: the connection ended at {have:,} of {expected:,} bytes; pull again to resume"
+        )
+    return h
+
+
+def pull(
+    repo: str,
+    files: list[RemoteFile],
+    revision: str = "main",
+    *,
+    root: Path | None = None,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> list[Path]:
+    """Download `files` (a variant) into OWNER/REPO/ under the models folder; returns the final paths."""
+    cancel = cancel or threading.Event()
+    dests = [destination(repo, f.name, root) for f in files]
+    remaining = sum(
+        f.size - (partial_path(d).stat().st_size if partial_path(d).exists() else 0)
+        for f, d in zip(files, dests, strict=True)
+        if not d.exists()
+    )
+    _check_space(dests[0].parent, max(remaining, 0))
+    total = sum(f.size for f in files)
+    done = 0
+    for f, dest in zip(files, dests, strict=True):
+        if dest.exists() and dest.stat().st_size == f.size:
+            done += f.size
+            continue
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        part = partial_path(dest)
+        url = file_url(repo, f.name, revision)
+        digest = call(
+            f.name,
+            lambda f=f, part=part, url=url, before=done: _fetch(
+                url, part, f.size, before, total, f.name, progress, cancel
+            ),
+        )
+        if f.sha256 and digest.hexdigest() != f.sha256:
+            part.unlink(missing_ok=True)
+            raise HubError(
+                f"{f.name}: SHA-256 does not match the repo's ({digest.hexdigest()[:12]}… vs "
+                f"{f.sha256[:12]}…): the download was corrupted and has been discarded"
+            )
+        os.replace(part, dest)
+        done += f.size
+        log_operation("download", repo=repo, revision=revision, file=f.name, path=str(dest), sha256=f.sha256)
+    return dests

@@ -1,0 +1,151 @@
+"""Read a remote GGUF's header with HTTP range requests, growing the range until the reader has it.
+
+Each request asks for about what the reader says is still missing (it extrapolates token lists
+and tensor tables), so a 128k-token header arrives in a few requests with little over-read. Headers
+are cached on disk by (repo, revision, file), so a repo reopens instantly.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..modelfile import GGUFError, Header, NeedMoreData, parse_header, summarize
+from ..modelfile.facts import ModelFacts
+from ..paths import cache_dir
+from .client import HubError, call, file_url, headers, session
+
+FIRST_REQUEST = 1 << 20
+SLACK = 128 << 10
+MAX_REQUESTS = 12
+HF_PATH = re.compile(r"^hf:(?P<repo>[^/@]+/[^/@]+)/(?P<file>[^@]+?)(?:@(?P<rev>[^/]+))?$")
+
+
+@dataclass
+class FetchStats:
+    requests: int = 0
+    bytes: int = 0
+    header_size: int = 0
+    cached: bool = False
+
+
+def parse_hf_path(text: str) -> tuple[str, str, str]:
+    """'hf:OWNER/REPO/FILE[@REV]' -> (repo, file, revision)."""
+    m = HF_PATH.match(text)
+    if not m:
+        raise HubError(f"{text}: expected hf:OWNER/REPO/FILE (optionally @REVISION)")
+    return m["repo"], m["file"], m["rev"] or "main"
+
+
+def _cache_file(repo: str, filename: str, revision: str) -> Path:
+    return (
+        cache_dir()
+        / "remote-headers"
+        / repo.replace("/", "--")
+        / revision
+        / (filename.replace("/", "--") + ".hdr")
+    )
+
+
+def _range(url: str, start: int, end: int) -> tuple[bytes, int | None]:
+    """Bytes [start, end] of the file and its total size; reads no more than asked even without 206."""
+    want = end - start + 1
+    with session().stream(
+        "GET", url, headers={**headers(), "Range": f"bytes={start}-{end}"}, follow_redirects=True
+    ) as resp:
+        if resp.status_code == 416:
+            return b"", start
+        if resp.status_code not in (200, 206):
+            raise HubError(f"{url.rsplit('/', 1)[-1]}: the Hub answered HTTP {resp.status_code}")
+        total = None
+        cr = resp.headers.get("Content-Range", "")
+        if "/" in cr and cr.rsplit("/", 1)[1].isdigit():
+            total = int(cr.rsplit("/", 1)[1])
+        elif resp.status_code == 200 and resp.headers.get("Content-Length", "").isdigit():
+            total = int(resp.headers["Content-Length"])
+        chunks, got = [], 0
+        skip = start if resp.status_code == 200 else 0  # a server that ignored Range sends from byte 0
+        for chunk in resp.iter_bytes():
+            if skip:
+                cut = min(skip, len(chunk))
+                chunk, skip = chunk[cut:], skip - cut
+            chunks.append(chunk)
+            got += len(chunk)
+            if got >= want:
+                break
+        return b"".join(chunks)[:want], total
+
+
+def fetch_header(
+    repo: str, filename: str, revision: str = "main", *, use_cache: bool = True
+) -> tuple[Header, FetchStats]:
+    """The parsed header of a file on the Hub, with what fetching it cost."""
+    what = f"{repo}/{filename}"
+    cache = _cache_file(repo, filename, revision)
+    meta = cache.with_suffix(".json")
+    if use_cache and cache.is_file() and meta.is_file():
+        try:
+            size = json.loads(meta.read_text())["file_size"]
+            return parse_header(cache.read_bytes(), complete=False, file_size=size), FetchStats(cached=True)
+        except (OSError, ValueError, KeyError, GGUFError, NeedMoreData):
+            pass  # a damaged cache entry is fetched again
+    url = file_url(repo, filename, revision)
+    stats = FetchStats()
+    buf = bytearray()
+    total: int | None = None
+    want = FIRST_REQUEST
+    while True:
+        if stats.requests >= MAX_REQUESTS:
+            raise HubError(
+                f"{what}: header still incomplete after {MAX_REQUESTS} requests ({len(buf):,} bytes)"
+            )
+        start, end = len(buf), want - 1
+        data, size = call(what, lambda start=start, end=end: _range(url, start, end))
+        stats.requests += 1
+        total = size if size is not None else total
+        if not data:
+            raise HubError(f"{what}: the file ends at {len(buf):,} bytes before its header does")
+        buf += data
+        try:
+            header = parse_header(bytes(buf), complete=False, file_size=total)
+            break
+        except NeedMoreData as e:
+            want = max(e.needed + SLACK, len(buf) + 1)
+            if total is not None:
+                want = min(want, total)
+        except GGUFError as e:
+            raise HubError(f"{what}: {e}") from None
+    stats.bytes, stats.header_size = len(buf), header.data_offset
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_bytes(bytes(buf[: header.data_offset]))
+        meta.write_text(json.dumps({"file_size": total}))
+    except OSError:
+        pass
+    return header, stats
+
+
+def remote_facts(
+    repo: str,
+    filename: str,
+    revision: str = "main",
+    parts: list[str] | None = None,
+    sizes: list[int] | None = None,
+) -> ModelFacts:
+    """Facts for a remote file or split set, as `inspect` gives for a local one."""
+    names = parts or [filename]
+    headers_ = [fetch_header(repo, n, revision)[0] for n in names]
+    headers_.sort(key=lambda h: h.get("split.no", 0))
+    size = sum(sizes) if sizes else sum(h.file_size or 0 for h in headers_)
+    split: dict[str, Any] | None = None
+    if len(names) > 1:
+        split = {
+            "count": len(names),
+            "parts": [f"hf:{repo}/{n}" for n in names],
+            "missing": [],
+            "tensors_count": headers_[0].get("split.tensors.count"),
+        }
+    return summarize(headers_, f"hf:{repo}/{names[0]}", size, split)

@@ -1,0 +1,227 @@
+"""A Hub-compatible HTTP server on 127.0.0.1 for tests and bench/: search, model info, tree, resolve
+with HEAD, ETag, X-Repo-Commit, Content-Length and Range. It can misbehave on request."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlparse
+
+
+@dataclass
+class HubRepo:
+    repo_id: str
+    files: dict[str, Path]
+    sha: str = "0123456789abcdef0123456789abcdef01234567"
+    downloads: int = 0
+    likes: int = 0
+    last_modified: str = "2026-11-01T00:00:00.000Z"
+    gguf: dict[str, Any] = field(default_factory=dict)
+    _hashes: dict[str, str] = field(default_factory=dict)
+
+    def sha256(self, name: str) -> str:
+        if name not in self._hashes:
+            self._hashes[name] = hashlib.sha256(self.files[name].read_bytes()).hexdigest()
+        return self._hashes[name]
+
+
+@dataclass
+class Faults:
+    """What to do wrong. Applies to every matching request until cleared."""
+
+    status: int | None = None  # answer every request with this status
+    garbage_json: bool = False  # API answers that are not JSON
+    drop_after: int | None = None  # close a file body after this many bytes
+    stall: float = 0.0  # seconds to wait before answering
+    corrupt: bool = False  # flip bytes in file bodies
+
+
+class HubServer:
+    def __init__(self, repos: list[HubRepo]) -> None:
+        self.repos = {r.repo_id: r for r in repos}
+        self.faults = Faults()
+        self.requests: list[dict[str, Any]] = []
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def start(self) -> HubServer:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def bytes_sent(self, path_part: str = "/resolve/") -> int:
+        return sum(r["sent"] for r in self.requests if path_part in r["path"])
+
+    def _info(self, repo: HubRepo, files_metadata: bool) -> dict[str, Any]:
+        siblings = []
+        for name, path in sorted(repo.files.items()):
+            s: dict[str, Any] = {"rfilename": name}
+            if files_metadata:
+                size = path.stat().st_size
+                s |= {
+                    "size": size,
+                    "blobId": repo.sha256(name)[:40],
+                    "lfs": {"size": size, "sha256": repo.sha256(name), "pointerSize": 134},
+                }
+            siblings.append(s)
+        return {
+            "id": repo.repo_id,
+            "modelId": repo.repo_id,
+            "sha": repo.sha,
+            "downloads": repo.downloads,
+            "likes": repo.likes,
+            "lastModified": repo.last_modified,
+            "tags": ["gguf"],
+            "gguf": repo.gguf,
+            "private": False,
+            "gated": False,
+            "siblings": siblings,
+        }
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:  # quiet
+                pass
+
+            def _json(self, data: Any, status: int = 200, headers: dict[str, str] | None = None) -> None:
+                body = b"<html>oops" if server.faults.garbage_json else json.dumps(data).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+                server.requests[-1]["sent"] = len(body)
+
+            def _not_found(self, code: str) -> None:
+                self._json({"error": code}, 404, {"X-Error-Code": code, "X-Error-Message": code})
+
+            def do_HEAD(self) -> None:
+                self.do_GET()
+
+            def do_GET(self) -> None:
+                url = urlparse(self.path)
+                path = unquote(url.path)
+                server.requests.append(
+                    {
+                        "method": self.command,
+                        "path": path,
+                        "range": self.headers.get("Range"),
+                        "auth": self.headers.get("Authorization"),
+                        "sent": 0,
+                    }
+                )
+                if server.faults.stall:
+                    time.sleep(server.faults.stall)
+                if server.faults.status:
+                    self._json({"error": "fault"}, server.faults.status)
+                    return
+                parts = path.strip("/").split("/")
+                if parts[:2] == ["api", "models"] and len(parts) == 2:
+                    self._search(parse_qs(url.query))
+                elif parts[:2] == ["api", "models"] and len(parts) >= 4:
+                    repo = server.repos.get("/".join(parts[2:4]))
+                    if repo is None:
+                        self._not_found("RepoNotFound")
+                    elif len(parts) >= 6 and parts[4] == "tree":
+                        self._json(
+                            [
+                                {
+                                    "type": "file",
+                                    "path": n,
+                                    "size": p.stat().st_size,
+                                    "oid": repo.sha256(n)[:40],
+                                    "lfs": {
+                                        "oid": repo.sha256(n),
+                                        "size": p.stat().st_size,
+                                        "pointerSize": 134,
+                                    },
+                                }
+                                for n, p in sorted(repo.files.items())
+                            ]
+                        )
+                    else:
+                        self._json(server._info(repo, "blobs=True" in url.query or "blobs=true" in url.query))
+                elif len(parts) >= 5 and parts[2] == "resolve":
+                    repo = server.repos.get("/".join(parts[:2]))
+                    name = "/".join(parts[4:])
+                    if repo is None:
+                        self._not_found("RepoNotFound")
+                    elif name not in repo.files:
+                        self._not_found("EntryNotFound")
+                    else:
+                        self._file(repo, name)
+                else:
+                    self._not_found("RepoNotFound")
+
+            def _search(self, q: dict[str, list[str]]) -> None:
+                term = (q.get("search") or [""])[0].lower()
+                hits = [r for r in server.repos.values() if term in r.repo_id.lower()]
+                sort = (q.get("sort") or ["downloads"])[0]
+                key = {"likes": lambda r: r.likes, "lastModified": lambda r: r.last_modified}.get(
+                    sort, lambda r: r.downloads
+                )
+                hits.sort(key=key, reverse=True)
+                limit = int((q.get("limit") or ["1000"])[0])
+                self._json([server._info(r, False) | {"siblings": None} for r in hits[:limit]])
+
+            def _file(self, repo: HubRepo, name: str) -> None:
+                data = repo.files[name].read_bytes()
+                size = len(data)
+                start, end, status = 0, size - 1, 200
+                rng = self.headers.get("Range")
+                if rng and rng.startswith("bytes="):
+                    a, _, b = rng[6:].partition("-")
+                    start = int(a) if a else 0
+                    end = min(int(b), size - 1) if b else size - 1
+                    if start >= size:
+                        self.send_response(416)
+                        self.send_header("Content-Range", f"bytes */{size}")
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
+                    status = 206
+                body = data[start : end + 1]
+                if server.faults.corrupt:
+                    body = bytes(b ^ 0x5A for b in body)
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Accept-Ranges", "bytes")
+                self.send_header("ETag", f'"{repo.sha256(name)}"')
+                self.send_header("X-Repo-Commit", repo.sha)
+                if status == 206:
+                    self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+                self.end_headers()
+                if self.command == "HEAD":
+                    return
+                if server.faults.drop_after is not None:
+                    body = body[: server.faults.drop_after]
+                    self.wfile.write(body)
+                    server.requests[-1]["sent"] = len(body)
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(body)
+                server.requests[-1]["sent"] = len(body)
+
+        return Handler

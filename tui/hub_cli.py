@@ -1,0 +1,117 @@
+"""`quanttui search` and `quanttui pull`, and `hf:OWNER/REPO/FILE` for inspect and fit."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from ..core import format as fmt
+from ..core.hub import HubError, Variant, parse_hf_path, pull, remote_facts, repo_variants, search
+from ..core.modelfile.facts import ModelFacts
+
+
+class HubCliError(Exception):
+    """One line for stderr."""
+
+
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser("search", help="search Hugging Face for GGUF repos")
+    p.add_argument("query")
+    p.add_argument("--sort", choices=["downloads", "likes", "recent"], default="downloads")
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run_search)
+    p = sub.add_parser("pull", help="download a repo's quant (all parts of a split set) into the library")
+    p.add_argument("repo", metavar="OWNER/REPO")
+    p.add_argument(
+        "which", nargs="?", metavar="FILE|QUANT", help="a file name or a quant label such as Q4_K_M"
+    )
+    p.add_argument("--revision", default="main")
+    p.set_defaults(func=run_pull)
+
+
+def remote_inspect(spec: str) -> ModelFacts:
+    """Facts for hf:OWNER/REPO/FILE (a split set's part reads the whole set)."""
+    try:
+        repo, name, rev = parse_hf_path(spec)
+        listing = repo_variants(repo, rev)
+        v = next((v for v in listing.variants if any(f.name == name for f in v.files)), None)
+        if v is None:
+            raise HubError(f"{spec}: no such GGUF in {repo}")
+        return remote_facts(repo, v.first, rev, [f.name for f in v.files], [f.size for f in v.files])
+    except HubError as e:
+        raise HubCliError(str(e)) from None
+
+
+def run_search(args: argparse.Namespace) -> int:
+    try:
+        hits = search(args.query, args.sort, args.limit)
+    except HubError as e:
+        raise HubCliError(str(e)) from None
+    if args.json:
+        print(json.dumps([h.to_dict() for h in hits], indent=2))
+        return 0
+    print(f"{'repo':<50} {'downloads':>10} {'likes':>6} {'params':>8} {'arch':<10} modified")
+    for h in hits:
+        print(
+            f"{h.repo[:50]:<50} {h.downloads or 0:>10,} {h.likes or 0:>6} {fmt.params(h.parameters):>8} "
+            f"{(h.architecture or '?')[:10]:<10} {(h.last_modified or '')[:10]}"
+        )
+    return 0
+
+
+def pick_variant(variants: list[Variant], which: str | None) -> Variant:
+    if not variants:
+        raise HubCliError("this repo has no GGUF files")
+    if which is None:
+        labels = ", ".join(f"{v.label} ({fmt.size(v.size)})" for v in variants)
+        raise HubCliError(f"say which quant to pull: {labels}")
+    for v in variants:
+        if (
+            which in (v.label, v.first)
+            or any(f.name == which for f in v.files)
+            or v.label.upper() == which.upper()
+        ):
+            return v
+    raise HubCliError(f"{which}: not in this repo (have {', '.join(v.label for v in variants)})")
+
+
+def run_pull(args: argparse.Namespace) -> int:
+    try:
+        listing = repo_variants(args.repo, args.revision)
+        v = pick_variant(listing.variants, args.which)
+        start = time.monotonic()
+        last = [0.0]
+
+        def progress(done: int, total: int, name: str) -> None:
+            now = time.monotonic()
+            if now - last[0] < 0.2 and done < total:
+                return
+            last[0] = now
+            speed = done / max(now - start, 1e-6)
+            eta = (total - done) / speed if speed else 0
+            width = 30
+            filled = int(width * done / total) if total else width
+            bar = "█" * filled + "░" * (width - filled)
+            print(
+                f"\r{bar} {done / total:6.1%} {fmt.size(done)}/{fmt.size(total)} {fmt.size(int(speed))}/s "
+                f"ETA {eta:4.0f}s {name[:30]}",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
+
+        paths = pull(args.repo, v.files, listing.revision, progress=progress)
+        print(file=sys.stderr)
+    except HubError as e:
+        print(file=sys.stderr)
+        raise HubCliError(str(e)) from None
+    except KeyboardInterrupt:
+        print("\nquanttui: interrupted; pull again to resume", file=sys.stderr)
+        return 130
+    for p in paths:
+        print(p)
+    return 0
