@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.hubserver import HubRepo, HubServer
 from tests.modelgen import LlamaLog, quantize, write_tiny_model
 
+REPO = "someone/Tiny-Llama-GGUF"
 IMATRIX_KV = {
     "quantize.imatrix.file": "imatrix.dat",
     "quantize.imatrix.dataset": "calibration_datav3.txt",
@@ -75,3 +77,32 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
     tied_dir.mkdir()
     tied = write_tiny_model(tied_dir / "tiny-tied-F16.gguf", tied=True)
     return TinyModels(d, f16, quants, bpw, parts, tied)
+
+
+@pytest.fixture
+def hub(tiny, tmp_path, monkeypatch):
+    """A loopback Hub (HF_ENDPOINT) serving the tiny models in two repos."""
+    files = {f"tiny-{q}.gguf": p for q, p in tiny.quants.items()}
+    files |= {f"split/{p.name}": p for p in tiny.split_parts}
+    repos = [
+        HubRepo(
+            REPO,
+            files,
+            downloads=500,
+            likes=3,
+            gguf={"total": 3280640, "architecture": "llama", "context_length": 2048},
+        ),
+        HubRepo(
+            "other/Tiny-Chat-GGUF",
+            {"chat-Q8_0.gguf": tiny.quants["Q8_0"]},
+            downloads=900,
+            likes=1,
+            last_modified="2026-11-20T00:00:00.000Z",
+        ),
+    ]
+    server = HubServer(repos).start()
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    yield server
+    server.stop()

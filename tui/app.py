@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 
+from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
 from ..core import settings as settings_mod
 from ..core.fit import Hardware
+from ..core.format import size
+from ..core.hub import Variant
 from ..core.library import Root
 from ..themes import THEMES, other_theme, register_themes
+from .downloads import DownloadJob, run_job
+from .messages import DownloadUpdate
 from .screens.library import LibraryScreen
 
 
 class QuantApp(App):
     TITLE = "quanttui"
     BINDINGS = [
+        Binding("ctrl+f", "hub", "Hub", id="app.hub"),
+        Binding("ctrl+g", "downloads", "Downloads", id="app.downloads"),
         Binding("ctrl+t", "toggle_theme", "Theme", id="app.toggle_theme"),
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
     ]
@@ -26,6 +34,7 @@ class QuantApp(App):
         super().__init__()
         self._roots = roots
         self._hw = hw
+        self.downloads: list[DownloadJob] = []
 
     def on_mount(self) -> None:
         register_themes(self)
@@ -47,11 +56,64 @@ class QuantApp(App):
     def action_toggle_theme(self) -> None:
         self.theme = other_theme(self.theme)
 
+    def action_hub(self) -> None:
+        from .screens.hub import HubScreen
+
+        if not isinstance(self.screen, HubScreen):
+            self.push_screen(HubScreen())
+
+    def action_downloads(self) -> None:
+        from .screens.downloads import DownloadsScreen
+
+        if not isinstance(self.screen, DownloadsScreen):
+            self.push_screen(DownloadsScreen())
+
+    # downloads ------------------------------------------------------------------------------------
+
+    def enqueue_download(self, repo: str, variant: Variant, revision: str = "main") -> DownloadJob:
+        job = DownloadJob(repo, variant, revision)
+        self.downloads.append(job)
+        self.notify(
+            f"queued {repo} {variant.label} ({size(variant.size)}); ctrl+g shows downloads", timeout=3
+        )
+        self.download_worker()
+        return job
+
+    def resume_download(self, job: DownloadJob) -> None:
+        job.status, job.error, job.cancel = "queued", None, threading.Event()
+        self.download_worker()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="downloads")
+    def download_worker(self) -> None:
+        """Runs queued jobs one after another; a new worker picks up where this one stops."""
+        while job := next((j for j in self.downloads if j.status == "queued"), None):
+            run_job(job, lambda *a: self.post_message(DownloadUpdate(*a)))
+
+    @on(DownloadUpdate)
+    def _download_update(self, message: DownloadUpdate) -> None:
+        job = next((j for j in self.downloads if j.id == message.job_id), None)
+        if job is None:
+            return
+        job.done, job.status, job.error = message.done, message.status, message.error
+        if message.status == "done":
+            self.notify(f"downloaded {job.repo} {job.variant.label}")
+            for s in self.screen_stack:
+                if isinstance(s, LibraryScreen):
+                    s.action_rescan()
+        elif message.status == "failed":
+            self.notify(message.error or "download failed", severity="error")
+        from .screens.downloads import DownloadsScreen
+
+        if isinstance(self.screen, DownloadsScreen):
+            self.screen.refresh_jobs()
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield SystemCommand(
             "Toggle dark/light theme", "Switch between quanttui's two themes", self.action_toggle_theme
         )
+        yield SystemCommand("Hub: search Hugging Face", "Find GGUF repos and their quants", self.action_hub)
+        yield SystemCommand("Downloads", "Queued downloads with progress", self.action_downloads)
         if isinstance(screen, LibraryScreen):
             yield SystemCommand(
                 "Rescan library", "Look for new and changed model files", screen.action_rescan

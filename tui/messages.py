@@ -70,3 +70,33 @@ class OrganizeDone(Message):
         super().__init__()
         self.text = text
         self.error = error
+
+
+class HubResult(Message):
+    """A Hub worker's answer (search hits, a repo listing, remote facts) or its one-line error."""
+
+    def __init__(self, kind: str, data: object = None, error: str | None = None, key: str = "") -> None:
+        super().__init__()
+        self.kind = kind
+        self.data = data
+        self.error = error
+        self.key = key
+
+
+class DownloadUpdate(Message):
+    """A queued download's progress or end; newer progress for the same job replaces older."""
+
+    def __init__(self, job_id: int, done: int, total: int, status: str, error: str | None = None) -> None:
+        super().__init__()
+        self.job_id = job_id
+        self.done = done
+        self.total = total
+        self.status = status
+        self.error = error
+
+    def can_replace(self, message: Message) -> bool:
+        return (
+            isinstance(message, DownloadUpdate)
+            and message.job_id == self.job_id
+            and message.status == self.status == "downloading"
+        )

@@ -15,38 +15,9 @@ from quanttui.core.library import Root, scan
 from quanttui.core.modelfile import inspect_file, read_header
 from quanttui.core.paths import models_dir
 from quanttui.tui.cli import main
-from tests.hubserver import Faults, HubRepo, HubServer
+from tests.conftest import REPO
+from tests.hubserver import Faults
 from tests.modelgen import write_vocab_header
-
-REPO = "someone/Tiny-Llama-GGUF"
-
-
-@pytest.fixture
-def hub(tiny, tmp_path, monkeypatch):
-    files = {f"tiny-{q}.gguf": p for q, p in tiny.quants.items()}
-    files |= {f"split/{p.name}": p for p in tiny.split_parts}
-    repos = [
-        HubRepo(
-            REPO,
-            files,
-            downloads=500,
-            likes=3,
-            gguf={"total": 3280640, "architecture": "llama", "context_length": 2048},
-        ),
-        HubRepo(
-            "other/Tiny-Chat-GGUF",
-            {"chat-Q8_0.gguf": tiny.quants["Q8_0"]},
-            downloads=900,
-            likes=1,
-            last_modified="2026-11-20T00:00:00.000Z",
-        ),
-    ]
-    server = HubServer(repos).start()
-    monkeypatch.setenv("HF_ENDPOINT", server.url)
-    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
-    monkeypatch.delenv("HF_TOKEN", raising=False)
-    yield server
-    server.stop()
 
 
 def sha(path: Path) -> str:

@@ -1,0 +1,50 @@
+"""Pilot tests: search -> repo -> download, the tensor diff, and downloads you can watch."""
+
+from __future__ import annotations
+
+from quanttui.core.fit import hardware
+from quanttui.core.library import Root
+from quanttui.core.paths import models_dir
+from quanttui.tui.app import create_app
+from quanttui.tui.screens.downloads import DownloadsScreen
+from quanttui.tui.screens.hub import DiffScreen, HubScreen, RepoScreen
+from tests.conftest import REPO
+from tests.tui.test_ab_screen import _until
+from tests.tui.test_library_screen import rendered
+
+
+async def test_search_open_repo_download(hub, tiny, tmp_path):
+    (tmp_path / "empty").mkdir()
+    app = create_app([Root(models_dir(), "quanttui", True)], hardware("24GiB", "64GiB"))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause(0.3)
+        await pilot.press("ctrl+f")
+        assert isinstance(app.screen, HubScreen)
+        await pilot.press(*"tiny", "enter")
+        results = app.screen.query_one("#hub-results")
+        await _until(pilot, lambda: results.row_count == 2)
+        await pilot.press("down", "enter")  # the second hit: the tiny llama repo (fewer downloads)
+        repo = app.screen
+        assert isinstance(repo, RepoScreen) and repo.repo == REPO
+        table = repo.query_one("#variants")
+        await _until(pilot, lambda: table.row_count == 5 and len(repo.facts) == 5)
+        q8 = "tiny-Q8_0.gguf"
+        assert str(table.get_cell(q8, "bpw")) == "8.52" and str(table.get_cell(q8, "fit")) == "GPU"
+        assert str(table.get_cell("tiny-IQ4_XS.gguf", "imatrix")) == "yes"
+        table.move_cursor(row=table.get_row_index(q8))
+        await pilot.pause(0.1)
+        assert "Q8_0" in rendered(repo.query_one("#variant-facts"))
+        await pilot.press("m")
+        table.move_cursor(row=table.get_row_index("tiny-Q4_K_M.gguf"))
+        await pilot.press("m", "x")
+        assert isinstance(app.screen, DiffScreen)
+        assert "tensors differ in type" in rendered(app.screen.query_one("#diff-summary"))
+        await pilot.press("escape")
+        table.move_cursor(row=table.get_row_index(q8))
+        await pilot.press("d")
+        dest = models_dir() / REPO / q8
+        await _until(pilot, lambda: dest.exists())
+        await pilot.press("ctrl+g")
+        assert isinstance(app.screen, DownloadsScreen)
+        await _until(pilot, lambda: "done" in rendered(app.screen.query_one("#jobs")))
+        assert dest.read_bytes() == tiny.quants["Q8_0"].read_bytes()

@@ -1,0 +1,327 @@
+"""Hub screens: search GGUF repos, a repo's quant ladder before downloading, and a tensor-type diff."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Input, Static
+
+from ...core import format as fmt
+from ...core.fit import FitError, FitSettings, estimate, hardware
+from ...core.hub import HubError, RepoListing, Variant, remote_facts, repo_variants, search
+from ...core.library import LibraryEntry
+from ..messages import HubResult
+from ..report import inspect_text
+from ..widgets.fit_panel import verdict_cell
+
+SORTS = ("downloads", "likes", "recent")
+
+
+class HubScreen(Screen):
+    """Search box and results; Enter on a result opens its quant ladder."""
+
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back", id="hub.back"),
+        Binding("ctrl+s", "cycle_sort", "Sort", id="hub.sort"),
+    ]
+    DEFAULT_CSS = (
+        "#hub-status { height: auto; padding: 0 1; color: $text-muted; } #hub-query { margin: 0 1; }"
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sort = "downloads"
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Input(placeholder="search Hugging Face for GGUF models, Enter to search", id="hub-query")
+        yield Static("", id="hub-status")
+        yield DataTable(id="hub-results", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "Hub"
+        table = self.query_one(DataTable)
+        for key, label in (
+            ("repo", "Repository"),
+            ("downloads", "Downloads"),
+            ("likes", "Likes"),
+            ("params", "Params"),
+            ("arch", "Arch"),
+            ("modified", "Modified"),
+        ):
+            table.add_column(label, key=key)
+        self.query_one(Input).focus()
+
+    @on(Input.Submitted, "#hub-query")
+    def _submit(self, event: Input.Submitted) -> None:
+        self.run_search(event.value.strip())
+
+    def run_search(self, query: str) -> None:
+        self.query_one("#hub-status", Static).update(f"searching {query!r} by {self.sort}…")
+        self.search_worker(query, self.sort)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="hub-search")
+    def search_worker(self, query: str, sort: str) -> None:
+        try:
+            self.post_message(HubResult("search", search(query, sort)))
+        except HubError as e:
+            self.post_message(HubResult("search", error=str(e)))
+
+    @on(HubResult)
+    def _result(self, message: HubResult) -> None:
+        status = self.query_one("#hub-status", Static)
+        if message.error:
+            status.update(Text(message.error, style="bold red"))
+            return
+        table = self.query_one(DataTable)
+        table.clear()
+        for h in message.data:  # type: ignore[attr-defined]
+            table.add_row(
+                h.repo,
+                f"{h.downloads or 0:,}",
+                str(h.likes or 0),
+                fmt.params(h.parameters),
+                h.architecture or "?",
+                (h.last_modified or "")[:10],
+                key=h.repo,
+            )
+        n = table.row_count
+        status.update(
+            f"{n} repositories, sorted by {self.sort}; Enter opens one" if n else "no GGUF repositories found"
+        )
+        if n:
+            table.focus()
+
+    @on(DataTable.RowSelected, "#hub-results")
+    def _open(self, event: DataTable.RowSelected) -> None:
+        self.app.push_screen(RepoScreen(str(event.row_key.value)))
+
+    def action_cycle_sort(self) -> None:
+        self.sort = SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)]
+        self.run_search(self.query_one(Input).value.strip())
+
+
+def _library(screen: Screen) -> Any:
+    """The Library screen under this one: its entries, fit settings and hardware are shared."""
+    from .library import LibraryScreen
+
+    return next((s for s in screen.app.screen_stack if isinstance(s, LibraryScreen)), None)
+
+
+def _library_entries(screen: Screen) -> list[LibraryEntry]:
+    lib = _library(screen)
+    return list(lib.entries) if lib else []
+
+
+def _fit_settings(screen: Screen) -> FitSettings:
+    lib = _library(screen)
+    return lib.fit_settings if lib else FitSettings()
+
+
+class RepoScreen(Screen):
+    """Every quant of a repo with size, true bpw, imatrix and fit verdict, read from remote headers."""
+
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back", id="repo.back"),
+        Binding("d", "download", "Download", id="repo.download"),
+        Binding("m", "mark", "Mark for diff", id="repo.mark"),
+        Binding("x", "diff", "Diff marked", id="repo.diff"),
+    ]
+    DEFAULT_CSS = """
+    #repo-status { height: auto; padding: 0 1; color: $text-muted; }
+    #repo-body { height: 1fr; }
+    #variants { width: 3fr; }
+    #variant-detail { width: 2fr; border-left: vkey $panel; padding: 0 1; }
+    """
+
+    def __init__(self, repo: str) -> None:
+        super().__init__()
+        self.repo = repo
+        self.listing: RepoListing | None = None
+        self.facts: dict[str, dict[str, Any]] = {}
+        self.marked: list[str] = []
+        self.hw = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(f"{self.repo}: loading…", id="repo-status")
+        with Horizontal(id="repo-body"):
+            yield DataTable(id="variants", cursor_type="row", zebra_stripes=True)
+            with VerticalScroll(id="variant-detail"):
+                yield Static("", id="variant-facts")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = self.repo
+        table = self.query_one(DataTable)
+        for key, label in (
+            ("quant", "Quant"),
+            ("size", "Size"),
+            ("files", "Files"),
+            ("bpw", "BPW"),
+            ("imatrix", "imatrix"),
+            ("fit", "Fit"),
+            ("local", "In library"),
+        ):
+            table.add_column(label, key=key)
+        self.load()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="repo")
+    def load(self) -> None:
+        try:
+            listing = repo_variants(self.repo)
+        except HubError as e:
+            self.post_message(HubResult("listing", error=str(e)))
+            return
+        lib = _library(self)
+        self.hw = lib.hw if lib is not None and lib.hw is not None else hardware()
+        self.post_message(HubResult("listing", listing))
+        for v in listing.variants:  # headers one by one; cached on disk, so a reopen is instant
+            try:
+                facts = remote_facts(
+                    self.repo, v.first, listing.revision, [f.name for f in v.files], [f.size for f in v.files]
+                ).to_dict(tensors=True)
+                self.post_message(HubResult("facts", facts, key=v.first))
+            except HubError as e:
+                self.post_message(HubResult("facts", error=str(e), key=v.first))
+
+    def _in_library(self, v: Variant) -> bool:
+        names = {(e.name, e.size_bytes) for e in _library_entries(self)}
+        return (v.first.rsplit("/", 1)[-1], v.size) in names
+
+    @on(HubResult)
+    def _result(self, message: HubResult) -> None:
+        status = self.query_one("#repo-status", Static)
+        table = self.query_one(DataTable)
+        if message.kind == "listing":
+            if message.error:
+                status.update(Text(message.error, style="bold red"))
+                return
+            self.listing = message.data  # type: ignore[assignment]
+            assert self.listing is not None
+            for v in self.listing.variants:
+                table.add_row(
+                    v.label,
+                    fmt.size(v.size),
+                    str(len(v.files)),
+                    "…",
+                    "…",
+                    "…",
+                    "yes" if self._in_library(v) else "",
+                    key=v.first,
+                )
+            status.update(
+                f"{self.repo} @ {self.listing.revision[:12]}: {len(self.listing.variants)} quants; "
+                "d downloads, m marks two for a diff, x shows it"
+            )
+            table.focus()
+            return
+        if message.error:
+            table.update_cell(message.key, "bpw", Text("error", style="red"), update_width=True)
+            self.facts[message.key] = {"error": message.error}
+            return
+        f: dict[str, Any] = message.data  # type: ignore[assignment]
+        self.facts[message.key] = f
+        table.update_cell(message.key, "bpw", f"{f['bpw']:.2f}" if f.get("bpw") else "?", update_width=True)
+        table.update_cell(message.key, "imatrix", "yes" if f.get("imatrix") else "-", update_width=True)
+        if self.hw is not None:
+            try:
+                result = estimate(f, _fit_settings(self), self.hw, search=False)
+                table.update_cell(message.key, "fit", verdict_cell(result), update_width=True)
+            except FitError:
+                table.update_cell(message.key, "fit", "?")
+        self._show_highlighted()
+
+    def _highlighted(self) -> Variant | None:
+        table = self.query_one(DataTable)
+        if not table.row_count or self.listing is None:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return next((v for v in self.listing.variants if v.first == key), None)
+
+    def _show_highlighted(self) -> None:
+        v = self._highlighted()
+        out = self.query_one("#variant-facts", Static)
+        if v is None:
+            return
+        f = self.facts.get(v.first)
+        if f is None:
+            out.update(f"{v.label}: reading the header…")
+        elif "error" in f:
+            out.update(Text(f"{v.label}: {f['error']}", style="bold red"))
+        else:
+            out.update(inspect_text(f))
+
+    @on(DataTable.RowHighlighted, "#variants")
+    def _highlight(self) -> None:
+        self._show_highlighted()
+
+    def action_download(self) -> None:
+        v = self._highlighted()
+        if v is not None and self.listing is not None:
+            self.app.enqueue_download(self.repo, v, self.listing.revision)  # type: ignore[attr-defined]
+
+    def action_mark(self) -> None:
+        v = self._highlighted()
+        if v is None:
+            return
+        self.marked = (
+            [k for k in self.marked if k != v.first]
+            if v.first in self.marked
+            else [*self.marked, v.first][-2:]
+        )
+        self.notify(
+            "marked for diff: " + ", ".join(self.marked) if self.marked else "no variant marked", timeout=2
+        )
+
+    def action_diff(self) -> None:
+        if len(self.marked) != 2 or not all("tensors" in self.facts.get(k, {}) for k in self.marked):
+            self.notify("mark two variants whose headers are read (m), then press x", severity="warning")
+            return
+        self.app.push_screen(DiffScreen(*(self.facts[k] for k in self.marked)))
+
+
+def tensor_diff(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(tensor, type in A, type in B) for every tensor, in A's order then B's extras."""
+    ta = {t["name"]: t["type"] for t in a.get("tensors", [])}
+    tb = {t["name"]: t["type"] for t in b.get("tensors", [])}
+    names = list(ta) + [n for n in tb if n not in ta]
+    return [(n, ta.get(n, "-"), tb.get(n, "-")) for n in names]
+
+
+class DiffScreen(Screen):
+    """Which tensors got which type in two variants: what a label like Q4_K_M actually changed."""
+
+    BINDINGS = [Binding("escape", "app.pop_screen", "Back", id="diff.back")]
+
+    def __init__(self, a: dict[str, Any], b: dict[str, Any]) -> None:
+        super().__init__()
+        self.a, self.b = a, b
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(id="diff-summary")
+        yield DataTable(id="diff", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        la, lb = self.a.get("file_type") or "A", self.b.get("file_type") or "B"
+        self.sub_title = f"{la} vs {lb}"
+        rows = tensor_diff(self.a, self.b)
+        changed = sum(1 for _, x, y in rows if x != y)
+        self.query_one("#diff-summary", Static).update(
+            f" {la} ({self.a.get('bpw') or 0:.2f} bpw) vs {lb} ({self.b.get('bpw') or 0:.2f} bpw): "
+            f"{changed} of {len(rows)} tensors differ in type"
+        )
+        table = self.query_one(DataTable)
+        table.add_columns("tensor", la, lb)
+        for name, x, y in rows:
+            style = "bold yellow" if x != y else "dim"
+            table.add_row(name, Text(x, style=style), Text(y, style=style))
