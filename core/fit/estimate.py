@@ -12,6 +12,7 @@ Rules (read in llama.cpp's source, checked against its logged buffers; see rules
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -395,20 +396,24 @@ def estimate(
     return result
 
 
+def largest(lo: int, hi: int, ok: Callable[[int], bool]) -> int:
+    """The largest n in [lo, hi] with ok(n), for an ok that holds up to some n and fails after it
+    (memory only grows with context and layers); lo - 1 when it holds nowhere."""
+    if ok(hi):
+        return hi
+    if not ok(lo):
+        return lo - 1
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if ok(mid) else (lo, mid)
+    return lo
+
+
 def max_gpu_layers(shape: Shape, s: FitSettings, hw: Hardware, overheads: Overheads) -> int:
     """The most layers that fit on the GPU(s) at these settings (0 when none, or no GPU)."""
     if not hw.gpus:
         return 0
-    lo, hi = 0, shape.n_layer + 1
-    if _gpus_fit(layout(shape, s, hw, hi, overheads)):
-        return hi
-    while hi - lo > 1:  # GPU use grows with every layer moved over
-        mid = (lo + hi) // 2
-        if _gpus_fit(layout(shape, s, hw, mid, overheads)):
-            lo = mid
-        else:
-            hi = mid
-    return lo
+    return max(0, largest(0, shape.n_layer + 1, lambda n: _gpus_fit(layout(shape, s, hw, n, overheads))))
 
 
 def _gpus_fit(devices: list[DeviceUse]) -> bool:
@@ -423,18 +428,7 @@ def max_context(shape: Shape, s: FitSettings, hw: Hardware, overheads: Overheads
         return _fits(layout(shape, replace(s, n_ctx=ctx), hw, full, overheads))
 
     top = max(1, min(shape.n_ctx_train, MAX_CTX) // CTX_PAD)
-    if ok(top * CTX_PAD):
-        return top * CTX_PAD
-    if not ok(CTX_PAD):
-        return 0
-    lo, hi = 1, top
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if ok(mid * CTX_PAD):
-            lo = mid
-        else:
-            hi = mid
-    return lo * CTX_PAD
+    return max(0, largest(1, top, lambda k: ok(k * CTX_PAD))) * CTX_PAD
 
 
 def _gib(n: int) -> str:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .devices import Hardware
-from .estimate import DeviceUse, FitResult, FitSettings, estimate
+from .estimate import DeviceUse, FitResult, FitSettings, estimate, largest
 from .rules import DEFAULT_OVERHEADS, Overheads
 
 
@@ -84,27 +84,21 @@ def fit_pair(
                     "text": "use a q8_0 KV cache with flash attention",
                 }
             )
-    lo, hi = 0, settings.n_ctx // 256
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        *_, dm = _pair(fa, fb, replace(settings, n_ctx=mid * 256), hw, overheads, layers, layers)
-        lo, hi = (mid, hi) if all(d.fits for d in dm) else (lo, mid)
-    if lo:
-        result.suggestions.append(
-            {"change": "ctx", "n_ctx": lo * 256, "text": f"lower the context to {lo * 256}"}
-        )
+
+    def fits(ctx: int = settings.n_ctx, layers_b: int | str = layers) -> bool:
+        *_, devices = _pair(fa, fb, replace(settings, n_ctx=ctx), hw, overheads, layers, layers_b)
+        return all(d.fits for d in devices)
+
+    below = settings.n_ctx // 256 - 1  # contexts smaller than the one that did not fit, in 256s
+    ctx = largest(1, below, lambda k: fits(ctx=k * 256)) * 256 if below >= 1 else 0
+    if ctx > 0:
+        result.suggestions.append({"change": "ctx", "n_ctx": ctx, "text": f"lower the context to {ctx}"})
     full_b = b.n_layer + 1
-    for n in range(full_b - 1, -1, -1):
-        *_, dl = _pair(fa, fb, settings, hw, overheads, layers, n)
-        if all(d.fits for d in dl):
-            result.suggestions.append(
-                {
-                    "change": "gpu_layers_b",
-                    "gpu_layers": n,
-                    "text": f"put {n} of B's {full_b} layers on the GPU",
-                }
-            )
-            break
+    n = largest(0, full_b - 1, lambda n: fits(layers_b=n))
+    if n >= 0:
+        result.suggestions.append(
+            {"change": "gpu_layers_b", "gpu_layers": n, "text": f"put {n} of B's {full_b} layers on the GPU"}
+        )
     if not result.suggestions:
         result.suggestions.append({"change": "sequential", "text": "run them one after the other"})
     return result

@@ -88,7 +88,8 @@ def test_console_script_error_is_one_line(tmp_path):
 def test_core_never_imports_textual():
     code = (
         "import sys; import quanttui.core, quanttui.core.modelfile, quanttui.core.library;"
-        "import quanttui.core.format;"
+        "import quanttui.core.format, quanttui.core.fit, quanttui.core.ab, quanttui.core.organize;"
+        "import quanttui.core.hub, quanttui.core.fit.measure, quanttui.tui.fit_cli, quanttui.tui.hub_cli;"
         "import quanttui.tui.cli;"
         "bad = sorted(m for m in sys.modules if m == 'textual' or m.startswith('textual.'));"
         "print(','.join(bad)); sys.exit(1 if bad else 0)"
