@@ -37,6 +37,9 @@ async def test_mark_two_files_send_a_prompt_see_both_and_the_divergence(tiny, tm
         await _until(pilot, lambda: not prompt.disabled)
         await pilot.press(*"/max 16", "enter")
         assert screen.cfg.max_tokens == 16
+        await pilot.press(*"/ctx 1024", "enter")
+        await _until(pilot, lambda: screen.session is not None and not prompt.disabled)
+        assert screen.session.engine.side("a").llm.n_ctx() == 1024
         await pilot.press(*"Hello", "enter")
         await _until(pilot, lambda: not screen.running and screen.session.turns)
         turn = screen.session.turns[-1]

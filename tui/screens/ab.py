@@ -60,7 +60,7 @@ class ABScreen(Screen):
             yield ChatPane("a", Path(self.paths[0]).name, id="pane-a")
             yield ChatPane("b", Path(self.paths[1]).name, id="pane-b")
         yield Input(
-            placeholder="prompt: Enter sends it to both; Esc cancels; /system, /max, /mode, /save",
+            placeholder="prompt: Enter sends it to both; Esc cancels; /system, /max, /ctx, /mode, /save",
             id="ab-prompt",
             disabled=True,
         )
@@ -108,7 +108,7 @@ class ABScreen(Screen):
             self.ask(text)
 
     def command(self, text: str) -> None:
-        """/system TEXT, /max N, /mode chat|completion, /save: settings both sides share."""
+        """/system TEXT, /max N, /ctx N, /mode chat|completion, /save: settings both sides share."""
         name, _, arg = text[1:].partition(" ")
         cfg = self.cfg
         if name == "system":
@@ -120,10 +120,21 @@ class ABScreen(Screen):
         elif name == "mode" and arg.strip() in ("chat", "completion"):
             cfg.mode = arg.strip()
             self.notify(f"mode: {cfg.mode}")
+        elif name == "ctx" and arg.strip().isdigit() and int(arg) >= 64:
+            cfg.n_ctx = int(arg)
+            if self.session is not None:
+                self.session.close()  # the context is fixed at load: both models load again
+            self.session = None
+            self.query_one("#ab-prompt", Input).disabled = True
+            self.query_one("#ab-info", Static).update(f"loading both models with context {cfg.n_ctx}…")
+            self.load()
+            return
         elif name == "save":
             self.action_save()
         else:
-            self.notify("commands: /system TEXT, /max N, /mode chat|completion, /save", severity="warning")
+            self.notify(
+                "commands: /system TEXT, /max N, /ctx N, /mode chat|completion, /save", severity="warning"
+            )
             return
         self._show_info()
 
