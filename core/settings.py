@@ -22,6 +22,7 @@ class Settings:
     hidden_roots: list[str] = field(default_factory=list)
     theme: str = DEFAULT_THEME
     fit: dict[str, Any] = field(default_factory=dict)  # the fit panel's last settings (FitSettings fields)
+    download_to: str = "library"  # "library" (quanttui's models folder) or "hf-cache"
     load_error: str | None = field(default=None, compare=False)
 
 

@@ -56,6 +56,12 @@ class QuantApp(App):
     def action_toggle_theme(self) -> None:
         self.theme = other_theme(self.theme)
 
+    def action_toggle_download_target(self) -> None:
+        with settings_mod.update() as s:
+            s.download_to = "hf-cache" if s.download_to == "library" else "library"
+        where = "the Hugging Face cache" if s.download_to == "hf-cache" else "quanttui's models folder"
+        self.notify(f"new downloads go to {where}")
+
     def action_hub(self) -> None:
         from .screens.hub import HubScreen
 
@@ -71,7 +77,7 @@ class QuantApp(App):
     # downloads ------------------------------------------------------------------------------------
 
     def enqueue_download(self, repo: str, variant: Variant, revision: str = "main") -> DownloadJob:
-        job = DownloadJob(repo, variant, revision)
+        job = DownloadJob(repo, variant, revision, to=settings_mod.load().download_to)
         self.downloads.append(job)
         self.notify(
             f"queued {repo} {variant.label} ({size(variant.size)}); ctrl+g shows downloads", timeout=3
@@ -114,6 +120,11 @@ class QuantApp(App):
         )
         yield SystemCommand("Hub: search Hugging Face", "Find GGUF repos and their quants", self.action_hub)
         yield SystemCommand("Downloads", "Queued downloads with progress", self.action_downloads)
+        yield SystemCommand(
+            "Downloads go to: library / HF cache",
+            "Toggle where new downloads land",
+            self.action_toggle_download_target,
+        )
         if isinstance(screen, LibraryScreen):
             yield SystemCommand(
                 "Rescan library", "Look for new and changed model files", screen.action_rescan

@@ -17,6 +17,7 @@ class DownloadJob:
     repo: str
     variant: Variant
     revision: str = "main"
+    to: str = "library"
     id: int = field(default_factory=lambda: next(_ids))
     status: str = "queued"  # queued, downloading, done, failed, cancelled
     done: int = 0
@@ -44,6 +45,7 @@ def run_job(job: DownloadJob, post: object) -> None:
             job.variant.files,
             job.revision,
             cancel=job.cancel,
+            to=job.to,
             progress=lambda done, total, name: post(job.id, done, total, "downloading", None),
         )  # type: ignore[operator]
     except HubError as e:

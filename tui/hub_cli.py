@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from ..core import format as fmt
+from ..core import settings as settings_mod
 from ..core.hub import HubError, Variant, parse_hf_path, pull, remote_facts, repo_variants, search
 from ..core.modelfile.facts import ModelFacts
 
@@ -30,6 +31,9 @@ def add_parsers(sub: Any) -> None:
         "which", nargs="?", metavar="FILE|QUANT", help="a file name or a quant label such as Q4_K_M"
     )
     p.add_argument("--revision", default="main")
+    p.add_argument(
+        "--to", choices=["library", "hf-cache"], help="where to (default: the download_to setting)"
+    )
     p.set_defaults(func=run_pull)
 
 
@@ -104,7 +108,8 @@ def run_pull(args: argparse.Namespace) -> int:
                 flush=True,
             )
 
-        paths = pull(args.repo, v.files, listing.revision, progress=progress)
+        to = args.to or settings_mod.load().download_to
+        paths = pull(args.repo, v.files, listing.revision, progress=progress, to=to)
         print(file=sys.stderr)
     except HubError as e:
         print(file=sys.stderr)

@@ -112,9 +112,13 @@ def pull(
     root: Path | None = None,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
+    to: str = "library",
 ) -> list[Path]:
-    """Download `files` (a variant) into OWNER/REPO/ under the models folder; returns the final paths."""
+    """Download `files` (a variant) into OWNER/REPO/ under the models folder, or into the Hugging Face
+    cache with `to="hf-cache"`; returns the final paths."""
     cancel = cancel or threading.Event()
+    if to == "hf-cache":
+        return _pull_hf_cache(repo, files, revision, progress, cancel)
     dests = [destination(repo, f.name, root) for f in files]
     remaining = sum(
         f.size - (partial_path(d).stat().st_size if partial_path(d).exists() else 0)
@@ -147,3 +151,61 @@ def pull(
         done += f.size
         log_operation("download", repo=repo, revision=revision, file=f.name, path=str(dest), sha256=f.sha256)
     return dests
+
+
+def _pull_hf_cache(
+    repo: str, files: list[RemoteFile], revision: str, progress: Progress | None, cancel: threading.Event
+) -> list[Path]:
+    """Through huggingface_hub, so `hf cache` and llama.cpp see the files the usual way. It cannot resume
+    across calls (it deletes its partial file on failure since 1.18); the SHA-256 is checked after."""
+    from huggingface_hub import hf_hub_download
+
+    from ..library.roots import hf_hub_cache
+    from .client import endpoint
+
+    cache = hf_hub_cache()
+    _check_space(cache, sum(f.size for f in files))
+    total, done, out = sum(f.size for f in files), 0, []
+    for f in files:
+        bar = _progress_bar(f.name, done, total, progress, cancel)
+        path = Path(
+            call(
+                f.name,
+                lambda f=f, bar=bar: hf_hub_download(
+                    repo, f.name, revision=revision, cache_dir=cache, endpoint=endpoint(), tqdm_class=bar
+                ),
+            )
+        )
+        blob = Path(os.path.realpath(path))
+        if f.sha256 and _hash_existing(blob)[0].hexdigest() != f.sha256:
+            path.unlink(missing_ok=True)
+            blob.unlink(missing_ok=True)
+            raise HubError(f"{f.name}: SHA-256 does not match the repo's: the download was discarded")
+        done += f.size
+        out.append(path)
+        log_operation("download", repo=repo, revision=revision, file=f.name, path=str(path), to="hf-cache")
+    return out
+
+
+def _progress_bar(
+    name: str, base: int, total: int, progress: Progress | None, cancel: threading.Event
+) -> type:
+    """A silent tqdm for huggingface_hub that reports bytes to `progress` and raises on cancel."""
+    from huggingface_hub.utils import tqdm as hf_tqdm
+
+    class Bar(hf_tqdm):
+        seen = 0
+
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            kwargs["disable"] = True
+            super().__init__(*args, **kwargs)
+
+        def update(self, n: float | None = 1) -> bool | None:
+            if cancel.is_set():
+                raise HubError(f"{name}: cancelled")
+            Bar.seen += int(n or 0)
+            if progress:
+                progress(base + Bar.seen, total, name)
+            return None
+
+    return Bar

@@ -166,3 +166,25 @@ def test_cli_search_pull_inspect_fit_and_the_token_stays_secret(hub, tiny, capfd
     written += [p.read_bytes() for p in Path(os.environ["QUANTTUI_CACHE_DIR"]).rglob("*") if p.is_file()]
     assert secret.encode() not in b"".join(written)  # ... and never written, printed or logged
     assert secret not in out.out + out.err + err
+
+
+def test_download_into_the_hf_cache_the_cache_way(hub, tiny):
+    from huggingface_hub import scan_cache_dir
+
+    from quanttui.core.library.roots import hf_hub_cache
+
+    (v,) = [v for v in repo_variants(REPO).variants if v.label == "IQ4_XS"]
+    seen: list[int] = []
+    (path,) = pull(REPO, v.files, to="hf-cache", progress=lambda done, total, name: seen.append(done))
+    assert sha(Path(os.path.realpath(path))) == sha(tiny.quants["IQ4_XS"]) and seen[-1] == v.size
+    (repo,) = scan_cache_dir(hf_hub_cache()).repos
+    assert repo.repo_id == REPO and {f.file_name for r in repo.revisions for f in r.files} == {
+        "tiny-IQ4_XS.gguf"
+    }
+    (entry,) = scan([Root(hf_hub_cache(), "huggingface", True)])
+    assert entry.origin["hf_repo"] == REPO and entry.quant == "IQ4_XS"
+    hub.faults = Faults(corrupt=True)
+    (q2,) = [v for v in repo_variants(REPO).variants if v.label == "Q2_K"]
+    hub.faults = Faults(corrupt=True)
+    with pytest.raises(HubError, match="SHA-256 does not match"):
+        pull(REPO, q2.files, to="hf-cache")
