@@ -36,10 +36,10 @@ class ABLoaded(Message):
 class ABToken(Message):
     """A side's answer so far; a newer one for the same side replaces an unhandled older one."""
 
-    def __init__(self, side: str, ids: list[int], text: str) -> None:
+    def __init__(self, side: str, n_tokens: int, text: str) -> None:
         super().__init__()
         self.side = side
-        self.ids = ids
+        self.n_tokens = n_tokens
         self.text = text
 
     def can_replace(self, message: Message) -> bool:

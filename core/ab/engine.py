@@ -22,7 +22,8 @@ from ..fit.measure import LlamaLogCapture
 from ..organize.safety import mark_in_use, unmark_in_use
 from .metrics import distinct_n, longest_loop, loop_at_end
 
-OnToken = Callable[[str, list[int], str], None]  # side ("a"/"b"), generated ids so far, text so far
+# side ("a"/"b"), generated ids so far (the live list: read it, do not keep it), text so far
+OnToken = Callable[[str, list[int], str], None]
 
 
 @dataclass
@@ -163,6 +164,7 @@ class Side:
         prompt, template_stop = self.prompt_tokens(messages, cfg.mode)
         result.prompt_ids = prompt
         stops = [s for s in [*cfg.stop, *template_stop] if s]
+        longest_stop = max((len(s) for s in stops), default=0)
         room = cfg.n_ctx - len(prompt)
         if room <= 0:
             result.stop_reason, result.error = (
@@ -189,16 +191,17 @@ class Side:
                 first = now
             last = now
             result.token_ids.append(tok)
-            piece = llm.detokenize([tok], prev_tokens=prompt + result.token_ids[:-1])
-            result.text += decoder.decode(piece)
+            new = decoder.decode(llm.detokenize([tok]))
+            result.text += new
             result.char_ends.append(len(result.text))
-            hit = next((s for s in stops if s in result.text), None)
-            if hit:
-                result.text = result.text[: result.text.index(hit)]
+            # Only the tail can hold a stop string that this token completed.
+            tail = result.text[-(longest_stop + len(new)) :] if stops else ""
+            if stops and any(s in tail for s in stops):
+                result.text = result.text[: min(result.text.find(s) for s in stops if s in result.text)]
                 result.stop_reason = "stop_string"
                 break
             if on_token:
-                on_token(self.name, list(result.token_ids), result.text)
+                on_token(self.name, result.token_ids, result.text)
             if cfg.stop_on_loop and loop_at_end(result.token_ids):
                 result.stop_reason = "loop"
                 break

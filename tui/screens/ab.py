@@ -158,7 +158,7 @@ class ABScreen(Screen):
             now = time.monotonic()
             if now - last[side] >= STREAM_INTERVAL:
                 last[side] = now
-                self.post_message(ABToken(side, ids, text))
+                self.post_message(ABToken(side, len(ids), text))
 
         cancel = self.cancel
         if regenerate:
@@ -171,7 +171,7 @@ class ABScreen(Screen):
     def _token(self, message: ABToken) -> None:
         if self.running:
             self.query_one(f"#pane-{message.side}", ChatPane).streaming(
-                self.last_prompt, message.text, len(message.ids)
+                self.last_prompt, message.text, message.n_tokens
             )
 
     @on(ABTurnDone)
