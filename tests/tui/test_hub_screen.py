@@ -14,7 +14,7 @@ from tests.tui.test_library_screen import rendered
 
 
 async def test_search_open_repo_download(hub, tiny, tmp_path):
-    (tmp_path / "empty").mkdir()
+    hub.repos[REPO].files["mislabeled-Q6_K.gguf"] = tiny.quants["Q2_K"]
     app = create_app([Root(models_dir(), "quanttui", True)], hardware("24GiB", "64GiB"))
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.pause(0.3)
@@ -27,10 +27,11 @@ async def test_search_open_repo_download(hub, tiny, tmp_path):
         repo = app.screen
         assert isinstance(repo, RepoScreen) and repo.repo == REPO
         table = repo.query_one("#variants")
-        await _until(pilot, lambda: table.row_count == 5 and len(repo.facts) == 5)
+        await _until(pilot, lambda: table.row_count == 6 and len(repo.facts) == 6)
         q8 = "tiny-Q8_0.gguf"
         assert str(table.get_cell(q8, "bpw")) == "8.52" and str(table.get_cell(q8, "fit")) == "GPU"
         assert str(table.get_cell("tiny-IQ4_XS.gguf", "imatrix")) == "yes"
+        assert str(table.get_cell("mislabeled-Q6_K.gguf", "quant")) == "Q6_K (header: Q2_K)"
         table.move_cursor(row=table.get_row_index(q8))
         await pilot.pause(0.1)
         assert "Q8_0" in rendered(repo.query_one("#variant-facts"))

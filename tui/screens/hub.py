@@ -16,6 +16,7 @@ from ...core import format as fmt
 from ...core.fit import FitError, FitSettings, estimate, hardware
 from ...core.hub import HubError, RepoListing, Variant, remote_facts, repo_variants, search
 from ...core.library import LibraryEntry
+from ...core.library.groups import quant_from_name
 from ..messages import HubResult
 from ..report import inspect_text
 from ..widgets.fit_panel import verdict_cell
@@ -229,6 +230,17 @@ class RepoScreen(Screen):
             return
         f: dict[str, Any] = message.data  # type: ignore[assignment]
         self.facts[message.key] = f
+        label = (
+            next((v.label for v in self.listing.variants if v.first == message.key), "")
+            if self.listing
+            else ""
+        )
+        header = f.get("file_type")
+        if header and quant_from_name(f"x-{label}") and label.upper() != header.upper():
+            # The file name says one quant, the header another: show both, flagged.
+            table.update_cell(
+                message.key, "quant", Text(f"{label} (header: {header})", style="bold red"), update_width=True
+            )
         table.update_cell(message.key, "bpw", f"{f['bpw']:.2f}" if f.get("bpw") else "?", update_width=True)
         table.update_cell(message.key, "imatrix", "yes" if f.get("imatrix") else "-", update_width=True)
         if self.hw is not None:
