@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.hubserver import HubRepo, HubServer
-from tests.modelgen import LlamaLog, quantize, write_tiny_model
+from tests.modelgen import quantize, quantized_bpw, write_tiny_model
 
 REPO = "someone/Tiny-Llama-GGUF"
 IMATRIX_KV = {
@@ -58,7 +58,6 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
     """F16 source, Q8_0 / Q4_K_M / Q2_K / IQ4_XS (with imatrix keys), a 3-part split set, a tied model."""
-    LlamaLog.install()
     d = tmp_path_factory.mktemp("models")
     f16 = write_tiny_model(d / "tiny-F16.gguf")
     f16_im = write_tiny_model(d / "src-imatrix.gguf", extra_kv=IMATRIX_KV)
@@ -67,7 +66,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
     for label in ("Q8_0", "Q4_K_M", "Q2_K", "IQ4_XS"):
         src = f16_im if label == "IQ4_XS" else f16
         quants[label] = quantize(src, d / f"tiny-{label}.gguf", label)
-        bpw[label] = LlamaLog.quantized_bpw()
+        bpw[label] = quantized_bpw()
     f16_im.unlink()
     split_dir = d / "split"
     split_dir.mkdir()

@@ -102,9 +102,16 @@ def quantize(src: str | Path, dst: str | Path, label: str) -> Path:
     """Quantize with llama.cpp's own quantizer (llama_model_quantize)."""
     import llama_cpp
 
+    from quanttui.core.fit.measure import LlamaLogCapture
+
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = FTYPES[label]
-    rc = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), ctypes.byref(params))
+    sink = LlamaLogCapture.start()  # the quantizer's log goes here, never to the terminal
+    try:
+        rc = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), ctypes.byref(params))
+    finally:
+        LlamaLogCapture.stop(sink)
+    _quant_log[:] = sink
     if rc != 0:
         raise RuntimeError(f"llama_model_quantize({label}) returned {rc}")
     return Path(dst)
@@ -154,32 +161,15 @@ def write_vocab_header(
     return Path(path)
 
 
-class LlamaLog:
-    """Captures llama.cpp's log lines (quantizer, loader) instead of letting them reach the terminal."""
+_quant_log: list[str] = []
 
-    lines: list[str] = []
-    _callback: Any = None
 
-    @classmethod
-    def install(cls) -> None:
-        if cls._callback is not None:
-            return
-        import llama_cpp
+def quantized_bpw() -> float:
+    """The BPW llama.cpp printed for the last quantize() ("quant size = ... (4.85 BPW)")."""
+    import re
 
-        @llama_cpp.llama_log_callback
-        def _log(level: int, text: bytes, user_data: Any) -> None:
-            cls.lines.append(text.decode("utf-8", errors="replace"))
-
-        cls._callback = _log  # keep a reference: llama.cpp holds only the raw pointer
-        llama_cpp.llama_log_set(_log, ctypes.c_void_p(0))
-
-    @classmethod
-    def quantized_bpw(cls) -> float:
-        """The BPW llama.cpp printed for the last quantization ("quant size = ... (4.85 BPW)")."""
-        import re
-
-        for line in reversed(cls.lines):
-            m = re.search(r"quant size\s*=.*\(([\d.]+) BPW\)", line)
-            if m:
-                return float(m.group(1))
-        raise LookupError("no quant size line in llama.cpp's log")
+    for line in reversed(_quant_log):
+        m = re.search(r"quant size\s*=.*\(([\d.]+) BPW\)", line)
+        if m:
+            return float(m.group(1))
+    raise LookupError("no quant size line in llama.cpp's log")
