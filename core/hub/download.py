@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from ..organize.move import sha256_file
 from ..organize.safety import log_operation
 from ..paths import models_dir
 from .client import HubError, call, file_url, headers, session
@@ -177,7 +178,7 @@ def _pull_hf_cache(
             )
         )
         blob = Path(os.path.realpath(path))
-        if f.sha256 and _hash_existing(blob)[0].hexdigest() != f.sha256:
+        if f.sha256 and sha256_file(blob) != f.sha256:
             path.unlink(missing_ok=True)
             blob.unlink(missing_ok=True)
             raise HubError(f"{f.name}: SHA-256 does not match the repo's: the download was discarded")

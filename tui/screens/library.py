@@ -134,6 +134,7 @@ class LibraryScreen(Screen):
         if errors:
             text += f", {errors} unreadable"
         self.query_one("#status-text", Static).update(text)
+        self._compute_fits()
         self.refresh_table()
 
     @on(Worker.StateChanged)
@@ -153,11 +154,8 @@ class LibraryScreen(Screen):
     def refresh_table(self) -> None:
         table = self.query_one(ModelTable)
         empty = self.query_one("#empty", Static)
-        keep = None
-        if table.row_count:
-            keep = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        keep = self._cursor_key()
         shown = self.visible()
-        self._compute_fits()
         cells = {path: verdict_cell(r) for path, r in self.fits.items()}
         table.show(arrange(shown, self.sort, self.reverse), cells, keep, marks=self.marked)
         nothing = not self.entries
@@ -193,12 +191,15 @@ class LibraryScreen(Screen):
         lines += [Text(""), Text("Press ctrl+a to add a folder, or run: quanttui roots add PATH")]
         return Group(*lines)
 
-    def _show_highlighted(self) -> None:
+    def _cursor_key(self) -> str | None:
+        """The row key under the table's cursor (a file path or `group:KEY`), None when empty."""
         table = self.query_one(ModelTable)
         if not table.row_count:
-            return
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-        self._show_key(key)
+            return None
+        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+
+    def _show_highlighted(self) -> None:
+        self._show_key(self._cursor_key())
 
     def _show_key(self, key: str | None) -> None:
         pane = self.query_one(DetailPane)
@@ -286,7 +287,8 @@ class LibraryScreen(Screen):
     # memory fit -----------------------------------------------------------------------------------
 
     def _compute_fits(self) -> None:
-        """Verdicts for every readable file at the current fit settings (the table's Fit column)."""
+        """Verdicts for every readable file at the current fit settings (the table's Fit column); run when
+        the entries, hardware or settings change, not on every redraw (filtering, sorting, marking)."""
         self.fits = {}
         if self.hw is None:
             return
@@ -316,6 +318,7 @@ class LibraryScreen(Screen):
         self.fit_settings = s
         with settings_mod.update() as saved:
             saved.fit = {k: getattr(s, k) for k in ("n_ctx", "type_k", "type_v", "flash_attn", "gpu_layers")}
+        self._compute_fits()
         self.refresh_table()
 
     def action_fit_ctx(self, factor: float) -> None:
@@ -343,10 +346,7 @@ class LibraryScreen(Screen):
     # A/B ------------------------------------------------------------------------------------------
 
     def _highlighted_entry(self) -> LibraryEntry | None:
-        table = self.query_one(ModelTable)
-        if not table.row_count:
-            return None
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        key = self._cursor_key()
         return next((e for e in self.entries if e.path == key), None)
 
     def action_mark(self) -> None:
