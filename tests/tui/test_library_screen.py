@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from textual import events
 
 from quanttui.core import settings as settings_mod
 from quanttui.core.library import Root
@@ -82,6 +83,20 @@ async def test_typing_filters(lib):
         await pilot.press(*"nothing-like-this")
         assert table.row_count == 0
         assert "no model matches" in rendered(app.screen.query_one("#detail-facts"))
+
+
+async def test_keys_that_arrive_together_all_reach_the_filter(lib):
+    """A paste or a fast typist: the focus moves after the queued keys, and a space must not mark."""
+    app = create_app([Root(lib, "folder", False)])
+    async with app.run_test(size=(160, 48)) as pilot:
+        table = await _loaded(pilot)
+        await pilot.press("down", "down")  # a file row, where space would mark it
+        for key, char in [("t", "t"), ("i", "i"), ("space", " "), ("q", "q")]:
+            app.post_message(events.Key(key, char))
+        await pilot.pause(0.3)
+        assert app.screen.query_one("#filter").value == "ti q" and app.screen.marked == []
+        await pilot.press("enter", "escape", "down", "down", "space")  # back in the table, space marks
+        assert len(app.screen.marked) == 1 and table.has_focus
 
 
 async def test_sort_cycles_and_reverses(lib):

@@ -12,7 +12,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.events import Key
+from textual.events import DescendantFocus, Key
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, ProgressBar, Static
 from textual.worker import Worker, WorkerState
@@ -73,6 +73,7 @@ class LibraryScreen(Screen):
     def __init__(self, roots: list[Root] | None = None, hw: Hardware | None = None) -> None:
         super().__init__()
         self._fixed_roots = roots
+        self._typing_into_filter = False  # a letter moved focus to the filter; it has not arrived yet
         self.entries: list[LibraryEntry] = []
         self.sort = "model"
         self.reverse = False
@@ -240,13 +241,22 @@ class LibraryScreen(Screen):
 
     def on_key(self, event: Key) -> None:
         table = self.query_one(ModelTable)
-        # Letters and digits always filter; every action sits on a ctrl key or "/".
+        # Letters and digits always filter; every action sits on a ctrl key or punctuation.
         char = event.character or ""
-        if self.focused is table and event.is_printable and (char.isalnum() or char in FILTER_CHARS):
+        starts = char.isalnum() or char in FILTER_CHARS
+        # Focus moves after the keys already queued (a paste, tmux), so those follow the first
+        # letter into the filter, spaces included, instead of firing the table's bindings.
+        follows = self._typing_into_filter and char == " "
+        if self.focused is table and event.is_printable and (starts or follows):
             filt = self.query_one("#filter", Input)
             filt.focus()
             filt.insert_text_at_cursor(char)
+            self._typing_into_filter = True
             event.stop()
+            event.prevent_default()
+
+    def on_descendant_focus(self, event: DescendantFocus) -> None:
+        self._typing_into_filter = False
 
     # actions --------------------------------------------------------------------------------------
 
