@@ -4,7 +4,8 @@
   on CPU the two sides share the cores, so the ratio is reported);
 - tokens/s through the A/B engine, and through the engine inside the running TUI, against raw
   llama-cpp-python greedy generation (goal: >= 95%).
-Run: python bench/ab.py [--tokens 128]
+Run: python bench/ab.py [--tokens 128] [--gpu [--shape 7b]]
+The A/B pair runs in the worker process the app uses, so the IPC per token is in the figures.
 """
 
 from __future__ import annotations
@@ -27,8 +28,16 @@ from quanttui.core.ab.engine import Side  # noqa: E402
 from quanttui.core.fit.measure import LlamaLogCapture  # noqa: E402
 from tests.modelgen import quantize, write_tiny_model  # noqa: E402
 
-PROMPT = "Once upon a time"
+PROMPT = "Tell me about quantization."  # both CPU-shape quants run to 128 tokens on it (no early end)
 NGL = 0  # GPU layers for every model in the run; --gpu sets -1 (all)
+
+
+SHAPES = {  # llama-like shapes with random weights; 7b writes a 13 GiB F16 file first
+    "cpu": dict(n_layer=8, n_embd=1024, n_ff=2816, n_head=16, n_head_kv=4),
+    "0.7b": dict(n_layer=16, n_embd=2048, n_ff=5632, n_head=16, n_head_kv=4),
+    "3b": dict(n_layer=26, n_embd=3072, n_ff=8192, n_head=24, n_head_kv=8),
+    "7b": dict(n_layer=32, n_embd=4096, n_ff=11008, n_head=32, n_head_kv=8),
+}
 
 
 def _raw_generate(llm: object, n: int, out: list[float]) -> None:
@@ -119,15 +128,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tokens", type=int, default=128)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--gpu", action="store_true", help="a 0.7B model fully offloaded; skips the TUI figure")
+    ap.add_argument("--gpu", action="store_true", help="all layers offloaded; skips the TUI figure")
+    ap.add_argument("--shape", choices=sorted(SHAPES), default=None, help="default: cpu, or 0.7b with --gpu")
     args = ap.parse_args()
     global NGL
     NGL = -1 if args.gpu else 0
-    shape = (
-        dict(n_layer=16, n_embd=2048, n_ff=5632, n_head=16, n_head_kv=4)
-        if args.gpu
-        else dict(n_layer=8, n_embd=1024, n_ff=2816, n_head=16, n_head_kv=4)
-    )
+    shape = SHAPES[args.shape or ("0.7b" if args.gpu else "cpu")]
     with tempfile.TemporaryDirectory() as d:
         src = write_tiny_model(Path(d) / "m.gguf", **shape)
         LlamaLogCapture.install()

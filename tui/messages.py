@@ -33,6 +33,15 @@ class ABLoaded(Message):
         self.session = session
 
 
+class ABStatus(Message):
+    """What the A/B engine is doing before it can answer, such as loading one side's model."""
+
+    def __init__(self, what: str, side: str) -> None:
+        super().__init__()
+        self.what = what
+        self.side = side
+
+
 class ABToken(Message):
     """A side's answer so far; a newer one for the same side replaces an unhandled older one."""
 

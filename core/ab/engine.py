@@ -3,7 +3,8 @@
 One `Llama` per side, each used by one thread at a time (ctypes calls release the GIL, so both
 decode at once). Two threads in one process gave 1.5-1.6x the throughput of two processes on an
 H100 and share the CUDA runtime, so both models of a pair live here. llama.cpp's log goes to a
-callback, never the terminal.
+callback, never the terminal. The app runs this engine inside a worker process (worker.py), so a
+crash in llama.cpp cannot take the app down.
 """
 
 from __future__ import annotations
@@ -18,12 +19,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..fit.measure import LlamaLogCapture
 from ..organize.safety import mark_in_use, unmark_in_use
 from .metrics import distinct_n, longest_loop, loop_at_end
+from .scoring import Scores, iter_logprobs, score
 
 # side ("a"/"b"), generated ids so far (the live list: read it, do not keep it), text so far
 OnToken = Callable[[str, list[int], str], None]
+# what the engine is doing: ("loading", side) before each model loads
+OnStatus = Callable[[str, str], None]
 
 
 @dataclass
@@ -97,12 +103,15 @@ def _load(path: str, cfg: GenConfig, n_gpu_layers: int) -> Any:
 class Side:
     """One model of the pair. `error` is set instead of raising when it cannot be loaded."""
 
-    def __init__(self, name: str, path: str, cfg: GenConfig, n_gpu_layers: int = 0) -> None:
+    def __init__(
+        self, name: str, path: str, cfg: GenConfig, n_gpu_layers: int = 0, error: str | None = None
+    ) -> None:
         self.name = name
         self.path = path
         self.llm: Any = None
-        self.error: str | None = None
-        self.history: list[dict[str, str]] = []
+        self.error: str | None = error  # set by the caller when this model must not be loaded again
+        if error:
+            return
         try:
             if not Path(path).is_file():
                 raise ValueError(f"no such file: {path}")
@@ -239,40 +248,66 @@ class ABEngine:
         *,
         sequential: bool = False,
         gpu_layers: dict[str, int] | None = None,
+        failed: dict[str, str] | None = None,
+        on_status: OnStatus | None = None,
     ) -> None:
         self.cfg = cfg
         self.paths = {"a": path_a, "b": path_b}
         self.sequential = sequential
         self.gpu_layers = gpu_layers or {"a": 0, "b": 0}
+        self.failed = dict(failed or {})  # sides known to break (a crash at load): never loaded
+        self.on_status = on_status
         self.sides: dict[str, Side] = {}
         if not sequential:
-            self.sides = {n: Side(n, self.paths[n], cfg, self.gpu_layers[n]) for n in ("a", "b")}
+            for n in ("a", "b"):
+                self.sides[n] = self._load(n)
+
+    def _load(self, name: str) -> Side:
+        if self.on_status and name not in self.failed:
+            self.on_status("loading", name)
+        return Side(name, self.paths[name], self.cfg, self.gpu_layers[name], self.failed.get(name))
 
     def side(self, name: str) -> Side:
         """The loaded side (in sequential mode, loading it and unloading the other)."""
         if name not in self.sides:
             for other in list(self.sides):
                 self.sides.pop(other).close()
-            self.sides[name] = Side(name, self.paths[name], self.cfg, self.gpu_layers[name])
+            self.sides[name] = self._load(name)
         return self.sides[name]
 
+    def loaded(self) -> list[str]:
+        return list(self.sides)
+
+    def describe(self) -> dict[str, dict[str, int]]:
+        """What each loaded model was given: its context length and vocabulary size."""
+        loaded = {n: s.llm for n, s in self.sides.items() if s.llm}
+        return {n: {"n_ctx": llm.n_ctx(), "n_vocab": llm.n_vocab()} for n, llm in loaded.items()}
+
     def errors(self) -> dict[str, str]:
-        return {n: s.error for n, s in self.sides.items() if s.error}
+        out = {n: s.error for n, s in self.sides.items() if s.error}
+        return {**self.failed, **out}
 
     def run(
         self,
         messages: dict[str, list[dict[str, str]]],
         on_token: OnToken | None = None,
         cancel: threading.Event | None = None,
+        on_done: Callable[[SideResult], None] | None = None,
     ) -> dict[str, SideResult]:
-        """Generate for both sides (each with its own conversation) and return both results."""
+        """Generate for both sides (each with its own conversation) and return both results;
+        `on_done` hears each side's result as soon as that side stops."""
         cancel = cancel or threading.Event()
-        if self.sequential:
-            return {n: self.side(n).generate(messages[n], self.cfg, on_token, cancel) for n in ("a", "b")}
         results: dict[str, SideResult] = {}
 
         def work(name: str) -> None:
-            results[name] = self.sides[name].generate(messages[name], self.cfg, on_token, cancel)
+            results[name] = self.side(name).generate(messages[name], self.cfg, on_token, cancel)
+            if on_done:
+                on_done(results[name])
+
+        if self.sequential:
+            for n in ("a", "b"):
+                work(n)
+            return results
 
         threads = [threading.Thread(target=work, args=(n,), name=f"ab-{n}") for n in ("a", "b")]
         for t in threads:
@@ -280,6 +315,25 @@ class ABEngine:
         for t in threads:
             t.join()
         return results
+
+    def cross_score(self, a: SideResult, b: SideResult) -> tuple[Scores, Scores]:
+        """Teacher-forced KL(A||B) on A's tokens and KL(B||A) on B's tokens, with top-1 agreement."""
+        seq_a, start_a = a.prompt_ids + a.token_ids, len(a.prompt_ids)
+        seq_b, start_b = b.prompt_ids + b.token_ids, len(b.prompt_ids)
+        if not self.sequential:
+            la, lb = self.side("a").llm, self.side("b").llm
+            return (
+                score(iter_logprobs(la, seq_a, start_a), iter_logprobs(lb, seq_a, start_a)),
+                score(iter_logprobs(lb, seq_b, start_b), iter_logprobs(la, seq_b, start_b)),
+            )
+        # One model at a time: keep B's rows (float32) while A is loaded, then stream A's.
+        lb = self.side("b").llm
+        b_on_a = [c.astype(np.float32) for c in iter_logprobs(lb, seq_a, start_a)]
+        b_on_b = [c.astype(np.float32) for c in iter_logprobs(lb, seq_b, start_b)]
+        la = self.side("a").llm
+        on_a = score(iter_logprobs(la, seq_a, start_a), (c.astype(np.float64) for c in b_on_a))
+        on_b = score((c.astype(np.float64) for c in b_on_b), iter_logprobs(la, seq_b, start_b))
+        return on_a, on_b
 
     def same_tokenizer(self) -> bool:
         a, b = self.sides.get("a"), self.sides.get("b")

@@ -9,14 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..fit import FitError, FitSettings, Hardware, estimate, fit_pair, hardware
 from ..modelfile import GGUFError, inspect_file
 from ..paths import data_dir
-from .engine import ABEngine, GenConfig, OnToken, SideResult
+from .engine import ABEngine, GenConfig, OnStatus, OnToken, SideResult
 from .metrics import first_divergence
-from .scoring import Scores, iter_logprobs, score
+from .process import ProcessEngine, WorkerDied
+from .scoring import Scores
 
 
 @dataclass
@@ -81,11 +80,28 @@ class Turn:
 
 
 class ABSession:
-    def __init__(self, path_a: str, path_b: str, cfg: GenConfig, plan: Plan | None = None) -> None:
+    """Both models in a worker process by default (`isolate=False` keeps them in this process)."""
+
+    def __init__(
+        self,
+        path_a: str,
+        path_b: str,
+        cfg: GenConfig,
+        plan: Plan | None = None,
+        *,
+        isolate: bool = True,
+        on_status: OnStatus | None = None,
+    ) -> None:
         self.cfg = cfg
         self.plan = plan or plan_pair(path_a, path_b, cfg.n_ctx)
-        self.engine = ABEngine(
-            path_a, path_b, cfg, sequential=self.plan.sequential, gpu_layers=self.plan.gpu_layers
+        engine = ProcessEngine if isolate else ABEngine
+        self.engine: ProcessEngine | ABEngine = engine(
+            path_a,
+            path_b,
+            cfg,
+            sequential=self.plan.sequential,
+            gpu_layers=self.plan.gpu_layers,
+            on_status=on_status,
         )
         self.paths = {"a": path_a, "b": path_b}
         self.history: dict[str, list[dict[str, str]]] = {"a": [], "b": []}
@@ -143,23 +159,11 @@ class ABSession:
     def _same_vocab(a: SideResult, b: SideResult) -> bool:
         return bool(a.prompt_ids) and a.prompt_ids == b.prompt_ids
 
-    def _score(self, a: SideResult, b: SideResult) -> tuple[Scores, Scores]:
-        seq_a, start_a = a.prompt_ids + a.token_ids, len(a.prompt_ids)
-        seq_b, start_b = b.prompt_ids + b.token_ids, len(b.prompt_ids)
-        if not self.engine.sequential:
-            la, lb = self.engine.side("a").llm, self.engine.side("b").llm
-            return (
-                score(iter_logprobs(la, seq_a, start_a), iter_logprobs(lb, seq_a, start_a)),
-                score(iter_logprobs(lb, seq_b, start_b), iter_logprobs(la, seq_b, start_b)),
-            )
-        # One model at a time: keep B's rows (float32) while A is loaded, then stream A's.
-        lb = self.engine.side("b").llm
-        b_on_a = [c.astype(np.float32) for c in iter_logprobs(lb, seq_a, start_a)]
-        b_on_b = [c.astype(np.float32) for c in iter_logprobs(lb, seq_b, start_b)]
-        la = self.engine.side("a").llm
-        on_a = score(iter_logprobs(la, seq_a, start_a), (c.astype(np.float64) for c in b_on_a))
-        on_b = score((c.astype(np.float64) for c in b_on_b), iter_logprobs(la, seq_b, start_b))
-        return on_a, on_b
+    def _score(self, a: SideResult, b: SideResult) -> tuple[Scores | None, Scores | None]:
+        try:
+            return self.engine.cross_score(a, b)
+        except WorkerDied:  # the answers stand; the next prompt starts a fresh worker
+            return None, None
 
     # saving -----------------------------------------------------------------------------------------
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
+import signal
 import threading
 
 import numpy as np
@@ -12,6 +14,7 @@ import pytest
 
 from quanttui.core.ab import ABSession, GenConfig, Plan
 from quanttui.core.ab.metrics import distinct_n, first_divergence, longest_loop, loop_at_end, loops
+from quanttui.core.ab.process import ProcessEngine
 from quanttui.core.fit.measure import LlamaLogCapture
 from quanttui.tui.cli import main
 
@@ -19,8 +22,9 @@ TOGETHER = Plan(False, {"a": 0, "b": 0}, "")
 PROMPT = "Tell me about quantization."
 
 
-def session(a, b, plan=TOGETHER, **cfg) -> ABSession:
-    return ABSession(str(a), str(b), GenConfig(**{"max_tokens": 24, "n_ctx": 512, **cfg}), plan)
+def session(a, b, plan=TOGETHER, isolate=True, **cfg) -> ABSession:
+    cfg = GenConfig(**{"max_tokens": 24, "n_ctx": 512, **cfg})
+    return ABSession(str(a), str(b), cfg, plan, isolate=isolate)
 
 
 def raw_llama(path, logits_all=False):
@@ -109,7 +113,7 @@ def test_sequential_mode_gives_the_same_answers_and_scores(tiny):
     assert (t1.a.token_ids, t1.b.token_ids) == (t2.a.token_ids, t2.b.token_ids)
     assert t2.scores_a.kld_mean == pytest.approx(t1.scores_a.kld_mean, abs=1e-4)
     assert t2.scores_b.top1_agreement == pytest.approx(t1.scores_b.top1_agreement, abs=1e-4)
-    assert list(one_by_one.engine.sides) == ["a"]  # B was unloaded once A's turn came for scoring
+    assert one_by_one.engine.loaded() == ["a"]  # B was unloaded once A's turn came for scoring
     together.close()
     one_by_one.close()
 
@@ -125,19 +129,23 @@ def test_a_model_that_fails_to_load_leaves_the_other_answering(tiny, tmp_path):
     s.close()
 
 
-def test_cancel_stops_both_within_a_token_and_models_stay_usable(tiny):
-    s = session(tiny.quants["Q8_0"], tiny.quants["Q4_K_M"], max_tokens=200, mode="completion")
+@pytest.mark.parametrize("isolate", [False, True], ids=["in-process", "worker"])
+def test_cancel_stops_both_and_models_stay_usable(tiny, isolate):
+    """In-process the cancel lands within a token. Through the worker it crosses a socket, and the
+    tiny models make a token every ~0.7 ms, so a few more may come; both must still stop."""
+    s = session(
+        tiny.quants["Q8_0"], tiny.quants["Q4_K_M"], max_tokens=200, mode="completion", isolate=isolate
+    )
     cancel = threading.Event()
-    seen: dict[str, int] = {}
 
     def on_token(side, ids, text):
-        seen[side] = len(ids)
         if len(ids) >= 3:
             cancel.set()
 
     t = s.ask(PROMPT, on_token, cancel)
-    assert t.a.stop_reason == "cancelled" or len(t.a.token_ids) < 200
-    assert len(t.a.token_ids) <= 4 and len(t.b.token_ids) <= 4
+    assert (t.a.stop_reason, t.b.stop_reason) == ("cancelled", "cancelled")
+    limit = 4 if not isolate else 40
+    assert len(t.a.token_ids) <= limit and len(t.b.token_ids) <= limit
     assert s.turns == [] and s.history == {"a": [], "b": []}  # a cancelled turn is not kept
     fresh = session(tiny.quants["Q8_0"], tiny.quants["Q4_K_M"], max_tokens=24, mode="completion")
     s.cfg.max_tokens = 24
@@ -202,3 +210,78 @@ def test_ab_cli_json_and_suite(tiny, tmp_path, capsys):
     bad.write_text("not json\n")
     assert main(["ab", a, b, "--suite", str(bad)]) == 2
     assert "bad.jsonl:1: not a JSON object" in capsys.readouterr().err
+
+
+def test_a_crash_mid_answer_is_reported_and_the_next_prompt_gets_a_fresh_worker(tiny, capfd):
+    """The OOM killer or a llama.cpp fault ends the model process: the app's process goes on."""
+    s = session(tiny.quants["Q8_0"], tiny.quants["Q4_K_M"], max_tokens=200, mode="completion")
+    first_pid = s.engine.pid
+
+    def on_token(side, ids, text):
+        if len(ids) == 2 and s.engine.pid == first_pid:
+            os.kill(first_pid, signal.SIGKILL)
+
+    t = s.ask(PROMPT, on_token)
+    for r in (t.a, t.b):
+        assert r.stop_reason == "error"
+        assert "the model process crashed (killed by SIGKILL)" in r.error
+        assert "loads again for the next prompt" in r.error
+    assert s.turns == [t] and s.history == {"a": [], "b": []}  # failed answers are not history
+    s.cfg.max_tokens = 24
+    again = s.ask(PROMPT)
+    assert s.engine.pid not in (None, first_pid)
+    fresh = session(tiny.quants["Q8_0"], tiny.quants["Q4_K_M"], max_tokens=24, mode="completion")
+    ref = fresh.ask(PROMPT)
+    assert (again.a.token_ids, again.b.token_ids) == (ref.a.token_ids, ref.b.token_ids)
+    assert again.scores_a is not None and not (again.a.error or again.b.error)
+    s.close()
+    fresh.close()
+    assert capfd.readouterr() == ("", "")  # llama.cpp's log went to the worker's log file
+
+
+def test_a_model_whose_loading_crashes_is_reported_in_its_pane_and_not_loaded_again(tiny):
+    statuses: list[tuple[str, str]] = []
+    holder: dict[str, ProcessEngine] = {}
+
+    def on_status(what, side):
+        statuses.append((what, side))
+        if side == "b" and len(statuses) == 2:  # the first worker is about to load B: it dies there
+            os.kill(holder["engine"].pid, signal.SIGSEGV)
+
+    class Probe(ProcessEngine):
+        def _start(self):
+            super()._start()
+            holder["engine"] = self
+
+    cfg = GenConfig(max_tokens=12, n_ctx=512, mode="completion")
+    engine = Probe(str(tiny.quants["Q8_0"]), str(tiny.quants["Q2_K"]), cfg, on_status=on_status)
+    assert (
+        "could not load tiny-Q2_K.gguf: the model process crashed (killed by SIGSEGV)"
+        in (engine.errors()["b"])
+    )
+    assert "a" not in engine.errors()
+    assert statuses == [("loading", "a"), ("loading", "b"), ("loading", "a")]  # B was not tried again
+    results = engine.run({n: [{"role": "user", "content": PROMPT}] for n in ("a", "b")})
+    assert results["a"].token_ids and results["a"].error is None
+    assert results["b"].stop_reason == "error" and "tiny-Q2_K.gguf" in results["b"].error
+    engine.close()
+
+
+def test_a_crash_after_one_side_finished_keeps_that_answer_and_blames_the_other(tiny):
+    """One after the other, A has answered when B's generation dies: A's answer stands."""
+    cfg = GenConfig(max_tokens=40, n_ctx=512, mode="completion")
+    engine = ProcessEngine(str(tiny.quants["Q8_0"]), str(tiny.quants["Q4_K_M"]), cfg, sequential=True)
+
+    def on_token(side, ids, text):
+        if side == "b" and len(ids) == 5:
+            os.kill(engine.pid, signal.SIGKILL)
+
+    results = engine.run({n: [{"role": "user", "content": PROMPT}] for n in ("a", "b")}, on_token)
+    a, b = results["a"], results["b"]
+    assert a.error is None and len(a.token_ids) == 40
+    assert b.stop_reason == "error" and "killed by SIGKILL) while this side was generating" in b.error
+    assert len(b.token_ids) >= 5  # what B had streamed before the crash is kept
+    assert engine.errors() == {}  # it had loaded fine, so both load again next time
+    again = engine.run({n: [{"role": "user", "content": PROMPT}] for n in ("a", "b")})
+    assert again["a"].token_ids == a.token_ids and again["b"].token_ids[:5] == b.token_ids[:5]
+    engine.close()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 
 from quanttui.core.fit import hardware
 from quanttui.core.library import Root
@@ -39,7 +41,7 @@ async def test_mark_two_files_send_a_prompt_see_both_and_the_divergence(tiny, tm
         assert screen.cfg.max_tokens == 16
         await pilot.press(*"/ctx 1024", "enter")
         await _until(pilot, lambda: screen.session is not None and not prompt.disabled)
-        assert screen.session.engine.side("a").llm.n_ctx() == 1024
+        assert screen.session.engine.describe()["a"]["n_ctx"] == 1024
         await pilot.press(*"Hello", "enter")
         await _until(pilot, lambda: not screen.running and screen.session.turns)
         turn = screen.session.turns[-1]
@@ -79,3 +81,43 @@ async def test_a_side_that_fails_to_load_shows_its_error_in_place(tiny, tmp_path
         await _until(pilot, lambda: not screen.running and screen.session.turns)
         assert len(screen.session.turns[-1].a.token_ids) == 8
         assert "8 tokens" in rendered(screen.query_one("#pane-a").query_one(".meters"))
+
+
+async def test_a_crashed_model_process_is_reported_and_the_app_goes_on(tiny, tmp_path):
+    shutil.copyfile(tiny.quants["Q8_0"], tmp_path / "tiny-Q8_0.gguf")
+    app = create_app([Root(tmp_path, "folder", False)], hardware("0", "32GiB"))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _loaded(pilot)
+        screen = ABScreen(str(tiny.quants["Q8_0"]), str(tiny.quants["Q4_K_M"]))
+        await app.push_screen(screen)
+        prompt = screen.query_one("#ab-prompt")
+        await _until(pilot, lambda: not prompt.disabled)
+        screen.cfg.max_tokens = 8
+        await pilot.press(*"Hi", "enter")
+        await _until(pilot, lambda: not screen.running and screen.session.turns)
+        os.kill(screen.session.engine.pid, signal.SIGSEGV)  # between turns, as a driver fault would
+        await pilot.press(*"Again", "enter")
+        await _until(pilot, lambda: not screen.running and len(screen.session.turns) == 2)
+        info = rendered(screen.query_one("#ab-info"))
+        assert "the model process crashed (killed by SIGSEGV)" in info
+        for side in ("a", "b"):
+            body = rendered(screen.query_one(f"#pane-{side}").query_one(".body"))
+            assert "> Hi" in body and "> Again" in body and "killed by SIGSEGV" in body
+        await pilot.press(*"Third", "enter")
+        await _until(pilot, lambda: not screen.running and len(screen.session.turns) == 3)
+        turn = screen.session.turns[-1]
+        assert len(turn.a.token_ids) == 8 and len(turn.b.token_ids) == 8
+        assert "crashed" not in rendered(screen.query_one("#ab-info"))
+        assert isinstance(app.screen, ABScreen)
+
+
+async def test_leaving_while_the_models_load_frees_them(tiny, tmp_path):
+    shutil.copyfile(tiny.quants["Q8_0"], tmp_path / "tiny-Q8_0.gguf")
+    app = create_app([Root(tmp_path, "folder", False)], hardware("0", "32GiB"))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _loaded(pilot)
+        screen = ABScreen(str(tiny.quants["Q8_0"]), str(tiny.quants["Q4_K_M"]))
+        await app.push_screen(screen)
+        await pilot.press("escape")  # idle (nothing asked yet): back to the Library at once
+        assert not isinstance(app.screen, ABScreen)
+        await _until(pilot, lambda: screen._pending is not None and screen._pending.engine.pid is None)

@@ -6,6 +6,7 @@ import threading
 import time
 from pathlib import Path
 
+from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -16,7 +17,7 @@ from textual.worker import Worker, WorkerState
 
 from ...core.ab import ABSession, GenConfig, Turn
 from ...core.modelfile import GGUFError, inspect_file
-from ..messages import ABLoaded, ABToken, ABTurnDone
+from ..messages import ABLoaded, ABStatus, ABToken, ABTurnDone
 from ..widgets.chat_pane import ChatPane
 
 
@@ -52,6 +53,9 @@ class ABScreen(Screen):
         self.cancel = threading.Event()
         self.running = False
         self.last_prompt = ""
+        self._gone = False  # unmounted: a session that finishes loading or answering is closed
+        self._pending: ABSession | None = None  # loaded by the worker, not yet handed over
+        self._life = threading.Lock()
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -72,7 +76,21 @@ class ABScreen(Screen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="ab-load")
     def load(self) -> None:
-        self.post_message(ABLoaded(ABSession(self.paths[0], self.paths[1], self.cfg)))
+        session = ABSession(*self.paths, self.cfg, on_status=self._post_status)
+        with self._life:
+            self._pending = session
+            if self._gone:  # left while loading: free the models now, not at exit
+                session.close()
+                return
+        self.post_message(ABLoaded(session))
+
+    def _post_status(self, what: str, side: str) -> None:
+        self.post_message(ABStatus(what, side))
+
+    @on(ABStatus)
+    def _status(self, message: ABStatus) -> None:
+        name = Path(self.paths[0 if message.side == "a" else 1]).name
+        self.query_one("#ab-info", Static).update(f"{message.what} {message.side.upper()}: {escape(name)}…")
 
     @on(ABLoaded)
     def _loaded(self, message: ABLoaded) -> None:
@@ -88,13 +106,18 @@ class ABScreen(Screen):
     def _show_info(self) -> None:
         if self.session is None:
             return
+        crashed = getattr(self.session.engine, "crashed", None)
         plan = self.session.plan
         how = "one after the other" if plan.sequential else "at the same time"
         c = self.cfg
         info = f"{c.mode} mode · greedy · max {c.max_tokens} tokens · context {c.n_ctx} · {how}"
         if c.system:
-            info += f" · system: {c.system[:40]}"
-        self.query_one("#ab-info", Static).update(info + (f"\n{plan.note}" if plan.note else ""))
+            info += f" · system: {escape(c.system[:40])}"
+        if plan.note:
+            info += f"\n{escape(plan.note)}"
+        if crashed:
+            info += f"\n[b red]{escape(crashed)}[/]: both models load again with the next prompt"
+        self.query_one("#ab-info", Static).update(info)
 
     @on(Input.Submitted, "#ab-prompt")
     def _send(self, event: Input.Submitted) -> None:
@@ -165,6 +188,10 @@ class ABScreen(Screen):
             turn = self.session.regenerate(on_token, cancel)
         else:
             turn = self.session.ask(prompt, on_token, cancel)
+        with self._life:
+            if self._gone:
+                self.session.close()
+                return
         self.post_message(ABTurnDone(turn, cancel.is_set()))
 
     @on(ABToken)
@@ -186,6 +213,7 @@ class ABScreen(Screen):
             return
         for side in ("a", "b"):
             self.query_one(f"#pane-{side}", ChatPane).finish(turn)
+        self._show_info()
         self.query_one("#ab-prompt", Input).focus()
         if self.session is not None:
             try:
@@ -197,7 +225,7 @@ class ABScreen(Screen):
     def _worker_failed(self, event: Worker.StateChanged) -> None:
         if event.state == WorkerState.ERROR:
             self.running = False
-            self.query_one("#ab-info", Static).update(f"[b red]failed: {event.worker.error}[/]")
+            self.query_one("#ab-info", Static).update(f"[b red]failed: {escape(str(event.worker.error))}[/]")
 
     def action_cancel_or_back(self) -> None:
         if self.running:
@@ -230,5 +258,8 @@ class ABScreen(Screen):
 
     def on_unmount(self) -> None:
         self.cancel.set()
-        if self.session is not None and not self.running:
-            self.session.close()
+        with self._life:
+            self._gone = True
+            session = self.session or self._pending
+            if session is not None and not self.running:
+                session.close()

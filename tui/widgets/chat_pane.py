@@ -87,11 +87,13 @@ class ChatPane(Vertical):
 
     def finish(self, turn: Turn) -> None:
         r: SideResult = getattr(turn, self.side)
-        if r.error:
-            self.show_error(r.error)
+        prompt = printable(turn.prompt)
+        if r.error:  # earlier turns stay; this one is not part of the conversation
+            self._show(Text.assemble((f"> {prompt}\n", "bold"), (r.error, "bold red")))
+            self.query_one(".meters", Static).update("")
+            self.query_one(Sparkline).data = []
             return
         answer = answer_text(r, turn.first_divergence, turn.divergence_basis, self._colours())
-        prompt = printable(turn.prompt)
         self._show(Text.assemble((f"> {prompt}\n", "bold"), answer))
         self.past.append(Text.assemble((f"> {prompt}\n", "bold dim"), (printable(r.text), "dim")))
         scores = turn.scores_a if self.side == "a" else turn.scores_b
