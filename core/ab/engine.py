@@ -237,8 +237,8 @@ class Side:
             unmark_in_use(self.path)
 
 
-class ABEngine:
-    """Loads A and B (or one at a time when they do not fit together) and runs both on each prompt."""
+class Pair:
+    """What both engines (in this process, or in the worker process) are given about the pair."""
 
     def __init__(
         self,
@@ -253,12 +253,19 @@ class ABEngine:
     ) -> None:
         self.cfg = cfg
         self.paths = {"a": path_a, "b": path_b}
-        self.sequential = sequential
+        self.sequential = sequential  # one model at a time, when they do not fit together
         self.gpu_layers = gpu_layers or {"a": 0, "b": 0}
         self.failed = dict(failed or {})  # sides known to break (a crash at load): never loaded
         self.on_status = on_status
+
+
+class ABEngine(Pair):
+    """Loads A and B (or one at a time when they do not fit together) and runs both on each prompt."""
+
+    def __init__(self, path_a: str, path_b: str, cfg: GenConfig, **kw: Any) -> None:
+        super().__init__(path_a, path_b, cfg, **kw)
         self.sides: dict[str, Side] = {}
-        if not sequential:
+        if not self.sequential:
             for n in ("a", "b"):
                 self.sides[n] = self._load(n)
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..paths import cache_dir
-from .engine import GenConfig, OnStatus, OnToken, SideResult
+from .engine import GenConfig, OnToken, Pair, SideResult
 from .scoring import Scores
 
 SIDES = ("a", "b")
@@ -48,25 +48,11 @@ def _last_log_line(path: Path) -> str:
     return lines[-1][:200] if lines else ""
 
 
-class ProcessEngine:
+class ProcessEngine(Pair):
     """Loads A and B in a worker process and runs both on each prompt, like ABEngine in-process."""
 
-    def __init__(
-        self,
-        path_a: str,
-        path_b: str,
-        cfg: GenConfig,
-        *,
-        sequential: bool = False,
-        gpu_layers: dict[str, int] | None = None,
-        on_status: OnStatus | None = None,
-    ) -> None:
-        self.cfg = cfg
-        self.paths = {"a": path_a, "b": path_b}
-        self.sequential = sequential
-        self.gpu_layers = gpu_layers or {"a": 0, "b": 0}
-        self.on_status = on_status
-        self.failed: dict[str, str] = {}  # sides whose loading killed the worker: never loaded again
+    def __init__(self, path_a: str, path_b: str, cfg: GenConfig, **kw: Any) -> None:
+        super().__init__(path_a, path_b, cfg, **kw)  # `failed` grows when loading kills the worker
         self.crashed: str | None = None  # how the worker last died, until a new one has loaded
         self._errors: dict[str, str] = {}
         self._same = False

@@ -83,13 +83,22 @@ async def test_a_side_that_fails_to_load_shows_its_error_in_place(tiny, tmp_path
         assert "8 tokens" in rendered(screen.query_one("#pane-a").query_one(".meters"))
 
 
+def _library_app(tiny, folder):
+    shutil.copyfile(tiny.quants["Q8_0"], folder / "tiny-Q8_0.gguf")
+    return create_app([Root(folder, "folder", False)], hardware("0", "32GiB"))
+
+
+async def _open_ab(pilot, tiny) -> ABScreen:
+    await _loaded(pilot)
+    screen = ABScreen(str(tiny.quants["Q8_0"]), str(tiny.quants["Q4_K_M"]))
+    await pilot.app.push_screen(screen)
+    return screen
+
+
 async def test_a_crashed_model_process_is_reported_and_the_app_goes_on(tiny, tmp_path):
-    shutil.copyfile(tiny.quants["Q8_0"], tmp_path / "tiny-Q8_0.gguf")
-    app = create_app([Root(tmp_path, "folder", False)], hardware("0", "32GiB"))
+    app = _library_app(tiny, tmp_path)
     async with app.run_test(size=(160, 48)) as pilot:
-        await _loaded(pilot)
-        screen = ABScreen(str(tiny.quants["Q8_0"]), str(tiny.quants["Q4_K_M"]))
-        await app.push_screen(screen)
+        screen = await _open_ab(pilot, tiny)
         prompt = screen.query_one("#ab-prompt")
         await _until(pilot, lambda: not prompt.disabled)
         screen.cfg.max_tokens = 8
@@ -112,12 +121,9 @@ async def test_a_crashed_model_process_is_reported_and_the_app_goes_on(tiny, tmp
 
 
 async def test_leaving_while_the_models_load_frees_them(tiny, tmp_path):
-    shutil.copyfile(tiny.quants["Q8_0"], tmp_path / "tiny-Q8_0.gguf")
-    app = create_app([Root(tmp_path, "folder", False)], hardware("0", "32GiB"))
+    app = _library_app(tiny, tmp_path)
     async with app.run_test(size=(160, 48)) as pilot:
-        await _loaded(pilot)
-        screen = ABScreen(str(tiny.quants["Q8_0"]), str(tiny.quants["Q4_K_M"]))
-        await app.push_screen(screen)
+        screen = await _open_ab(pilot, tiny)
         await pilot.press("escape")  # idle (nothing asked yet): back to the Library at once
         assert not isinstance(app.screen, ABScreen)
         await _until(pilot, lambda: screen._pending is not None and screen._pending.engine.pid is None)
