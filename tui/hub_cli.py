@@ -45,7 +45,9 @@ def remote_inspect(spec: str) -> ModelFacts:
         v = next((v for v in listing.variants if any(f.name == name for f in v.files)), None)
         if v is None:
             raise HubError(f"{spec}: no such GGUF in {repo}")
-        return remote_facts(repo, v.first, rev, [f.name for f in v.files], [f.size for f in v.files])
+        # The commit, not the branch name: the header cache is keyed by it, so a moved branch is read again.
+        commit = listing.revision
+        return remote_facts(repo, v.first, commit, [f.name for f in v.files], [f.size for f in v.files])
     except HubError as e:
         raise HubCliError(str(e)) from None
 

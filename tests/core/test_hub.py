@@ -73,6 +73,16 @@ def test_remote_header_is_cached_and_cheap(hub, tmp_path):
     assert stats2.cached and len(hub.requests) == before and again.tensors == header.tensors
 
 
+def test_a_new_commit_is_read_again_not_served_from_the_header_cache(hub, tiny, capfd):
+    assert main(["inspect", f"hf:{REPO}/tiny-Q8_0.gguf", "--json"]) == 0
+    assert json.loads(capfd.readouterr().out)["file_type"] == "Q8_0"
+    repo = hub.repos[REPO]
+    repo.files["tiny-Q8_0.gguf"] = tiny.quants["Q2_K"]  # main moves: the uploader replaced the file
+    repo.sha, repo._hashes = "fedcba9876543210fedcba9876543210fedcba98", {}
+    assert main(["inspect", f"hf:{REPO}/tiny-Q8_0.gguf", "--json"]) == 0
+    assert json.loads(capfd.readouterr().out)["file_type"] == "Q2_K"
+
+
 def test_download_killed_halfway_resumes_and_verifies(hub, tiny):
     (v,) = [v for v in repo_variants(REPO).variants if v.label == "Q8_0"]
     size = v.files[0].size
