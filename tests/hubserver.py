@@ -38,7 +38,8 @@ class Faults:
     status: int | None = None  # answer every request with this status
     garbage_json: bool = False  # API answers that are not JSON
     drop_after: int | None = None  # close a file body after this many bytes
-    stall: float = 0.0  # seconds to wait before answering
+    stall: float = 0.0  # seconds to wait before answering (or, with stall_after, mid-body)
+    stall_after: int | None = None  # send this many bytes of a file body, then go quiet for `stall`
     corrupt: bool = False  # flip bytes in file bodies
 
 
@@ -46,6 +47,7 @@ class HubServer:
     def __init__(self, repos: list[HubRepo]) -> None:
         self.repos = {r.repo_id: r for r in repos}
         self.faults = Faults()
+        self.quiet = threading.Event()
         self.requests: list[dict[str, Any]] = []
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.httpd.daemon_threads = True
@@ -60,6 +62,7 @@ class HubServer:
         return self
 
     def stop(self) -> None:
+        self.quiet.set()  # a handler holding a stalled connection lets go
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -131,7 +134,7 @@ class HubServer:
                         "sent": 0,
                     }
                 )
-                if server.faults.stall:
+                if server.faults.stall and server.faults.stall_after is None:
                     time.sleep(server.faults.stall)
                 if server.faults.status:
                     self._json({"error": "fault"}, server.faults.status)
@@ -221,6 +224,11 @@ class HubServer:
                     self.wfile.flush()
                     self.close_connection = True
                     return
+                if server.faults.stall_after is not None:
+                    self.wfile.write(body[: server.faults.stall_after])
+                    self.wfile.flush()
+                    server.quiet.wait(server.faults.stall)  # connection open, nothing sent
+                    body = body[server.faults.stall_after :]
                 self.wfile.write(body)
                 server.requests[-1]["sent"] = len(body)
 

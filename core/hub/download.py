@@ -8,13 +8,16 @@ the repo's SHA-256 before it is renamed into place.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
 import shutil
+import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from ..organize.move import sha256_file
 from ..organize.safety import log_operation
@@ -25,6 +28,7 @@ from .search import RemoteFile
 Progress = Callable[[int, int, str], None]  # bytes done (all files), bytes total, current file
 CHUNK = 1 << 20
 SPACE_MARGIN = 64 << 20
+READ_TIMEOUT = 60.0  # seconds without a byte before a download counts as stalled (pull resumes it)
 
 
 def destination(repo: str, name: str, root: Path | None = None) -> Path:
@@ -54,6 +58,31 @@ def _hash_existing(path: Path) -> tuple[hashlib._Hash, int]:
     return h, n
 
 
+@contextlib.contextmanager
+def _unblock_on_cancel(cancel: threading.Event, resp: Any) -> Iterator[None]:
+    """While reading `resp`, a cancel shuts its socket down, which wakes a read blocked on a stalled
+    connection at once (closing the response from another thread did not: it waited 20 s, until the
+    test server's stall ended)."""
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            if cancel.wait(0.2):
+                stream = resp.extensions.get("network_stream")
+                sock = stream.get_extra_info("socket") if stream is not None else None
+                if sock is not None:
+                    with contextlib.suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)
+                return
+
+    watcher = threading.Thread(target=watch, name="download-cancel", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+
+
 def _fetch(
     url: str,
     part: Path,
@@ -71,13 +100,13 @@ def _fetch(
     if have == expected:
         return h
     hdrs = {**headers(), **({"Range": f"bytes={have}-"} if have else {})}
-    with session().stream("GET", url, headers=hdrs, follow_redirects=True) as resp:
+    with session().stream("GET", url, headers=hdrs, follow_redirects=True, timeout=READ_TIMEOUT) as resp:
         if resp.status_code not in (200, 206):
             raise HubError(f"{name}: the Hub answered HTTP {resp.status_code}")
         mode = "ab"
         if resp.status_code == 200 and have:  # the server ignored Range: start over
             h, have, mode = hashlib.sha256(), 0, "wb"
-        with open(part, mode) as fh:
+        with open(part, mode) as fh, _unblock_on_cancel(cancel, resp):
             try:
                 for chunk in resp.iter_bytes():  # as it arrives: nothing received is lost on a drop
                     if cancel.is_set():
@@ -92,6 +121,13 @@ def _fetch(
                     raise HubError(f"{name}: the disk is full; {have:,} bytes kept to resume") from None
                 raise
             except Exception as e:  # httpx transport errors: the connection dropped mid-body
+                if cancel.is_set():
+                    raise HubError(f"{name}: cancelled; {have:,} bytes kept to resume") from None
+                if type(e).__name__ == "ReadTimeout":
+                    raise HubError(
+                        f"{name}: the Hub sent nothing for {READ_TIMEOUT:g} s at {have:,} of {expected:,} "
+                        "bytes; pull again to resume"
+                    ) from None
                 if type(e).__module__.startswith(("httpx", "httpcore")):
                     raise HubError(
                         f"{name}: the connection ended at {have:,} of {expected:,} bytes "

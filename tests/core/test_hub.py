@@ -101,6 +101,51 @@ def test_download_killed_halfway_resumes_and_verifies(hub, tiny):
     assert ranges[-1] == f"bytes={size // 2}-"  # resumed, not restarted
 
 
+def test_a_stalled_download_cancels_at_once_and_resumes(hub, tiny):
+    """The connection stays open and sends nothing: cancel must not wait for it."""
+    (v,) = [v for v in repo_variants(REPO).variants if v.label == "Q8_0"]
+    size = v.files[0].size
+    hub.faults = Faults(stall_after=size // 3, stall=120)
+    cancel, got, errors = threading.Event(), [], []
+
+    def progress(done, total, name):
+        got.append(done)
+        if done >= size // 3:
+            cancel.set()  # the stall starts now
+
+    def run():
+        try:
+            pull(REPO, v.files, progress=progress, cancel=cancel)
+        except HubError as e:
+            errors.append(str(e))
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join(timeout=30)  # a guard for a hang (the stall lasts 120 s), not a speed limit
+    assert not worker.is_alive() and len(errors) == 1
+    assert "cancelled" in errors[0] and "kept to resume" in errors[0]
+    dest = models_dir() / REPO / "tiny-Q8_0.gguf"
+    assert partial_path(dest).stat().st_size == size // 3
+    hub.faults = Faults()
+    (path,) = pull(REPO, v.files)
+    assert sha(path) == sha(tiny.quants["Q8_0"])
+
+
+def test_a_download_that_goes_quiet_ends_with_a_message_and_resumes(hub, tiny, monkeypatch):
+    monkeypatch.setattr("quanttui.core.hub.download.READ_TIMEOUT", 0.5)
+    (v,) = [v for v in repo_variants(REPO).variants if v.label == "Q2_K"]
+    size = v.files[0].size
+    hub.faults = Faults(stall_after=size // 2, stall=120)
+    quiet = r"the Hub sent nothing for 0.5 s at [\d,]+ of [\d,]+ bytes; pull again"
+    with pytest.raises(HubError, match=quiet):
+        pull(REPO, v.files)
+    dest = models_dir() / REPO / "tiny-Q2_K.gguf"
+    assert partial_path(dest).stat().st_size == size // 2
+    hub.faults = Faults()
+    (path,) = pull(REPO, v.files)
+    assert sha(path) == sha(tiny.quants["Q2_K"])
+
+
 def test_corrupted_download_is_rejected(hub):
     (v,) = [v for v in repo_variants(REPO).variants if v.label == "Q2_K"]
     hub.faults = Faults(corrupt=True)
