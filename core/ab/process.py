@@ -25,6 +25,7 @@ from .engine import GenConfig, OnToken, Pair, SideResult
 from .scoring import Scores
 
 SIDES = ("a", "b")
+LOG_LIMIT = 4 << 20
 
 
 class WorkerDied(RuntimeError):
@@ -32,15 +33,17 @@ class WorkerDied(RuntimeError):
 
 
 def worker_log() -> Path:
-    """Where the worker's stdout and stderr go (llama.cpp's aborts print there): one file per app."""
+    """Where the worker's stdout and stderr go: llama.cpp's log goes to a callback, but its aborts
+    (GGML_ASSERT, CUDA errors) print there, and the last line names the cause of a crash."""
     return cache_dir() / "ab-worker.log"
 
 
-def _last_log_line(path: Path) -> str:
+def _last_log_line(path: Path, start: int) -> str:
+    """The last non-empty line the worker wrote after `start` (where its own output began)."""
     try:
         with path.open("rb") as f:
             f.seek(0, 2)
-            f.seek(max(0, f.tell() - 4096))
+            f.seek(max(start, f.tell() - 4096))
             lines = f.read().decode("utf-8", errors="replace").splitlines()
     except OSError:
         return ""
@@ -59,6 +62,7 @@ class ProcessEngine(Pair):
         self._proc: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
         self._send_lock = threading.Lock()
+        self._log_start = 0  # where this worker's output begins in the shared log
         self._load()
 
     @property
@@ -70,8 +74,11 @@ class ProcessEngine(Pair):
     def _start(self) -> None:
         log = worker_log()
         log.parent.mkdir(parents=True, exist_ok=True)
+        # Appended to, so two apps at once do not erase each other's crash; kept under LOG_LIMIT.
+        big = log.is_file() and log.stat().st_size > LOG_LIMIT
         ours, theirs = socket.socketpair()
-        with ours, theirs, log.open("wb") as out:
+        with ours, theirs, log.open("wb" if big else "ab") as out:
+            self._log_start = out.tell()
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "quanttui.core.ab.worker", str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),),
@@ -99,7 +106,7 @@ class ProcessEngine(Pair):
             how = f"killed by {signal.Signals(-code).name}"
         else:
             how = f"exit status {code}"
-        tail = _last_log_line(worker_log())
+        tail = _last_log_line(worker_log(), self._log_start)
         self.crashed = f"the model process crashed ({how}{': ' + tail if tail else ''})"
         return WorkerDied(self.crashed)
 

@@ -14,7 +14,7 @@ import pytest
 
 from quanttui.core.ab import ABSession, GenConfig, Plan
 from quanttui.core.ab.metrics import distinct_n, first_divergence, longest_loop, loop_at_end, loops
-from quanttui.core.ab.process import ProcessEngine
+from quanttui.core.ab.process import ProcessEngine, worker_log
 from quanttui.core.fit.measure import LlamaLogCapture
 from quanttui.tui.cli import main
 
@@ -284,4 +284,23 @@ def test_a_crash_after_one_side_finished_keeps_that_answer_and_blames_the_other(
     assert engine.errors() == {}  # it had loaded fine, so both load again next time
     again = engine.run({n: [{"role": "user", "content": PROMPT}] for n in ("a", "b")})
     assert again["a"].token_ids == a.token_ids and again["b"].token_ids[:5] == b.token_ids[:5]
+    engine.close()
+
+
+def test_a_crash_is_explained_by_the_workers_last_words_not_an_older_crashs(tiny):
+    log = worker_log()
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("GGML_ASSERT(an older crash) failed\n")
+    cfg = GenConfig(max_tokens=8, n_ctx=512, mode="completion")
+    engine = ProcessEngine(str(tiny.quants["Q8_0"]), str(tiny.quants["Q4_K_M"]), cfg)
+    with log.open("a") as f:  # what a CUDA build prints to stderr before it aborts
+        f.write("CUDA error: out of memory\n  current device: 0\n")
+    os.kill(engine.pid, signal.SIGABRT)
+    results = engine.run({n: [{"role": "user", "content": PROMPT}] for n in ("a", "b")})
+    for r in results.values():
+        assert "(killed by SIGABRT: current device: 0)" in r.error and "older" not in r.error
+    assert engine.pid is None and engine.loaded() == ["a", "b"]  # a fresh worker, on demand
+    os.kill(engine.pid, signal.SIGKILL)  # and it says nothing before it dies
+    results = engine.run({n: [{"role": "user", "content": PROMPT}] for n in ("a", "b")})
+    assert "(killed by SIGKILL)" in results["a"].error
     engine.close()
