@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import io
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -43,6 +44,9 @@ class GenConfig:
     stop: list[str] = field(default_factory=list)
     stop_on_loop: bool = False
     flash_attn: bool = False
+    # Seconds between streamed updates of a side (0: every token). A screen that draws a few
+    # frames a second sets it, so the worker process does not send it every token.
+    stream_every: float = 0.0
 
 
 @dataclass
@@ -185,6 +189,7 @@ class Side:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")  # holds split multibyte chars
         start = time.perf_counter()
         first = last = start
+        streamed = -math.inf
         llm.reset()  # never reuse a cached prefix: a rerun must reproduce the same tokens
         for tok in llm.generate(
             prompt, top_k=1, top_p=1.0, min_p=0.0, temp=0.0, repeat_penalty=1.0, reset=True
@@ -209,7 +214,8 @@ class Side:
                 result.text = result.text[: min(result.text.find(s) for s in stops if s in result.text)]
                 result.stop_reason = "stop_string"
                 break
-            if on_token:
+            if on_token and now - streamed >= cfg.stream_every:
+                streamed = now
                 on_token(self.name, result.token_ids, result.text)
             if cfg.stop_on_loop and loop_at_end(result.token_ids):
                 result.stop_reason = "loop"

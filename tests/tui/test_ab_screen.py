@@ -110,8 +110,9 @@ async def test_a_crashed_model_process_is_reported_and_the_app_goes_on(tiny, tmp
         info = rendered(screen.query_one("#ab-info"))
         assert "the model process crashed (killed by SIGSEGV)" in info
         for side in ("a", "b"):
-            body = rendered(screen.query_one(f"#pane-{side}").query_one(".body"))
-            assert "> Hi" in body and "> Again" in body and "killed by SIGSEGV" in body
+            pane = screen.query_one(f"#pane-{side}")
+            past, body = rendered(pane.query_one(".past")), rendered(pane.query_one(".body"))
+            assert "> Hi" in past and "> Again" in body and "killed by SIGSEGV" in body
         await pilot.press(*"Third", "enter")
         await _until(pilot, lambda: not screen.running and len(screen.session.turns) == 3)
         turn = screen.session.turns[-1]
@@ -127,3 +128,26 @@ async def test_leaving_while_the_models_load_frees_them(tiny, tmp_path):
         await pilot.press("escape")  # idle (nothing asked yet): back to the Library at once
         assert not isinstance(app.screen, ABScreen)
         await _until(pilot, lambda: screen._pending is not None and screen._pending.engine.pid is None)
+
+
+async def test_earlier_turns_stay_above_and_a_cancelled_turn_leaves_no_trace(tiny, tmp_path):
+    app = _library_app(tiny, tmp_path)
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await _open_ab(pilot, tiny)
+        prompt = screen.query_one("#ab-prompt")
+        await _until(pilot, lambda: not prompt.disabled)
+        screen.cfg.mode, screen.cfg.max_tokens = "completion", 8
+        for n, text in enumerate(("One", "Two"), 1):
+            await pilot.press(*text, "enter")
+            await _until(pilot, lambda n=n: not screen.running and len(screen.session.turns) == n)
+        pane = screen.query_one("#pane-a")
+        past, body = rendered(pane.query_one(".past")), rendered(pane.query_one(".body"))
+        assert "> One" in past and "> Two" not in past and "> Two" in body
+        screen.cfg.max_tokens = 100_000  # runs until its context is full: long enough to cancel
+        await pilot.press(*"Three", "enter")
+        await _until(pilot, lambda: "> Three" in rendered(pane.query_one(".body")))
+        await pilot.press("escape")
+        await _until(pilot, lambda: not screen.running)
+        past, body = rendered(pane.query_one(".past")), rendered(pane.query_one(".body"))
+        assert past.count("> One") == 1 and past.count("> Two") == 1 and "Three" not in past + body
+        assert len(screen.session.turns) == 2 and isinstance(app.screen, ABScreen)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-import time
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 from rich.markup import escape
@@ -18,6 +19,7 @@ from textual.worker import Worker, WorkerState
 from ...core.ab import ABSession, GenConfig, Turn
 from ...core.modelfile import GGUFError, inspect_file
 from ..messages import ABLoaded, ABStatus, ABToken, ABTurnDone
+from ..pacing import Pacer
 from ..widgets.chat_pane import ChatPane
 
 
@@ -28,7 +30,7 @@ def _chat_mode(path_a: str, path_b: str) -> str:
         return "completion"
 
 
-STREAM_INTERVAL = 0.05
+FRAME = 1 / 12  # the fastest the panes redraw while answers stream (tui/pacing.py slows it down)
 
 
 class ABScreen(Screen):
@@ -48,13 +50,17 @@ class ABScreen(Screen):
     def __init__(self, path_a: str, path_b: str, cfg: GenConfig | None = None) -> None:
         super().__init__()
         self.paths = (path_a, path_b)
-        self.cfg = cfg or GenConfig(mode=_chat_mode(path_a, path_b), max_tokens=256, n_ctx=2048)
+        cfg = cfg or GenConfig(mode=_chat_mode(path_a, path_b), max_tokens=256, n_ctx=2048)
+        self.cfg = replace(cfg, stream_every=FRAME)  # the panes draw no more often than this anyway
         self.session: ABSession | None = None
         self.cancel = threading.Event()
         self.running = False
         self.last_prompt = ""
         self._gone = False  # unmounted: a session that finishes loading or answering is closed
         self._pending: ABSession | None = None  # loaded by the worker, not yet handed over
+        self._live: dict[str, ABToken] = {}  # each side's newest text, drawn at the next frame
+        self._pacer = Pacer(fastest=FRAME)
+        self._run = 0  # which run the frame timer chain belongs to
         self._life = threading.Lock()
 
     def compose(self) -> ComposeResult:
@@ -163,25 +169,26 @@ class ABScreen(Screen):
 
     def ask(self, prompt: str, *, regenerate: bool = False) -> None:
         self.last_prompt = prompt
-        self.running = True
-        self.cancel = threading.Event()
+        self._set_running(True)
         for side in ("a", "b"):
             self.query_one(f"#pane-{side}", ChatPane).streaming(prompt, "", 0)
         self.generate(prompt, regenerate)
+
+    def _set_running(self, running: bool) -> None:
+        self.running = running
+        self._live.clear()
+        if running:
+            self.cancel = threading.Event()
+        self._run += 1
+        if running:
+            self.set_timer(self._pacer.start(), partial(self._draw_live, self._run))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="ab-run")
     def generate(self, prompt: str, regenerate: bool) -> None:
         assert self.session is not None
 
-        last = {"a": 0.0, "b": 0.0}
-
         def on_token(side: str, ids: list[int], text: str) -> None:
-            # At most 20 redraws a second per side: redrawing every token took 16% of decode speed
-            # on 2 cores (bench/ab.py); the finished turn redraws both panes in full anyway.
-            now = time.monotonic()
-            if now - last[side] >= STREAM_INTERVAL:
-                last[side] = now
-                self.post_message(ABToken(side, len(ids), text))
+            self.post_message(ABToken(side, len(ids), text))
 
         cancel = self.cancel
         if regenerate:
@@ -197,19 +204,26 @@ class ABScreen(Screen):
     @on(ABToken)
     def _token(self, message: ABToken) -> None:
         if self.running:
-            self.query_one(f"#pane-{message.side}", ChatPane).streaming(
-                self.last_prompt, message.text, message.n_tokens
-            )
+            self._live[message.side] = message
+
+    def _draw_live(self, run: int) -> None:
+        """One frame for both sides' latest text, however many updates came since the last."""
+        if run != self._run or not self.running:
+            return
+        with self.app.batch_update():
+            for side, m in self._live.items():
+                self.query_one(f"#pane-{side}", ChatPane).streaming(self.last_prompt, m.text, m.n_tokens)
+        self._live.clear()
+        self.set_timer(self._pacer.next(), partial(self._draw_live, run))
 
     @on(ABTurnDone)
     def _done(self, message: ABTurnDone) -> None:
-        self.running = False
+        self._set_running(False)
         turn: Turn = message.turn  # type: ignore[assignment]
         if message.cancelled:
             self.notify("cancelled: both models are ready for the next prompt", timeout=2)
             for side in ("a", "b"):
-                pane = self.query_one(f"#pane-{side}", ChatPane)
-                pane._show(pane.past[-1] if pane.past else "")  # type: ignore[arg-type]
+                self.query_one(f"#pane-{side}", ChatPane).cancelled()
             return
         for side in ("a", "b"):
             self.query_one(f"#pane-{side}", ChatPane).finish(turn)
@@ -224,7 +238,7 @@ class ABScreen(Screen):
     @on(Worker.StateChanged)
     def _worker_failed(self, event: Worker.StateChanged) -> None:
         if event.state == WorkerState.ERROR:
-            self.running = False
+            self._set_running(False)
             self.query_one("#ab-info", Static).update(f"[b red]failed: {escape(str(event.worker.error))}[/]")
 
     def action_cancel_or_back(self) -> None:
@@ -235,11 +249,12 @@ class ABScreen(Screen):
 
     def action_regenerate(self) -> None:
         if self.session and self.session.turns and not self.running:
-            for side in ("a", "b"):
-                self.query_one(f"#pane-{side}", ChatPane).forget_last()
             self.last_prompt = self.session.turns[-1].prompt
-            self.running = True
-            self.cancel = threading.Event()
+            for side in ("a", "b"):
+                pane = self.query_one(f"#pane-{side}", ChatPane)
+                pane.forget_last()
+                pane.streaming(self.last_prompt, "", 0)
+            self._set_running(True)
             self.generate(self.last_prompt, True)
 
     def action_edit_last(self) -> None:
