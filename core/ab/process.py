@@ -272,6 +272,7 @@ class ProcessEngine(Pair):
         if proc is None:
             return
         with contextlib.suppress(WorkerDied, RuntimeError):
+            self._send("cancel")  # a run still going (Ctrl+C in the CLI) stops at its next token
             self._call(("close",))
         try:
             proc.wait(timeout=10)
