@@ -28,6 +28,7 @@ from .search import RemoteFile
 Progress = Callable[[int, int, str], None]  # bytes done (all files), bytes total, current file
 CHUNK = 1 << 20
 SPACE_MARGIN = 64 << 20
+NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # disk full, quota reached, file size limit
 READ_TIMEOUT = 60.0  # seconds without a byte before a download counts as stalled (pull resumes it)
 
 
@@ -117,8 +118,13 @@ def _fetch(
                     if progress:
                         progress(done_before + have, total, name)
             except OSError as e:
-                if e.errno == errno.ENOSPC:
-                    raise HubError(f"{name}: the disk is full; {have:,} bytes kept to resume") from None
+                if e.errno in NO_ROOM:
+                    with contextlib.suppress(OSError):  # what is still buffered cannot go anywhere either
+                        fh.close()
+                    kept = part.stat().st_size  # resuming starts from what reached the disk
+                    raise HubError(
+                        f"{name}: no room to write ({os.strerror(e.errno)}); {kept:,} bytes kept to resume"
+                    ) from None
                 raise
             except Exception as e:  # httpx transport errors: the connection dropped mid-body
                 if cancel.is_set():

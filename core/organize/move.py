@@ -54,8 +54,12 @@ def _sources(paths: Iterable[str | Path], roots: list[Root]) -> list[Path]:
     return out
 
 
+def _partial(dst: Path) -> Path:
+    return dst.with_name(f".{dst.name}.partial")
+
+
 def _copy_verified(src: Path, dst: Path, progress: Progress | None, done: int, total: int) -> int:
-    partial = dst.with_name(f".{dst.name}.partial")
+    partial = _partial(dst)
     h = hashlib.sha256()
     with open(src, "rb") as fi, open(partial, "wb") as fo:
         while chunk := fi.read(CHUNK):
@@ -130,9 +134,15 @@ def _transfer(
             raise OrganizeError(f"{op} failed ({e}); nothing moved") from None
     else:
         total = sum(s.stat().st_size for s in sources)
-        copied = 0
-        for s, t in zip(sources, targets, strict=True):
-            copied = _copy_verified(s, t, progress, copied, total)
+        copied, made = 0, []
+        try:
+            for s, t in zip(sources, targets, strict=True):
+                copied = _copy_verified(s, t, progress, copied, total)
+                made.append(t)
+        except OSError as e:  # a full disk, a quota: the sources stay, the copies go
+            for t in [*made, *(_partial(t) for t in targets)]:
+                t.unlink(missing_ok=True)
+            raise OrganizeError(f"{op} failed ({e.strerror or e}); nothing moved") from None
         for s in sources:  # every copy is complete and verified before any source goes
             s.unlink()
     log_operation(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from quanttui.core.modelfile import inspect_file, read_header
 from quanttui.core.paths import models_dir
 from quanttui.tui.cli import main
 from tests.conftest import REPO
+from tests.core.test_organize import no_room_after
 from tests.hubserver import Faults
 from tests.modelgen import write_vocab_header
 
@@ -144,6 +147,32 @@ def test_a_download_that_goes_quiet_ends_with_a_message_and_resumes(hub, tiny, m
     hub.faults = Faults()
     (path,) = pull(REPO, v.files)
     assert sha(path) == sha(tiny.quants["Q2_K"])
+
+
+def test_no_room_mid_download_keeps_the_partial_and_resumes(hub, tiny):
+    (v,) = [v for v in repo_variants(REPO).variants if v.label == "Q8_0"]
+    size = v.files[0].size
+    script = (
+        "from quanttui.core.hub import HubError, pull, repo_variants\n"
+        f"(v,) = [v for v in repo_variants({REPO!r}).variants if v.label == 'Q8_0']\n"
+        f"try:\n    pull({REPO!r}, v.files)\nexcept HubError as e:\n    print(e)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, preexec_fn=no_room_after(size // 2)
+    )
+    dest = models_dir() / REPO / "tiny-Q8_0.gguf"
+    kept = partial_path(dest).stat().st_size
+    assert (
+        out.stdout.strip()
+        == f"tiny-Q8_0.gguf: no room to write (File too large); {kept:,} bytes kept to resume"
+    )
+    assert out.stderr == "" and 0 < kept <= size // 2 and not dest.exists()
+    (path,) = pull(REPO, v.files)
+    assert sha(path) == sha(tiny.quants["Q8_0"])
+    ranges = [
+        r["range"] for r in hub.requests if r["path"].endswith("tiny-Q8_0.gguf") and r["method"] == "GET"
+    ]
+    assert ranges[-1] == f"bytes={kept}-"  # resumed from what was on disk
 
 
 def test_corrupted_download_is_rejected(hub):

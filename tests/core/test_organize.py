@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -228,6 +229,37 @@ def test_a_copy_killed_halfway_loses_nothing(tmp_path):
     assert partial.exists()  # the copy was cut off mid-way
     assert big.exists() and sha(big) == before  # the old file is complete
     assert not (d / "dest" / "big.gguf").exists()
+
+
+def no_room_after(limit: int):
+    """For a subprocess: the OS refuses to grow a file past `limit` bytes (EFBIG), as a full disk or
+    a quota would (ENOSPC, EDQUOT), without filling this machine's disk."""
+
+    def limit_files() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return limit_files
+
+
+def test_no_room_during_a_copy_moves_nothing_and_leaves_nothing(lib, tiny):
+    d, roots = lib
+    parts = [d / p.name for p in tiny.split_parts]
+    before = [sha(p) for p in parts]
+    script = (
+        "from pathlib import Path\nfrom quanttui.core.library import Root\n"
+        "from quanttui.core.organize import OrganizeError, move\n"
+        f"try:\n    move([Path({str(parts[0])!r})], Path({str(d / 'dest')!r}),"
+        f" [Root(Path({str(d)!r}), 'folder', False)], force_copy=True)\n"
+        "except OrganizeError as e:\n    print(e)\n"
+    )
+    limit = parts[0].stat().st_size + 4096  # the first part fits, the second does not
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, preexec_fn=no_room_after(limit)
+    )
+    assert out.stdout.strip() == "move failed (File too large); nothing moved" and out.stderr == ""
+    assert [sha(p) for p in parts] == before  # every source is where it was
+    assert list((d / "dest").iterdir()) == []  # no copied part, no partial file
 
 
 def test_dedupe_finds_exactly_the_duplicates_and_reclaims(tiny, tmp_path):
