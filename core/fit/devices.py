@@ -6,6 +6,7 @@ No GPU is a normal case: the list of GPUs is then empty and everything runs from
 from __future__ import annotations
 
 import contextlib
+import os
 import platform
 import subprocess
 from dataclasses import dataclass
@@ -40,8 +41,28 @@ class Hardware:
         return any(g.backend == "metal" for g in self.gpus)
 
 
+def cuda_visible(value: str | None, uuids: list[str]) -> list[int] | None:
+    """NVML indices of the GPUs CUDA will show, in CUDA's order, from CUDA_VISIBLE_DEVICES (None when
+    unset: all of them). Entries are indices or GPU UUIDs (a unique prefix is enough); like CUDA, the
+    list ends at the first entry that names no GPU or one already listed. Indices follow PCI bus
+    order, as NVML's do: quanttui's model process sets CUDA_DEVICE_ORDER=PCI_BUS_ID to match."""
+    if value is None:
+        return None
+    out: list[int] = []
+    for entry in (e.strip() for e in value.split(",")):
+        if entry.isdigit():
+            i = int(entry)
+        else:
+            hits = [k for k, u in enumerate(uuids) if entry and u.startswith(entry)]
+            i = hits[0] if len(hits) == 1 else -1
+        if not 0 <= i < len(uuids) or i in out:
+            break
+        out.append(i)
+    return out
+
+
 def nvidia_gpus() -> list[Device]:
-    """NVIDIA GPUs through NVML; an empty list when the driver or library is absent."""
+    """NVIDIA GPUs through NVML, as CUDA will number them; an empty list without a driver or library."""
     try:
         import pynvml
     except ImportError:
@@ -50,20 +71,23 @@ def nvidia_gpus() -> list[Device]:
         pynvml.nvmlInit()
     except Exception:  # NVMLError_LibraryNotFound, DriverNotLoaded, ...: no NVIDIA GPU here
         return []
-    gpus = []
+    found: list[tuple[str, str, int, int]] = []  # uuid, name, total, free
     try:
         for i in range(pynvml.nvmlDeviceGetCount()):
             handle = pynvml.nvmlDeviceGetHandleByIndex(i)
             mem = pynvml.nvmlDeviceGetMemoryInfo(handle)
-            name = pynvml.nvmlDeviceGetName(handle)
+            name, uuid = pynvml.nvmlDeviceGetName(handle), pynvml.nvmlDeviceGetUUID(handle)
             name = name.decode() if isinstance(name, bytes) else name
-            gpus.append(Device(f"GPU {i}: {name}", "gpu", "cuda", int(mem.total), int(mem.free)))
+            uuid = uuid.decode() if isinstance(uuid, bytes) else uuid
+            found.append((uuid, name, int(mem.total), int(mem.free)))
     except Exception:
-        return gpus
+        pass
     finally:
         with contextlib.suppress(Exception):
             pynvml.nvmlShutdown()
-    return gpus
+    order = cuda_visible(os.environ.get("CUDA_VISIBLE_DEVICES"), [f[0] for f in found])
+    shown = [found[i] for i in order] if order is not None else found
+    return [Device(f"GPU {k}: {n}", "gpu", "cuda", size, free) for k, (_, n, size, free) in enumerate(shown)]
 
 
 def apple_gpu(ram_total: int) -> list[Device]:

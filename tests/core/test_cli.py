@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from quanttui.tui.cli import main
 
 
@@ -96,6 +98,15 @@ def test_core_never_imports_textual():
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize(("given", "seen"), [(None, "PCI_BUS_ID"), ("FASTEST_FIRST", "FASTEST_FIRST")])
+def test_cuda_numbers_gpus_as_nvml_does_unless_the_user_said_otherwise(given, seen):
+    env = {k: v for k, v in os.environ.items() if k != "CUDA_DEVICE_ORDER"}
+    env |= {"CUDA_DEVICE_ORDER": given} if given else {}
+    code = "import os, quanttui.core; print(os.environ['CUDA_DEVICE_ORDER'])"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert r.stdout.strip() == seen
 
 
 def test_fit_json_contract(tiny, capsys):

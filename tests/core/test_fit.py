@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from quanttui.core.fit import FitError, FitSettings, estimate, fit_pair, hardware
-from quanttui.core.fit.devices import Device, Hardware, parse_sizes
+from quanttui.core.fit.devices import Device, Hardware, cuda_visible, parse_sizes
 from quanttui.core.fit.measure import measure
 from quanttui.core.modelfile import inspect_file
 
@@ -254,3 +254,22 @@ def test_size_overrides():
     assert [g.total_bytes for g in hw.gpus] == [8 * 10**9] and hw.ram.total_bytes == 16 << 30
     with pytest.raises(ValueError, match="cannot read size"):
         parse_sizes("24 lightyears")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, None),  # unset: every GPU, in NVML's (PCI bus) order
+        ("", []),  # set and empty: CUDA sees none
+        ("1", [1]),
+        ("2,0", [2, 0]),  # CUDA numbers them in the order given
+        ("GPU-bbbb", [1]),  # a UUID prefix
+        ("0,7,1", [0]),  # the list ends at the first entry that names no GPU
+        ("1,1,2", [1]),  # or one already listed
+        ("-1", []),
+        ("GPU-", []),  # a prefix of several UUIDs names none of them
+    ],
+)
+def test_cuda_visible_devices_decide_which_gpus_fit_counts(value, expected):
+    uuids = ["GPU-aaaa-1111", "GPU-bbbb-2222", "GPU-cccc-3333"]
+    assert cuda_visible(value, uuids) == expected
