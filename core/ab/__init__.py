@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .engine import ABEngine, GenConfig, SideResult
-from .session import ABSession, Plan, Turn, plan_pair
+from .plan import Plan, plan_pair
+from .session import ABSession, Turn
 
 __all__ = ["ABEngine", "ABSession", "GenConfig", "Plan", "SideResult", "Turn", "plan_pair"]

@@ -87,8 +87,13 @@ class SideResult:
         }
 
 
-def _load(path: str, cfg: GenConfig, n_gpu_layers: int) -> Any:
+def _load(path: str, cfg: GenConfig, n_gpu_layers: int, main_gpu: int | None) -> Any:
     import llama_cpp
+
+    # A GPU of its own: the whole model there (split mode "none"), not spread over every GPU.
+    own: dict[str, int] = {}
+    if main_gpu is not None:
+        own = {"split_mode": llama_cpp.LLAMA_SPLIT_MODE_NONE, "main_gpu": main_gpu}
 
     LlamaLogCapture.install()
     # verbose=True keeps llama-cpp-python from redirecting the process's stdout/stderr (which would
@@ -101,6 +106,7 @@ def _load(path: str, cfg: GenConfig, n_gpu_layers: int) -> Any:
             flash_attn=cfg.flash_attn,
             seed=1,
             verbose=True,
+            **own,
         )
 
 
@@ -108,7 +114,13 @@ class Side:
     """One model of the pair. `error` is set instead of raising when it cannot be loaded."""
 
     def __init__(
-        self, name: str, path: str, cfg: GenConfig, n_gpu_layers: int = 0, error: str | None = None
+        self,
+        name: str,
+        path: str,
+        cfg: GenConfig,
+        n_gpu_layers: int = 0,
+        error: str | None = None,
+        main_gpu: int | None = None,
     ) -> None:
         self.name = name
         self.path = path
@@ -119,7 +131,7 @@ class Side:
         try:
             if not Path(path).is_file():
                 raise ValueError(f"no such file: {path}")
-            self.llm = _load(path, cfg, n_gpu_layers)
+            self.llm = _load(path, cfg, n_gpu_layers, main_gpu)
             mark_in_use(path)  # organize refuses to delete or move it while it is loaded
         except (ValueError, RuntimeError, OSError) as e:
             self.error = f"could not load {Path(path).name}: {e}"
@@ -255,14 +267,25 @@ class Pair:
         sequential: bool = False,
         gpu_layers: dict[str, int] | None = None,
         failed: dict[str, str] | None = None,
+        main_gpu: dict[str, int] | None = None,
         on_status: OnStatus | None = None,
     ) -> None:
         self.cfg = cfg
+        self.main_gpu = main_gpu  # a GPU of its own per side, when there are two or more
         self.paths = {"a": path_a, "b": path_b}
         self.sequential = sequential  # one model at a time, when they do not fit together
         self.gpu_layers = gpu_layers or {"a": 0, "b": 0}
         self.failed = dict(failed or {})  # sides known to break (a crash at load): never loaded
         self.on_status = on_status
+
+    def placement(self) -> dict[str, Any]:
+        """What a worker process needs to load the pair the same way."""
+        return {
+            "sequential": self.sequential,
+            "gpu_layers": self.gpu_layers,
+            "failed": self.failed,
+            "main_gpu": self.main_gpu,
+        }
 
 
 class ABEngine(Pair):
@@ -278,7 +301,8 @@ class ABEngine(Pair):
     def _load(self, name: str) -> Side:
         if self.on_status and name not in self.failed:
             self.on_status("loading", name)
-        return Side(name, self.paths[name], self.cfg, self.gpu_layers[name], self.failed.get(name))
+        gpu = self.main_gpu.get(name) if self.main_gpu else None
+        return Side(name, self.paths[name], self.cfg, self.gpu_layers[name], self.failed.get(name), gpu)
 
     def side(self, name: str) -> Side:
         """The loaded side (in sequential mode, loading it and unloading the other)."""

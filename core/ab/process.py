@@ -151,7 +151,7 @@ class ProcessEngine(Pair):
         for _ in range(len(SIDES) + 1):
             self._start()
             loading: dict[str, str | None] = {"side": None}
-            load = ("load", *self.paths.values(), self.cfg, self.sequential, self.gpu_layers, self.failed)
+            load = ("load", *self.paths.values(), self.cfg, self.placement())
             try:
                 self._errors, self._same = self._call(load, self._status(loading))
             except WorkerDied as e:

@@ -9,48 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..fit import FitError, FitSettings, Hardware, estimate, fit_pair, hardware
-from ..modelfile import GGUFError, inspect_file
 from ..paths import data_dir
 from .engine import ABEngine, GenConfig, OnStatus, OnToken, SideResult
 from .metrics import first_divergence
+from .plan import Plan, plan_pair
 from .process import ProcessEngine, WorkerDied
 from .scoring import Scores
-
-
-@dataclass
-class Plan:
-    """How to load the pair: together (GPU layers each) or one after the other, and why."""
-
-    sequential: bool
-    gpu_layers: dict[str, int]
-    note: str
-
-
-def plan_pair(path_a: str, path_b: str, n_ctx: int, hw: Hardware | None = None) -> Plan:
-    """Check with the fit estimator that both fit at once; if not, load them one at a time."""
-    try:
-        fa, fb = inspect_file(path_a).to_dict(), inspect_file(path_b).to_dict()
-    except (GGUFError, OSError):
-        return Plan(False, {"a": 0, "b": 0}, "")  # the side that cannot be read reports its own error
-    hw = hw or hardware()
-    s = FitSettings(n_ctx=n_ctx, gpu_layers="all" if hw.gpus else 0)
-    try:
-        pair = fit_pair(fa, fb, s, hw)
-        alone = {
-            n: estimate(f, FitSettings(n_ctx=n_ctx), hw, search=False) for n, f in (("a", fa), ("b", fb))
-        }
-    except FitError as e:
-        return Plan(False, {"a": 0, "b": 0}, str(e))
-    layers = -1 if hw.gpus else 0
-    if pair.fits:
-        return Plan(False, {"a": layers, "b": layers}, "")
-    per_side = {
-        n: (-1 if r.verdict_code == "gpu" else r.gpu_layers) if hw.gpus else 0 for n, r in alone.items()
-    }
-    tips = "; ".join(s["text"] for s in pair.suggestions if s["change"] != "sequential")
-    note = "the two models do not fit in memory together: running them one after the other"
-    return Plan(True, per_side, note + (f" (or {tips})" if tips else ""))
 
 
 @dataclass
@@ -101,6 +65,7 @@ class ABSession:
             cfg,
             sequential=self.plan.sequential,
             gpu_layers=self.plan.gpu_layers,
+            main_gpu=self.plan.main_gpu,
             on_status=on_status,
         )
         self.paths = {"a": path_a, "b": path_b}

@@ -68,18 +68,14 @@ class _Streamer:
 def _handle(link: _Link, engine: ABEngine | None, op: str, args: tuple[Any, ...]) -> tuple[Any, Any]:
     """Carry out one request; returns the (possibly new) engine and the reply value."""
     if op == "load":
-        path_a, path_b, cfg, sequential, gpu_layers, failed = args
+        path_a, path_b, cfg, placement = args
         if engine is not None:
             engine.close()
-        engine = ABEngine(
-            path_a,
-            path_b,
-            cfg,
-            sequential=sequential,
-            gpu_layers=gpu_layers,
-            failed=failed,
-            on_status=lambda what, side: link.send("status", what, side),
-        )
+
+        def status(what: str, side: str) -> None:
+            link.send("status", what, side)
+
+        engine = ABEngine(path_a, path_b, cfg, on_status=status, **placement)
         return engine, (engine.errors(), engine.same_tokenizer())
     if engine is None:
         raise RuntimeError("no models loaded")

@@ -12,10 +12,11 @@ import threading
 import numpy as np
 import pytest
 
-from quanttui.core.ab import ABSession, GenConfig, Plan
+from quanttui.core.ab import ABSession, GenConfig, Plan, plan_pair
 from quanttui.core.ab.metrics import distinct_n, first_divergence, longest_loop, loop_at_end, loops
 from quanttui.core.ab.process import ProcessEngine, worker_log
 from quanttui.core.fit.measure import LlamaLogCapture
+from quanttui.core.modelfile import inspect_file
 from quanttui.tui.cli import main
 
 TOGETHER = Plan(False, {"a": 0, "b": 0}, "")
@@ -304,3 +305,38 @@ def test_a_crash_is_explained_by_the_workers_last_words_not_an_older_crashs(tiny
     results = engine.run({n: [{"role": "user", "content": PROMPT}] for n in ("a", "b")})
     assert "(killed by SIGKILL)" in results["a"].error
     engine.close()
+
+
+def test_with_two_gpus_each_model_gets_one_of_its_own_where_it_fits(tiny):
+    from quanttui.core.fit import FitSettings, estimate
+    from quanttui.core.fit.devices import Device, Hardware
+
+    big, small = str(tiny.f16), str(tiny.quants["Q2_K"])
+    ram = Device("RAM", "ram", "cpu", 64 << 30, 64 << 30)
+    roomy = Device("GPU", "gpu", "cuda", 80 << 30, 80 << 30)
+
+    def need(path: str, kind: str = "gpu") -> int:  # what the model takes with a GPU of its own
+        r = estimate(
+            inspect_file(path).to_dict(),
+            FitSettings(n_ctx=2048, gpu_layers="all"),
+            Hardware((roomy,), ram, "t"),
+        )
+        return next(d.total for d in r.devices if d.kind == kind)
+
+    assert need(big) > need(small)
+    middle = (need(big) + need(small)) // 2  # the small model fits here, the big one does not
+    gpus = (
+        Device("GPU 0: little", "gpu", "cuda", middle, middle),
+        Device("GPU 1: large", "gpu", "cuda", 2 * need(big), 2 * need(big)),
+    )
+    plan = plan_pair(big, small, 2048, Hardware(gpus, ram, "t"))
+    assert plan.main_gpu == {"a": 1, "b": 0} and not plan.sequential
+    assert plan.note == "A on GPU 1: large, B on GPU 0: little: neither waits for the other"
+    plan = plan_pair(small, big, 2048, Hardware(gpus, ram, "t"))
+    assert plan.main_gpu == {"a": 0, "b": 1}
+    assert need(small, "ram") > 0
+    room = need(big, "ram") + need(small, "ram") - 1  # each fits in RAM alone, not both at once
+    tight = Device("RAM", "ram", "cpu", room, room)
+    assert plan_pair(big, small, 2048, Hardware(gpus, tight, "t")).main_gpu is None
+    one = plan_pair(big, small, 2048, Hardware(gpus[1:], ram, "t"))  # one GPU: both on it, as before
+    assert one.main_gpu is None and one.gpu_layers == {"a": -1, "b": -1}
