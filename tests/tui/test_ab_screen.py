@@ -88,10 +88,14 @@ def _library_app(tiny, folder):
     return create_app([Root(folder, "folder", False)], hardware("0", "32GiB"))
 
 
-async def _open_ab(pilot, tiny) -> ABScreen:
+async def _open_ab(pilot, tiny, *, ready: bool = True) -> ABScreen:
+    """The A/B screen on Q8_0 and Q4_K_M, with both models loaded unless `ready` is False."""
     await _loaded(pilot)
     screen = ABScreen(str(tiny.quants["Q8_0"]), str(tiny.quants["Q4_K_M"]))
     await pilot.app.push_screen(screen)
+    if ready:
+        prompt = screen.query_one("#ab-prompt")
+        await _until(pilot, lambda: not prompt.disabled)
     return screen
 
 
@@ -99,8 +103,6 @@ async def test_a_crashed_model_process_is_reported_and_the_app_goes_on(tiny, tmp
     app = _library_app(tiny, tmp_path)
     async with app.run_test(size=(160, 48)) as pilot:
         screen = await _open_ab(pilot, tiny)
-        prompt = screen.query_one("#ab-prompt")
-        await _until(pilot, lambda: not prompt.disabled)
         screen.cfg.max_tokens = 8
         await pilot.press(*"Hi", "enter")
         await _until(pilot, lambda: not screen.running and screen.session.turns)
@@ -124,7 +126,7 @@ async def test_a_crashed_model_process_is_reported_and_the_app_goes_on(tiny, tmp
 async def test_leaving_while_the_models_load_frees_them(tiny, tmp_path):
     app = _library_app(tiny, tmp_path)
     async with app.run_test(size=(160, 48)) as pilot:
-        screen = await _open_ab(pilot, tiny)
+        screen = await _open_ab(pilot, tiny, ready=False)
         await pilot.press("escape")  # idle (nothing asked yet): back to the Library at once
         assert not isinstance(app.screen, ABScreen)
         await _until(pilot, lambda: screen._pending is not None and screen._pending.engine.pid is None)
@@ -134,8 +136,6 @@ async def test_earlier_turns_stay_above_and_a_cancelled_turn_leaves_no_trace(tin
     app = _library_app(tiny, tmp_path)
     async with app.run_test(size=(160, 48)) as pilot:
         screen = await _open_ab(pilot, tiny)
-        prompt = screen.query_one("#ab-prompt")
-        await _until(pilot, lambda: not prompt.disabled)
         screen.cfg.mode, screen.cfg.max_tokens = "completion", 8
         for n, text in enumerate(("One", "Two"), 1):
             await pilot.press(*text, "enter")
