@@ -6,11 +6,12 @@ import os
 import shutil
 import signal
 
+from quanttui.core.ab import SideResult
 from quanttui.core.fit import hardware
 from quanttui.core.library import Root
 from quanttui.tui.app import create_app
 from quanttui.tui.screens.ab import ABScreen
-from quanttui.tui.widgets.chat_pane import DIVERGENCE_MARK, printable
+from quanttui.tui.widgets.chat_pane import DIVERGENCE_MARK, answer_text, printable
 from tests.tui.test_library_screen import _loaded, rendered
 
 
@@ -151,3 +152,14 @@ async def test_earlier_turns_stay_above_and_a_cancelled_turn_leaves_no_trace(tin
         past, body = rendered(pane.query_one(".past")), rendered(pane.query_one(".body"))
         assert past.count("> One") == 1 and past.count("> Two") == 1 and "Three" not in past + body
         assert len(screen.session.turns) == 2 and isinstance(app.screen, ABScreen)
+
+
+def test_the_tokens_the_other_model_disagreed_with_most_are_marked_in_the_text():
+    r = SideResult("a", "m.gguf", text="The cat sat", token_ids=[1, 2, 3], char_ends=[3, 7, 11])
+    colours = {"loop": "yellow", "tint": "grey23", "mark": "red"}
+    text = answer_text(r, None, None, colours, worst=[1, 2])
+    marked = sorted(
+        text.plain[s.start : s.end] for s in text.spans if "reverse" in str(s.style) and "red" in str(s.style)
+    )
+    assert marked == [" cat", " sat"]
+    assert not [s for s in answer_text(r, None, None, colours).spans if "reverse" in str(s.style)]

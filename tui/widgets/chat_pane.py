@@ -21,12 +21,22 @@ def printable(text: str) -> str:
     return text.translate(_CONTROL_PICTURES)
 
 
-def answer_text(r: SideResult, divergence: int | None, basis: str | None, colours: dict[str, str]) -> Text:
-    """The answer with loops highlighted and everything from the first divergence on tinted."""
+def answer_text(
+    r: SideResult,
+    divergence: int | None,
+    basis: str | None,
+    colours: dict[str, str],
+    worst: list[int] | None = None,
+) -> Text:
+    """The answer with loops underlined, the tokens where the other model disagreed most (`worst`,
+    by KL divergence) in reverse, and everything from the first divergence on tinted."""
     text = Text(printable(r.text))
     for lp in loops(r.token_ids):
         lo, hi = r.char_span(lp.start, lp.end)
         text.stylize(f"underline {colours['loop']}", lo, hi)
+    for i in worst or []:
+        lo, hi = r.char_span(i, i + 1)
+        text.stylize(f"reverse {colours['mark']}", lo, hi)
     if divergence is not None:
         at = divergence if basis == "text" else r.char_span(divergence, divergence)[0]
         at = min(at, len(text))
@@ -122,16 +132,15 @@ class ChatPane(Vertical):
             self.query_one(".meters", Static).update("")
             self.query_one(Sparkline).data = []
             return
-        answer = answer_text(r, turn.first_divergence, turn.divergence_basis, self._colours())
+        scores = turn.scores_a if self.side == "a" else turn.scores_b
+        worst = [i for i, v in scores.worst(3) if v > 0] if scores is not None and scores.kld else []
+        answer = answer_text(r, turn.first_divergence, turn.divergence_basis, self._colours(), worst)
         self._show(Text.assemble((f"> {prompt}\n", "bold"), answer))
         self.past.append(Text.assemble((f"> {prompt}\n", "bold dim"), (printable(r.text), "dim")))
-        scores = turn.scores_a if self.side == "a" else turn.scores_b
         line = meters(r)
         if scores is not None and scores.kld:
-            line += (
-                f"\nmean KLD {scores.kld_mean:.4f} · top-1 agreement {scores.top1_agreement:.1%} · worst at "
-            )
-            line += ", ".join(f"{i} ({v:.2f})" for i, v in scores.worst(3))
+            line += f"\nmean KLD {scores.kld_mean:.4f} · top-1 agreement {scores.top1_agreement:.1%}"
+            line += " · worst (marked) " + ", ".join(f"{i} ({v:.2f})" for i, v in scores.worst(3))
         if turn.first_divergence is not None:
             unit = "character" if turn.divergence_basis == "text" else "token"
             line += f"\ndiverges from the other side at {unit} {turn.first_divergence}"
