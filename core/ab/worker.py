@@ -36,8 +36,9 @@ class _Link:
                 msg = self.conn.recv()
             except (EOFError, OSError):
                 msg = ("close",)  # the app is gone: unload and exit
-            if msg[0] == "cancel":
+            if msg[0] in ("cancel", "close"):  # a run still going stops at its next token
                 self.cancel.set()
+            if msg[0] == "cancel":
                 continue
             if msg[0] == "run":
                 self.cancel.clear()  # here, in arrival order, so a cancel sent right after a run holds
