@@ -110,6 +110,11 @@ def _load(path: str, cfg: GenConfig, n_gpu_layers: int, main_gpu: int | None) ->
         )
 
 
+def load_error(path: str, e: Exception) -> str:
+    """What a pane says about a model that could not be loaded."""
+    return f"could not load {Path(path).name}: {e}"
+
+
 class Side:
     """One model of the pair. `error` is set instead of raising when it cannot be loaded."""
 
@@ -134,7 +139,7 @@ class Side:
             self.llm = _load(path, cfg, n_gpu_layers, main_gpu)
             mark_in_use(path)  # organize refuses to delete or move it while it is loaded
         except (ValueError, RuntimeError, OSError) as e:
-            self.error = f"could not load {Path(path).name}: {e}"
+            self.error = load_error(path, e)
 
     @property
     def chat_template(self) -> str | None:

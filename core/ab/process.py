@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..paths import cache_dir
-from .engine import GenConfig, OnToken, Pair, SideResult
+from .engine import GenConfig, OnToken, Pair, SideResult, load_error
 from .scoring import Scores
 
 SIDES = ("a", "b")
@@ -49,6 +49,15 @@ def _last_log_line(path: Path, start: int) -> str:
         return ""
     lines = [line.strip() for line in lines if line.strip()]
     return lines[-1][:200] if lines else ""
+
+
+def _reap(proc: subprocess.Popen[bytes]) -> int:
+    """The worker's exit status, killing it if it has not ended within 10 s."""
+    try:
+        return proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
 
 
 class ProcessEngine(Pair):
@@ -93,13 +102,7 @@ class ProcessEngine(Pair):
         self._proc = self._conn = None
         if conn is not None:
             conn.close()
-        code = None
-        if proc is not None:
-            try:
-                code = proc.wait(timeout=10)  # reaped, so its in-use markers read as stale
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                code = proc.wait()
+        code = _reap(proc) if proc is not None else None  # reaped: its in-use markers read as stale
         if code is None:
             how = "it is gone"
         elif code < 0:
@@ -155,11 +158,11 @@ class ProcessEngine(Pair):
             try:
                 self._errors, self._same = self._call(load, self._status(loading))
             except WorkerDied as e:
-                side = loading["side"]
-                if side is None or side in self.failed:
+                side = loading["side"]  # failed sides are never loaded, so this is a new one
+                if side is None:
                     self._errors = {n: f"could not start the model process: {e}" for n in SIDES}
                     return
-                self.failed[side] = f"could not load {Path(self.paths[side]).name}: {e}"
+                self.failed[side] = load_error(self.paths[side], e)
                 continue
             self.crashed = None
             return
@@ -248,7 +251,7 @@ class ProcessEngine(Pair):
     ) -> dict[str, SideResult]:
         one_by_one = self.sequential and loading is not None and loading not in finished
         if one_by_one and not partial[loading].token_ids:  # it died loading this side
-            self.failed[loading] = f"could not load {Path(self.paths[loading]).name}: {e}"
+            self.failed[loading] = load_error(self.paths[loading], e)
         unfinished = [n for n in SIDES if n not in finished]
         if len(unfinished) == 1:
             who = "while this side was generating"
@@ -274,11 +277,7 @@ class ProcessEngine(Pair):
         with contextlib.suppress(WorkerDied, RuntimeError):
             self._send("cancel")  # a run still going (Ctrl+C in the CLI) stops at its next token
             self._call(("close",))
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        _reap(proc)
         if self._conn is not None:
             self._conn.close()
         self._proc = self._conn = None

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ..organize.move import sha256_file
+from ..organize.move import partial_path, sha256_file
 from ..organize.safety import log_operation
 from ..paths import models_dir
 from .client import HubError, call, file_url, headers, session
@@ -35,10 +35,6 @@ READ_TIMEOUT = 60.0  # seconds without a byte before a download counts as stalle
 def destination(repo: str, name: str, root: Path | None = None) -> Path:
     """Where a file of `repo` lands in quanttui's models folder: OWNER/REPO/FILE."""
     return (root or models_dir()) / repo / name
-
-
-def partial_path(dest: Path) -> Path:
-    return dest.with_name(f".{dest.name}.partial")
 
 
 def _check_space(folder: Path, needed: int) -> None:

@@ -54,12 +54,14 @@ def _sources(paths: Iterable[str | Path], roots: list[Root]) -> list[Path]:
     return out
 
 
-def _partial(dst: Path) -> Path:
+def partial_path(dst: Path) -> Path:
+    """Where a file is written before it is complete: hidden beside it, so it never shows as a model
+    (copies here, downloads in core/hub)."""
     return dst.with_name(f".{dst.name}.partial")
 
 
 def _copy_verified(src: Path, dst: Path, progress: Progress | None, done: int, total: int) -> int:
-    partial = _partial(dst)
+    partial = partial_path(dst)
     h = hashlib.sha256()
     with open(src, "rb") as fi, open(partial, "wb") as fo:
         while chunk := fi.read(CHUNK):
@@ -140,7 +142,7 @@ def _transfer(
                 copied = _copy_verified(s, t, progress, copied, total)
                 made.append(t)
         except OSError as e:  # a full disk, a quota: the sources stay, the copies go
-            for t in [*made, *(_partial(t) for t in targets)]:
+            for t in [*made, *(partial_path(t) for t in targets)]:
                 t.unlink(missing_ok=True)
             raise OrganizeError(f"{op} failed ({e.strerror or e}); nothing moved") from None
         for s in sources:  # every copy is complete and verified before any source goes

@@ -177,10 +177,9 @@ class ABScreen(Screen):
     def _set_running(self, running: bool) -> None:
         self.running = running
         self._live.clear()
+        self._run += 1  # the frame timers of the run before stop here
         if running:
             self.cancel = threading.Event()
-        self._run += 1
-        if running:
             self.set_timer(self._pacer.start(), partial(self._draw_live, self._run))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="ab-run")
@@ -249,13 +248,9 @@ class ABScreen(Screen):
 
     def action_regenerate(self) -> None:
         if self.session and self.session.turns and not self.running:
-            self.last_prompt = self.session.turns[-1].prompt
             for side in ("a", "b"):
-                pane = self.query_one(f"#pane-{side}", ChatPane)
-                pane.forget_last()
-                pane.streaming(self.last_prompt, "", 0)
-            self._set_running(True)
-            self.generate(self.last_prompt, True)
+                self.query_one(f"#pane-{side}", ChatPane).forget_last()
+            self.ask(self.session.turns[-1].prompt, regenerate=True)
 
     def action_edit_last(self) -> None:
         prompt = self.query_one("#ab-prompt", Input)

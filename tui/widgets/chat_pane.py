@@ -45,6 +45,11 @@ def answer_text(
     return text
 
 
+def _asked(prompt: str, style: str = "bold") -> tuple[str, str]:
+    """The prompt line that heads a turn, as a piece for `Text.assemble`."""
+    return f"> {printable(prompt)}\n", style
+
+
 def _lines(text: str, width: int) -> int:
     """Lines `text` takes at `width` cells without word wrapping: it changes when a line is added."""
     width = max(width, 1)
@@ -112,7 +117,7 @@ class ChatPane(Vertical):
     def streaming(self, prompt: str, text: str, n_tokens: int) -> None:
         """The answer so far. The screen is laid out again only when the answer needs another line:
         a frame with a layout pass cost 24 ms of CPU, one without 8 ms (bench/ab.py, 160x48)."""
-        current = Text.assemble((f"> {printable(prompt)}\n", "bold"), printable(text))
+        current = Text.assemble(_asked(prompt), printable(text))
         lines = _lines(current.plain, self.query_one(".body", Static).content_size.width)
         layout = not text or lines != self._stream_lines
         self._stream_lines = lines
@@ -126,21 +131,21 @@ class ChatPane(Vertical):
 
     def finish(self, turn: Turn) -> None:
         r: SideResult = getattr(turn, self.side)
-        prompt = printable(turn.prompt)
         if r.error:  # earlier turns stay; this one is not part of the conversation
-            self._show(Text.assemble((f"> {prompt}\n", "bold"), (r.error, "bold red")))
+            self._show(Text.assemble(_asked(turn.prompt), (r.error, "bold red")))
             self.query_one(".meters", Static).update("")
             self.query_one(Sparkline).data = []
             return
         scores = turn.scores_a if self.side == "a" else turn.scores_b
-        worst = [i for i, v in scores.worst(3) if v > 0] if scores is not None and scores.kld else []
-        answer = answer_text(r, turn.first_divergence, turn.divergence_basis, self._colours(), worst)
-        self._show(Text.assemble((f"> {prompt}\n", "bold"), answer))
-        self.past.append(Text.assemble((f"> {prompt}\n", "bold dim"), (printable(r.text), "dim")))
+        worst = scores.worst(3) if scores is not None and scores.kld else []
+        marked = [i for i, v in worst if v > 0]
+        answer = answer_text(r, turn.first_divergence, turn.divergence_basis, self._colours(), marked)
+        self._show(Text.assemble(_asked(turn.prompt), answer))
+        self.past.append(Text.assemble(_asked(turn.prompt, "bold dim"), (printable(r.text), "dim")))
         line = meters(r)
         if scores is not None and scores.kld:
             line += f"\nmean KLD {scores.kld_mean:.4f} · top-1 agreement {scores.top1_agreement:.1%}"
-            line += " · worst (marked) " + ", ".join(f"{i} ({v:.2f})" for i, v in scores.worst(3))
+            line += " · worst (marked) " + ", ".join(f"{i} ({v:.2f})" for i, v in worst)
         if turn.first_divergence is not None:
             unit = "character" if turn.divergence_basis == "text" else "token"
             line += f"\ndiverges from the other side at {unit} {turn.first_divergence}"
