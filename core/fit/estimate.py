@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..errors import QuanttuiError
 from .devices import Device, Hardware
 from .rules import (
     CTX_PAD,
@@ -31,7 +32,7 @@ from .rules import (
 FLOAT_TYPES = {"F32", "F16", "BF16"}
 
 
-class FitError(ValueError):
+class FitError(QuanttuiError, ValueError):
     """A configuration llama.cpp would refuse, or a bad input; str() is one line."""
 
 

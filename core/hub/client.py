@@ -10,11 +10,13 @@ import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from ..errors import QuanttuiError
+
 T = TypeVar("T")
 DEFAULT_ENDPOINT = "https://huggingface.co"
 
 
-class HubError(Exception):
+class HubError(QuanttuiError):
     """A Hub request that failed; str() is one line, never containing the token."""
 
 

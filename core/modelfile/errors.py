@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from ..errors import QuanttuiError
 
-class GGUFError(ValueError):
+
+class GGUFError(QuanttuiError, ValueError):
     """A file that cannot be read as a GGUF model; str() is a one-line reason."""
 
 

@@ -14,11 +14,12 @@ from typing import Any
 
 import psutil
 
+from ..errors import QuanttuiError
 from ..library.roots import Root
 from ..paths import data_dir
 
 
-class OrganizeError(Exception):
+class OrganizeError(QuanttuiError):
     """An operation refused or failed; str() is one line and nothing was changed."""
 
 
