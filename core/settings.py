@@ -7,11 +7,12 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .paths import config_dir
+from .textsafe import clean, clean_path
 
 DEFAULT_THEME = "quanttui-dark"
 
@@ -30,23 +31,62 @@ def settings_path() -> Path:
     return config_dir() / "settings.json"
 
 
+DOWNLOAD_TO = ("library", "hf-cache")
+
+
 def load() -> Settings:
-    """Read settings; a missing file gives defaults, an unreadable one gives defaults and says why."""
+    """Read settings; a missing file gives defaults, an unreadable one gives defaults and says why.
+
+    Each value of the wrong type (roots that are not strings, a theme that is a number...) is
+    dropped on its own and named in `load_error`; the other values are kept.
+    """
     path = settings_path()
+    where = clean_path(path)
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return Settings()
-    except (OSError, ValueError) as e:
-        return Settings(load_error=f"{path}: {e}; using defaults")
+    except (OSError, ValueError, RecursionError) as e:
+        return Settings(load_error=clean(f"{where}: {e}; using defaults"))
     if not isinstance(raw, dict):
-        return Settings(load_error=f"{path}: not a JSON object; using defaults")
-    known = {f.name for f in fields(Settings)} - {"load_error"}
-    s = Settings(**{k: v for k, v in raw.items() if k in known})
-    types_ok = isinstance(s.roots, list) and isinstance(s.hidden_roots, list) and isinstance(s.theme, str)
-    if not (types_ok and isinstance(s.fit, dict)):
-        return Settings(load_error=f"{path}: wrong value types; using defaults")
+        return Settings(load_error=f"{where}: not a JSON object; using defaults")
+    values: dict[str, Any] = {}
+    dropped: list[str] = []
+    for name, ok in _CHECKS.items():
+        if name not in raw:
+            continue
+        value = _clean_value(name, raw[name])
+        if ok(value):
+            values[name] = value
+        if value is not raw[name] or not ok(value):
+            dropped.append(name)
+    s = Settings(**values)
+    if dropped:
+        s.load_error = f"{where}: wrong value types in {', '.join(dropped)}; using defaults for those"
     return s
+
+
+def _is_str_list(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(x, str) and x and "\0" not in x for x in v)
+
+
+def _clean_value(name: str, value: Any) -> Any:
+    """A list of roots keeps its usable strings, the fit dict its scalar values; others stay as they are."""
+    if name in ("roots", "hidden_roots") and isinstance(value, list) and not _is_str_list(value):
+        return [x for x in value if isinstance(x, str) and x and "\0" not in x]
+    if name == "fit" and isinstance(value, dict):
+        kept = {k: v for k, v in value.items() if isinstance(v, (str, int, bool))}
+        return kept if len(kept) != len(value) else value
+    return value
+
+
+_CHECKS = {
+    "roots": _is_str_list,
+    "hidden_roots": _is_str_list,
+    "theme": lambda v: isinstance(v, str) and 0 < len(v) <= 200,
+    "fit": lambda v: isinstance(v, dict),
+    "download_to": lambda v: v in DOWNLOAD_TO,
+}
 
 
 def save(settings: Settings) -> None:

@@ -16,24 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..errors import QuanttuiError
 from .devices import Device, Hardware
-from .rules import (
-    CTX_PAD,
-    DEFAULT_OVERHEADS,
-    KV_TYPES,
-    MAX_CTX,
-    RECURRENT_ARCHS,
-    SWA_PATTERN_DEFAULTS,
-    Overheads,
-    kv_row_bytes,
-)
+from .rules import CTX_PAD, DEFAULT_OVERHEADS, KV_TYPES, MAX_CTX, Overheads
+from .shape import FitError, Shape, _pad
 
-FLOAT_TYPES = {"F32", "F16", "BF16"}
-
-
-class FitError(QuanttuiError, ValueError):
-    """A configuration llama.cpp would refuse, or a bad input; str() is one line."""
+__all__ = ["FitError", "FitSettings", "Shape", "estimate"]
 
 
 @dataclass(frozen=True)
@@ -51,141 +38,30 @@ class FitSettings:
     swa_full: bool = True
 
     def validate(self) -> None:
-        if not isinstance(self.n_ctx, int) or not 0 < self.n_ctx <= MAX_CTX:
-            raise FitError(f"context {self.n_ctx} is out of range (1 to {MAX_CTX:,})")
+        """Refuse values llama.cpp would refuse, and values of the wrong type (settings come from JSON)."""
+
+        def count(v: Any) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        if not count(self.n_ctx) or not 0 < self.n_ctx <= MAX_CTX:
+            raise FitError(f"context {self.n_ctx!r} is out of range (1 to {MAX_CTX:,})")
         for which, t in (("K", self.type_k), ("V", self.type_v)):
-            if t not in KV_TYPES:
+            if not isinstance(t, str) or t not in KV_TYPES:
                 raise FitError(f"unknown {which} cache type {t!r} (one of {', '.join(KV_TYPES)})")
+        for name in ("flash_attn", "swa_full"):
+            if not isinstance(getattr(self, name), bool):
+                raise FitError(f"{name} must be true or false, not {getattr(self, name)!r}")
         if self.type_v not in ("f16", "f32", "bf16") and not self.flash_attn:
             raise FitError(f"a quantized V cache ({self.type_v}) needs flash attention: add --flash-attn")
-        if not 0 < self.n_ubatch <= 1 << 16 or not 0 < self.n_batch <= 1 << 20:
-            raise FitError(f"batch {self.n_batch} / ubatch {self.n_ubatch} out of range")
-        if not 0 < self.n_parallel <= 256:
-            raise FitError(f"parallel sequences {self.n_parallel} out of range (1 to 256)")
+        if not (count(self.n_ubatch) and count(self.n_batch)) or not (
+            0 < self.n_ubatch <= 1 << 16 and 0 < self.n_batch <= 1 << 20
+        ):
+            raise FitError(f"batch {self.n_batch!r} / ubatch {self.n_ubatch!r} out of range")
+        if not count(self.n_parallel) or not 0 < self.n_parallel <= 256:
+            raise FitError(f"parallel sequences {self.n_parallel!r} out of range (1 to 256)")
         gl = self.gpu_layers
-        if not (gl in ("all", "auto") or (isinstance(gl, int) and gl >= 0)):
+        if not (gl in ("all", "auto") or (count(gl) and gl >= 0)):
             raise FitError(f"gpu layers must be a number >= 0, 'all' or 'auto', not {gl!r}")
-
-
-@dataclass(frozen=True)
-class Shape:
-    """What memory depends on, taken from a model's header facts."""
-
-    name: str
-    architecture: str
-    n_layer: int
-    n_embd: int
-    n_head: list[int]
-    n_head_kv: list[int]
-    head_dim_k: int
-    head_dim_v: int
-    n_vocab: int
-    n_ff: int
-    n_ctx_train: int
-    n_swa: int
-    swa_layers: list[bool]
-    recurrent_layers: list[bool]
-    ssm: dict[str, int]
-    embd_bytes: int
-    block_bytes: list[int]
-    output_bytes: int
-    tied: bool
-    float_weights: bool
-
-    @classmethod
-    def from_facts(cls, f: dict[str, Any]) -> Shape:
-        arch = f.get("architecture") or "?"
-        n_layer = f.get("block_count")
-        n_embd = f.get("embedding_length")
-        if not n_layer or not n_embd:
-            raise FitError("the header lacks block_count or embedding_length: cannot estimate memory")
-
-        def per_layer(value: Any, default: int) -> list[int]:
-            if isinstance(value, list):
-                return [int(v) for v in value][:n_layer] + [default] * max(0, n_layer - len(value))
-            return [int(value) if value is not None else default] * n_layer
-
-        n_head = per_layer(f.get("head_count"), 0)
-        n_head_kv = per_layer(f.get("head_count_kv"), max(n_head) if n_head else 0)
-        head = max(n_head) or 1
-        layers = {layer["name"]: layer for layer in f.get("layers", [])}
-        blocks = [layers.get(f"blk.{i}", {}).get("padded", 0) for i in range(n_layer)]
-        output = layers.get("output", {}).get("padded", 0) + layers.get("other", {}).get("padded", 0)
-        embd = layers.get("token_embd", {}).get("padded", 0)
-        tied = bool(f.get("tied_embeddings"))
-        if tied:
-            output += embd
-        ssm = f.get("ssm") or {}
-        if arch in RECURRENT_ARCHS:
-            recurrent = [True] * n_layer
-        elif isinstance(f.get("head_count_kv"), list) and ssm:
-            recurrent = [kv == 0 for kv in n_head_kv]
-        else:
-            recurrent = [False] * n_layer
-        window = f.get("sliding_window") or 0
-        pattern = f.get("sliding_window_pattern")
-        if isinstance(pattern, list):
-            swa = [bool(x) for x in pattern][:n_layer] + [False] * max(0, n_layer - len(pattern))
-        else:
-            every = pattern if isinstance(pattern, int) and pattern > 0 else SWA_PATTERN_DEFAULTS.get(arch, 0)
-            swa = [bool(window) and every > 1 and (i % every) < every - 1 for i in range(n_layer)]
-        dominant = f.get("dominant_type") or ""
-        return cls(
-            name=f.get("name") or f.get("path") or "?",
-            architecture=arch,
-            n_layer=n_layer,
-            n_embd=n_embd,
-            n_head=n_head,
-            n_head_kv=n_head_kv,
-            head_dim_k=f.get("key_length") or n_embd // head,
-            head_dim_v=f.get("value_length") or n_embd // head,
-            n_vocab=f.get("vocab_size") or 0,
-            n_ff=max(f.get("feed_forward_length") or [0])
-            if isinstance(f.get("feed_forward_length"), list)
-            else (f.get("feed_forward_length") or 0),
-            n_ctx_train=f.get("context_length") or MAX_CTX,
-            n_swa=window,
-            swa_layers=swa,
-            recurrent_layers=recurrent,
-            ssm=ssm,
-            embd_bytes=embd,
-            block_bytes=blocks,
-            output_bytes=output,
-            tied=tied,
-            float_weights=dominant in FLOAT_TYPES,
-        )
-
-    @property
-    def n_embd_gqa(self) -> int:
-        return max(self.n_head_kv) * self.head_dim_k
-
-    def kv_layer_bytes(self, il: int, cells: int, s: FitSettings) -> int:
-        """Cache bytes of block `il`: attention K+V, or recurrent state (f32, per sequence)."""
-        if self.recurrent_layers[il]:
-            return self._recurrent_bytes() * s.n_parallel
-        kv_heads = self.n_head_kv[il]
-        if kv_heads == 0:
-            return 0
-        if self.swa_layers[il] and not s.swa_full and self.n_swa:
-            cells = min(cells, _pad(self.n_swa * s.n_parallel + s.n_ubatch))
-        k = kv_row_bytes(s.type_k, self.head_dim_k * kv_heads)
-        v = kv_row_bytes(s.type_v, self.head_dim_v * kv_heads)
-        return (k + v) * cells
-
-    def _recurrent_bytes(self) -> int:
-        m = self.ssm
-        if "wkv_head_size" in m:  # RWKV: token shift (2 x n_embd) + wkv state (n_embd x head size)
-            return 4 * (2 * self.n_embd + self.n_embd * m["wkv_head_size"])
-        if "shortconv_l_cache" in m:  # LFM2 short convolutions
-            return 4 * (m["shortconv_l_cache"] - 1) * self.n_embd
-        d_conv, d_inner = m.get("conv_kernel", 4), m.get("inner_size", 2 * self.n_embd)
-        d_state, groups = m.get("state_size", 16), m.get("group_count", 0)
-        conv = (d_conv - 1) * (d_inner + 2 * groups * d_state)
-        return 4 * (conv + d_state * d_inner)
-
-
-def _pad(n: int, to: int = CTX_PAD) -> int:
-    return -(-n // to) * to
 
 
 @dataclass

@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from ..modelfile import GGUFError, inspect_file
+from ..modelfile.checks import facts_problem
 from ..paths import cache_dir
 from .discover import Candidate, discover
 from .groups import group_of, quant_from_name
 from .roots import Root
 
 # Bump when the facts written to the index change shape, so stale entries are re-read.
-INDEX_VERSION = 3
+INDEX_VERSION = 4
 Progress = Callable[[int, int, str], None]
 
 
@@ -69,7 +70,7 @@ def index_path() -> Path:
 def _load_index(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}
     if not isinstance(data, dict) or data.get("version") != INDEX_VERSION:
         return {}
@@ -94,6 +95,16 @@ def _signature(c: Candidate) -> list[Any] | None:
             return None
         sig.append([st.st_size, st.st_mtime_ns])
     return [sig, c.missing]
+
+
+def _usable(cached: Any, sig: list[Any]) -> bool:
+    """Whether an index entry matches the file and has the shape scan writes (the file can be edited)."""
+    if not isinstance(cached, dict) or cached.get("sig") != sig:
+        return False
+    facts, error = cached.get("facts"), cached.get("error")
+    if error is not None:
+        return facts is None and isinstance(error, str) and "\n" not in error
+    return facts is not None and facts_problem(facts) is None
 
 
 def read_facts(path: str | Path) -> tuple[dict[str, Any] | None, str | None]:
@@ -134,10 +145,9 @@ def scan(
         sig = _signature(cand)
         if sig is None:
             continue
-        cached = old.get(key)
-        hit = isinstance(cached, dict) and cached.get("sig") == sig
+        hit = _usable(old.get(key), sig)
         if hit:
-            facts, error = cached.get("facts"), cached.get("error")
+            facts, error = old[key]["facts"], old[key]["error"]
         else:
             facts, error = read_facts(cand.path)
         new[key] = {"sig": sig, "facts": facts, "error": error}

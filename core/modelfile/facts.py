@@ -7,12 +7,15 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from . import checks as c
+from .checks import Values
 from .errors import GGUFError
 from .quant_types import PRIMARY_TYPE, file_type_label, tensor_nbytes, tensor_type_name
-from .reader import Header, read_header
+from .reader import MAX_TENSORS, Header, read_header
 from .split import parse_split_name, split_parts
 
-_BLOCK_RE = re.compile(r"^blk\.(\d+)\.")
+# Layer numbers have at most 4 digits (checks.MAX_LAYERS); `blk.<5000 digits>.x` is not a layer.
+_BLOCK_RE = re.compile(r"^blk\.(0|[1-9]\d{0,3})\.")
 
 
 @dataclass
@@ -77,6 +80,8 @@ class ModelFacts:
     imatrix: dict[str, Any] | None
     split: dict[str, Any] | None
     tensors: list[dict[str, Any]] = field(default_factory=list)
+    vocab_only: bool = False  # no tensors: a tokenizer file (llama.cpp's ggml-vocab-*.gguf), not runnable
+    ignored: list[str] = field(default_factory=list)  # header values refused: "key: why", one per value
 
     def to_dict(self, *, tensors: bool = False) -> dict[str, Any]:
         """JSON-ready facts; per-tensor rows only when asked (asdict would deep-copy them every time)."""
@@ -86,15 +91,6 @@ class ModelFacts:
         if tensors:
             d["tensors"] = [dict(t) for t in self.tensors]
         return d
-
-
-def _arch_key(header: Header, arch: str | None, key: str) -> Any:
-    if arch is None:
-        return None
-    value = header.metadata.get(f"{arch}.{key}")
-    if isinstance(value, list):
-        return value if len(set(value)) > 1 else (value[0] if value else None)
-    return header.get(f"{arch}.{key}")
 
 
 _SSM_KEYS = {
@@ -107,10 +103,10 @@ _SSM_KEYS = {
 }
 
 
-def _ssm_facts(header: Header, arch: str | None) -> dict[str, int] | None:
+def _ssm_facts(v: Values) -> dict[str, int] | None:
     """Recurrent-state sizes (Mamba, RWKV, hybrids), which fix memory independent of context."""
-    found = {name: _arch_key(header, arch, key) for name, key in _SSM_KEYS.items()}
-    found = {k: v for k, v in found.items() if isinstance(v, int)}
+    found = {name: v.arch_int(key, 1, c.MAX_STATE) for name, key in _SSM_KEYS.items()}
+    found = {k: n for k, n in found.items() if n is not None}
     return found or None
 
 
@@ -130,10 +126,12 @@ def _tensor_bytes(header: Header) -> list[int | None]:
 
 def _layer_name(tensor_name: str) -> str:
     m = _BLOCK_RE.match(tensor_name)
-    if m:
+    if m and int(m.group(1)) < c.MAX_LAYERS:
         return f"blk.{m.group(1)}"
     if tensor_name.startswith("token_embd"):
         return "token_embd"
+    if tensor_name.startswith("output_norm"):
+        return "output_norm"
     if tensor_name.startswith("output"):
         return "output"
     return "other"
@@ -142,14 +140,20 @@ def _layer_name(tensor_name: str) -> str:
 def _layer_order(name: str) -> tuple[int, int, str]:
     if name.startswith("blk."):
         return (1, int(name[4:]), name)
-    return {"token_embd": (0, 0, name), "output": (2, 0, name)}.get(name, (3, 0, name))
+    fixed = {"token_embd": (0, 0, name), "output_norm": (2, 0, name), "output": (2, 1, name)}
+    return fixed.get(name, (3, 0, name))
 
 
 def summarize(headers: list[Header], path: str, size_bytes: int, split: dict[str, Any] | None) -> ModelFacts:
-    """Facts for one model from its header(s); the first header carries the metadata."""
+    """Facts for one model from its header(s); the first header carries the metadata.
+
+    Every metadata value passes a type and range check (checks.Values): a refused one is None
+    here and a note in `ignored`, so one odd file never takes a screen, `ls` or `fit` down.
+    """
     head = headers[0]
-    arch = head.get("general.architecture")
-    label, guessed = file_type_label(head.get("general.file_type"))
+    v = Values(head)
+    file_type_id = v.int("general.file_type", 0, (1 << 32) - 1)
+    label, guessed = file_type_label(file_type_id)
     types: dict[str, TypeStat] = {}
     layers: dict[str, list[int]] = {}
     big_params: dict[str, int] = {}
@@ -182,58 +186,71 @@ def summarize(headers: list[Header], path: str, size_bytes: int, split: dict[str
         LayerStat(name, p, b, round(8 * b / p, 4) if p else 0.0, padded)
         for name, (p, b, padded) in sorted(layers.items(), key=lambda kv: _layer_order(kv[0]))
     ]
-    vocab = _arch_key(head, arch, "vocab_size") or head.array_len("tokenizer.ggml.tokens")
-    ds = head.get("quantize.imatrix.dataset")
+    tensor_count = sum(len(h.tensors) for h in headers)
+    declared = (split or {}).get("tensors_count") or 0
+    vocab = v.arch_int("vocab_size", 1, c.MAX_VOCAB) or head.array_len("tokenizer.ggml.tokens")
     imatrix = None
     if any(k.startswith("quantize.imatrix.") for k in head.metadata):
         imatrix = {
-            "file": head.get("quantize.imatrix.file"),
-            "dataset": ", ".join(map(str, ds)) if isinstance(ds, list) else ds,
-            "entries_count": head.get("quantize.imatrix.entries_count"),
-            "chunks_count": head.get("quantize.imatrix.chunks_count"),
+            "file": v.text("quantize.imatrix.file"),
+            "dataset": v.texts("quantize.imatrix.dataset"),
+            "entries_count": v.int("quantize.imatrix.entries_count", 0, 1 << 32),
+            "chunks_count": v.int("quantize.imatrix.chunks_count", 0, 1 << 32),
         }
+    heads = v.per_layer("attention.head_count", 0, c.MAX_HEADS)
     return ModelFacts(
         path=path,
         size_bytes=size_bytes,
         gguf_version=head.version,
-        architecture=arch,
-        name=head.get("general.name"),
-        basename=head.get("general.basename"),
-        size_label=head.get("general.size_label"),
-        finetune=head.get("general.finetune"),
+        architecture=v.arch,
+        name=v.text("general.name"),
+        basename=v.text("general.basename"),
+        size_label=v.text("general.size_label"),
+        finetune=v.text("general.finetune"),
         parameters=total_params,
-        context_length=_arch_key(head, arch, "context_length"),
-        block_count=_arch_key(head, arch, "block_count"),
-        embedding_length=_arch_key(head, arch, "embedding_length"),
-        head_count=_arch_key(head, arch, "attention.head_count"),
-        head_count_kv=_arch_key(head, arch, "attention.head_count_kv"),
-        key_length=_arch_key(head, arch, "attention.key_length"),
-        value_length=_arch_key(head, arch, "attention.value_length"),
-        feed_forward_length=_arch_key(head, arch, "feed_forward_length"),
-        expert_count=_arch_key(head, arch, "expert_count"),
-        expert_used_count=_arch_key(head, arch, "expert_used_count"),
-        sliding_window=_arch_key(head, arch, "attention.sliding_window"),
-        sliding_window_pattern=_arch_key(head, arch, "attention.sliding_window_pattern"),
+        context_length=v.arch_int("context_length", 1, c.MAX_CTX_TRAIN),
+        block_count=_block_count(v, max(tensor_count, declared)),
+        embedding_length=v.arch_int("embedding_length", 1, c.MAX_EMBD),
+        head_count=heads,
+        head_count_kv=v.per_layer("attention.head_count_kv", 0, c.MAX_HEADS),
+        key_length=v.arch_int("attention.key_length", 1, c.MAX_HEAD_DIM),
+        value_length=v.arch_int("attention.value_length", 1, c.MAX_HEAD_DIM),
+        feed_forward_length=v.per_layer("feed_forward_length", 0, c.MAX_FF),
+        expert_count=v.arch_int("expert_count", 0, c.MAX_EXPERTS),
+        expert_used_count=v.arch_int("expert_used_count", 0, c.MAX_EXPERTS),
+        sliding_window=v.arch_int("attention.sliding_window", 0, c.MAX_CTX_TRAIN),
+        sliding_window_pattern=v.pattern("attention.sliding_window_pattern"),
         vocab_size=vocab,
-        tokenizer_model=head.get("tokenizer.ggml.model"),
-        has_chat_template="tokenizer.chat_template" in head.metadata,
-        bos_token_id=head.get("tokenizer.ggml.bos_token_id"),
-        eos_token_id=head.get("tokenizer.ggml.eos_token_id"),
+        tokenizer_model=v.text("tokenizer.ggml.model"),
+        has_chat_template=isinstance(head.metadata.get("tokenizer.chat_template"), str),
+        bos_token_id=v.int("tokenizer.ggml.bos_token_id", 0, c.MAX_TOKEN_ID),
+        eos_token_id=v.int("tokenizer.ggml.eos_token_id", 0, c.MAX_TOKEN_ID),
         tied_embeddings="output.weight" not in names and "token_embd.weight" in names,
-        ssm=_ssm_facts(head, arch),
+        ssm=_ssm_facts(v),
         file_type=label,
-        file_type_id=head.get("general.file_type"),
+        file_type_id=file_type_id,
         file_type_guessed=guessed,
         dominant_type=dominant,
         label_matches=None if expected is None or dominant is None else expected == dominant,
         bpw=round(8 * total_bytes / total_params, 4) if total_params and bytes_known else None,
-        tensor_count=sum(len(h.tensors) for h in headers),
+        tensor_count=tensor_count,
         tensor_types=dict(sorted(types.items(), key=lambda kv: -kv[1].bytes)),
         layers=layer_stats,
         imatrix=imatrix,
         split=split,
         tensors=tensor_rows,
+        vocab_only=tensor_count == 0 and not declared,
+        ignored=v.ignored,
     )
+
+
+def _block_count(v: Values, tensors: int) -> int | None:
+    """`block_count`, bounded by MAX_LAYERS and, in a file with tensors, by how many it has."""
+    n = v.arch_int("block_count", 1, c.MAX_LAYERS)
+    if n is not None and tensors and n > tensors:
+        v.refuse(f"{v.arch}.block_count", f"{n:,} blocks but only {tensors:,} tensors")
+        return None
+    return n
 
 
 def inspect_file(path: str | Path) -> ModelFacts:
@@ -250,17 +267,24 @@ def inspect_file(path: str | Path) -> ModelFacts:
             headers.append(read_header(part))
         except GGUFError as e:
             raise type(e)(f"{part.name}: {e}") from None
-    headers.sort(key=lambda h: h.get("split.no", 0))
-    if headers[0].get("split.no", 0) != 0:
+    headers.sort(key=_split_no)
+    if _split_no(headers[0]) != 0:
         raise GGUFError(f"part 1 of {sn.count} is missing ({', '.join(missing)}): its metadata lives there")
+    declared = headers[0].get("split.tensors.count")
     split = {
         "count": sn.count,
         "parts": [str(p) for p in parts],
         "missing": missing,
-        "tensors_count": headers[0].get("split.tensors.count"),
+        "tensors_count": declared if c.is_int(declared) and 0 <= declared <= sn.count * MAX_TENSORS else None,
     }
     first = path.with_name(sn.part_name(1))
     return summarize(headers, str(first), sum(_size(p) for p in parts), split)
+
+
+def _split_no(header: Header) -> int:
+    """A part's `split.no` (0-based); a part without a usable one sorts last."""
+    no = header.get("split.no", 0)
+    return no if c.is_int(no) and 0 <= no < 1 << 16 else 1 << 16
 
 
 def _size(path: Path) -> int:

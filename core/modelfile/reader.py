@@ -7,7 +7,6 @@ and took 18-58 s on real 128k-262k-token vocabularies; this reader takes millise
 
 from __future__ import annotations
 
-import mmap
 import os
 import struct
 from dataclasses import dataclass, field
@@ -21,14 +20,23 @@ from .errors import CorruptError, GGUFError, NeedMoreData, NotGGUFError, Truncat
 GGUF_MAGIC = b"GGUF"
 DEFAULT_ALIGNMENT = 32
 MAX_DIMS = 4  # GGML_MAX_DIMS; llama.cpp refuses more
-MAX_KV = 1 << 20
-MAX_TENSORS = 1 << 20
+# Real headers hold under a thousand keys and tens of thousands of tensors; these leave wide room.
+MAX_KV = 1 << 16
+MAX_TENSORS = 1 << 17
 MAX_STRING = 1 << 28  # a single metadata string over 256 MiB is corruption, not a chat template
 MAX_KEY = 65535
 MAX_NESTING = 4
+# llama.cpp refuses arrays of arrays; they are parsed (gguf-py writes them) but never more than this
+# many inner arrays per header, so a file of millions of tiny arrays costs nothing to reject.
+MAX_INNER_ARRAYS = 1 << 16
 # Arrays up to these sizes are materialized while parsing; larger ones stay lazy.
 EAGER_SCALARS = 4096
 EAGER_STRINGS = 64
+# What one header may materialize in eager arrays in all; past it arrays stay lazy (ArrayRef).
+EAGER_ITEMS_BUDGET = 1 << 18
+EAGER_BYTES_BUDGET = 1 << 24
+# A local header is read in growing chunks; the first read covers every small model whole.
+FIRST_READ = 1 << 20
 
 # GGUF value types (gguf.GGUFValueType) with their struct codes; 8 = string, 9 = array.
 _SCALAR_CODES = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
@@ -127,6 +135,9 @@ class _Parser:
         self.bo = byteorder
         self.total = total if total is not None else (self.size if complete else None)
         self.pos = 0
+        self.items_left = EAGER_ITEMS_BUDGET
+        self.bytes_left = EAGER_BYTES_BUDGET
+        self.inner_arrays = 0
         self._u64 = struct.Struct(byteorder + "Q")
         self._u32 = struct.Struct(byteorder + "I")
 
@@ -178,17 +189,44 @@ class _Parser:
         if vtype == T_STRING:
             return self.raw_string(MAX_STRING, "string value").decode("utf-8", errors="replace")
         if vtype == T_ARRAY:
-            if depth >= MAX_NESTING:
-                raise CorruptError(f"arrays nested deeper than {MAX_NESTING} at byte {self.pos:,}")
-            start = self.pos
-            item_type = self.u32()
-            count = self.u64()
-            self._check_count(count, item_type, start)
-            eager = count <= (EAGER_STRINGS if item_type in (T_STRING, T_ARRAY) else EAGER_SCALARS)
+            item_type, count = self.array_head(depth)
             items_at = self.pos
-            items = self.read_array_items(item_type, count, eager=eager, depth=depth + 1)
-            return items if eager else ArrayRef(item_type, count, items_at)
+            if self._eager(item_type, count):
+                return self.read_array_items(item_type, count, eager=True, depth=depth + 1)
+            self.read_array_items(item_type, count, eager=False, depth=depth + 1)
+            return ArrayRef(item_type, count, items_at)
         raise CorruptError(f"unknown value type {vtype} at byte {self.pos - 4:,}")
+
+    def array_head(self, depth: int) -> tuple[int, int]:
+        """Read an array's item type and count, refusing deep nesting and counts the file cannot hold."""
+        start = self.pos
+        if depth >= MAX_NESTING:
+            raise CorruptError(f"arrays nested deeper than {MAX_NESTING} at byte {start:,}")
+        if depth > 0:
+            self.inner_arrays += 1
+            if self.inner_arrays > MAX_INNER_ARRAYS:
+                raise CorruptError(f"more than {MAX_INNER_ARRAYS:,} arrays inside arrays (at byte {start:,})")
+        item_type = self.u32()
+        count = self.u64()
+        self._check_count(count, item_type, start)
+        return item_type, count
+
+    def _eager(self, item_type: int, count: int) -> bool:
+        """Whether to materialize an array here: small ones, while the header's budget lasts."""
+        if item_type in (T_STRING, T_ARRAY):
+            if count > EAGER_STRINGS or count > self.items_left:
+                return False
+            if item_type == T_STRING:
+                start = self.pos
+                end = skip_strings(self, count)
+                self.pos = start
+                if end - start > self.bytes_left:
+                    return False
+                self.bytes_left -= end - start
+        elif count > EAGER_SCALARS or count > self.items_left:
+            return False
+        self.items_left -= count
+        return True
 
     def _check_count(self, count: int, item_type: int, start: int) -> None:
         code = _SCALAR_CODES.get(item_type)
@@ -198,12 +236,13 @@ class _Parser:
             raise CorruptError(f"array at byte {start:,} claims {count:,} items, more than the file can hold")
 
     def read_array_items(self, item_type: int, count: int, *, eager: bool, depth: int) -> Any:
+        """The items as a list when eager; otherwise step over them, building nothing, and return None."""
         code = _SCALAR_CODES.get(item_type)
         if code is not None:
-            st = struct.Struct(f"{self.bo}{count}{code}")
-            self.need(self.pos + st.size)
-            out = list(st.unpack_from(self.buf, self.pos)) if eager else None
-            self.pos += st.size
+            size = count * struct.calcsize(code)
+            self.need(self.pos + size)
+            out = list(struct.unpack_from(f"{self.bo}{count}{code}", self.buf, self.pos)) if eager else None
+            self.pos += size
             return out
         if item_type == T_STRING:
             if eager:
@@ -211,8 +250,12 @@ class _Parser:
             self.pos = skip_strings(self, count)
             return None
         if item_type == T_ARRAY:
-            items = [self.value(T_ARRAY, depth) for _ in range(count)]
-            return items if eager else None
+            if eager:
+                return [self.value(T_ARRAY, depth) for _ in range(count)]
+            for _ in range(count):
+                inner_type, inner_count = self.array_head(depth)
+                self.read_array_items(inner_type, inner_count, eager=False, depth=depth + 1)
+            return None
         raise CorruptError(f"unknown array item type {item_type} at byte {self.pos:,}")
 
 
@@ -389,14 +432,18 @@ def _check_data_bounds(header: Header, total: int) -> None:
 
 
 def read_header(path: str | os.PathLike[str], *, keep_buffer: bool = False) -> Header:
-    """Parse the header of a local GGUF file through a read-only memory map."""
+    """Parse the header of a local GGUF file with ordinary reads, never more than the file holds.
+
+    No memory map: a file truncated by another process while it is mapped kills this one with
+    SIGBUS; a read of a shrinking file just comes back short, which is reported as truncation.
+    """
     path = Path(path)
     try:
-        with open(path, "rb") as fh:
+        with open(path, "rb", buffering=0) as fh:
             size = os.fstat(fh.fileno()).st_size
             if size == 0:
                 raise NotGGUFError("empty file")
-            mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+            return _read_growing(fh, size, keep_buffer)
     except IsADirectoryError:
         raise GGUFError("is a directory, not a GGUF file") from None
     except FileNotFoundError:
@@ -405,8 +452,30 @@ def read_header(path: str | os.PathLike[str], *, keep_buffer: bool = False) -> H
         raise GGUFError("permission denied") from None
     except OSError as e:
         raise GGUFError(f"cannot read: {e.strerror or e}") from None
-    try:
-        return parse_header(mm, complete=True, keep_buffer=keep_buffer)
-    finally:
-        if not keep_buffer:
-            mm.close()
+
+
+def _read_growing(fh: Any, size: int, keep_buffer: bool) -> Header:
+    """Read a prefix, parse, and read more while the parser asks for it (at least doubling each time)."""
+    buf = b""
+    want = min(size, FIRST_READ)
+    while True:
+        buf += _read_exactly(fh, want - len(buf))
+        if len(buf) < want:
+            raise TruncatedError(f"file shrank to {len(buf):,} bytes while being read (it had {size:,})")
+        try:
+            return parse_header(buf, complete=want == size, file_size=size, keep_buffer=keep_buffer)
+        except NeedMoreData as e:
+            needed = e.needed
+        want = min(size, max(needed, 2 * len(buf)))
+
+
+def _read_exactly(fh: Any, n: int) -> bytes:
+    """Up to `n` bytes from the current position; fewer only at the end of the file."""
+    chunks = []
+    while n > 0:
+        chunk = fh.read(n)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)

@@ -123,12 +123,13 @@ def test_h100_calibration_within_tolerance():
 def test_offload_order_output_first_embeddings_never(tiny):
     facts = inspect_file(tiny.quants["Q8_0"]).to_dict()
     layer = {x["name"]: x["padded"] for x in facts["layers"]}
+    output = layer["output"] + layer["output_norm"]  # llama.cpp's output layer holds both
     one = estimate(facts, FitSettings(gpu_layers=1), gpus(24), search=False)
     gpu, ram = one.devices
-    assert gpu.weights == layer["output"] and gpu.kv_cache == 0
+    assert gpu.weights == output and gpu.kv_cache == 0
     assert ram.weights == layer["token_embd"] + sum(layer[f"blk.{i}"] for i in range(4))
     two = estimate(facts, FitSettings(gpu_layers=2), gpus(24), search=False)
-    assert two.devices[0].weights == layer["output"] + layer["blk.3"]
+    assert two.devices[0].weights == output + layer["blk.3"]
     everything = estimate(facts, FitSettings(gpu_layers="all"), gpus(24), search=False)
     assert everything.devices[1].weights == layer["token_embd"]
     assert everything.verdict == "fits on GPU" and everything.verdict_code == "gpu"
@@ -138,7 +139,8 @@ def test_tied_embeddings_copy_to_the_gpu(tiny):
     facts = inspect_file(tiny.tied).to_dict()
     layer = {x["name"]: x["padded"] for x in facts["layers"]}
     gpu, ram = estimate(facts, FitSettings(gpu_layers="all"), gpus(24), search=False).devices
-    assert gpu.weights == sum(layer[f"blk.{i}"] for i in range(4)) + layer["output"] + layer["token_embd"]
+    assert "output" not in layer
+    assert gpu.weights == sum(layer[f"blk.{i}"] for i in range(4)) + layer["output_norm"] + layer["token_embd"]
     assert ram.weights == layer["token_embd"]
 
 
@@ -175,7 +177,7 @@ def test_two_gpus_split_layers_and_output_on_the_last(tiny):
     # llama.cpp's split: layer i goes to the first GPU whose cumulative share exceeds i/5 (2/3, 1).
     assert (g0.layers, g1.layers) == (4, 1)
     layer = {x["name"]: x["padded"] for x in facts["layers"]}
-    assert g1.weights == layer["output"]
+    assert g1.weights == layer["output"] + layer["output_norm"]
     assert g0.weights == sum(layer[f"blk.{i}"] for i in range(4))
     assert g0.overhead == g1.overhead > 0
 

@@ -82,10 +82,12 @@ def test_q4_k_m_is_a_mix_and_layers_add_up(tiny):
     assert set(facts.tensor_types) == {"Q4_K", "Q6_K", "F32"}
     assert facts.dominant_type == "Q4_K"
     names = [layer.name for layer in facts.layers]
-    assert names == ["token_embd", "blk.0", "blk.1", "blk.2", "blk.3", "output"]
+    # The 256-element F32 output norm is a row of its own, not folded into the Q6_K "output" at 32 bpw.
+    assert names == ["token_embd", "blk.0", "blk.1", "blk.2", "blk.3", "output_norm", "output"]
     assert sum(layer.bytes for layer in facts.layers) == sum(st.bytes for st in facts.tensor_types.values())
-    output = facts.layers[-1]
-    assert output.bpw == pytest.approx(8 * output.bytes / output.parameters, abs=1e-4)
+    norm, output = facts.layers[-2:]
+    assert (norm.parameters, norm.bpw) == (256, 32.0)
+    assert output.parameters == 259 * 256 and output.bpw == pytest.approx(6.5625, abs=1e-4)  # Q6_K
 
 
 def test_model_facts(tiny):
@@ -112,6 +114,7 @@ def test_tied_embeddings(tiny):
     f = inspect_file(tiny.tied)
     assert f.tied_embeddings is True
     assert "output.weight" not in {t["name"] for t in f.tensors}
+    assert [layer.name for layer in f.layers][-1] == "output_norm"  # no "output" row without output.weight
 
 
 def test_split_set_reads_as_one_model(tiny):
