@@ -18,7 +18,7 @@ from .errors import QuanttuiError
 from .textsafe import clean, clean_path
 
 OLLAMA_DIGEST = re.compile(r"sha256[:-][0-9a-f]{64}")
-_BAD_NAME_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\\\\:*?\"<>|\ud800-\udfff\u202a-\u202e\u2066-\u2069]")
+_BAD_NAME_CHARS = re.compile('[\x00-\x1f\x7f-\x9f\\\\:*?"<>|\ud800-\udfff\u202a-\u202e\u2066-\u2069]')
 MAX_NAME = 255  # bytes in one path component on common filesystems
 MAX_REL = 1024
 
@@ -63,7 +63,9 @@ def top_of(
     raise PathRefused(f"{clean_path(path)}: leads outside the library roots through a symlink or `..`")
 
 
-def check(path: str | os.PathLike[str], tops: Iterable[str | os.PathLike[str]], *, follow: bool = True) -> Path:
+def check(
+    path: str | os.PathLike[str], tops: Iterable[str | os.PathLike[str]], *, follow: bool = True
+) -> Path:
     """`path` resolved, after checking it is inside one of `tops`; PathRefused otherwise."""
     tops = list(tops)
     top_of(path, tops, follow=follow)
@@ -85,7 +87,9 @@ def safe_relpath(name: str) -> str:
         raise PathRefused(f"{clean(name)!s}: not a usable file name")
     bad = _BAD_NAME_CHARS.search(name)
     if bad:
-        raise PathRefused(f"{clean(name)}: a file name with a character quanttui refuses ({clean(bad.group())})")
+        raise PathRefused(
+            f"{clean(name)}: a file name with a character quanttui refuses ({clean(bad.group())})"
+        )
     if name.startswith("/"):
         raise PathRefused(f"{clean(name)}: an absolute path, not a file name in the repository")
     for part in name.split("/"):

@@ -9,9 +9,9 @@ from typing import Any
 
 from ..core import format as fmt
 from ..core import settings as settings_mod
+from ..core.errors import QuanttuiError
 from ..core.library import active_roots, scan
 from ..core.organize import (
-    OrganizeError,
     disk_usage,
     execute_delete,
     find_duplicates,
@@ -19,6 +19,7 @@ from ..core.organize import (
     move,
     plan_delete,
 )
+from ..core.textsafe import clean, clean_path
 
 
 class OrganizeCliError(Exception):
@@ -62,13 +63,13 @@ def rm(args: argparse.Namespace) -> int:
     try:
         plan = plan_delete(args.paths, roots, permanent=args.permanent)
         for p in plan.files:
-            print(f"  {p}")
+            print(f"  {clean_path(p)}")
         if not _confirm(f"{plan.summary()} ({fmt.size(plan.bytes_freed)})?", args.yes):
             print("nothing deleted")
             return 1
         execute_delete(plan, roots)
-    except OrganizeError as e:
-        raise OrganizeCliError(str(e)) from None
+    except QuanttuiError as e:  # OrganizeError, and PathRefused from the path gate
+        raise OrganizeCliError(clean(e)) from None
     print(f"done: {plan.summary()} ({fmt.size(plan.bytes_freed)})")
     return 0
 
@@ -76,17 +77,20 @@ def rm(args: argparse.Namespace) -> int:
 def mv(args: argparse.Namespace) -> int:
     try:
         moved = move(args.paths, args.dest, _roots())
-    except OrganizeError as e:
-        raise OrganizeCliError(str(e)) from None
+    except QuanttuiError as e:  # OrganizeError, and PathRefused from the path gate
+        raise OrganizeCliError(clean(e)) from None
     for p in moved:
-        print(f"moved: {p}")
+        print(f"moved: {clean_path(p)}")
     return 0
 
 
 def dedupe(args: argparse.Namespace) -> int:
     roots = _roots()
     files = [part for e in scan(roots) for part in e.parts]
-    groups = find_duplicates(files)
+    try:
+        groups = find_duplicates(files)
+    except OSError as e:  # a file removed or made unreadable while it was hashed
+        raise OrganizeCliError(f"{clean_path(e.filename or '')}: {clean(e.strerror or e)}") from None
     if args.json:
         print(json.dumps([g.to_dict() for g in groups], indent=2))
     else:
@@ -94,11 +98,11 @@ def dedupe(args: argparse.Namespace) -> int:
             print("no duplicates")
         for g in groups:
             print(f"{fmt.size(g.size)} x {1 + len(g.extras) + len(g.linked)}  sha256 {g.sha256[:12]}")
-            print(f"  keep   {g.keep}")
+            print(f"  keep   {clean_path(g.keep)}")
             for p in g.extras:
-                print(f"  extra  {p}")
+                print(f"  extra  {clean_path(p)}")
             for p in g.linked:
-                print(f"  linked {p}")
+                print(f"  linked {clean_path(p)}")
         print(f"reclaimable: {fmt.size(sum(g.reclaimable for g in groups))}")
     if not args.apply or not any(g.extras for g in groups):
         return 0
@@ -110,8 +114,8 @@ def dedupe(args: argparse.Namespace) -> int:
         elif _confirm(f"replace {sum(len(g.extras) for g in groups)} extras with hard links?", args.yes):
             for g in groups:
                 link_extras(g, roots)
-    except OrganizeError as e:
-        raise OrganizeCliError(str(e)) from None
+    except QuanttuiError as e:  # OrganizeError, and PathRefused from the path gate
+        raise OrganizeCliError(clean(e)) from None
     return 0
 
 
@@ -125,5 +129,5 @@ def du(args: argparse.Namespace) -> int:
     for title in ("roots", "groups", "quants"):
         print(f"by {title[:-1]}:")
         for name, size in d[title].items():
-            print(f"  {fmt.size(size):>11}  {name}")
+            print(f"  {fmt.size(size):>11}  {clean(name)}")
     return 0

@@ -2,22 +2,27 @@
 
 HF cache: `models--OWNER--REPO/snapshots/REV/FILE` links into `blobs/`. Ollama: manifests under
 `manifests/REGISTRY/NAMESPACE/MODEL/TAG` name `blobs/sha256-HEX` layers. Everything else: `*.gguf`.
-Split parts are gathered into one candidate per set.
+Split parts are gathered into one candidate per set. Nothing outside a store is listed as one of its
+models (a snapshot link or an Ollama digest that leads out is skipped), symlinked folders are not
+entered, and a folder that cannot be read or searched is skipped (and reported), never fatal.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..modelfile.split import parse_split_name
+from ..pathgate import inside, valid_ollama_digest
+from ..textsafe import clean_path
 from .roots import Root
 
 OLLAMA_MODEL_MEDIA = "application/vnd.ollama.image.model"
+MAX_SMALL_FILE = 1 << 20  # manifests and refs are a few KB; anything larger is not one
 
 
 @dataclass
@@ -30,23 +35,76 @@ class Candidate:
     origin: dict[str, str] = field(default_factory=dict)
 
 
-def discover(root: Root) -> Iterator[Candidate]:
+def discover(root: Root, skipped: list[str] | None = None) -> Iterator[Candidate]:
+    """The models under `root`; folders that cannot be read are appended to `skipped` (one line each)."""
+    skipped = skipped if skipped is not None else []
     if root.kind == "huggingface":
-        yield from _hf_cache(root.path)
+        yield from _hf_cache(root.path, skipped)
     elif root.kind == "ollama":
-        yield from _ollama(root.path)
+        yield from _ollama(root.path, skipped)
     else:
-        yield from _gather_splits(_walk_gguf(root.path), {})
+        yield from _gather_splits(_walk_gguf(root.path, skipped), {})
 
 
-def _walk_gguf(top: Path) -> Iterator[Path]:
-    for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
+def _regular_file(path: Path) -> bool:
+    """Whether `path` (followed) is a regular file; False for anything that cannot be stat'ed."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return stat.S_ISDIR(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+def _listdir(folder: Path, skipped: list[str]) -> list[Path]:
+    try:
+        return sorted(folder.iterdir())
+    except OSError as e:
+        skipped.append(f"{clean_path(folder)}: skipped ({e.strerror or e})")
+        return []
+
+
+def read_small(path: Path) -> str | None:
+    """The text of a small regular file (a manifest, a ref); None when it is not one or cannot be read."""
+    if not _regular_file(path):
+        return None
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_SMALL_FILE + 1)
+    except OSError:
+        return None
+    if len(data) > MAX_SMALL_FILE:
+        return None
+    return data.decode("utf-8", errors="replace")
+
+
+def _walk_gguf(top: Path, skipped: list[str]) -> Iterator[Path]:
+    def report(e: OSError) -> None:
+        skipped.append(f"{clean_path(e.filename or top)}: skipped ({e.strerror or e})")
+
+    for dirpath, dirnames, filenames in os.walk(top, onerror=report, followlinks=False):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        for name in filenames:
-            if name.lower().endswith(".gguf") and not name.startswith("."):
-                path = Path(dirpath, name)
-                if path.is_file():
-                    yield path
+        denied = False
+        for name in sorted(filenames):
+            if not name.lower().endswith(".gguf") or name.startswith("."):
+                continue
+            path = Path(dirpath, name)
+            try:
+                st = os.stat(path)
+            except PermissionError:
+                denied = True  # a folder that can be read but not searched
+                continue
+            except (OSError, ValueError):
+                continue
+            if stat.S_ISREG(st.st_mode):
+                yield path
+        if denied:
+            skipped.append(f"{clean_path(dirpath)}: skipped (Permission denied)")
 
 
 def _gather_splits(paths: Iterator[Path], origins: dict[Path, dict[str, str]]) -> Iterator[Candidate]:
@@ -66,28 +124,29 @@ def _gather_splits(paths: Iterator[Path], origins: dict[Path, dict[str, str]]) -
         yield Candidate(first, parts, missing, origin=origins.get(first, {}))
 
 
-def _hf_cache(hub: Path) -> Iterator[Candidate]:
-    """Files of every snapshot; a blob shared by several revisions is listed once (newest ref first)."""
-    try:
-        repos = sorted(hub.iterdir())
-    except OSError:
+def _hf_cache(hub: Path, skipped: list[str]) -> Iterator[Candidate]:
+    """Files of every snapshot; a blob shared by several revisions is listed once (newest ref first).
+    A snapshot file (or revision folder) that resolves outside the cache is not listed."""
+    if not _is_dir(hub):
         return
-    for repo_dir in repos:
-        if not repo_dir.name.startswith("models--"):
+    real_hub = os.path.realpath(hub)
+    for repo_dir in _listdir(hub, skipped):
+        if not repo_dir.name.startswith("models--") or repo_dir.is_symlink():
             continue
         repo_id = repo_dir.name[len("models--") :].replace("--", "/")
         refs = _hf_refs(repo_dir)
         snapshots = repo_dir / "snapshots"
-        if not snapshots.is_dir():
+        if snapshots.is_symlink() or not _is_dir(snapshots):
             continue
-        revs = sorted(snapshots.iterdir(), key=lambda p: (p.name not in refs.values(), p.name))
+        revs = [r for r in _listdir(snapshots, skipped) if not r.is_symlink() and _is_dir(r)]
+        revs.sort(key=lambda p: (p.name not in refs.values(), p.name))
         seen_blobs: set[str] = set()
         origins: dict[Path, dict[str, str]] = {}
         paths: list[Path] = []
         for rev in revs:
-            for path in _walk_gguf(rev):
+            for path in _walk_gguf(rev, skipped):
                 real = os.path.realpath(path)
-                if real in seen_blobs or not os.path.isfile(real):
+                if real in seen_blobs or not inside(real, real_hub):
                     continue
                 seen_blobs.add(real)
                 paths.append(path)
@@ -102,26 +161,42 @@ def _hf_cache(hub: Path) -> Iterator[Candidate]:
 def _hf_refs(repo_dir: Path) -> dict[str, str]:
     refs: dict[str, str] = {}
     ref_dir = repo_dir / "refs"
-    if ref_dir.is_dir():
-        for ref in ref_dir.rglob("*"):
-            if ref.is_file():
-                with contextlib.suppress(OSError):
-                    refs[ref.relative_to(ref_dir).as_posix()] = ref.read_text().strip()
+    if _is_dir(ref_dir) and not ref_dir.is_symlink():
+        for ref in _walk_files(ref_dir):
+            text = read_small(ref)
+            if text is not None:
+                refs[ref.relative_to(ref_dir).as_posix()] = text.strip()
     return refs
 
 
-def ollama_manifests(models: Path) -> dict[Path, list[str]]:
-    """Map each model blob to the `name:tag`s whose manifests use it."""
+def _walk_files(top: Path, skipped: list[str] | None = None) -> Iterator[Path]:
+    """Regular files under `top`, symlinked folders not entered, unreadable folders skipped."""
+    errors: list[str] = skipped if skipped is not None else []
+
+    def report(e: OSError) -> None:
+        errors.append(f"{clean_path(e.filename or top)}: skipped ({e.strerror or e})")
+
+    for dirpath, _dirnames, filenames in os.walk(top, onerror=report, followlinks=False):
+        for name in sorted(filenames):
+            path = Path(dirpath, name)
+            if _regular_file(path):
+                yield path
+
+
+def ollama_manifests(models: Path, skipped: list[str] | None = None) -> dict[Path, list[str]]:
+    """Map each model blob to the `name:tag`s whose manifests use it; a layer whose digest is not
+    `sha256:` + 64 hex is malformed and ignored (it never becomes a path)."""
     blobs: dict[Path, list[str]] = {}
     manifests = models / "manifests"
-    if not manifests.is_dir():
+    if not _is_dir(manifests) or manifests.is_symlink():
         return blobs
-    for manifest in sorted(p for p in manifests.rglob("*") if p.is_file()):
+    for manifest in sorted(_walk_files(manifests, skipped)):
+        text = read_small(manifest)
         try:
-            data = json.loads(manifest.read_text(encoding="utf-8"))
-            layers = data.get("layers", [])
-        except (OSError, ValueError, AttributeError):
+            data = json.loads(text) if text is not None else None
+        except ValueError:
             continue
+        layers = data.get("layers", []) if isinstance(data, dict) else []
         parts = manifest.relative_to(manifests).parts
         if len(parts) < 3:
             continue
@@ -133,12 +208,15 @@ def ollama_manifests(models: Path) -> dict[Path, list[str]]:
             name = f"{registry}/{name}"
         for layer in layers if isinstance(layers, list) else []:
             if isinstance(layer, dict) and layer.get("mediaType") == OLLAMA_MODEL_MEDIA:
-                digest = str(layer.get("digest", "")).replace(":", "-")
-                blobs.setdefault(models / "blobs" / digest, []).append(f"{name}:{tag}")
+                digest = layer.get("digest")
+                if valid_ollama_digest(digest):
+                    blob = models / "blobs" / str(digest).replace(":", "-")
+                    blobs.setdefault(blob, []).append(f"{name}:{tag}")
     return blobs
 
 
-def _ollama(models: Path) -> Iterator[Candidate]:
-    for blob, names in ollama_manifests(models).items():
-        if blob.is_file():
+def _ollama(models: Path, skipped: list[str]) -> Iterator[Candidate]:
+    real_models = os.path.realpath(models)
+    for blob, names in ollama_manifests(models, skipped).items():
+        if _regular_file(blob) and inside(os.path.realpath(blob), real_models):
             yield Candidate(blob, [blob], origin={"ollama": ", ".join(sorted(names))})

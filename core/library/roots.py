@@ -10,6 +10,7 @@ import platformdirs
 
 from ..paths import models_dir
 from ..settings import Settings
+from ..textsafe import clean_path
 
 KINDS = ("quanttui", "huggingface", "lmstudio", "llama.cpp", "ollama", "folder")
 
@@ -22,7 +23,11 @@ class Root:
 
     @property
     def exists(self) -> bool:
-        return self.path.is_dir()
+        """Whether the root is a folder now; a path that cannot be checked counts as missing."""
+        try:
+            return self.path.is_dir()
+        except (OSError, ValueError):
+            return False
 
 
 def hf_hub_cache() -> Path:
@@ -68,12 +73,21 @@ def _norm(path: str | Path) -> str:
     return os.path.normcase(os.path.abspath(os.path.expanduser(str(path))))
 
 
+def _folders(values: object) -> list[str]:
+    """The usable folder names of a settings list: non-empty strings without NUL; anything else is
+    ignored, so one damaged entry never stops the library."""
+    if not isinstance(values, list):
+        return []
+    return [v for v in values if isinstance(v, str) and v.strip() and "\0" not in v]
+
+
 def all_roots(settings: Settings) -> list[tuple[Root, str]]:
     """Every known root with its state: "active", "missing" (not on disk) or "hidden" (removed)."""
-    hidden = {_norm(p) for p in settings.hidden_roots}
+    hidden = {_norm(p) for p in _folders(settings.hidden_roots)}
     out: list[tuple[Root, str]] = []
     seen: set[str] = set()
-    for root in default_roots() + [Root(Path(p).expanduser(), "folder", False) for p in settings.roots]:
+    user = [Root(Path(p).expanduser(), "folder", False) for p in _folders(settings.roots)]
+    for root in default_roots() + user:
         key = _norm(root.path)
         if key in seen:
             continue
@@ -90,14 +104,14 @@ def active_roots(settings: Settings) -> list[Root]:
 def add_root(settings: Settings, path: str | Path) -> Root:
     """Add a folder (or un-hide a default one). Raises ValueError with a one-line reason."""
     p = Path(path).expanduser().resolve()
-    if not p.is_dir():
-        raise ValueError(f"{p}: not a folder")
+    if not Root(p, "folder", False).exists:
+        raise ValueError(f"{clean_path(p)}: not a folder")
     key = _norm(p)
-    settings.hidden_roots = [h for h in settings.hidden_roots if _norm(h) != key]
+    settings.hidden_roots = [h for h in _folders(settings.hidden_roots) if _norm(h) != key]
     for root, _ in all_roots(settings):
         if _norm(root.path) == key:
             return root
-    settings.roots.append(str(p))
+    settings.roots = [*_folders(settings.roots), str(p)]
     return Root(p, "folder", False)
 
 
@@ -107,9 +121,9 @@ def remove_root(settings: Settings, path: str | Path) -> Root:
     for root, _ in all_roots(settings):
         if _norm(root.path) == key:
             if root.default:
-                if key not in {_norm(h) for h in settings.hidden_roots}:
-                    settings.hidden_roots.append(str(root.path))
+                if key not in {_norm(h) for h in _folders(settings.hidden_roots)}:
+                    settings.hidden_roots = [*_folders(settings.hidden_roots), str(root.path)]
             else:
-                settings.roots = [r for r in settings.roots if _norm(r) != key]
+                settings.roots = [r for r in _folders(settings.roots) if _norm(r) != key]
             return root
-    raise ValueError(f"{path}: not a library root (see `quanttui roots`)")
+    raise ValueError(f"{clean_path(path)}: not a library root (see `quanttui roots`)")

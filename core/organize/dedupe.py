@@ -13,8 +13,9 @@ from typing import Any
 
 from ..library.roots import Root
 from ..paths import cache_dir
+from ..textsafe import clean_path
 from .move import sha256_file
-from .safety import OrganizeError, in_use, log_operation, root_of
+from .safety import OrganizeError, gate, in_use, log_operation
 
 Progress = Callable[[int, int], None]
 
@@ -114,19 +115,23 @@ def find_duplicates(files: Iterable[str | Path], progress: Progress | None = Non
 
 
 def link_extras(group: DuplicateGroup, roots: list[Root]) -> list[Path]:
-    """Replace each extra with a hard link to `keep` (same filesystem only), atomically per file."""
+    """Replace each extra with a hard link to `keep` (same filesystem only), atomically per file; the
+    kept copy and every extra (where it sits and what it points to) pass the path gate first."""
+    paths = [group.keep, *group.extras]
+    gate(paths, roots, follow=False)
+    gate(paths, roots, follow=True)
     keep_real = Path(os.path.realpath(group.keep))
     linked = []
     for extra in group.extras:
-        root_of(extra, roots)
         real = Path(os.path.realpath(extra))
         if in_use(real):
-            raise OrganizeError(f"{extra}: open in a running A/B session; close it first")
+            raise OrganizeError(f"{clean_path(extra)}: open in a running A/B session; close it first")
         if real.stat().st_dev != keep_real.stat().st_dev:
             continue  # hard links cannot cross filesystems; this extra stays a copy
         if sha256_file(real) != group.sha256:
-            raise OrganizeError(f"{extra}: changed since it was hashed; rerun dedupe")
+            raise OrganizeError(f"{clean_path(extra)}: changed since it was hashed; rerun dedupe")
         tmp = real.with_name(f".{real.name}.link-{os.getpid()}")
+        tmp.unlink(missing_ok=True)
         os.link(keep_real, tmp)
         os.replace(tmp, real)
         linked.append(extra)

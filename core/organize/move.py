@@ -1,8 +1,11 @@
 """Move and rename models within the library roots; a split set moves together and keeps its naming.
 
+The destination, every source and every target pass the path gate before the first folder is made.
 On one filesystem every file is renamed (atomic). Across filesystems each file is copied to a hidden
-`.NAME.partial`, flushed, checked (size and SHA-256), renamed into place, and only then is the source
-removed: an interruption leaves the old file or the new one complete, never neither.
+`.NAME.partial`, flushed, checked (size and SHA-256), renamed into place, and only then are the
+sources removed. The operation is journaled (journal.py): after a kill, `recover_move` puts a set
+back where it was, or, once every copy was complete, finishes removing the sources; a set never ends
+split across two folders.
 """
 
 from __future__ import annotations
@@ -11,10 +14,14 @@ import hashlib
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
+from .. import pathgate
 from ..library.roots import Root
 from ..modelfile.split import parse_split_name, split_parts
-from .safety import OrganizeError, in_use, log_operation, root_of
+from ..textsafe import clean, clean_path
+from .journal import Journal, failpoint
+from .safety import OrganizeError, gate, in_use, log_operation, root_of
 
 Progress = Callable[[int, int], None]
 CHUNK = 8 << 20
@@ -37,18 +44,22 @@ def _sources(paths: Iterable[str | Path], roots: list[Root]) -> list[Path]:
     for raw in paths:
         path = Path(raw)
         if not path.is_file():
-            raise OrganizeError(f"{path}: no such file")
+            raise OrganizeError(f"{clean_path(path)}: no such file")
         root = root_of(path, roots)
         if root.kind in MANAGED:
-            raise OrganizeError(f"{path}: files in the {root.kind} store are managed by that tool; not moved")
+            raise OrganizeError(
+                f"{clean_path(path)}: files in the {root.kind} store are managed by that tool; not moved"
+            )
         parts, missing = split_parts(path)
         if missing:
-            raise OrganizeError(f"{path}: split set is missing {', '.join(missing)}; not moved")
+            raise OrganizeError(
+                f"{clean_path(path)}: split set is missing {clean(', '.join(missing))}; not moved"
+            )
         for part in parts:
             if part.is_symlink():
-                raise OrganizeError(f"{part}: a symlink; move its target instead")
+                raise OrganizeError(f"{clean_path(part)}: a symlink; move its target instead")
             if in_use(part):
-                raise OrganizeError(f"{part}: open in a running A/B session; close it first")
+                raise OrganizeError(f"{clean_path(part)}: open in a running A/B session; close it first")
             if part not in out:
                 out.append(part)
     return out
@@ -74,9 +85,19 @@ def _copy_verified(src: Path, dst: Path, progress: Progress | None, done: int, t
         os.fsync(fo.fileno())
     if partial.stat().st_size != src.stat().st_size or sha256_file(partial) != h.hexdigest():
         partial.unlink(missing_ok=True)
-        raise OrganizeError(f"{dst}: the copy does not match {src}; source kept")
+        raise OrganizeError(f"{clean_path(dst)}: the copy does not match {clean_path(src)}; source kept")
     os.replace(partial, dst)
     return done
+
+
+def _missing_dirs(dest: Path) -> list[Path]:
+    """The folders `mkdir -p dest` would create, outermost first."""
+    made: list[Path] = []
+    p = Path(os.path.abspath(dest))
+    while not os.path.lexists(p) and p != p.parent:
+        made.append(p)
+        p = p.parent
+    return made[::-1]
 
 
 def move(
@@ -87,25 +108,46 @@ def move(
     progress: Progress | None = None,
     force_copy: bool = False,
 ) -> list[Path]:
-    """Move files (split sets whole) into the folder `dest`, which must be inside a root."""
+    """Move files (split sets whole) into the folder `dest`, which must be inside a root; every path
+    is checked before any folder is made."""
     dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    root_of(dest, roots)
+    gate([dest], roots, follow=True)
     sources = _sources(paths, roots)
     targets = [dest / s.name for s in sources]
+    _check_targets(sources, targets, roots, "moved")
+    made = _missing_dirs(dest)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OrganizeError(
+            f"{clean_path(dest)}: cannot create the folder ({clean(e.strerror or e)})"
+        ) from None
+    return _transfer(sources, targets, progress, force_copy, op="move", made=made)
+
+
+def _check_targets(sources: list[Path], targets: list[Path], roots: list[Root], verb: str) -> None:
+    gate(targets, roots, follow=False)
+    gate(targets, roots, follow=True)
     for s, t in zip(sources, targets, strict=True):
-        if t.exists() and not os.path.samefile(s, t):
-            raise OrganizeError(f"{t}: already exists; nothing moved")
-    return _transfer(sources, targets, progress, force_copy, op="move")
+        if os.path.lexists(t) and os.path.abspath(s) != os.path.abspath(t):
+            raise OrganizeError(f"{clean_path(t)}: already exists; nothing {verb}")
+
+
+def valid_new_name(new_name: str) -> str:
+    """A new file name for rename: one plain name (no folder, `..`, control or bidi characters)."""
+    if not isinstance(new_name, str) or "/" in new_name or os.sep in new_name or not new_name.strip():
+        raise OrganizeError(f"{clean(repr(new_name))}: a new name, not a path")
+    try:
+        return pathgate.safe_relpath(new_name)
+    except pathgate.PathRefused as e:
+        raise OrganizeError(str(e)) from None
 
 
 def rename(path: str | Path, new_name: str, roots: list[Root]) -> list[Path]:
     """Rename a model in place; a split set gets the new stem on every part (`NEW-0000k-of-0000n.gguf`)."""
     path = Path(path)
-    if "/" in new_name or os.sep in new_name or not new_name.strip():
-        raise OrganizeError(f"{new_name!r}: a new name, not a path")
+    stem = valid_new_name(new_name).removesuffix(".gguf")
     sources = _sources([path], roots)
-    stem = new_name.removesuffix(".gguf")
     sn = parse_split_name(sources[0].name)
     if sn is None:
         targets = [path.with_name(f"{stem}.gguf")]
@@ -114,52 +156,104 @@ def rename(path: str | Path, new_name: str, roots: list[Root]) -> list[Path]:
             p.with_name(f"{stem}-{parse_split_name(p.name).number:05d}-of-{sn.count:05d}.gguf")  # type: ignore[union-attr]
             for p in sources
         ]
-    for t in targets:
-        if t.exists():
-            raise OrganizeError(f"{t}: already exists; nothing renamed")
-    return _transfer(sources, targets, None, False, op="rename")
+    _check_targets(sources, targets, roots, "renamed")
+    return _transfer(sources, targets, None, False, op="rename", made=[])
 
 
 def _transfer(
-    sources: list[Path], targets: list[Path], progress: Progress | None, force_copy: bool, op: str
+    sources: list[Path],
+    targets: list[Path],
+    progress: Progress | None,
+    force_copy: bool,
+    op: str,
+    made: list[Path],
 ) -> list[Path]:
-    same_fs = all(s.stat().st_dev == t.parent.stat().st_dev for s, t in zip(sources, targets, strict=True))
-    if same_fs and not force_copy:
-        done: list[tuple[Path, Path]] = []
-        try:
-            for s, t in zip(sources, targets, strict=True):
-                os.rename(s, t)
-                done.append((s, t))
-        except OSError as e:
-            for s, t in reversed(done):
-                os.rename(t, s)
-            raise OrganizeError(f"{op} failed ({e}); nothing moved") from None
-    else:
-        total = sum(s.stat().st_size for s in sources)
-        copied, made = 0, []
-        try:
-            for s, t in zip(sources, targets, strict=True):
-                copied = _copy_verified(s, t, progress, copied, total)
-                made.append(t)
-        except OSError as e:  # a full disk, a quota: the sources stay, the copies go
-            for t in [*made, *(partial_path(t) for t in targets)]:
-                t.unlink(missing_ok=True)
-            raise OrganizeError(f"{op} failed ({e.strerror or e}); nothing moved") from None
-        for s in sources:  # every copy is complete and verified before any source goes
-            s.unlink()
-    log_operation(
-        op,
-        sources=[str(s) for s in sources],
-        targets=[str(t) for t in targets],
-        copied=not same_fs or force_copy,
+    pairs = [
+        (s, t) for s, t in zip(sources, targets, strict=True) if os.path.abspath(s) != os.path.abspath(t)
+    ]
+    same_fs = all(s.stat().st_dev == t.parent.stat().st_dev for s, t in pairs)
+    copy = force_copy or not same_fs
+    journal = Journal(
+        "move",
+        {
+            "what": op,
+            "mode": "copy" if copy else "rename",
+            "state": "moving",
+            "pairs": [[str(s), str(t)] for s, t in pairs],
+            "made": [str(d) for d in made],
+        },
     )
+    journal.save()
+    try:
+        if copy:
+            _copy_all(pairs, progress, journal)
+        else:
+            for i, (s, t) in enumerate(pairs, 1):
+                os.rename(s, t)
+                failpoint(f"move:renamed:{i}")
+    except (OSError, OrganizeError) as e:
+        recover_move(journal.data)
+        journal.close()
+        if isinstance(e, OrganizeError):
+            raise
+        raise OrganizeError(f"{op} failed ({clean(e.strerror or e)}); nothing moved") from None
+    journal.close()
+    log_operation(op, sources=[str(s) for s, _ in pairs], targets=[str(t) for _, t in pairs], copied=copy)
     return targets
 
 
+def _copy_all(pairs: list[tuple[Path, Path]], progress: Progress | None, journal: Journal) -> None:
+    """Copy every file, then (the commit point, journaled) remove every source."""
+    total = sum(s.stat().st_size for s, _ in pairs)
+    copied = 0
+    for i, (s, t) in enumerate(pairs, 1):
+        copied = _copy_verified(s, t, progress, copied, total)
+        failpoint(f"move:copied:{i}")
+    journal.save(state="copied")
+    failpoint("move:committed")
+    for i, (s, _) in enumerate(pairs, 1):  # every copy is complete and verified before any source goes
+        s.unlink()
+        failpoint(f"move:removed:{i}")
+
+
+def recover_move(data: dict[str, Any]) -> list[str]:
+    """Put an interrupted move back where it was, or finish removing the sources once every copy was
+    complete; one line saying which."""
+    pairs = [(Path(s), Path(t)) for s, t in data.get("pairs", [])]
+    if data.get("mode") == "copy" and data.get("state") == "copied":
+        for s, t in pairs:
+            if t.is_file():
+                s.unlink(missing_ok=True)
+        return [f"completed the interrupted {data.get('what', 'move')} of {len(pairs)} file(s)"]
+    back = 0
+    for s, t in reversed(pairs):
+        partial_path(t).unlink(missing_ok=True)
+        if data.get("mode") == "copy":
+            if s.is_file() and os.path.lexists(t):
+                t.unlink()  # a copy of a source still complete where it was
+                back += 1
+        elif os.path.lexists(t) and not os.path.lexists(s):
+            os.rename(t, s)
+            back += 1
+    for d in reversed([Path(p) for p in data.get("made", [])]):
+        try:
+            d.rmdir()
+        except OSError:
+            break
+    if not back:
+        return []
+    return [f"rolled back the interrupted {data.get('what', 'move')}: {back} file(s) left where they were"]
+
+
 def canonical_folder(origin: dict[str, str], group_label: str, top: Path) -> Path:
-    """`OWNER/REPO` under `top` when the origin is known, else a folder named for the model."""
+    """`OWNER/REPO` under `top` when the origin is a plain repo id, else a folder named for the model."""
     repo = origin.get("hf_repo")
-    if repo and "/" in repo:
-        return top / repo
-    safe = "".join(c if c.isalnum() or c in "-_. " else "_" for c in group_label).strip() or "unsorted"
+    if isinstance(repo, str) and repo.count("/") == 1:
+        try:
+            return top / pathgate.safe_relpath(repo)
+        except pathgate.PathRefused:
+            pass
+    safe = (
+        "".join(c if c.isalnum() or c in "-_. " else "_" for c in str(group_label)).strip(" .") or "unsorted"
+    )
     return top / safe

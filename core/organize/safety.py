@@ -1,4 +1,4 @@
-"""The rules every file operation passes first: inside a root, not through a symlink out, not in use.
+"""The rules every file operation passes first: inside a root (through the one path gate), not in use.
 
 Every operation is also logged (what, where, when) under the data dir.
 """
@@ -14,33 +14,42 @@ from typing import Any
 
 import psutil
 
+from .. import pathgate
 from ..errors import QuanttuiError
 from ..library.roots import Root
 from ..paths import data_dir
+from ..textsafe import clean_path
 
 
 class OrganizeError(QuanttuiError):
     """An operation refused or failed; str() is one line and nothing was changed."""
 
 
-def _inside(path: str, top: str) -> bool:
+def _tops(roots: Iterable[Root]) -> list[Path]:
+    return [r.path for r in roots]
+
+
+def gate(paths: Iterable[str | os.PathLike[str]], roots: Iterable[Root], *, follow: bool = True) -> None:
+    """Every path of a plan through the path gate before the first change; OrganizeError on the first
+    one that is, or leads through a symlink or `..`, outside the roots."""
     try:
-        return os.path.commonpath([path, top]) == top
-    except ValueError:  # different drives on Windows
-        return False
+        pathgate.check_all(paths, _tops(roots), follow=follow)
+    except pathgate.PathRefused as e:
+        raise OrganizeError(str(e)) from None
 
 
-def root_of(path: str | Path, roots: Iterable[Root]) -> Root:
-    """The root holding `path`, after resolving every symlink; refuses paths outside all roots."""
-    raw = os.path.abspath(path)
-    real = os.path.realpath(path)
-    for root in roots:
-        top = os.path.realpath(root.path)
-        if _inside(raw, os.path.abspath(root.path)) or _inside(raw, top):
-            if not _inside(real, top):
-                raise OrganizeError(f"{path}: a symlink pointing outside the library root {root.path}")
-            return root
-    raise OrganizeError(f"{path}: outside the library roots (see `quanttui roots`)")
+def root_of(path: str | Path, roots: Iterable[Root], *, follow: bool = True) -> Root:
+    """The innermost root `path` sits in, after the gate has checked that it, and (with follow) what it
+    points to, stay inside the roots; OrganizeError otherwise."""
+    roots = list(roots)
+    gate([path], roots, follow=False)
+    if follow:
+        gate([path], roots, follow=True)
+    where = pathgate.resolve(path, follow=False)
+    holding = [r for r in roots if pathgate.inside(where, os.path.realpath(r.path))]
+    if not holding:  # the gate passed, so this only happens if a root changed in between
+        raise OrganizeError(f"{clean_path(path)}: outside the library roots (see `quanttui roots`)")
+    return max(holding, key=lambda r: len(Path(os.path.realpath(r.path)).parts))
 
 
 # Files held by a running A/B session: one marker file per (process, model) under the data dir.
@@ -73,13 +82,14 @@ def in_use(path: str | Path) -> int | None:
     for marker in folder.iterdir():
         try:
             info = json.loads(marker.read_text())
-        except (OSError, ValueError):
+            pid = int(info.get("pid", -1))
+        except (OSError, ValueError, TypeError, AttributeError):
             continue
-        if not psutil.pid_exists(int(info.get("pid", -1))):
+        if not psutil.pid_exists(pid):
             marker.unlink(missing_ok=True)
             continue
         if info.get("path") == real:
-            return int(info["pid"])
+            return pid
     return None
 
 
