@@ -8,6 +8,8 @@ from collections.abc import Iterable
 from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.content import Content
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
 from ..core import settings as settings_mod
@@ -15,6 +17,7 @@ from ..core.fit import Hardware
 from ..core.format import size
 from ..core.hub import Variant
 from ..core.library import Root
+from ..core.textsafe import clean
 from ..themes import THEMES, other_theme, register_themes
 from .downloads import DownloadJob, run_job
 from .messages import DownloadUpdate
@@ -38,11 +41,30 @@ class QuantApp(App):
 
     def on_mount(self) -> None:
         register_themes(self)
+        # RECOVER: quanttui.core.organize.recover_interrupted() runs here once it exists; notify each line.
         s = settings_mod.load()
         self.theme = s.theme if s.theme in self.available_themes else THEMES[0].name
         if s.load_error:
             self.notify(s.load_error, severity="warning")
         self.push_screen(LibraryScreen(self._roots, self._hw))
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Every notification in quanttui is plain text: messages carry file names, Hub ids and error
+        text from outside, so they are cleaned and never parsed as markup (`markup` is ignored)."""
+        text = clean(message, multiline=True)
+        super().notify(text, title=clean(title), severity=severity, timeout=timeout, markup=False)
+
+    def format_title(self, title: str, sub_title: str) -> Content:
+        """The header line, with a Hub id or file name in a title shown cleaned."""
+        return super().format_title(clean(title), clean(sub_title))
 
     def watch_theme(self, theme: str) -> None:
         if not self.is_mounted:

@@ -1,24 +1,43 @@
 """The `quanttui` command: the TUI by default, and subcommands that print what the screens show.
 
 Textual is imported only on the TUI path, so `quanttui inspect` starts fast and works headless.
+Every error is one cleaned line on stderr; plain output is cleaned of control characters and never
+fails to encode; `--json` keeps exact values (json.dumps escapes controls and undecodable bytes).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+import time
+import traceback
 from collections.abc import Sequence
 from typing import Any
 
 from ..core import settings as settings_mod
+from ..core.errors import QuanttuiError
 from ..core.library import active_roots, add_root, all_roots, remove_root, scan
-from ..core.modelfile import GGUFError, inspect_file
+from ..core.modelfile import inspect_file
+from ..core.paths import cache_dir
+from ..core.textsafe import clean
 from . import ab_cli, fit_cli, hub_cli, organize_cli, report
 
 
-class CliError(Exception):
+class CliError(QuanttuiError):
     """A one-line error for stderr; the command exits non-zero."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose error line (which may quote an argument) is cleaned before it reaches stderr."""
+
+    def error(self, message: str):  # type: ignore[override]
+        super().error(clean(message))
+
+
+def _err(message: object) -> None:
+    print(f"quanttui: {clean(message)}", file=sys.stderr)
 
 
 def _inspect(args: argparse.Namespace) -> int:
@@ -28,10 +47,7 @@ def _inspect(args: argparse.Namespace) -> int:
         try:
             facts = hub_cli.remote_inspect(path) if path.startswith("hf:") else inspect_file(path)
             results.append(facts.to_dict(tensors=args.tensors))
-        except hub_cli.HubCliError as e:
-            failed = True
-            results.append({"path": path, "error": str(e)})
-        except (GGUFError, OSError) as e:
+        except (hub_cli.HubCliError, QuanttuiError, OSError) as e:
             failed = True
             results.append({"path": path, "error": str(e)})
     if args.json:
@@ -40,7 +56,7 @@ def _inspect(args: argparse.Namespace) -> int:
     else:
         for i, item in enumerate(results):
             if "error" in item:
-                print(f"quanttui: {item['path']}: {item['error']}", file=sys.stderr)
+                _err(f"{item['path']}: {item['error']}")
             else:
                 if i:
                     print()
@@ -51,7 +67,7 @@ def _inspect(args: argparse.Namespace) -> int:
 def _ls(args: argparse.Namespace) -> int:
     s = settings_mod.load()
     if s.load_error:
-        print(f"quanttui: {s.load_error}", file=sys.stderr)
+        _err(s.load_error)
     roots = active_roots(s)
     entries = scan(roots)
     if args.json:
@@ -73,7 +89,7 @@ def _roots(args: argparse.Namespace) -> int:
             except ValueError as e:
                 raise CliError(str(e)) from None
         verb = "added" if args.action == "add" else "hidden" if root.default else "removed"
-        print(f"{verb}: {root.path}")
+        print(clean(f"{verb}: {root.path}"))
         return 0
     s = settings_mod.load()
     rows = [
@@ -87,7 +103,7 @@ def _roots(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="quanttui", description="Which GGUF quant should you run, and what do you lose by going lower?"
     )
     sub = p.add_subparsers(dest="command")
@@ -111,27 +127,60 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command is None:
-        from .app import run_app
+def _tolerant_streams() -> None:
+    """Output never dies on an encoding: a character the stream cannot encode is written as an escape."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
 
-        return run_app()
+
+def _recover_interrupted() -> None:
+    """Finish or roll back organize operations an earlier run left half done, one line each on stderr."""
+    # RECOVER: call quanttui.core.organize.recover_interrupted() here once it exists; print each line
+    # through _err.
+
+
+def _unexpected(e: Exception, argv: Sequence[str]) -> int:
+    """A bug or an unforeseen failure: one cleaned line, the full traceback kept in the cache dir."""
+    where = ""
     try:
+        log = cache_dir() / "errors.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("a", encoding="utf-8", errors="backslashreplace") as f:
+            f.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} quanttui {' '.join(argv)}\n")
+            f.write("".join(traceback.format_exception(type(e), e, e.__traceback__)))
+        where = f" (traceback in {log})"
+    except OSError:
+        pass
+    _err(f"unexpected error: {type(e).__name__}: {e}{where}")
+    return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _tolerant_streams()
+    args = build_parser().parse_args(argv)
+    try:
+        _recover_interrupted()
+        if args.command is None:
+            from .app import run_app
+
+            return run_app()
         return args.func(args)
     except (
-        CliError,
+        QuanttuiError,
         fit_cli.FitCliError,
         ab_cli.AbCliError,
         organize_cli.OrganizeCliError,
         hub_cli.HubCliError,
     ) as e:
-        print(f"quanttui: {e}", file=sys.stderr)
+        _err(e)
         return 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as e:  # noqa: BLE001 - the last line of defence: one line, not a traceback
+        return _unexpected(e, sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,8 @@
-"""Plain-text renderings for the CLI: the same facts the Library screen shows."""
+"""Plain-text renderings for the CLI: the same facts the Library screen shows.
+
+Every line these functions return passes through core.textsafe.clean, so names, paths and header
+values from outside reach the terminal with their control, bidi and undecodable characters escaped.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,16 @@ from typing import Any
 
 from ..core import format as fmt
 from ..core.library import LibraryEntry, Root
+from ..core.textsafe import clean
 
 
 def _kv(label: str, value: Any) -> str:
     return f"  {label:<18} {value}"
+
+
+def _text(lines: list[str]) -> str:
+    """The lines as one text, each line cleaned: a value holding a newline or ESC stays on its line."""
+    return "\n".join(clean(line) for line in lines)
 
 
 def imatrix_text(im: dict[str, Any] | None) -> str:
@@ -40,7 +50,7 @@ def bar(value: float, top: float, width: int) -> str:
 
 
 def inspect_text(f: dict[str, Any], *, tensors: bool = False) -> str:
-    lines = [f["path"]]
+    lines = [clean(f["path"])]
     lines += [
         _kv("model", f.get("name") or "?"),
         _kv("architecture", f.get("architecture") or "?"),
@@ -77,13 +87,13 @@ def inspect_text(f: dict[str, Any], *, tensors: bool = False) -> str:
     top = max((layer["bpw"] for layer in layers), default=0)
     lines.append("  bits per weight by layer")
     for layer in layers:
-        lines.append(f"  {layer['name']:<14} {layer['bpw']:6.2f} {bar(layer['bpw'], top, 30)}")
+        lines.append(f"  {clean(layer['name']):<14} {layer['bpw']:6.2f} {bar(layer['bpw'], top, 30)}")
     if tensors:
         lines.append("")
         for t in f.get("tensors", []):
             shape = "x".join(map(str, t["shape"]))
-            lines.append(f"  {t['name']:<40} {t['type']:<8} {shape:<16} {fmt.size(t['bytes'])}")
-    return "\n".join(lines)
+            lines.append(f"  {clean(t['name']):<40} {t['type']:<8} {shape:<16} {fmt.size(t['bytes'])}")
+    return _text(lines)
 
 
 def ls_text(entries: list[LibraryEntry]) -> str:
@@ -96,17 +106,18 @@ def ls_text(entries: list[LibraryEntry]) -> str:
         if e.group != last_group:
             lines.append(f"{e.group_label}")
             last_group = e.group
+        name = clean(e.name)
         if e.error:
-            lines.append(f"  {e.name:<34} error: {e.error}")
+            lines.append(f"  {name:<34} error: {e.error}")
             continue
         bpw = f"{e.fact('bpw'):.2f}" if e.fact("bpw") is not None else "?"
         im = "yes" if e.fact("imatrix") else "-"
-        arch = str(e.fact("architecture"))[:10]
+        arch = clean(e.fact("architecture"))[:10]
         lines.append(
-            f"  {e.name[:34]:<34} {arch:<10} {fmt.params(e.fact('parameters')):>7} "
-            f"{(e.quant or '?'):<9} {bpw:>5} {fmt.size(e.size_bytes):>11} {im:<8} {e.store}"
+            f"  {name[:34]:<34} {arch:<10} {fmt.params(e.fact('parameters')):>7} "
+            f"{clean(e.quant or '?'):<9} {bpw:>5} {fmt.size(e.size_bytes):>11} {im:<8} {e.store}"
         )
-    return "\n".join(lines)
+    return _text(lines)
 
 
 def empty_library_text(roots: list[tuple[Root, str]]) -> str:
@@ -114,8 +125,8 @@ def empty_library_text(roots: list[tuple[Root, str]]) -> str:
     for root, state in roots:
         lines.append(f"  {state:<8} {root.kind:<12} {root.path}")
     lines.append("Add a folder with: quanttui roots add PATH")
-    return "\n".join(lines)
+    return _text(lines)
 
 
 def roots_text(rows: list[dict[str, Any]]) -> str:
-    return "\n".join(f"{r['state']:<8} {r['kind']:<12} {r['path']}" for r in rows)
+    return _text([f"{r['state']:<8} {r['kind']:<12} {r['path']}" for r in rows])

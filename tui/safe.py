@@ -14,4 +14,19 @@ def safe(value: object, style: str = "", *, multiline: bool = False) -> Text:
 
 
 def safe_path(path: object, style: str = "") -> Text:
+    """A path as a one-line Text, undecodable bytes and controls shown as escapes."""
     return Text(clean_path(path), style=style)
+
+
+def cell(value: object) -> object:
+    """A table cell or label that is safe to show: a str becomes a cleaned Text (never markup); a Text
+    whose plain text holds control characters is rebuilt cleaned with its base style; other
+    renderables (built from safe pieces) pass as they are."""
+    if isinstance(value, Text):
+        cleaned = clean(value.plain, multiline=True)
+        if cleaned == value.plain:
+            return value
+        return Text(cleaned, style=value.style, justify=value.justify)
+    if isinstance(value, str):
+        return Text(clean(value))
+    return value

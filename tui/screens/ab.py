@@ -7,7 +7,7 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
-from rich.markup import escape
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -20,6 +20,7 @@ from ...core.ab import ABSession, GenConfig, Turn
 from ...core.modelfile import GGUFError, inspect_file
 from ..messages import ABLoaded, ABStatus, ABToken, ABTurnDone
 from ..pacing import Pacer
+from ..safe import safe
 from ..widgets.chat_pane import ChatPane
 
 
@@ -96,7 +97,7 @@ class ABScreen(Screen):
     @on(ABStatus)
     def _status(self, message: ABStatus) -> None:
         name = Path(self.paths[0 if message.side == "a" else 1]).name
-        self.query_one("#ab-info", Static).update(f"{message.what} {message.side.upper()}: {escape(name)}…")
+        self.query_one("#ab-info", Static).update(safe(f"{message.what} {message.side.upper()}: {name}…"))
 
     @on(ABLoaded)
     def _loaded(self, message: ABLoaded) -> None:
@@ -116,13 +117,14 @@ class ABScreen(Screen):
         plan = self.session.plan
         how = "one after the other" if plan.sequential else "at the same time"
         c = self.cfg
-        info = f"{c.mode} mode · greedy · max {c.max_tokens} tokens · context {c.n_ctx} · {how}"
+        info = safe(f"{c.mode} mode · greedy · max {c.max_tokens} tokens · context {c.n_ctx} · {how}")
         if c.system:
-            info += f" · system: {escape(c.system[:40])}"
+            info += safe(f" · system: {c.system[:40]}")
         if plan.note:
-            info += f"\n{escape(plan.note)}"
+            info += Text("\n") + safe(plan.note)
         if crashed:
-            info += f"\n[b red]{escape(crashed)}[/]: both models load again with the next prompt"
+            info += Text("\n") + safe(crashed, style="b red")
+            info += Text(": both models load again with the next prompt")
         self.query_one("#ab-info", Static).update(info)
 
     @on(Input.Submitted, "#ab-prompt")
@@ -155,7 +157,7 @@ class ABScreen(Screen):
                 self.session.close()  # the context is fixed at load: both models load again
             self.session = None
             self.query_one("#ab-prompt", Input).disabled = True
-            self.query_one("#ab-info", Static).update(f"loading both models with context {cfg.n_ctx}…")
+            self.query_one("#ab-info", Static).update(Text(f"loading both models with context {cfg.n_ctx}…"))
             self.load()
             return
         elif name == "save":
@@ -238,7 +240,7 @@ class ABScreen(Screen):
     def _worker_failed(self, event: Worker.StateChanged) -> None:
         if event.state == WorkerState.ERROR:
             self._set_running(False)
-            self.query_one("#ab-info", Static).update(f"[b red]failed: {escape(str(event.worker.error))}[/]")
+            self.query_one("#ab-info", Static).update(safe(f"failed: {event.worker.error}", style="b red"))
 
     def action_cancel_or_back(self) -> None:
         if self.running:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
+
+from ..safe import safe
 
 DIALOG_CSS = """
 {name} {{ align: center middle; }}
@@ -29,7 +32,7 @@ class AskScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(f"{self.question} (Enter to confirm, Esc to cancel)")
+            yield Label(safe(self.question) + Text(" (Enter to confirm, Esc to cancel)"))
             yield Input(value=self.value, placeholder=self.placeholder, id="ask-value", select_on_focus=False)
 
     @on(Input.Submitted)
@@ -41,7 +44,9 @@ class AskScreen(ModalScreen[str | None]):
 
 
 class ConfirmScreen(ModalScreen[bool]):
-    """Names every file an operation touches and what it frees; y/Enter confirms, n/Esc cancels."""
+    """Names every file an operation touches and what it frees; y/Enter confirms, n/Esc cancels. Each
+    line is shown exactly (cleaned of control characters, never read as markup), so the dialog names the
+    real file."""
 
     BINDINGS = [
         Binding("y", "answer(True)", "Yes", id="confirm.yes"),
@@ -62,9 +67,9 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(self.title_text, id="confirm-title")
+            yield Label(safe(self.title_text), id="confirm-title")
             with VerticalScroll():
-                yield Static("\n".join(self.lines), id="confirm-files")
+                yield Static(Text("\n").join(safe(line) for line in self.lines), id="confirm-files")
             with Horizontal():
                 yield Button("No", id="no")
                 yield Button("Yes", id="yes", variant="error")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
@@ -9,9 +10,11 @@ from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
 
 from ...core import format as fmt
 from ..downloads import DownloadJob
+from ..widgets.safe_table import SafeTable
 
 
 def job_cells(job: DownloadJob) -> list[str]:
+    """The row of one job; the table (a SafeTable) shows each cell cleaned, never as markup."""
     frac = job.done / job.total if job.total else 0.0
     speed = job.speed if job.status == "downloading" else 0.0
     eta = (job.total - job.done) / speed if speed else None
@@ -37,7 +40,7 @@ class DownloadsScreen(Screen):
         yield Header()
         yield Static(id="overall-text")
         yield ProgressBar(id="overall", show_eta=False)
-        yield DataTable(id="jobs", cursor_type="row")
+        yield SafeTable(id="jobs", cursor_type="row")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -65,9 +68,11 @@ class DownloadsScreen(Screen):
         self.query_one(ProgressBar).update(total=total or None, progress=done)
         active = sum(1 for j in self.jobs() if j.status in ("queued", "downloading"))
         self.query_one("#overall-text", Static).update(
-            f"{len(self.jobs())} downloads, {active} active: {fmt.size(done)} of {fmt.size(total)}"
-            if self.jobs()
-            else "no downloads yet: find a model with the Hub (ctrl+f)"
+            Text(
+                f"{len(self.jobs())} downloads, {active} active: {fmt.size(done)} of {fmt.size(total)}"
+                if self.jobs()
+                else "no downloads yet: find a model with the Hub (ctrl+f)"
+            )
         )
 
     def _job(self) -> DownloadJob | None:

@@ -19,7 +19,9 @@ from ...core.library import LibraryEntry
 from ...core.library.groups import quant_from_name
 from ..messages import HubResult
 from ..report import inspect_text
+from ..safe import safe
 from ..widgets.fit_panel import verdict_cell
+from ..widgets.safe_table import SafeTable
 
 SORTS = ("downloads", "likes", "recent")
 
@@ -43,7 +45,7 @@ class HubScreen(Screen):
         yield Header()
         yield Input(placeholder="search Hugging Face for GGUF models, Enter to search", id="hub-query")
         yield Static("", id="hub-status")
-        yield DataTable(id="hub-results", cursor_type="row", zebra_stripes=True)
+        yield SafeTable(id="hub-results", cursor_type="row", zebra_stripes=True)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -65,7 +67,7 @@ class HubScreen(Screen):
         self.run_search(event.value.strip())
 
     def run_search(self, query: str) -> None:
-        self.query_one("#hub-status", Static).update(f"searching {query!r} by {self.sort}…")
+        self.query_one("#hub-status", Static).update(safe(f"searching {query!r} by {self.sort}…"))
         self.search_worker(query, self.sort)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="hub-search")
@@ -79,7 +81,7 @@ class HubScreen(Screen):
     def _result(self, message: HubResult) -> None:
         status = self.query_one("#hub-status", Static)
         if message.error:
-            status.update(Text(message.error, style="bold red"))
+            status.update(safe(message.error, style="bold red"))
             return
         table = self.query_one(DataTable)
         table.clear()
@@ -94,9 +96,8 @@ class HubScreen(Screen):
                 key=h.repo,
             )
         n = table.row_count
-        status.update(
-            f"{n} repositories, sorted by {self.sort}; Enter opens one" if n else "no GGUF repositories found"
-        )
+        found = f"{n} repositories, sorted by {self.sort}; Enter opens one"
+        status.update(Text(found if n else "no GGUF repositories found"))
         if n:
             table.focus()
 
@@ -152,9 +153,9 @@ class RepoScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static(f"{self.repo}: loading…", id="repo-status")
+        yield Static(safe(f"{self.repo}: loading…"), id="repo-status")
         with Horizontal(id="repo-body"):
-            yield DataTable(id="variants", cursor_type="row", zebra_stripes=True)
+            yield SafeTable(id="variants", cursor_type="row", zebra_stripes=True)
             with VerticalScroll(id="variant-detail"):
                 yield Static("", id="variant-facts")
         yield Footer()
@@ -203,7 +204,7 @@ class RepoScreen(Screen):
         table = self.query_one(DataTable)
         if message.kind == "listing":
             if message.error:
-                status.update(Text(message.error, style="bold red"))
+                status.update(safe(message.error, style="bold red"))
                 return
             self.listing = message.data  # type: ignore[assignment]
             assert self.listing is not None
@@ -219,8 +220,10 @@ class RepoScreen(Screen):
                     key=v.first,
                 )
             status.update(
-                f"{self.repo} @ {self.listing.revision[:12]}: {len(self.listing.variants)} quants; "
-                "d downloads, m marks two for a diff, x shows it"
+                safe(
+                    f"{self.repo} @ {self.listing.revision[:12]}: {len(self.listing.variants)} quants; "
+                    "d downloads, m marks two for a diff, x shows it"
+                )
             )
             table.focus()
             return
@@ -239,7 +242,7 @@ class RepoScreen(Screen):
         if header and quant_from_name(f"x-{label}") and label.upper() != header.upper():
             # The file name says one quant, the header another: show both, flagged.
             table.update_cell(
-                message.key, "quant", Text(f"{label} (header: {header})", style="bold red"), update_width=True
+                message.key, "quant", safe(f"{label} (header: {header})", style="bold red"), update_width=True
             )
         table.update_cell(message.key, "bpw", f"{f['bpw']:.2f}" if f.get("bpw") else "?", update_width=True)
         table.update_cell(message.key, "imatrix", "yes" if f.get("imatrix") else "-", update_width=True)
@@ -265,11 +268,11 @@ class RepoScreen(Screen):
             return
         f = self.facts.get(v.first)
         if f is None:
-            out.update(f"{v.label}: reading the header…")
+            out.update(safe(f"{v.label}: reading the header…"))
         elif "error" in f:
-            out.update(Text(f"{v.label}: {f['error']}", style="bold red"))
+            out.update(safe(f"{v.label}: {f['error']}", style="bold red"))
         else:
-            out.update(inspect_text(f))
+            out.update(safe(inspect_text(f), multiline=True))
 
     @on(DataTable.RowHighlighted, "#variants")
     def _highlight(self) -> None:
@@ -320,7 +323,7 @@ class DiffScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(id="diff-summary")
-        yield DataTable(id="diff", cursor_type="row", zebra_stripes=True)
+        yield SafeTable(id="diff", cursor_type="row", zebra_stripes=True)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -329,11 +332,13 @@ class DiffScreen(Screen):
         rows = tensor_diff(self.a, self.b)
         changed = sum(1 for _, x, y in rows if x != y)
         self.query_one("#diff-summary", Static).update(
-            f" {la} ({self.a.get('bpw') or 0:.2f} bpw) vs {lb} ({self.b.get('bpw') or 0:.2f} bpw): "
-            f"{changed} of {len(rows)} tensors differ in type"
+            safe(
+                f" {la} ({self.a.get('bpw') or 0:.2f} bpw) vs {lb} ({self.b.get('bpw') or 0:.2f} bpw): "
+                f"{changed} of {len(rows)} tensors differ in type"
+            )
         )
         table = self.query_one(DataTable)
         table.add_columns("tensor", la, lb)
         for name, x, y in rows:
             style = "bold yellow" if x != y else "dim"
-            table.add_row(name, Text(x, style=style), Text(y, style=style))
+            table.add_row(name, safe(x, style=style), safe(y, style=style))

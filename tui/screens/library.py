@@ -23,7 +23,9 @@ from ...core.format import size
 from ...core.library import LibraryEntry, Root, active_roots, add_root, all_roots, scan
 from ...core.organize import OrganizeError, canonical_folder, execute_delete, move, plan_delete, rename
 from ...core.paths import models_dir
+from ...core.textsafe import clean
 from ..messages import OrganizeDone, OrganizeProgress, ScanDone, ScanProgress
+from ..safe import safe
 from ..widgets.detail_pane import DetailPane
 from ..widgets.fit_panel import FitPanel, verdict_cell
 from ..widgets.model_table import COLUMNS, GROUP_PREFIX, ModelTable, arrange, matches
@@ -110,7 +112,7 @@ class LibraryScreen(Screen):
     # scanning -------------------------------------------------------------------------------------
 
     def action_rescan(self) -> None:
-        self.query_one("#status-text", Static).update("scanning…")
+        self.query_one("#status-text", Static).update(Text("scanning…"))
         self.query_one("#scan-progress", ProgressBar).update(total=None, progress=0)
         self.query_one("#scan-progress").display = True
         self.scan_worker(self.roots(), self.hw)
@@ -134,7 +136,7 @@ class LibraryScreen(Screen):
         text = f"{len(self.entries)} models, {size(total)}"
         if errors:
             text += f", {errors} unreadable"
-        self.query_one("#status-text", Static).update(text)
+        self.query_one("#status-text", Static).update(Text(text))
         self._compute_fits()
         self.refresh_table()
 
@@ -143,7 +145,7 @@ class LibraryScreen(Screen):
         if event.state == WorkerState.ERROR:
             self.query_one("#scan-progress").display = False
             self.query_one("#status-text", Static).update(
-                Text(f"scan failed: {event.worker.error}", style="bold red")
+                safe(f"scan failed: {event.worker.error}", style="bold red")
             )
 
     # table ----------------------------------------------------------------------------------------
@@ -187,7 +189,7 @@ class LibraryScreen(Screen):
         )
         for root, state in roots:
             lines.append(
-                Text(f"  {state:<8} {root.kind:<12} {root.path}", style="" if state == "active" else "dim")
+                safe(f"  {state:<8} {root.kind:<12} {root.path}", style="" if state == "active" else "dim")
             )
         lines += [Text(""), Text("Press ctrl+a to add a folder, or run: quanttui roots add PATH")]
         return Group(*lines)
@@ -428,14 +430,14 @@ class LibraryScreen(Screen):
                     ),
                 )
 
-        self.app.push_screen(AskScreen(f"Move {len(targets)} model(s) to the folder", str(default)), chosen)
+        self.app.push_screen(AskScreen(f"Move {len(targets)} model(s) to the folder", clean(default)), chosen)
 
     def action_rename(self) -> None:
         e = self._highlighted_entry()
         if e is None or e.error:
             return
         roots = self.roots()
-        stem = Path(e.path).name.removesuffix(".gguf")
+        stem = clean(Path(e.path).name.removesuffix(".gguf"))  # what the box shows is what it returns
 
         def chosen(name: str | None) -> None:
             if name:
@@ -451,7 +453,7 @@ class LibraryScreen(Screen):
         self.app.push_screen(UsageScreen(self.entries, self.roots()))
 
     def run_organize(self, what: str, job: Callable[[Callable[[int, int], None]], str]) -> None:
-        self.query_one("#status-text", Static).update(f"{what}…")
+        self.query_one("#status-text", Static).update(Text(f"{what}…"))
         self.query_one("#scan-progress", ProgressBar).update(total=None, progress=0)
         self.query_one("#scan-progress").display = True
         self.organize_worker(job)

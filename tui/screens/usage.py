@@ -26,17 +26,18 @@ from ...core.organize import (
 )
 from ..messages import OrganizeDone, OrganizeProgress
 from ..report import bar
+from ..safe import safe
 from .dialogs import ConfirmScreen
 
 
 def bars(title: str, sizes: dict[str, int], limit: int = 15) -> Table:
-    t = Table(title=title, title_justify="left", box=None, padding=(0, 1))
+    t = Table(title=Text(title), title_justify="left", box=None, padding=(0, 1))
     t.add_column("size", justify="right", no_wrap=True)
     t.add_column("", no_wrap=True)
     t.add_column(title.split()[-1])
     top = max(sizes.values(), default=0)
     for name, n in list(sizes.items())[:limit]:
-        t.add_row(size(n), Text(bar(n, top, 30), style="cyan"), name)
+        t.add_row(Text(size(n)), Text(bar(n, top, 30), style="cyan"), safe(name))
     return t
 
 
@@ -57,7 +58,7 @@ class UsageScreen(Screen):
         yield Header()
         with VerticalScroll(id="usage-body"):
             yield Static(id="usage")
-            yield Static("looking for duplicates…", id="dupes")
+            yield Static(Text("looking for duplicates…"), id="dupes")
         yield ProgressBar(id="hash-progress", show_eta=False)
         yield Footer()
 
@@ -104,9 +105,9 @@ class UsageScreen(Screen):
         ]
         for g in self.groups:
             lines.append(Text(f"{size(g.size)}  sha256 {g.sha256[:12]}"))
-            lines.append(Text(f"  keep   {g.keep}", style="green"))
-            lines += [Text(f"  extra  {p}", style="yellow") for p in g.extras]
-            lines += [Text(f"  linked {p}", style="dim") for p in g.linked]
+            lines.append(safe(f"  keep   {g.keep}", style="green"))
+            lines += [safe(f"  extra  {p}", style="yellow") for p in g.extras]
+            lines += [safe(f"  linked {p}", style="dim") for p in g.linked]
         self.query_one("#dupes", Static).update(Group(*lines))
 
     @on(Worker.StateChanged)

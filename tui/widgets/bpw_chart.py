@@ -10,6 +10,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from ..report import bar
+from ..safe import safe
 
 
 class BpwChart(Widget):
@@ -34,7 +35,7 @@ class BpwChart(Widget):
     def render(self) -> Table | Text:
         if not self.layers:
             return Text("")
-        t = Table(title="bits per weight by layer", title_justify="left", box=None, padding=(0, 1))
+        t = Table(title=Text("bits per weight by layer"), title_justify="left", box=None, padding=(0, 1))
         t.add_column("layer", no_wrap=True)
         t.add_column("bpw", justify="right")
         t.add_column("", no_wrap=True)
@@ -42,8 +43,8 @@ class BpwChart(Widget):
         width = max(10, min(40, self.content_size.width - 26))
         for layer in self.layers:
             t.add_row(
-                layer["name"],
-                f"{layer['bpw']:.2f}",
+                safe(layer["name"]),
+                Text(f"{layer['bpw']:.2f}"),
                 Text(bar(layer["bpw"], top, width), style=self._colour(layer["bpw"])),
             )
         return t

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rich.cells import cell_len
 from rich.text import Text
 from textual.app import ComposeResult
@@ -10,15 +12,29 @@ from textual.widgets import Sparkline, Static
 
 from ...core.ab import SideResult, Turn
 from ...core.ab.metrics import distinct_n, loops
+from ...core.textsafe import clean
+from ..safe import safe
 
 DIVERGENCE_MARK = "▌"
-# Control characters (an ESC would be a terminal escape sequence) shown as their Unicode pictures,
-# one for one, so character offsets into the answer stay valid.
-_CONTROL_PICTURES = {c: 0x2400 + c for c in range(32) if chr(c) not in "\n\t"} | {127: 0x2421}
 
 
 def printable(text: str) -> str:
-    return text.translate(_CONTROL_PICTURES)
+    """Model output as display text: newlines and tabs kept, every control, bidi and undecodable
+    character shown as an escape (an ESC would otherwise be a terminal escape sequence)."""
+    return clean(text, multiline=True)
+
+
+def shown_offsets(text: str) -> Callable[[int], int]:
+    """Maps a character offset in `text` to the same place in `printable(text)`, where each escaped
+    character takes several characters."""
+    if len(printable(text)) == len(text):
+        return lambda i: i
+    ends: list[int] = []  # ends[i]: where character i ends in the printable text
+    pos = 0
+    for ch in text:
+        pos += len(printable(ch))
+        ends.append(pos)
+    return lambda i: 0 if i <= 0 else ends[min(i, len(ends)) - 1]
 
 
 def answer_text(
@@ -31,14 +47,20 @@ def answer_text(
     """The answer with loops underlined, the tokens where the other model disagreed most (`worst`,
     by KL divergence) in reverse, and everything from the first divergence on tinted."""
     text = Text(printable(r.text))
+    at_ = shown_offsets(r.text)
+
+    def span(start: int, end: int) -> tuple[int, int]:
+        lo, hi = r.char_span(start, end)
+        return at_(lo), at_(hi)
+
     for lp in loops(r.token_ids):
-        lo, hi = r.char_span(lp.start, lp.end)
+        lo, hi = span(lp.start, lp.end)
         text.stylize(f"underline {colours['loop']}", lo, hi)
     for i in worst or []:
-        lo, hi = r.char_span(i, i + 1)
+        lo, hi = span(i, i + 1)
         text.stylize(f"reverse {colours['mark']}", lo, hi)
     if divergence is not None:
-        at = divergence if basis == "text" else r.char_span(divergence, divergence)[0]
+        at = at_(divergence) if basis == "text" else span(divergence, divergence)[0]
         at = min(at, len(text))
         text.stylize(f"on {colours['tint']}", at, len(text))
         text = text[:at] + Text(DIVERGENCE_MARK, style=f"bold {colours['mark']}") + text[at:]
@@ -90,7 +112,7 @@ class ChatPane(Vertical):
         # the current one, in full colour, until the next turn starts)
 
     def compose(self) -> ComposeResult:
-        yield Static(f"{self.side.upper()}  {self.title}", classes="title")
+        yield Static(Text(f"{self.side.upper()}  ") + safe(self.title), classes="title")
         with VerticalScroll():
             yield Static("", classes="past")
             yield Static("", classes="body")
@@ -112,7 +134,7 @@ class ChatPane(Vertical):
         self.query_one(VerticalScroll).scroll_end(animate=False)
 
     def show_error(self, message: str) -> None:
-        self.query_one(".body", Static).update(Text(message, style="bold red"))
+        self.query_one(".body", Static).update(safe(message, style="bold red", multiline=True))
 
     def streaming(self, prompt: str, text: str, n_tokens: int) -> None:
         """The answer so far. The screen is laid out again only when the answer needs another line:
@@ -122,18 +144,18 @@ class ChatPane(Vertical):
         layout = not text or lines != self._stream_lines
         self._stream_lines = lines
         self._show(current, layout=layout)
-        self.query_one(".meters", Static).update(f"{n_tokens} tokens …", layout=layout)
+        self.query_one(".meters", Static).update(Text(f"{n_tokens} tokens …"), layout=layout)
 
     def cancelled(self) -> None:
         """The turn was dropped: back to the conversation as it was."""
-        self._show("")
-        self.query_one(".meters", Static).update("")
+        self._show(Text(""))
+        self.query_one(".meters", Static).update(Text(""))
 
     def finish(self, turn: Turn) -> None:
         r: SideResult = getattr(turn, self.side)
         if r.error:  # earlier turns stay; this one is not part of the conversation
-            self._show(Text.assemble(_asked(turn.prompt), (r.error, "bold red")))
-            self.query_one(".meters", Static).update("")
+            self._show(Text.assemble(_asked(turn.prompt), (printable(r.error), "bold red")))
+            self.query_one(".meters", Static).update(Text(""))
             self.query_one(Sparkline).data = []
             return
         scores = turn.scores_a if self.side == "a" else turn.scores_b
@@ -151,7 +173,7 @@ class ChatPane(Vertical):
             line += f"\ndiverges from the other side at {unit} {turn.first_divergence}"
         elif turn.a.token_ids or turn.b.token_ids:
             line += "\nidentical to the other side"
-        self.query_one(".meters", Static).update(line)
+        self.query_one(".meters", Static).update(safe(line, multiline=True))
         self.query_one(Sparkline).data = scores.kld if scores is not None else []
 
     def forget_last(self) -> None:

@@ -13,6 +13,7 @@ from textual.widgets import Static
 from ...core import format as fmt
 from ...core.library import LibraryEntry
 from ..report import imatrix_text, quant_text
+from ..safe import safe, safe_path
 from .bpw_chart import BpwChart
 
 
@@ -47,12 +48,12 @@ def facts_table(f: dict[str, Any], e: LibraryEntry) -> Table:
         rows.append(("from", origin))
     rows.append(("path", e.path))
     for k, v in rows:
-        t.add_row(k, Text(str(v), style="bold red" if "!" in str(v) and k == "quant" else ""))
+        t.add_row(Text(k), safe(v, style="bold red" if "!" in str(v) and k == "quant" else ""))
     return t
 
 
 def histogram(f: dict[str, Any]) -> Table:
-    t = Table(title="tensor types", title_justify="left", expand=False, box=None, padding=(0, 1))
+    t = Table(title=Text("tensor types"), title_justify="left", expand=False, box=None, padding=(0, 1))
     t.add_column("type", no_wrap=True)
     t.add_column("count", justify="right", no_wrap=True)
     t.add_column("params", justify="right", no_wrap=True)
@@ -62,10 +63,10 @@ def histogram(f: dict[str, Any]) -> Table:
     for name, st in f["tensor_types"].items():
         share = st["bytes"] / total
         t.add_row(
-            name,
-            str(st["count"]),
-            fmt.params(st["parameters"]),
-            fmt.size(st["bytes"]),
+            safe(name),
+            Text(str(st["count"])),
+            Text(fmt.params(st["parameters"])),
+            Text(fmt.size(st["bytes"])),
             Text("█" * max(1, round(share * 8)) + f" {share:.0%}", style="cyan"),
         )
     return t
@@ -84,16 +85,16 @@ class DetailPane(VerticalScroll):
         if e.error or not e.facts:
             facts.update(
                 Group(
-                    Text(e.name, style="bold"),
+                    safe(e.name, style="bold"),
                     Text(""),
-                    Text(f"cannot read this file: {e.error}", style="bold red"),
-                    Text(e.path, style="dim"),
+                    safe(f"cannot read this file: {e.error}", style="bold red"),
+                    safe_path(e.path, style="dim"),
                 )
             )
             chart.layers = []
             return
         body: list[RenderableType] = [
-            Text(e.name, style="bold"),
+            safe(e.name, style="bold"),
             facts_table(e.facts, e),
             Text(""),
             histogram(e.facts),
@@ -102,17 +103,18 @@ class DetailPane(VerticalScroll):
         chart.layers = e.facts.get("layers") or []
 
     def show_group(self, members: list[LibraryEntry]) -> None:
-        t = Table(title=f"{members[0].group_label}: quant ladder", title_justify="left", box=None)
+        title = safe(f"{members[0].group_label}: quant ladder")
+        t = Table(title=title, title_justify="left", box=None)
         for col in ("quant", "bpw", "size", "imatrix", "file"):
             t.add_column(col, justify="right" if col in ("bpw", "size") else "left")
         for e in members:
             bpw = e.fact("bpw")
             t.add_row(
-                e.quant or "?",
-                f"{bpw:.2f}" if bpw else "?",
-                fmt.size(e.size_bytes),
-                "yes" if e.fact("imatrix") else "-",
-                e.name,
+                safe(e.quant or "?"),
+                Text(f"{bpw:.2f}" if bpw else "?"),
+                Text(fmt.size(e.size_bytes)),
+                Text("yes" if e.fact("imatrix") else "-"),
+                safe(e.name),
             )
         self.query_one("#detail-facts", Static).update(t)
         self.query_one("#detail-chart", BpwChart).layers = []

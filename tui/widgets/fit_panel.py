@@ -10,6 +10,7 @@ from textual.widget import Widget
 
 from ...core import format as fmt
 from ...core.fit import FitResult, FitSettings
+from ..safe import safe
 
 PARTS = (("weights", "weights"), ("kv_cache", "KV"), ("compute", "compute"), ("overhead", "overhead"))
 
@@ -53,7 +54,7 @@ class FitPanel(Widget):
 
     def render(self) -> Group | Text:
         if self.error:
-            return Text(f"memory fit: {self.error}", style="bold red")
+            return safe(f"memory fit: {self.error}", style="bold red")
         r = self.result
         if r is None:
             return Text("memory fit: highlight a model", style="dim")
@@ -64,7 +65,7 @@ class FitPanel(Widget):
         ]
         for d in r.devices:
             if d.total == 0 and d.kind == "gpu":
-                lines.append(Text(f"{d.name}: unused", style="dim"))
+                lines.append(safe(f"{d.name}: unused", style="dim"))
                 continue
             cap = max(d.free_bytes, 1)
             scale = width / max(cap, d.total)
@@ -79,7 +80,7 @@ class FitPanel(Widget):
             if d.total > cap:
                 bar.stylize(colours["over"], round(cap * scale), used)
             bar.append("░" * max(0, width - used), style="dim")
-            head = Text.assemble((f"{d.name}  ", "bold"), f"{fmt.size(d.total)} of {fmt.size(d.free_bytes)}")
+            head = safe(f"{d.name}  ", "bold") + Text(f"{fmt.size(d.total)} of {fmt.size(d.free_bytes)}")
             if not d.fits:
                 head.append(f"  over by {fmt.size(d.total - d.free_bytes)}", style=colours["over"])
             lines += [head, bar]
@@ -91,7 +92,7 @@ class FitPanel(Widget):
         style = {"gpu": "bold green", "partial": "bold yellow", "ram": "bold cyan"}.get(
             r.verdict_code, "bold red"
         )
-        lines.append(Text(r.verdict, style=style))
+        lines.append(safe(r.verdict, style=style))
         limits = []
         if r.max_context_full_offload is not None:
             limits.append(f"largest context fully on GPU {r.max_context_full_offload}")

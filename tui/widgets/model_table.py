@@ -7,10 +7,11 @@ from collections.abc import Callable
 from typing import Any
 
 from rich.text import Text
-from textual.widgets import DataTable
 
 from ...core import format as fmt
 from ...core.library import LibraryEntry
+from ..safe import safe
+from .safe_table import SafeTable
 
 COLUMNS = (
     ("model", "Model"),
@@ -75,8 +76,8 @@ def arrange(entries: list[LibraryEntry], sort: str, reverse: bool) -> list[list[
     return ordered
 
 
-class ModelTable(DataTable):
-    """Rows keyed by file path; group header rows keyed `group:KEY`."""
+class ModelTable(SafeTable):
+    """Rows keyed by file path; group header rows keyed `group:KEY`; names shown cleaned, never as markup."""
 
     def on_mount(self) -> None:
         self.cursor_type = "row"
@@ -95,7 +96,7 @@ class ModelTable(DataTable):
         self.clear()
         for group in groups:
             count = len(group)
-            title = Text(f"{group[0].group_label}", style="bold")
+            title = safe(group[0].group_label, style="bold")
             title.append(f"  {count} quant{'s' if count != 1 else ''}", style="dim")
             self.add_row(title, *[""] * (len(COLUMNS) - 1), key=GROUP_PREFIX + group[0].group)
             for i, e in enumerate(group):
@@ -111,7 +112,7 @@ class ModelTable(DataTable):
     @staticmethod
     def _cells(e: LibraryEntry, fit: Text, *, last: bool) -> list[Any]:
         branch = "└ " if last else "├ "
-        name = Text(branch, style="dim") + Text(e.name)
+        name = Text(branch, style="dim") + safe(e.name)
         if e.error:
             return [
                 name,
@@ -125,7 +126,7 @@ class ModelTable(DataTable):
                 e.store,
             ]
         bpw = e.fact("bpw")
-        quant = Text(e.quant or "?")
+        quant = safe(e.quant or "?")
         if e.fact("label_matches") is False:
             quant.append(" !", style="bold red")
         return [
