@@ -1,12 +1,13 @@
 """A Hub-compatible HTTP server on 127.0.0.1 for tests and bench/: search, model info, tree, resolve
-with HEAD, ETag, X-Repo-Commit, Content-Length and Range. It can misbehave on request."""
+with HEAD, ETag, X-Repo-Commit, Content-Length and Range. It can misbehave on request, also as an
+adversary: hostile file names and repo ids are plain data in its repos (any name is listed as given),
+and `Faults` sends wrong Content-Ranges, overlong bodies, junk JSON, hostile headers and stalls."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import threading
-import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -23,6 +24,7 @@ class HubRepo:
     likes: int = 0
     last_modified: str = "2026-11-01T00:00:00.000Z"
     gguf: dict[str, Any] = field(default_factory=dict)
+    raw_siblings: list[Any] = field(default_factory=list)  # extra entries listed as given (any JSON)
     _hashes: dict[str, str] = field(default_factory=dict)
 
     def sha256(self, name: str) -> str:
@@ -41,6 +43,16 @@ class Faults:
     stall: float = 0.0  # seconds to wait before answering (or, with stall_after, mid-body)
     stall_after: int | None = None  # send this many bytes of a file body, then go quiet for `stall`
     corrupt: bool = False  # flip bytes in file bodies
+    only: str | None = None  # apply these faults only to request paths containing this text
+    overlong: int = 0  # send this many bytes past a file body (with no Content-Length, then close)
+    announce_overlong: bool = False  # with overlong: announce the longer length in Content-Length
+    range_shift: int = 0  # a 206 whose Content-Range and body start this many bytes after the asked start
+    range_header: str | None = None  # a 206 carrying this Content-Range, whatever was asked
+    api_json: Any = None  # answer API requests with this JSON instead of the real answer
+    headers: dict[str, str] = field(default_factory=dict)  # extra headers on every answer
+
+    def applies(self, path: str) -> bool:
+        return self.only is None or self.only in path
 
 
 class HubServer:
@@ -70,7 +82,7 @@ class HubServer:
         return sum(r["sent"] for r in self.requests if path_part in r["path"])
 
     def _info(self, repo: HubRepo, files_metadata: bool) -> dict[str, Any]:
-        siblings = []
+        siblings: list[Any] = []
         for name, path in sorted(repo.files.items()):
             s: dict[str, Any] = {"rfilename": name}
             if files_metadata:
@@ -81,6 +93,7 @@ class HubServer:
                     "lfs": {"size": size, "sha256": repo.sha256(name), "pointerSize": 134},
                 }
             siblings.append(s)
+        siblings += repo.raw_siblings
         return {
             "id": repo.repo_id,
             "modelId": repo.repo_id,
@@ -104,12 +117,20 @@ class HubServer:
             def log_message(self, *args: Any) -> None:  # quiet
                 pass
 
+            def faults(self) -> Faults:
+                """The faults for this request: none where `only` does not match its path."""
+                f = server.faults
+                return f if f.applies(unquote(urlparse(self.path).path)) else Faults()
+
             def _json(self, data: Any, status: int = 200, headers: dict[str, str] | None = None) -> None:
-                body = b"<html>oops" if server.faults.garbage_json else json.dumps(data).encode()
+                f = self.faults()
+                if f.api_json is not None and status == 200:
+                    data = f.api_json
+                body = b"<html>oops" if f.garbage_json else json.dumps(data).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
-                for k, v in (headers or {}).items():
+                for k, v in {**(headers or {}), **f.headers}.items():
                     self.send_header(k, v)
                 self.end_headers()
                 if self.command != "HEAD":
@@ -134,10 +155,11 @@ class HubServer:
                         "sent": 0,
                     }
                 )
-                if server.faults.stall and server.faults.stall_after is None:
-                    time.sleep(server.faults.stall)
-                if server.faults.status:
-                    self._json({"error": "fault"}, server.faults.status)
+                f = self.faults()
+                if f.stall and f.stall_after is None:
+                    server.quiet.wait(f.stall)  # nothing sent; stop() lets go
+                if f.status:
+                    self._json({"error": "fault"}, f.status)
                     return
                 parts = path.strip("/").split("/")
                 if parts[:2] == ["api", "models"] and len(parts) == 2:
@@ -162,6 +184,7 @@ class HubServer:
                                 }
                                 for n, p in sorted(repo.files.items())
                             ]
+                            + repo.raw_siblings
                         )
                     else:
                         self._json(server._info(repo, "blobs=True" in url.query or "blobs=true" in url.query))
@@ -189,6 +212,7 @@ class HubServer:
                 self._json([server._info(r, False) | {"siblings": None} for r in hits[:limit]])
 
             def _file(self, repo: HubRepo, name: str) -> None:
+                f = self.faults()
                 data = repo.files[name].read_bytes()
                 size = len(data)
                 start, end, status = 0, size - 1, 200
@@ -204,32 +228,50 @@ class HubServer:
                         self.end_headers()
                         return
                     status = 206
+                    start = min(start + f.range_shift, end)
                 body = data[start : end + 1]
-                if server.faults.corrupt:
+                if f.corrupt:
                     body = bytes(b ^ 0x5A for b in body)
+                junk = b"\xee" * f.overlong
                 self.send_response(status)
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("Accept-Ranges", "bytes")
-                self.send_header("ETag", f'"{repo.sha256(name)}"')
-                self.send_header("X-Repo-Commit", repo.sha)
+                if not f.overlong:
+                    self.send_header("Content-Length", str(len(body)))
+                elif f.announce_overlong:
+                    self.send_header("Content-Length", str(len(body) + len(junk)))
+                else:
+                    self.send_header("Connection", "close")  # the body ends when the connection does
+                hdrs = {"Accept-Ranges": "bytes", "ETag": f'"{repo.sha256(name)}"', "X-Repo-Commit": repo.sha}
                 if status == 206:
-                    self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+                    hdrs["Content-Range"] = f.range_header or f"bytes {start}-{end}/{size}"
+                for k, v in {**hdrs, **f.headers}.items():
+                    self.send_header(k, v)
                 self.end_headers()
                 if self.command == "HEAD":
                     return
-                if server.faults.drop_after is not None:
-                    body = body[: server.faults.drop_after]
+                if f.drop_after is not None:
+                    body = body[: f.drop_after]
                     self.wfile.write(body)
                     server.requests[-1]["sent"] = len(body)
                     self.wfile.flush()
                     self.close_connection = True
                     return
-                if server.faults.stall_after is not None:
-                    self.wfile.write(body[: server.faults.stall_after])
+                if f.stall_after is not None:
+                    self.wfile.write(body[: f.stall_after])
                     self.wfile.flush()
-                    server.quiet.wait(server.faults.stall)  # connection open, nothing sent
-                    body = body[server.faults.stall_after :]
-                self.wfile.write(body)
-                server.requests[-1]["sent"] = len(body)
+                    server.quiet.wait(f.stall)  # connection open, nothing sent
+                    body = body[f.stall_after :]
+                sent = 0
+                try:
+                    self.wfile.write(body)
+                    sent = len(body)
+                    for i in range(0, len(junk), 1 << 16):  # as long as the client keeps reading
+                        piece = junk[i : i + (1 << 16)]
+                        self.wfile.write(piece)
+                        sent += len(piece)
+                except OSError:  # the client hung up: it stopped reading
+                    self.close_connection = True
+                server.requests[-1]["sent"] = sent
+                if f.overlong:
+                    self.close_connection = True
 
         return Handler

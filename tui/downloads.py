@@ -1,4 +1,8 @@
-"""The app's download queue: jobs run one after another in a worker, each cancellable, all resumable."""
+"""The app's download queue: jobs run one after another in a worker, each cancellable, all resumable.
+
+A job that fails for any reason ends as one line in `error` (already safe to show), never as an
+exception in the worker: the queue goes on with the next job.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from ..core.hub import HubError, Variant, pull
+from ..core.errors import QuanttuiError
+from ..core.hub import Variant, pull
+from ..core.textsafe import clean_path
 
 _ids = itertools.count(1)
 
@@ -48,8 +54,18 @@ def run_job(job: DownloadJob, post: object) -> None:
             to=job.to,
             progress=lambda done, total, name: post(job.id, done, total, "downloading", None),
         )  # type: ignore[operator]
-    except HubError as e:
+    except Exception as e:  # every failure is this job's one line; the queue goes on
         status = "cancelled" if job.cancel.is_set() else "failed"
-        post(job.id, job.done, job.total, status, str(e))  # type: ignore[operator]
+        post(job.id, job.done, job.total, status, error_line(e))  # type: ignore[operator]
         return
     post(job.id, job.total, job.total, "done", None)  # type: ignore[operator]
+
+
+def error_line(e: Exception) -> str:
+    """One safe line for a failed job: quanttui's own message, or what failed where."""
+    if isinstance(e, QuanttuiError):
+        return str(e)
+    if isinstance(e, OSError):
+        where = f"{clean_path(e.filename)}: " if e.filename else ""
+        return f"{where}{e.strerror or type(e).__name__}"
+    return f"unexpected error ({type(e).__name__})"

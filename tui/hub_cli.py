@@ -1,4 +1,8 @@
-"""`quanttui search` and `quanttui pull`, and `hf:OWNER/REPO/FILE` for inspect and fit."""
+"""`quanttui search` and `quanttui pull`, and `hf:OWNER/REPO/FILE` for inspect and fit.
+
+Every repo id, file name, path and error in plain output passes through textsafe.clean (a Hub can
+send ESC sequences in ids); `--json` prints the exact values.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,19 @@ from typing import Any
 
 from ..core import format as fmt
 from ..core import settings as settings_mod
-from ..core.hub import HubError, Variant, parse_hf_path, pull, remote_facts, repo_variants, search
+from ..core.errors import QuanttuiError
+from ..core.hub import (
+    HubError,
+    RepoListing,
+    Variant,
+    parse_hf_path,
+    pull,
+    remote_facts,
+    repo_variants,
+    search,
+)
 from ..core.modelfile.facts import ModelFacts
+from ..core.textsafe import clean, clean_path
 
 
 class HubCliError(Exception):
@@ -44,11 +59,12 @@ def remote_inspect(spec: str) -> ModelFacts:
         listing = repo_variants(repo, rev)
         v = next((v for v in listing.variants if any(f.name == name for f in v.files)), None)
         if v is None:
-            raise HubError(f"{spec}: no such GGUF in {repo}")
+            refused = next((r for r in listing.refused if r.name == name), None)
+            raise HubError(f"{clean(spec)}: " + (f"refused: {refused.reason}" if refused else "no such GGUF"))
         # The commit, not the branch name: the header cache is keyed by it, so a moved branch is read again.
         commit = listing.revision
         return remote_facts(repo, v.first, commit, [f.name for f in v.files], [f.size for f in v.files])
-    except HubError as e:
+    except QuanttuiError as e:
         raise HubCliError(str(e)) from None
 
 
@@ -63,17 +79,22 @@ def run_search(args: argparse.Namespace) -> int:
     print(f"{'repo':<50} {'downloads':>10} {'likes':>6} {'params':>8} {'arch':<10} modified")
     for h in hits:
         print(
-            f"{h.repo[:50]:<50} {h.downloads or 0:>10,} {h.likes or 0:>6} {fmt.params(h.parameters):>8} "
-            f"{(h.architecture or '?')[:10]:<10} {(h.last_modified or '')[:10]}"
+            f"{clean(h.repo)[:50]:<50} {h.downloads or 0:>10,} {h.likes or 0:>6} "
+            f"{fmt.params(h.parameters):>8} {clean(h.architecture or '?')[:10]:<10} "
+            f"{clean(h.last_modified or '')[:10]}"
         )
     return 0
 
 
-def pick_variant(variants: list[Variant], which: str | None) -> Variant:
+def pick_variant(variants: list[Variant], which: str | None, listing: RepoListing | None = None) -> Variant:
+    """The variant named by a quant label or a file name; HubCliError says what there is."""
+    refused = next((r for r in listing.refused if r.name == which), None) if listing else None
+    if refused is not None:
+        raise HubCliError(f"refused: {refused.reason}")
     if not variants:
-        raise HubCliError("this repo has no GGUF files")
+        raise HubCliError("this repo has no GGUF files quanttui can download")
     if which is None:
-        labels = ", ".join(f"{v.label} ({fmt.size(v.size)})" for v in variants)
+        labels = ", ".join(f"{clean(v.label)} ({fmt.size(v.size)})" for v in variants)
         raise HubCliError(f"say which quant to pull: {labels}")
     for v in variants:
         if (
@@ -82,13 +103,16 @@ def pick_variant(variants: list[Variant], which: str | None) -> Variant:
             or v.label.upper() == which.upper()
         ):
             return v
-    raise HubCliError(f"{which}: not in this repo (have {', '.join(v.label for v in variants)})")
+    have = ", ".join(clean(v.label) for v in variants)
+    raise HubCliError(f"{clean(which)}: not in this repo (have {have})")
 
 
 def run_pull(args: argparse.Namespace) -> int:
     try:
         listing = repo_variants(args.repo, args.revision)
-        v = pick_variant(listing.variants, args.which)
+        for r in listing.refused:
+            print(f"quanttui: skipped, {r.reason}", file=sys.stderr)
+        v = pick_variant(listing.variants, args.which, listing)
         start = time.monotonic()
         last = [0.0]
 
@@ -104,7 +128,7 @@ def run_pull(args: argparse.Namespace) -> int:
             bar = "█" * filled + "░" * (width - filled)
             print(
                 f"\r{bar} {done / total:6.1%} {fmt.size(done)}/{fmt.size(total)} {fmt.size(int(speed))}/s "
-                f"ETA {eta:4.0f}s {name[:30]}",
+                f"ETA {eta:4.0f}s {clean(name)[:30]}",
                 end="",
                 file=sys.stderr,
                 flush=True,
@@ -113,12 +137,18 @@ def run_pull(args: argparse.Namespace) -> int:
         to = args.to or settings_mod.load().download_to
         paths = pull(args.repo, v.files, listing.revision, progress=progress, to=to)
         print(file=sys.stderr)
-    except HubError as e:
+    except (QuanttuiError, OSError) as e:
         print(file=sys.stderr)
-        raise HubCliError(str(e)) from None
+        raise HubCliError(str(e) if isinstance(e, QuanttuiError) else _os_error(e)) from None
     except KeyboardInterrupt:
         print("\nquanttui: interrupted; pull again to resume", file=sys.stderr)
         return 130
     for p in paths:
-        print(p)
+        print(clean_path(p))
     return 0
+
+
+def _os_error(e: OSError) -> str:
+    """An OSError as one safe line: what failed and where."""
+    where = f"{clean_path(e.filename)}: " if e.filename else ""
+    return f"{where}{e.strerror or type(e).__name__}"

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from .client import HubError, endpoint
+from .client import HubError, HubUnreachable, endpoint
 from .download import destination, partial_path, pull
+from .names import NameRefused
 from .remote import FetchStats, fetch_header, parse_hf_path, remote_facts
-from .search import RemoteFile, RepoHit, RepoListing, Variant, repo_variants, search
+from .search import Refused, RemoteFile, RepoHit, RepoListing, Variant, repo_variants, search
 
 __all__ = [
     "FetchStats",
     "HubError",
+    "HubUnreachable",
+    "NameRefused",
+    "Refused",
     "RemoteFile",
     "RepoHit",
     "RepoListing",

@@ -3,7 +3,10 @@
 Bytes go to a hidden `.FILE.partial` next to the destination, so a partial file never shows as a
 model. A later pull resumes from the bytes on disk with a Range request (huggingface_hub deletes
 its partial file on failure, so it cannot resume across calls). The finished file is checked against
-the repo's SHA-256 before it is renamed into place.
+the repo's SHA-256 before it is renamed into place. Every name is validated and every path checked
+against the models folder before the first folder is made; an answer whose Content-Range does not
+start where asked is refused before a byte is appended, and a body longer than the listed size is
+refused at that size, so a `.partial` never grows past it.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import contextlib
 import errno
 import hashlib
 import os
+import re
 import shutil
 import socket
 import threading
@@ -21,7 +25,10 @@ from typing import Any
 
 from ..organize.move import partial_path, sha256_file
 from ..organize.safety import log_operation
+from ..pathgate import PathRefused, check, join_inside
 from ..paths import models_dir
+from ..textsafe import clean
+from . import client, names
 from .client import HubError, call, file_url, headers, session
 from .search import RemoteFile
 
@@ -30,11 +37,50 @@ CHUNK = 1 << 20
 SPACE_MARGIN = 64 << 20
 NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # disk full, quota reached, file size limit
 READ_TIMEOUT = 60.0  # seconds without a byte before a download counts as stalled (pull resumes it)
+CONTENT_RANGE = re.compile(r"bytes (\d{1,20})-(\d{1,20})/(\d{1,20}|\*)")
 
 
 def destination(repo: str, name: str, root: Path | None = None) -> Path:
-    """Where a file of `repo` lands in quanttui's models folder: OWNER/REPO/FILE."""
-    return (root or models_dir()) / repo / name
+    """Where a file of `repo` lands in quanttui's models folder: OWNER/REPO/FILE, refused (HubError)
+    unless the repo id and the name are plain and the path stays inside the folder once resolved."""
+    top = root or models_dir()
+    rel = f"{names.repo_id(repo)}/{names.file_name(name)}"
+    try:
+        dest = join_inside(top, rel)
+        check(partial_path(dest), [top])
+    except PathRefused as e:
+        raise names.NameRefused(f"{clean(rel)}: leads outside the models folder ({e})") from None
+    return dest
+
+
+def _timeout() -> object:
+    import httpx2
+
+    return httpx2.Timeout(READ_TIMEOUT, connect=client.CONNECT_TIMEOUT)
+
+
+def _check_answer(resp: object, have: int, expected: int, name: str) -> int:
+    """Where the body of a download answer starts in the file; HubError (nothing written yet) when
+    its Content-Range or Content-Length does not fit the bytes asked for and the listed size."""
+    status = resp.status_code  # type: ignore[attr-defined]
+    hdrs = resp.headers  # type: ignore[attr-defined]
+    start = 0
+    if status == 206:
+        cr = hdrs.get("Content-Range", "")
+        m = CONTENT_RANGE.fullmatch(cr.strip())
+        if not m or int(m[1]) != have or int(m[2]) != expected - 1 or m[3] not in ("*", str(expected)):
+            raise HubError(
+                f"{name}: the Hub answered the range {clean(cr[:80]) or '(none)'} for bytes "
+                f"{have:,}-{expected - 1:,} of {expected:,}; refused, nothing appended"
+            )
+        start = have
+    length = hdrs.get("Content-Length")
+    if length is not None and (not length.isdigit() or int(length) != expected - start):
+        raise HubError(
+            f"{name}: the Hub announced {clean(length[:40])} bytes for bytes {start:,}-{expected - 1:,} "
+            f"of the listed {expected:,}; refused, nothing written"
+        )
+    return start
 
 
 def _check_space(folder: Path, needed: int) -> None:
@@ -97,17 +143,25 @@ def _fetch(
     if have == expected:
         return h
     hdrs = {**headers(), **({"Range": f"bytes={have}-"} if have else {})}
-    with session().stream("GET", url, headers=hdrs, follow_redirects=True, timeout=READ_TIMEOUT) as resp:
+    with session().stream("GET", url, headers=hdrs, follow_redirects=True, timeout=_timeout()) as resp:
         if resp.status_code not in (200, 206):
             raise HubError(f"{name}: the Hub answered HTTP {resp.status_code}")
+        start = _check_answer(resp, have, expected, name)
         mode = "ab"
-        if resp.status_code == 200 and have:  # the server ignored Range: start over
+        if start != have:  # the server sent the whole file: start over
             h, have, mode = hashlib.sha256(), 0, "wb"
         with open(part, mode) as fh, _unblock_on_cancel(cancel, resp):
             try:
                 for chunk in resp.iter_bytes():  # as it arrives: nothing received is lost on a drop
                     if cancel.is_set():
                         raise HubError(f"{name}: cancelled; {have:,} bytes kept to resume")
+                    if len(chunk) > expected - have:
+                        fh.flush()
+                        fh.truncate(start)  # this answer is not the listed file: none of it is kept
+                        raise HubError(
+                            f"{name}: the Hub sent more than the listed {expected:,} bytes; refused, "
+                            f"{start:,} bytes kept"
+                        )
                     fh.write(chunk)
                     h.update(chunk)
                     have += len(chunk)
@@ -156,9 +210,12 @@ def pull(
     """Download `files` (a variant) into OWNER/REPO/ under the models folder, or into the Hugging Face
     cache with `to="hf-cache"`; returns the final paths."""
     cancel = cancel or threading.Event()
+    _validate(repo, files, revision)
+    if not files:
+        return []
     if to == "hf-cache":
         return _pull_hf_cache(repo, files, revision, progress, cancel)
-    dests = [destination(repo, f.name, root) for f in files]
+    dests = [destination(repo, f.name, root) for f in files]  # the whole plan, before the first mkdir
     remaining = sum(
         f.size - (partial_path(d).stat().st_size if partial_path(d).exists() else 0)
         for f, d in zip(files, dests, strict=True)
@@ -171,25 +228,39 @@ def pull(
         if dest.exists() and dest.stat().st_size == f.size:
             done += f.size
             continue
+        dest = destination(repo, f.name, root)  # again: a link planted since the plan is refused too
         dest.parent.mkdir(parents=True, exist_ok=True)
         part = partial_path(dest)
         url = file_url(repo, f.name, revision)
         digest = call(
             f.name,
             lambda f=f, part=part, url=url, before=done: _fetch(
-                url, part, f.size, before, total, f.name, progress, cancel
+                url, part, f.size, before, total, clean(f.name), progress, cancel
             ),
         )
         if f.sha256 and digest.hexdigest() != f.sha256:
             part.unlink(missing_ok=True)
             raise HubError(
-                f"{f.name}: SHA-256 does not match the repo's ({digest.hexdigest()[:12]}… vs "
+                f"{clean(f.name)}: SHA-256 does not match the repo's ({digest.hexdigest()[:12]}… vs "
                 f"{f.sha256[:12]}…): the download was corrupted and has been discarded"
             )
+        destination(repo, f.name, root)
         os.replace(part, dest)
         done += f.size
         log_operation("download", repo=repo, revision=revision, file=f.name, path=str(dest), sha256=f.sha256)
     return dests
+
+
+def _validate(repo: str, files: list[RemoteFile], revision: str) -> None:
+    """Every name of a pull checked before anything is made: NameRefused (a HubError) otherwise."""
+    names.repo_id(repo)
+    names.revision(revision)
+    for f in files:
+        names.file_name(f.name)
+        if not isinstance(f.size, int) or isinstance(f.size, bool) or f.size <= 0:
+            raise names.NameRefused(f"{clean(f.name)}: no usable size listed")
+        if f.sha256 is not None and names.sha256(f.sha256) is None:
+            raise names.NameRefused(f"{clean(f.name)}: the listed SHA-256 is not one")
 
 
 def _pull_hf_cache(
@@ -205,8 +276,9 @@ def _pull_hf_cache(
     cache = hf_hub_cache()
     _check_space(cache, sum(f.size for f in files))
     total, done, out = sum(f.size for f in files), 0, []
+    client.install()  # before huggingface_hub's first request: limits and header checks
     for f in files:
-        bar = _progress_bar(f.name, done, total, progress, cancel)
+        bar = _progress_bar(clean(f.name), f.size, done, total, progress, cancel)
         path = Path(
             call(
                 f.name,
@@ -215,11 +287,15 @@ def _pull_hf_cache(
                 ),
             )
         )
-        blob = Path(os.path.realpath(path))
+        try:
+            check(path, [cache], follow=False)
+            blob = check(path, [cache])
+        except PathRefused as e:
+            raise HubError(f"{clean(f.name)}: huggingface_hub put it outside its cache ({e})") from None
         if f.sha256 and sha256_file(blob) != f.sha256:
             path.unlink(missing_ok=True)
             blob.unlink(missing_ok=True)
-            raise HubError(f"{f.name}: SHA-256 does not match the repo's: the download was discarded")
+            raise HubError(f"{clean(f.name)}: SHA-256 does not match the repo's: the download was discarded")
         done += f.size
         out.append(path)
         log_operation("download", repo=repo, revision=revision, file=f.name, path=str(path), to="hf-cache")
@@ -227,9 +303,10 @@ def _pull_hf_cache(
 
 
 def _progress_bar(
-    name: str, base: int, total: int, progress: Progress | None, cancel: threading.Event
+    name: str, size: int, base: int, total: int, progress: Progress | None, cancel: threading.Event
 ) -> type:
-    """A silent tqdm for huggingface_hub that reports bytes to `progress` and raises on cancel."""
+    """A silent tqdm for huggingface_hub that reports bytes to `progress`, raises on cancel and when
+    more than the listed `size` arrives (huggingface_hub then deletes its partial file)."""
     from huggingface_hub.utils import tqdm as hf_tqdm
 
     class Bar(hf_tqdm):
@@ -243,6 +320,8 @@ def _progress_bar(
             if cancel.is_set():
                 raise HubError(f"{name}: cancelled")
             Bar.seen += int(n or 0)
+            if Bar.seen > size:
+                raise HubError(f"{name}: the Hub sent more than the listed {size:,} bytes; refused")
             if progress:
                 progress(base + Bar.seen, total, name)
             return None

@@ -2,11 +2,13 @@
 
 Each request asks for about what the reader says is still missing (it extrapolates token lists
 and tensor tables), so a 128k-token header arrives in a few requests with little over-read. Headers
-are cached on disk by (repo, revision, file), so a repo reopens instantly.
+are cached on disk by (repo, revision, file), so a repo reopens instantly. Every answer must start
+where asked and agree on the file's size; a header is read to at most MAX_HEADER bytes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -16,11 +18,15 @@ from typing import Any
 from ..modelfile import GGUFError, Header, NeedMoreData, parse_header, summarize
 from ..modelfile.facts import ModelFacts
 from ..paths import cache_dir
-from .client import HubError, call, file_url, headers, session
+from ..textsafe import clean
+from . import names
+from .client import HubError, call, file_url, headers, session, timeout
 
 FIRST_REQUEST = 1 << 20
 SLACK = 128 << 10
 MAX_REQUESTS = 12
+MAX_HEADER = 256 << 20  # no real header comes near this; a hostile one must not pull a whole file
+CONTENT_RANGE = re.compile(r"bytes (\d{1,20})-(\d{1,20})/(\d{1,20}|\*)")
 HF_PATH = re.compile(r"^hf:(?P<repo>[^/@]+/[^/@]+)/(?P<file>[^@]+?)(?:@(?P<rev>[^/]+))?$")
 
 
@@ -36,35 +42,42 @@ def parse_hf_path(text: str) -> tuple[str, str, str]:
     """'hf:OWNER/REPO/FILE[@REV]' -> (repo, file, revision)."""
     m = HF_PATH.match(text)
     if not m:
-        raise HubError(f"{text}: expected hf:OWNER/REPO/FILE (optionally @REVISION)")
-    return m["repo"], m["file"], m["rev"] or "main"
+        raise HubError(f"{clean(text)}: expected hf:OWNER/REPO/FILE (optionally @REVISION)")
+    repo, name, rev = m["repo"], m["file"], m["rev"] or "main"
+    return names.repo_id(repo), names.file_name(name), names.revision(rev)
 
 
 def _cache_file(repo: str, filename: str, revision: str) -> Path:
-    return (
-        cache_dir()
-        / "remote-headers"
-        / repo.replace("/", "--")
-        / revision
-        / (filename.replace("/", "--") + ".hdr")
-    )
+    """The cache entry of a header: named by a hash of its key, so no name from outside is a path part."""
+    key = hashlib.sha256(json.dumps([repo, revision, filename]).encode()).hexdigest()[:40]
+    return cache_dir() / "remote-headers" / f"{key}.hdr"
 
 
 def _range(url: str, start: int, end: int) -> tuple[bytes, int | None]:
-    """Bytes [start, end] of the file and its total size; reads no more than asked even without 206."""
+    """Bytes [start, end] of the file and its total size; reads no more than asked even without 206,
+    and refuses a 206 that does not start at `start`."""
     want = end - start + 1
     with session().stream(
-        "GET", url, headers={**headers(), "Range": f"bytes={start}-{end}"}, follow_redirects=True
+        "GET",
+        url,
+        headers={**headers(), "Range": f"bytes={start}-{end}"},
+        follow_redirects=True,
+        timeout=timeout(),
     ) as resp:
         if resp.status_code == 416:
-            return b"", start
+            return b"", None
         if resp.status_code not in (200, 206):
-            raise HubError(f"{url.rsplit('/', 1)[-1]}: the Hub answered HTTP {resp.status_code}")
+            raise HubError(f"the Hub answered HTTP {resp.status_code}")
         total = None
         cr = resp.headers.get("Content-Range", "")
-        if "/" in cr and cr.rsplit("/", 1)[1].isdigit():
-            total = int(cr.rsplit("/", 1)[1])
-        elif resp.status_code == 200 and resp.headers.get("Content-Length", "").isdigit():
+        if resp.status_code == 206:
+            m = CONTENT_RANGE.fullmatch(cr.strip())
+            if not m or int(m[1]) != start or not start <= int(m[2]) <= end:
+                got = clean(cr[:80]) or "(none)"
+                raise HubError(f"the Hub answered the range {got} for bytes {start:,}-{end:,}; refused")
+            total = int(m[3]) if m[3] != "*" else None
+            want = int(m[2]) - start + 1
+        elif resp.headers.get("Content-Length", "").isdigit():
             total = int(resp.headers["Content-Length"])
         chunks, got = [], 0
         skip = start if resp.status_code == 200 else 0  # a server that ignored Range sends from byte 0
@@ -80,17 +93,24 @@ def _range(url: str, start: int, end: int) -> tuple[bytes, int | None]:
 
 
 def fetch_header(
-    repo: str, filename: str, revision: str = "main", *, use_cache: bool = True
+    repo: str, filename: str, revision: str = "main", *, use_cache: bool = True, size: int | None = None
 ) -> tuple[Header, FetchStats]:
-    """The parsed header of a file on the Hub, with what fetching it cost."""
-    what = f"{repo}/{filename}"
+    """The parsed header of a file on the Hub, with what fetching it cost. `size` is the listed size:
+    an answer that disagrees with it (or with an earlier answer) is refused."""
+    names.repo_id(repo)
+    names.file_name(filename)
+    names.revision(revision)
+    what = clean(f"{repo}/{filename}")
     cache = _cache_file(repo, filename, revision)
     meta = cache.with_suffix(".json")
     if use_cache and cache.is_file() and meta.is_file():
         try:
-            size = json.loads(meta.read_text())["file_size"]
-            return parse_header(cache.read_bytes(), complete=False, file_size=size), FetchStats(cached=True)
-        except (OSError, ValueError, KeyError, GGUFError, NeedMoreData):
+            cached = json.loads(meta.read_text())["file_size"]
+            if cached is not None and (not isinstance(cached, int) or isinstance(cached, bool)):
+                raise ValueError("file_size")
+            header = parse_header(cache.read_bytes(), complete=False, file_size=cached)
+            return header, FetchStats(cached=True)
+        except (OSError, ValueError, KeyError, TypeError, GGUFError, NeedMoreData):
             pass  # a damaged cache entry is fetched again
     url = file_url(repo, filename, revision)
     stats = FetchStats()
@@ -103,9 +123,13 @@ def fetch_header(
                 f"{what}: header still incomplete after {MAX_REQUESTS} requests ({len(buf):,} bytes)"
             )
         start, end = len(buf), want - 1
-        data, size = call(what, lambda start=start, end=end: _range(url, start, end))
+        data, told = call(what, lambda start=start, end=end: _range(url, start, end))
         stats.requests += 1
-        total = size if size is not None else total
+        if told is not None and (total if total is not None else size) not in (None, told):
+            raise HubError(
+                f"{what}: the Hub says the file has {told:,} bytes, not {(total or size or 0):,}; refused"
+            )
+        total = told if told is not None else total
         if not data:
             raise HubError(f"{what}: the file ends at {len(buf):,} bytes before its header does")
         buf += data
@@ -116,6 +140,11 @@ def fetch_header(
             want = max(e.needed + SLACK, len(buf) + 1)
             if total is not None:
                 want = min(want, total)
+            if want > MAX_HEADER:
+                raise HubError(
+                    f"{what}: the header says it needs {e.needed:,} bytes, more than quanttui reads "
+                    f"({MAX_HEADER:,}); refused"
+                ) from None
         except GGUFError as e:
             raise HubError(f"{what}: {e}") from None
     stats.bytes, stats.header_size = len(buf), header.data_offset
@@ -136,16 +165,17 @@ def remote_facts(
     sizes: list[int] | None = None,
 ) -> ModelFacts:
     """Facts for a remote file or split set, as `inspect` gives for a local one."""
-    names = parts or [filename]
-    headers_ = [fetch_header(repo, n, revision)[0] for n in names]
+    wanted = parts or [filename]
+    listed = sizes if sizes and len(sizes) == len(wanted) else [None] * len(wanted)
+    headers_ = [fetch_header(repo, n, revision, size=s)[0] for n, s in zip(wanted, listed, strict=True)]
     headers_.sort(key=lambda h: h.get("split.no", 0))
     size = sum(sizes) if sizes else sum(h.file_size or 0 for h in headers_)
     split: dict[str, Any] | None = None
-    if len(names) > 1:
+    if len(wanted) > 1:
         split = {
-            "count": len(names),
-            "parts": [f"hf:{repo}/{n}" for n in names],
+            "count": len(wanted),
+            "parts": [f"hf:{repo}/{n}" for n in wanted],
             "missing": [],
             "tensors_count": headers_[0].get("split.tensors.count"),
         }
-    return summarize(headers_, f"hf:{repo}/{names[0]}", size, split)
+    return summarize(headers_, f"hf:{repo}/{wanted[0]}", size, split)

@@ -1,20 +1,41 @@
-"""Search GGUF repos and list a repo's quant ladder (split parts summed, one row per variant)."""
+"""Search GGUF repos and list a repo's quant ladder (split parts summed, one row per variant).
+
+Answers are read as untrusted JSON: values of the wrong type become None, and a file whose name,
+size or SHA-256 is unusable is left out of the ladder and listed as refused, with the reason.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import asdict, dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from ..library.groups import quant_from_name
 from ..modelfile.split import parse_split_name
-from .client import api, call
+from ..textsafe import clean
+from . import names
+from .client import HubError, call, get_json
 
-SORTS = {"downloads": "downloads", "likes": "likes", "recent": "last_modified"}
+SORTS = {"downloads": "downloads", "likes": "likes", "recent": "lastModified"}
+EXPAND = ["downloads", "likes", "gguf", "tags", "lastModified"]
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 @dataclass
 class RepoHit:
+    """One search result. `repo` is the id exactly as the Hub sent it: show it through textsafe."""
+
     repo: str
     downloads: int | None
     likes: int | None
@@ -27,31 +48,35 @@ class RepoHit:
         return asdict(self)
 
 
+def _hit(m: object) -> RepoHit | None:
+    m = _dict(m)
+    repo = _str(m.get("id")) or _str(m.get("modelId"))
+    if not repo:
+        return None
+    g = _dict(m.get("gguf"))
+    return RepoHit(
+        repo,
+        _int(m.get("downloads")),
+        _int(m.get("likes")),
+        _str(m.get("lastModified")),
+        _int(g.get("total")),
+        _str(g.get("architecture")),
+        _int(g.get("context_length")),
+    )
+
+
 def search(query: str, sort: str = "downloads", limit: int = 30) -> list[RepoHit]:
-    """GGUF model repos matching `query` (sort: downloads, likes or recent)."""
-    expand = ["downloads", "likes", "gguf", "tags", "lastModified"]
+    """GGUF model repos matching `query` (sort: downloads, likes or recent): one request, no retries."""
+    params: list[tuple[str, Any]] = [("filter", "gguf"), ("sort", SORTS[sort]), ("limit", limit)]
+    params += [("expand", e) for e in EXPAND]
+    if query:
+        params.append(("search", query))
 
     def run() -> list[RepoHit]:
-        out = []
-        for m in api().list_models(
-            filter="gguf", search=query or None, sort=SORTS[sort], limit=limit, expand=expand
-        ):
-            g = m.gguf or {}
-            modified = (
-                m.last_modified.isoformat() if isinstance(m.last_modified, dt.datetime) else m.last_modified
-            )
-            out.append(
-                RepoHit(
-                    m.id,
-                    m.downloads,
-                    m.likes,
-                    modified,
-                    g.get("total"),
-                    g.get("architecture"),
-                    g.get("context_length"),
-                )
-            )
-        return out
+        answer = get_json("/api/models", params)
+        if not isinstance(answer, list):
+            raise TypeError("not a list")
+        return [h for h in map(_hit, answer[:limit]) if h is not None]
 
     return call(f"search {query!r}", run)
 
@@ -61,6 +86,14 @@ class RemoteFile:
     name: str
     size: int
     sha256: str | None
+
+
+@dataclass
+class Refused:
+    """A file the repo lists that quanttui will not download: its exact name and the one-line reason."""
+
+    name: object
+    reason: str
 
 
 @dataclass
@@ -93,25 +126,66 @@ class RepoListing:
     repo: str
     revision: str
     variants: list[Variant]
+    refused: list[Refused] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "repo": self.repo,
             "revision": self.revision,
             "variants": [v.to_dict() for v in self.variants],
+            "refused": [asdict(r) for r in self.refused],
         }
+
+
+def _remote_file(s: object) -> RemoteFile | Refused | None:
+    """A sibling entry as a RemoteFile; Refused when it names a GGUF quanttui will not write; None
+    when it is not a GGUF at all."""
+    s = _dict(s)
+    name = s.get("rfilename")
+    if not isinstance(name, str):
+        return Refused(name, "a file entry without a usable name") if name is not None else None
+    if not name.lower().endswith(".gguf"):
+        return None
+    try:
+        names.file_name(name)
+    except HubError as e:
+        return Refused(name, str(e))
+    lfs = _dict(s.get("lfs"))
+    size = _int(s.get("size"))
+    size = size if size is not None else _int(lfs.get("size"))
+    if size is None or size <= 0:
+        return Refused(name, f"{clean(name)}: no usable size listed")
+    sha = lfs.get("sha256")
+    if sha is not None and names.sha256(sha) is None:
+        return Refused(name, f"{clean(name)}: the listed SHA-256 is not one")
+    return RemoteFile(name, size, sha)
 
 
 def repo_variants(repo: str, revision: str = "main") -> RepoListing:
     """Every GGUF in the repo as quant variants, with sizes and SHA-256 from the Hub's file metadata."""
-    info = call(repo, lambda: api().model_info(repo, revision=revision, files_metadata=True))
+    names.repo_id(repo)
+    names.revision(revision)
+    path = f"/api/models/{repo}/revision/{quote(revision, safe='')}"
+    info = call(repo, lambda: get_json(path, {"blobs": True}))
+    if not isinstance(info, dict):
+        raise HubError(f"{repo}: the Hub answered something unreadable (not an object)")
+    siblings = info.get("siblings")
     sets: dict[tuple[str, int], dict[int, RemoteFile]] = {}
     singles: list[Variant] = []
-    for s in info.siblings or []:
-        name = s.rfilename
-        if not name.lower().endswith(".gguf"):
+    refused: list[Refused] = []
+    seen: set[str] = set()
+    for s in siblings if isinstance(siblings, list) else []:
+        f = _remote_file(s)
+        if f is None:
             continue
-        f = RemoteFile(name, int(s.size or (s.lfs.size if s.lfs else 0)), s.lfs.sha256 if s.lfs else None)
+        if isinstance(f, Refused):
+            refused.append(f)
+            continue
+        if f.name in seen:
+            refused.append(Refused(f.name, f"{clean(f.name)}: listed twice"))
+            continue
+        seen.add(f.name)
+        name = f.name
         sn = parse_split_name(name.rsplit("/", 1)[-1])
         if sn is None:
             singles.append(Variant(quant_from_name(name) or name.rsplit("/", 1)[-1], [f]))
@@ -124,4 +198,4 @@ def repo_variants(repo: str, revision: str = "main") -> RepoListing:
         base = stem.rsplit("/", 1)[-1]
         singles.append(Variant(quant_from_name(base) or base, files, missing))
     singles.sort(key=lambda v: -v.size)
-    return RepoListing(repo, info.sha or revision, singles)
+    return RepoListing(repo, names.commit(info.get("sha")) or revision, singles, refused)
