@@ -1,0 +1,313 @@
+"""`eval`: candidates against a reference on a text, with llama-perplexity's KL-divergence figures.
+
+The reference runs once: its scored rows are kept per chunk in compact form (score.py) in memory,
+never as a logits file. Then each candidate is loaded in turn (one model in the worker at a time)
+and scored chunk by chunk against them. A candidate that cannot be read, loaded or run, or whose
+tokenizer differs from the reference's, is an error row; the others go on. Results are cached
+(cache.py), so a rerun with the same files, text, ctx and chunks loads nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..modelfile import GGUFError, inspect_file
+from ..textsafe import clean, clean_path
+from . import cache
+from .host import ModelHost, WorkerDied, WorkerError
+from .runtime import default_threads, gpu_layers
+from .score import TOP_K, RefRows, Stats
+from .text import EvalText, QualityError, check_chunks, check_ctx, chunk, default_ctx, scored
+
+
+@dataclass
+class Progress:
+    """What eval is doing: `done` of `total` chunk passes, the model at work, seconds left (None early)."""
+
+    done: int
+    total: int
+    model: str
+    stage: str  # "loading", "reference" or "candidate"
+    eta_seconds: float | None
+
+
+@dataclass
+class CandidateResult:
+    model: str
+    figures: dict[str, Any] = field(default_factory=dict)  # Stats.summary() plus "seconds"
+    error: str | None = None
+    cached: bool = False
+
+    def get(self, name: str) -> Any:
+        return self.figures.get(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        names = (
+            "kld_mean",
+            "kld_median",
+            "kld_p99",
+            "kld_max",
+            "top1_agreement",
+            "ppl",
+            "ppl_ratio",
+            "p_diff_mean",
+            "p_diff_rms",
+            "tokens_scored",
+            "seconds",
+        )
+        out: dict[str, Any] = {"model": self.model, **{n: self.figures.get(n) for n in names}}
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+@dataclass
+class EvalReport:
+    reference: str
+    ref_ppl: float | None
+    text: EvalText
+    ctx: int
+    chunks: int | None  # None when every row came from the cache of an "all chunks" run
+    n_tokens: int | None
+    candidates: list[CandidateResult]
+    cancelled: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "reference": {"model": self.reference, "ppl": self.ref_ppl},
+            "text": {
+                "name": self.text.name,
+                "sha256": self.text.sha256,
+                "tokens": self.n_tokens,
+                "ctx": self.ctx,
+                "chunks": self.chunks,
+            },
+            "candidates": [c.to_dict() for c in self.candidates],
+            **({"cancelled": True} if self.cancelled else {}),
+        }
+
+
+OnProgress = Callable[[Progress], None]
+
+
+class _Clock:
+    """Chunk passes done and an ETA from the time they took (loading excluded)."""
+
+    def __init__(self, total: int, on_progress: OnProgress | None) -> None:
+        self.total, self.done, self.busy = total, 0, 0.0
+        self.on_progress = on_progress
+
+    def tell(self, model: str, stage: str) -> None:
+        if self.on_progress:
+            eta = self.busy / self.done * (self.total - self.done) if self.done else None
+            self.on_progress(Progress(self.done, self.total, model, stage, eta))
+
+    def step(self, seconds: float) -> None:
+        self.done += 1
+        self.busy += seconds
+
+
+def _facts(path: str) -> dict[str, Any]:
+    try:
+        return inspect_file(path).to_dict()
+    except (GGUFError, OSError) as e:
+        raise QualityError(f"{clean_path(path)}: {clean(str(e))}") from None
+
+
+class _Run:
+    """One eval: the worker, the text's tokens, the reference's compact rows per chunk."""
+
+    def __init__(
+        self, reference: str, text: EvalText, ctx: int, k: int, cancel: threading.Event, threads: int
+    ) -> None:
+        self.reference, self.text, self.ctx, self.k = reference, text, ctx, k
+        self.cancel, self.threads = cancel, threads
+        self.host = ModelHost()
+        self.first = scored(ctx)[0]
+        self.tokens: list[int] = []
+        self.bos: int | None = None
+        self.n_vocab = 0
+        self.ref_rows: list[RefRows] = []
+
+    def load(self, path: str) -> dict[str, Any]:
+        facts = inspect_file(path).to_dict()
+        return self.host.call("load", path, self.ctx, gpu_layers(facts, self.ctx), self.threads)
+
+    def prepare(self, chunks: int | None) -> int:
+        """Load the reference and tokenize the text; the number of chunks to score."""
+        name = clean_path(Path(self.reference).name)
+        try:
+            info = self.load(self.reference)
+            self.tokens = self.host.call("tokenize", self.text.content)
+        except (WorkerError, WorkerDied, GGUFError, OSError) as e:
+            raise QualityError(f"the reference {name} could not be loaded: {clean(str(e))}") from None
+        self.bos, self.n_vocab = info["bos"], info["n_vocab"]
+        return check_chunks(chunks, len(self.tokens), self.ctx)
+
+    def reference_pass(self, n_chunks: int, clock: _Clock) -> np.ndarray:
+        """The reference's compact rows for every chunk; its NLL per scored token."""
+        name = Path(self.reference).name
+        for i in range(n_chunks):
+            if self.cancel.is_set():
+                break
+            start = time.perf_counter()
+            try:
+                rows = self.host.call(
+                    "reference", chunk(self.tokens, i, self.ctx, self.bos), self.first, self.k
+                )
+            except (WorkerError, WorkerDied) as e:
+                if self.cancel.is_set():
+                    break
+                raise QualityError(f"the reference {clean_path(name)} failed: {clean(str(e))}") from None
+            self.ref_rows.append(rows)
+            clock.step(time.perf_counter() - start)
+            clock.tell(name, "reference")
+        return np.concatenate([r.nll for r in self.ref_rows]) if self.ref_rows else np.zeros(0)
+
+    def candidate(self, path: str, clock: _Clock) -> CandidateResult:
+        name = Path(path).name
+        out = CandidateResult(path)
+        clock.tell(name, "loading")
+        start = time.perf_counter()
+        try:
+            info = self.load(path)
+            if (
+                info["n_vocab"] != self.n_vocab
+                or self.host.call("tokenize", self.text.content) != self.tokens
+            ):
+                out.error = (
+                    "its tokenizer differs from the reference's: KL divergence needs the same vocabulary"
+                )
+                return out
+            stats = Stats()
+            for i, ref in enumerate(self.ref_rows):
+                if self.cancel.is_set():
+                    break
+                t = time.perf_counter()
+                stats.extend(
+                    self.host.call("compare", chunk(self.tokens, i, self.ctx, self.bos), self.first, ref)
+                )
+                clock.step(time.perf_counter() - t)
+                clock.tell(name, "candidate")
+        except (WorkerError, WorkerDied, GGUFError, OSError) as e:
+            if not self.cancel.is_set():
+                out.error = f"could not evaluate {clean_path(name)}: {clean(str(e))}"
+                return out
+        if self.cancel.is_set():
+            out.error = "cancelled"
+            return out
+        out.figures = {**stats.summary(), "seconds": time.perf_counter() - start}
+        return out
+
+
+def evaluate(
+    reference: str,
+    candidates: list[str],
+    *,
+    text: EvalText | None = None,
+    ctx: int | None = None,
+    chunks: int | None = None,
+    k: int = TOP_K,
+    on_progress: OnProgress | None = None,
+    cancel: threading.Event | None = None,
+    use_cache: bool = True,
+    threads: int | None = None,
+) -> EvalReport:
+    """Score every candidate against the reference; QualityError when the reference or a bound fails."""
+    cancel = cancel or threading.Event()
+    text = text or EvalText.load()
+    n_ctx_train = _facts(reference).get("context_length")
+    ctx = default_ctx(n_ctx_train) if ctx is None else ctx
+    check_ctx(ctx, n_ctx_train)
+    if chunks is not None and chunks < 1:
+        raise QualityError(f"--chunks {chunks}: at least 1")
+    try:
+        ref_id = cache.identity(reference)
+    except OSError as e:
+        raise QualityError(f"cannot read the reference {clean_path(reference)}: {e.strerror or e}") from None
+
+    rows: dict[int, CandidateResult] = {}
+    keys: dict[int, str] = {}
+    ref_ppl = n_tokens = n_chunks = None
+    for i, path in enumerate(candidates):
+        try:
+            keys[i] = cache.key(cache.identity(path), ref_id, text.sha256, ctx, chunks or "all", k)
+        except OSError as e:
+            rows[i] = CandidateResult(path, error=f"cannot read {clean_path(path)}: {e.strerror or e}")
+            continue
+        record = cache.load("eval", keys[i]) if use_cache else None
+        if record is not None:
+            rows[i] = CandidateResult(path, dict(record["result"]), cached=True)
+            ref_ppl, n_tokens, n_chunks = (
+                record["result"].get("ppl_ref"),
+                record.get("tokens"),
+                record.get("chunks"),
+            )
+    pending = [i for i in range(len(candidates)) if i not in rows]
+    if not pending:
+        return EvalReport(
+            reference, ref_ppl, text, ctx, n_chunks, n_tokens, [rows[i] for i in range(len(candidates))]
+        )
+
+    run = _Run(reference, text, ctx, k, cancel, threads or default_threads())
+    stop = threading.Event()
+    watcher = threading.Thread(target=_watch, args=(cancel, stop, run.host), daemon=True)
+    watcher.start()
+    try:
+        if on_progress:
+            on_progress(Progress(0, 0, Path(reference).name, "loading", None))
+        n_chunks = run.prepare(chunks)
+        clock = _Clock((1 + len(pending)) * n_chunks, on_progress)
+        nll_ref = run.reference_pass(n_chunks, clock)
+        ref_ppl = float(np.exp(nll_ref.mean())) if len(nll_ref) else None
+        for i in pending:
+            rows[i] = (
+                run.candidate(candidates[i], clock)
+                if not cancel.is_set()
+                else CandidateResult(candidates[i], error="cancelled")
+            )
+            if rows[i].error is None:
+                cache.store(
+                    "eval",
+                    keys[i],
+                    {
+                        "candidate": cache.identity(candidates[i]),
+                        "reference": ref_id,
+                        "text": text.name,
+                        "text_sha256": text.sha256,
+                        "ctx": ctx,
+                        "chunks": n_chunks,
+                        "tokens": len(run.tokens),
+                        "result": rows[i].figures,
+                        "time": time.time(),
+                    },
+                )
+    finally:
+        stop.set()
+        watcher.join()
+        run.host.close()
+    return EvalReport(
+        reference,
+        ref_ppl,
+        text,
+        ctx,
+        n_chunks,
+        len(run.tokens),
+        [rows[i] for i in range(len(candidates))],
+        cancelled=cancel.is_set(),
+    )
+
+
+def _watch(cancel: threading.Event, stop: threading.Event, host: ModelHost) -> None:
+    """Ends a request in flight when cancel is set, so one long chunk does not delay the cancel."""
+    while not stop.is_set():
+        if cancel.wait(0.1):
+            host.interrupt()
+            return

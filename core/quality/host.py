@@ -1,0 +1,116 @@
+"""The caller's side of the quality worker: start it, send requests, survive its death.
+
+A crash in llama.cpp (segfault, abort, the OOM killer) ends the worker, not the caller: the request
+in flight raises WorkerDied, and the next `load` starts a fresh worker. The worker dies with its
+caller: closing its socket makes it exit, and `close()` kills it if it does not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import socket
+import subprocess
+import sys
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from ..paths import cache_dir
+
+
+class WorkerDied(RuntimeError):
+    """The worker process ended in the middle of a request."""
+
+
+class WorkerError(RuntimeError):
+    """The worker answered a request with an error (one line)."""
+
+
+def worker_log() -> Path:
+    return cache_dir() / "quality-worker.log"
+
+
+class ModelHost:
+    """A worker process with at most one model loaded; started on the first request."""
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._conn: Connection | None = None
+
+    def _start(self) -> None:
+        log = worker_log()
+        log.parent.mkdir(parents=True, exist_ok=True)
+        ours, theirs = socket.socketpair()
+        with ours, theirs, log.open("wb") as out:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "quanttui.core.quality.worker", str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+            )
+            self._conn = Connection(ours.detach())
+
+    def _died(self) -> WorkerDied:
+        proc, conn = self._proc, self._conn
+        self._proc = self._conn = None
+        if conn is not None:
+            conn.close()
+        code = None
+        if proc is not None:
+            try:
+                code = proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                code = proc.wait()
+        how = (
+            "it is gone"
+            if code is None
+            else f"killed by {signal.Signals(-code).name}"
+            if code < 0
+            else f"exit status {code}"
+        )
+        return WorkerDied(f"the model process crashed ({how})")
+
+    def call(self, op: str, *args: Any) -> Any:
+        """One request and its reply; WorkerError for an error reply, WorkerDied if the process ends."""
+        if self._conn is None:
+            self._start()
+        assert self._conn is not None
+        try:
+            self._conn.send((op, *args))
+            reply = self._conn.recv()
+        except (EOFError, OSError):
+            raise self._died() from None
+        if reply[0] == "err":
+            raise WorkerError(reply[1])
+        return reply[1]
+
+    def close(self) -> None:
+        """Unload and end the worker (killed if it does not end within 10 s)."""
+        proc, conn = self._proc, self._conn
+        self._proc = self._conn = None
+        if conn is not None:
+            with contextlib.suppress(OSError):
+                conn.send(("close",))
+            conn.close()
+        if proc is not None:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def interrupt(self) -> None:
+        """Kill the worker at once (from another thread: a cancel in the middle of a long request);
+        the request in flight raises WorkerDied."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+
+    def __enter__(self) -> ModelHost:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
