@@ -173,3 +173,109 @@ def quantized_bpw() -> float:
         if m:
             return float(m.group(1))
     raise LookupError("no quant size line in llama.cpp's log")
+
+
+def write_model_with_template(path: str | Path, template: str, **kw: Any) -> Path:
+    """A tiny model (as write_tiny_model) whose `tokenizer.chat_template` is `template`."""
+    global CHAT_TEMPLATE
+    usual = CHAT_TEMPLATE
+    CHAT_TEMPLATE = template
+    try:
+        return write_tiny_model(path, **kw)
+    finally:
+        CHAT_TEMPLATE = usual
+
+
+# Raw GGUF bytes, for headers no writer would produce (wrong value types, hostile counts) ----------
+
+T_UINT32, T_INT64, T_UINT64, T_FLOAT64, T_BOOL, T_STRING, T_ARRAY = 4, 11, 10, 12, 7, 8, 9
+
+
+def _raw_type(value: Any) -> int:
+    if isinstance(value, bool):
+        return T_BOOL
+    if isinstance(value, int):
+        return T_UINT32 if 0 <= value < 1 << 32 else T_INT64 if value < 1 << 63 else T_UINT64
+    if isinstance(value, float):
+        return T_FLOAT64
+    if isinstance(value, str):
+        return T_STRING
+    if isinstance(value, list):
+        return T_ARRAY
+    raise TypeError(f"no GGUF type for {type(value).__name__}")
+
+
+def _raw_payload(vtype: int, value: Any) -> bytes:
+    import struct
+
+    if vtype == T_STRING:
+        data = value.encode("utf-8", "surrogateescape")
+        return struct.pack("<Q", len(data)) + data
+    if vtype == T_ARRAY:
+        item = _raw_type(value[0]) if value else T_UINT32
+        if item == T_UINT32 and any(not 0 <= v < 1 << 32 for v in value):
+            item = T_INT64
+        return struct.pack("<IQ", item, len(value)) + b"".join(_raw_payload(item, v) for v in value)
+    code = {T_BOOL: "<?", T_UINT32: "<I", T_INT64: "<q", T_UINT64: "<Q", T_FLOAT64: "<d"}[vtype]
+    return struct.pack(code, value)
+
+
+def raw_gguf(
+    kv: dict[str, Any], tensors: list[tuple[str, tuple[int, ...], int]] = (), *, data: bool = True
+) -> bytes:
+    """A GGUF v3 file: each value typed from its Python type (int -> UINT32, or INT64/UINT64 when it
+    does not fit; float -> FLOAT64; list -> ARRAY of its first item's type). Tensors are
+    (name, ggml shape, type id) with zeroed data, or no data at all when `data` is False."""
+    import struct
+
+    from quanttui.core.modelfile.quant_types import tensor_nbytes
+
+    out = [b"GGUF", struct.pack("<IQQ", 3, len(tensors), len(kv))]
+    for key, value in kv.items():
+        k = key.encode()
+        vtype = _raw_type(value)
+        out.append(struct.pack("<Q", len(k)) + k + struct.pack("<I", vtype) + _raw_payload(vtype, value))
+    offset = 0
+    for name, shape, type_id in tensors:
+        n = name.encode()
+        out.append(struct.pack("<Q", len(n)) + n + struct.pack("<I", len(shape)))
+        out.append(struct.pack(f"<{len(shape)}QIQ", *shape, type_id, offset))
+        elements = 1
+        for d in shape:
+            elements *= d
+        size = tensor_nbytes(type_id, elements) or 0
+        offset += -(-size // 32) * 32
+    head = b"".join(out)
+    head += bytes(-len(head) % 32)
+    return head + (bytes(offset) if data else b"")
+
+
+def raw_llama(kv: dict[str, Any] | None = None, *, n_layer: int = 2, n_embd: int = 64) -> bytes:
+    """A small raw llama GGUF (F32 tensors, a 16-token vocabulary); `kv` adds or replaces keys
+    (a value of None removes the key)."""
+    base: dict[str, Any] = {
+        "general.architecture": "llama",
+        "general.name": "Raw Llama",
+        "general.file_type": 0,
+        "llama.block_count": n_layer,
+        "llama.context_length": 4096,
+        "llama.embedding_length": n_embd,
+        "llama.feed_forward_length": 2 * n_embd,
+        "llama.attention.head_count": 4,
+        "llama.attention.head_count_kv": 2,
+        "tokenizer.ggml.model": "llama",
+        "tokenizer.ggml.tokens": [f"t{i}" for i in range(16)],
+        "tokenizer.ggml.bos_token_id": 1,
+        "tokenizer.ggml.eos_token_id": 2,
+    }
+    for k, v in (kv or {}).items():
+        if v is None:
+            base.pop(k, None)
+        else:
+            base[k] = v
+    tensors: list[tuple[str, tuple[int, ...], int]] = [("token_embd.weight", (n_embd, 16), 0)]
+    for i in range(n_layer):
+        tensors.append((f"blk.{i}.attn_q.weight", (n_embd, n_embd), 0))
+        tensors.append((f"blk.{i}.ffn_up.weight", (n_embd, 2 * n_embd), 0))
+    tensors += [("output_norm.weight", (n_embd,), 0), ("output.weight", (n_embd, 16), 0)]
+    return raw_gguf(base, tensors)

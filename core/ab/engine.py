@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-import io
 import math
 import threading
 import time
@@ -22,15 +21,20 @@ from typing import Any
 
 import numpy as np
 
-from ..fit.measure import LlamaLogCapture
 from ..organize.safety import mark_in_use, unmark_in_use
+from .loader import load_error, load_model, one_line
 from .metrics import distinct_n, longest_loop, loop_at_end
 from .scoring import Scores, iter_logprobs, score
+from .template import RENDER_SECONDS, TemplateCancelled, TemplateError, render_chat
 
 # side ("a"/"b"), generated ids so far (the live list: read it, do not keep it), text so far
 OnToken = Callable[[str, list[int], str], None]
 # what the engine is doing: ("loading", side) before each model loads
 OnStatus = Callable[[str, str], None]
+# side, and whether its chat template starts (True) or has finished (False) rendering
+OnRender = Callable[[str, bool], None]
+# a prompt's token ids and the stop strings its template implies
+Prompt = tuple[list[int], list[str]]
 
 
 @dataclass
@@ -47,6 +51,7 @@ class GenConfig:
     # Seconds between streamed updates of a side (0: every token). A screen that draws a few
     # frames a second sets it, so the worker process does not send it every token.
     stream_every: float = 0.0
+    template_seconds: float = RENDER_SECONDS  # the longest a chat template may take to render
 
 
 @dataclass
@@ -87,34 +92,6 @@ class SideResult:
         }
 
 
-def _load(path: str, cfg: GenConfig, n_gpu_layers: int, main_gpu: int | None) -> Any:
-    import llama_cpp
-
-    # A GPU of its own: the whole model there (split mode "none"), not spread over every GPU.
-    own: dict[str, int] = {}
-    if main_gpu is not None:
-        own = {"split_mode": llama_cpp.LLAMA_SPLIT_MODE_NONE, "main_gpu": main_gpu}
-
-    LlamaLogCapture.install()
-    # verbose=True keeps llama-cpp-python from redirecting the process's stdout/stderr (which would
-    # blank a running TUI); its own prints are caught here, llama.cpp's log by the callback.
-    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
-        return llama_cpp.Llama(
-            model_path=path,
-            n_ctx=cfg.n_ctx,
-            n_gpu_layers=n_gpu_layers,
-            flash_attn=cfg.flash_attn,
-            seed=1,
-            verbose=True,
-            **own,
-        )
-
-
-def load_error(path: str, e: Exception) -> str:
-    """What a pane says about a model that could not be loaded."""
-    return f"could not load {Path(path).name}: {e}"
-
-
 class Side:
     """One model of the pair. `error` is set instead of raising when it cannot be loaded."""
 
@@ -136,32 +113,67 @@ class Side:
         try:
             if not Path(path).is_file():
                 raise ValueError(f"no such file: {path}")
-            self.llm = _load(path, cfg, n_gpu_layers, main_gpu)
+            self.llm = load_model(path, cfg, n_gpu_layers, main_gpu)
             mark_in_use(path)  # organize refuses to delete or move it while it is loaded
-        except (ValueError, RuntimeError, OSError) as e:
+        except Exception as e:  # noqa: BLE001  any failure to load is this side's error
             self.error = load_error(path, e)
 
     @property
     def chat_template(self) -> str | None:
-        return self.llm.metadata.get("tokenizer.chat_template") if self.llm else None
+        t = self.llm.metadata.get("tokenizer.chat_template") if self.llm else None
+        return t if isinstance(t, str) and t else None
 
     def _special_text(self, token: int) -> str:
         return self.llm.detokenize([token], special=True).decode("utf-8", errors="replace")
 
-    def prompt_tokens(self, messages: list[dict[str, str]], mode: str) -> tuple[list[int], list[str]]:
-        """Token ids for the conversation, and the stop strings its template implies."""
+    def prompt_tokens(
+        self,
+        messages: list[dict[str, str]],
+        mode: str,
+        cancel: threading.Event | None = None,
+        seconds: float = RENDER_SECONDS,
+    ) -> tuple[list[int], list[str]]:
+        """Token ids for the conversation, and the stop strings its template implies. Completion
+        mode (or a model without a template) never touches the template."""
         llm = self.llm
         if mode == "completion" or not self.chat_template:
             text = "".join(m["content"] for m in messages if m["role"] != "system")
             return llm.tokenize(text.encode(), add_bos=True, special=False), []
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
         bos, eos = self._special_text(llm.token_bos()), self._special_text(llm.token_eos())
-        fmt = Jinja2ChatFormatter(template=self.chat_template, eos_token=eos, bos_token=bos)
-        out = fmt(messages=messages)
-        add_bos = not (bos and out.prompt.startswith(bos))
-        stop = out.stop if isinstance(out.stop, list) else [out.stop] if out.stop else []
-        return llm.tokenize(out.prompt.encode(), add_bos=add_bos, special=True), stop
+        prompt, stop = render_chat(
+            self.chat_template, messages, bos=bos, eos=eos, cancel=cancel, seconds=seconds
+        )
+        add_bos = not (bos and prompt.startswith(bos))
+        return llm.tokenize(prompt.encode(), add_bos=add_bos, special=True), stop
+
+    def prepare(
+        self,
+        messages: list[dict[str, str]],
+        cfg: GenConfig,
+        cancel: threading.Event,
+        on_render: OnRender | None = None,
+    ) -> Prompt | SideResult:
+        """The prompt's token ids and stop strings, or this side's result (an error, a cancel)
+        when there is none; `on_render` hears a chat template start and stop rendering."""
+        result = SideResult(self.name, self.path)
+        if self.llm is None:
+            result.stop_reason, result.error = "error", self.error
+            return result
+        renders = on_render if cfg.mode != "completion" and self.chat_template else None
+        if renders:
+            renders(self.name, True)
+        try:
+            return self.prompt_tokens(messages, cfg.mode, cancel, cfg.template_seconds)
+        except TemplateCancelled:
+            result.stop_reason = "cancelled"
+        except TemplateError as e:
+            result.stop_reason, result.error = "error", str(e)
+        except Exception as e:  # noqa: BLE001  a tokenizer failure is this side's error too
+            result.stop_reason, result.error = "error", one_line(e)
+        finally:
+            if renders:
+                renders(self.name, False)
+        return result
 
     def generate(
         self,
@@ -169,21 +181,26 @@ class Side:
         cfg: GenConfig,
         on_token: OnToken | None,
         cancel: threading.Event,
+        on_render: OnRender | None = None,
+        prepared: Prompt | SideResult | None = None,
     ) -> SideResult:
+        """This side's answer (from `prepared` when the prompt was made beforehand); whatever
+        fails (template, decode, memory) is its `error`, one line."""
+        if prepared is None:
+            prepared = self.prepare(messages, cfg, cancel, on_render)
+        if isinstance(prepared, SideResult):
+            return prepared
         result = SideResult(self.name, self.path)
-        if self.llm is None:
-            result.stop_reason, result.error = "error", self.error
-            return result
         try:
-            return self._generate(result, messages, cfg, on_token, cancel)
-        except (ValueError, RuntimeError) as e:  # llama.cpp decode failures, out of memory
-            result.stop_reason, result.error = "error", str(e)
-            return result
+            return self._generate(result, prepared, cfg, on_token, cancel)
+        except Exception as e:  # noqa: BLE001  llama.cpp decode failures, out of memory, anything
+            result.stop_reason, result.error = "error", one_line(e)
+        return result
 
     def _generate(
         self,
         result: SideResult,
-        messages: list[dict[str, str]],
+        prepared: Prompt,
         cfg: GenConfig,
         on_token: OnToken | None,
         cancel: threading.Event,
@@ -191,7 +208,7 @@ class Side:
         import llama_cpp
 
         llm = self.llm
-        prompt, template_stop = self.prompt_tokens(messages, cfg.mode)
+        prompt, template_stop = prepared
         result.prompt_ids = prompt
         stops = [s for s in [*cfg.stop, *template_stop] if s]
         longest_stop = max((len(s) for s in stops), default=0)
@@ -258,6 +275,9 @@ class Side:
                 self.llm.close()
             self.llm = None
             unmark_in_use(self.path)
+
+
+SIDES = ("a", "b")
 
 
 class Pair:
@@ -335,14 +355,23 @@ class ABEngine(Pair):
         on_token: OnToken | None = None,
         cancel: threading.Event | None = None,
         on_done: Callable[[SideResult], None] | None = None,
+        on_render: OnRender | None = None,
     ) -> dict[str, SideResult]:
         """Generate for both sides (each with its own conversation) and return both results;
         `on_done` hears each side's result as soon as that side stops."""
         cancel = cancel or threading.Event()
         results: dict[str, SideResult] = {}
+        # Both templates render before either side generates, one at a time: a template that
+        # hangs is then the only thing running, and no answer is under way when it is stopped.
+        prepared: dict[str, Prompt | SideResult] = {}
+        if not self.sequential:
+            prepared = {n: self.side(n).prepare(messages[n], self.cfg, cancel, on_render) for n in SIDES}
 
         def work(name: str) -> None:
-            results[name] = self.side(name).generate(messages[name], self.cfg, on_token, cancel)
+            side = self.side(name)
+            results[name] = side.generate(
+                messages[name], self.cfg, on_token, cancel, on_render, prepared.get(name)
+            )
             if on_done:
                 on_done(results[name])
 

@@ -4,28 +4,36 @@ Both models live in one worker process (two threads, as the engine does): on an 
 threads in one process gave 1.5-1.6x the throughput of two processes and ~590 MiB less GPU memory.
 When that process dies (a llama.cpp segfault or abort, the kernel's OOM killer), the app keeps
 running: the side that was loading or still generating reports it in its own pane, a side that
-crashes while loading is not loaded again, and the next request starts a fresh worker.
+crashes while loading is not loaded again, and the next request starts a fresh worker. A run that
+does not stop soon after a cancel, or a chat template that renders past its time limit, gets the
+worker killed: the sides report it and the next request starts a fresh one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import queue
 import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 from ..paths import cache_dir
-from .engine import GenConfig, OnToken, Pair, SideResult, load_error
+from .engine import GenConfig, OnRender, OnToken, Pair, SideResult, load_error
 from .scoring import Scores
 
 SIDES = ("a", "b")
 LOG_LIMIT = 4 << 20
+CANCEL_GRACE = 3.0  # seconds a run has to stop after a cancel before its worker is killed
+RENDER_GRACE = 5.0  # beyond the template's own time limit, before its worker is killed
+CLOSE_GRACE = 5.0  # seconds a closing worker has to unload before it is killed
 
 
 class WorkerDied(RuntimeError):
@@ -49,6 +57,36 @@ def _last_log_line(path: Path, start: int) -> str:
         return ""
     lines = [line.strip() for line in lines if line.strip()]
     return lines[-1][:200] if lines else ""
+
+
+_spawns: queue.Queue[tuple[Callable[[], Any], queue.Queue[Any]]] = queue.Queue()
+_spawner_lock = threading.Lock()
+_spawner: threading.Thread | None = None
+
+
+def _spawn_forever() -> None:
+    while True:
+        make, reply = _spawns.get()
+        try:
+            reply.put((True, make()))
+        except BaseException as e:  # noqa: BLE001  handed back to the caller
+            reply.put((False, e))
+
+
+def _on_lasting_thread(make: Callable[[], Any]) -> Any:
+    """Run `make` on a thread that lives as long as the app. Linux's parent-death signal fires
+    when the thread that started a child ends, and the app starts workers from short-lived ones."""
+    global _spawner
+    with _spawner_lock:
+        if _spawner is None or not _spawner.is_alive():
+            _spawner = threading.Thread(target=_spawn_forever, name="ab-spawner", daemon=True)
+            _spawner.start()
+    reply: queue.Queue[Any] = queue.Queue()
+    _spawns.put((make, reply))
+    ok, value = reply.get()
+    if not ok:
+        raise value
+    return value
 
 
 def _reap(proc: subprocess.Popen[bytes]) -> int:
@@ -88,12 +126,11 @@ class ProcessEngine(Pair):
         ours, theirs = socket.socketpair()
         with ours, theirs, log.open("wb" if big else "ab") as out:
             self._log_start = out.tell()
-            self._proc = subprocess.Popen(
-                [sys.executable, "-m", "quanttui.core.ab.worker", str(theirs.fileno())],
-                pass_fds=(theirs.fileno(),),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=out,
+            args = [sys.executable, "-m", "quanttui.core.ab.worker", str(theirs.fileno()), str(os.getpid())]
+            self._proc = _on_lasting_thread(
+                lambda: subprocess.Popen(
+                    args, pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=out, stderr=out
+                )
             )
             self._conn = Connection(ours.detach())
 
@@ -192,8 +229,10 @@ class ProcessEngine(Pair):
         messages: dict[str, list[dict[str, str]]],
         on_token: OnToken | None = None,
         cancel: threading.Event | None = None,
+        on_render: OnRender | None = None,
     ) -> dict[str, SideResult]:
-        """Both sides' answers; when the worker dies, the sides it had not finished carry the error."""
+        """Both sides' answers; when the worker dies, the sides it had not finished carry the error.
+        `on_render` hears when a side's chat template starts and stops rendering."""
         cancel = cancel or threading.Event()
         partial = {n: SideResult(n, self.paths[n]) for n in SIDES}
         if not self._ready():
@@ -202,9 +241,12 @@ class ProcessEngine(Pair):
             return partial
         finished: dict[str, SideResult] = {}
         loading: dict[str, str | None] = {"side": None}
+        rendering: dict[str, float] = {}  # sides whose chat template is rendering, since when
+        killed: dict[str, str] = {}  # why the watch killed this run's worker
         status = self._status(loading)
         sent = threading.Event()
         ended = threading.Event()
+        proc = self._proc
 
         def send_cancel() -> None:
             if not sent.is_set():
@@ -224,23 +266,75 @@ class ProcessEngine(Pair):
                     send_cancel()
             elif kind == "done":
                 finished[args[0]] = args[1]
+            elif kind == "render":
+                side, started = args
+                if started:
+                    rendering[side] = time.monotonic()
+                else:
+                    rendering.pop(side, None)
+                if on_render:
+                    on_render(side, started)
             else:
                 status(kind, *args)
 
+        def kill(why: dict[str, str]) -> None:
+            killed.update(why)
+            if proc is not None:
+                with contextlib.suppress(OSError):
+                    proc.kill()
+
         def watch() -> None:
-            while not ended.is_set():
-                if cancel.wait(0.05):
-                    send_cancel()
-                    return
+            """Cancels reach the worker at once; a worker that does not stop is killed."""
+            cancelled_at: float | None = None
+            limit = self.cfg.template_seconds + RENDER_GRACE
+            while not ended.wait(0.05):
+                now = time.monotonic()
+                if cancel.is_set():
+                    if cancelled_at is None:
+                        cancelled_at = now
+                        send_cancel()
+                    elif now - cancelled_at > CANCEL_GRACE:
+                        return kill({"why": "cancel"})
+                for side, since in list(rendering.items()):
+                    if now - since > limit:
+                        return kill({"why": "render", "side": side})
 
         watcher = threading.Thread(target=watch, name="ab-cancel", daemon=True)
         watcher.start()
         try:
             return self._call(("run", messages, self.cfg), on_event)
         except WorkerDied as e:
+            if killed:
+                return self._after_kill(killed.get("side"), partial, finished)
             return self._after_crash(e, partial, finished, loading["side"])
         finally:
             ended.set()
+
+    def _after_kill(
+        self, stuck: str | None, partial: dict[str, SideResult], finished: dict[str, SideResult]
+    ) -> dict[str, SideResult]:
+        """The watch killed the worker: a cancel it did not heed, or a template that would not stop."""
+        self.crashed = None  # not a crash: the next request starts a fresh worker all the same
+        limit = self.cfg.template_seconds + RENDER_GRACE
+        for n in SIDES:
+            r = partial[n]
+            if n in finished:
+                continue
+            if n == stuck:
+                r.stop_reason = "error"
+                r.error = (
+                    f"chat template: still rendering after {limit:g} s; "
+                    "the model process was restarted (completion mode does not use the template)"
+                )
+            elif stuck:
+                r.stop_reason = "error"
+                r.error = (
+                    f"stopped: the model process was restarted because {stuck.upper()}'s "
+                    "chat template would not stop rendering"
+                )
+            else:
+                r.stop_reason = "cancelled"
+        return {n: finished.get(n, partial[n]) for n in SIDES}
 
     def _after_crash(
         self,
@@ -271,13 +365,24 @@ class ProcessEngine(Pair):
         return self._call(("score", a, b), self._status({"side": None}))
 
     def close(self) -> None:
-        proc = self._proc
+        """Stop any run, let the worker unload for a few seconds, then kill it if it has not ended."""
+        proc, conn = self._proc, self._conn
+        self._proc = self._conn = None
         if proc is None:
             return
-        with contextlib.suppress(WorkerDied, RuntimeError):
-            self._send("cancel")  # a run still going (Ctrl+C in the CLI) stops at its next token
-            self._call(("close",))
-        _reap(proc)
-        if self._conn is not None:
-            self._conn.close()
-        self._proc = self._conn = None
+        deadline = time.monotonic() + CLOSE_GRACE
+        if conn is not None:
+            try:
+                with self._send_lock:
+                    conn.send(("cancel",))  # a run still going (Ctrl+C in the CLI) stops now
+                    conn.send(("close",))
+                while conn.poll(max(0.0, deadline - time.monotonic())):
+                    conn.recv()  # events and replies, until the worker closes its end
+            except (EOFError, OSError):
+                pass
+            conn.close()
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

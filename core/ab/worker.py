@@ -1,15 +1,19 @@
 """The A/B worker process: hosts one ABEngine (both models, two threads) and answers requests.
 
-Run as `python -m quanttui.core.ab.worker FD`, FD being one end of a socket pair. Requests are
-tuples `(op, *args)`; replies are `("ok", value)` or `("err", text)`, with events (`status`,
-`token`, `done`) streamed before the reply. A `("cancel",)` is acted on at once, even mid-run.
-Its stdout and stderr go to a log file chosen by the parent, never the terminal. Importing
-quanttui.core first imports llama_cpp before numpy, which a CUDA build needs.
+Run as `python -m quanttui.core.ab.worker FD PARENT_PID`, FD being one end of a socket pair.
+Requests are tuples `(op, *args)`; replies are `("ok", value)` or `("err", text)`, with events
+(`status`, `render`, `token`, `done`) streamed before the reply. A `("cancel",)` is acted on at
+once, even mid-run. Its stdout and stderr go to a log file chosen by the parent, never the
+terminal. It dies with its parent: the kernel kills it (Linux), or its reader sees the socket
+close and ends the process when the main thread does not. Importing quanttui.core first imports
+llama_cpp before numpy, which a CUDA build needs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import os
 import queue
 import signal
 import sys
@@ -18,6 +22,9 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from .engine import ABEngine
+
+PR_SET_PDEATHSIG = 1
+ORPHAN_GRACE = 5.0  # seconds the main thread has to unload after the app is gone
 
 
 class _Link:
@@ -28,6 +35,7 @@ class _Link:
         self.requests: queue.Queue[tuple[Any, ...]] = queue.Queue()
         self.cancel = threading.Event()
         self._send_lock = threading.Lock()
+        self.closed = threading.Event()  # set by the main thread once it has unloaded
         threading.Thread(target=self._read, name="ab-worker-read", daemon=True).start()
 
     def _read(self) -> None:
@@ -35,7 +43,11 @@ class _Link:
             try:
                 msg = self.conn.recv()
             except (EOFError, OSError):
-                msg = ("close",)  # the app is gone: unload and exit
+                self.cancel.set()  # the app is gone: unload and exit, or end here if that hangs
+                self.requests.put(("close",))
+                if not self.closed.wait(ORPHAN_GRACE):
+                    os._exit(1)
+                return
             if msg[0] in ("cancel", "close"):  # a run still going stops at its next token
                 self.cancel.set()
             if msg[0] == "cancel":
@@ -83,7 +95,11 @@ def _handle(link: _Link, engine: ABEngine | None, op: str, args: tuple[Any, ...]
     if op == "run":
         messages, engine.cfg = args  # settings like max tokens can change between turns
         results = engine.run(
-            messages, _Streamer(link), link.cancel, on_done=lambda r: link.send("done", r.side, r)
+            messages,
+            _Streamer(link),
+            link.cancel,
+            on_done=lambda r: link.send("done", r.side, r),
+            on_render=lambda side, started: link.send("render", side, started),
         )
         return engine, results
     if op == "score":
@@ -104,6 +120,7 @@ def serve(conn: Connection) -> None:
         if op == "close":
             if engine is not None:
                 engine.close()
+            link.closed.set()
             with contextlib.suppress(OSError):
                 link.send("ok", None)
             return
@@ -115,8 +132,20 @@ def serve(conn: Connection) -> None:
             link.send("ok", value)
 
 
+def die_with_parent(parent: int) -> None:
+    """Ask the kernel to SIGKILL this process when its parent ends (Linux), then make sure the
+    parent had not already gone before the request was made."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
 def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the app's to handle; it closes us
+    if len(argv) > 2:
+        die_with_parent(int(argv[2]))
     serve(Connection(int(argv[1])))
     return 0
 
