@@ -1,4 +1,8 @@
-"""`quanttui fit`: the memory estimate for one model or two, and llama.cpp's own figures beside it."""
+"""`quanttui fit`: the memory estimate for one model or two, and llama.cpp's own figures beside it.
+
+Plain output passes every outside string (paths, device names, llama.cpp's buffer names) through
+`clean`, so no control sequence reaches the terminal; `--json` keeps exact values.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,16 @@ from ..core import format as fmt
 from ..core.fit import KV_TYPES, FitError, FitSettings, estimate, fit_pair, hardware
 from ..core.fit.estimate import DeviceUse
 from ..core.modelfile import GGUFError, inspect_file
+from ..core.textsafe import clean
 
 PARTS = ("weights", "kv_cache", "compute", "output", "overhead")
 
 
 class FitCliError(Exception):
-    """One line for stderr."""
+    """One cleaned line for stderr."""
+
+    def __init__(self, message: str):
+        super().__init__(clean(message))
 
 
 def add_parser(sub: Any) -> None:
@@ -95,7 +103,8 @@ def device_table(devices: list[DeviceUse]) -> str:
     for d in devices:
         cells = "".join(f"{fmt.size(getattr(d, p)):>11}" for p in PARTS)
         mark = "" if d.fits else "  over"
-        rows.append(f"  {d.name[:26]:<26}{cells}{fmt.size(d.total):>11}{fmt.size(d.free_bytes):>11}{mark}")
+        name = clean(d.name)[:26]
+        rows.append(f"  {name:<26}{cells}{fmt.size(d.total):>11}{fmt.size(d.free_bytes):>11}{mark}")
     return "\n".join(rows)
 
 
@@ -112,11 +121,11 @@ def run(args: argparse.Namespace) -> int:
             if args.json:
                 print(json.dumps(pair.to_dict(), indent=2))
             else:
-                print(f"A: {args.model}\nB: {args.with_model}")
+                print(f"A: {clean(args.model)}\nB: {clean(args.with_model)}")
                 print(device_table(pair.devices))
                 print("both fit" if pair.fits else "they do not fit together")
                 for s in pair.suggestions:
-                    print(f"  try: {s['text']}")
+                    print(f"  try: {clean(s['text'])}")
             return 0 if pair.fits else 1
         result = estimate(facts, settings, hw)
     except FitError as e:
@@ -135,21 +144,21 @@ def run(args: argparse.Namespace) -> int:
             out["measured"] = measured
         print(json.dumps(out, indent=2))
     else:
-        print(args.model)
+        print(clean(args.model))
         s = settings
         fa = "on" if s.flash_attn else "off"
         print(f"  context {s.n_ctx}, KV {s.type_k}/{s.type_v}, flash attention {fa}, ubatch {s.n_ubatch}")
         print(f"  {result.gpu_layers} of {result.n_layer + 1} layers on GPU ({hw.source} hardware)")
         print(device_table(result.devices))
-        print(f"  verdict: {result.verdict}")
+        print(f"  verdict: {clean(result.verdict)}")
         if result.max_context_full_offload is not None:
             print(f"  largest context fully on GPU: {result.max_context_full_offload}")
         print(f"  most layers on GPU at this context: {result.max_gpu_layers}")
         for note in result.notes:
-            print(f"  note: {note}")
+            print(f"  note: {clean(note)}")
         if measured is not None:
             print("  llama.cpp measured (its logged buffers):")
             for name, parts in measured.items():
                 cells = ", ".join(f"{k} {fmt.size(v)}" for k, v in parts.items())
-                print(f"    {name:<14} {cells}")
+                print(f"    {clean(name):<14} {cells}")
     return 0 if result.fits else 1

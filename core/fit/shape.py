@@ -59,7 +59,7 @@ class Shape:
         n_layer = f.get("block_count")
         n_embd = f.get("embedding_length")
         if not n_layer or not n_embd:
-            raise FitError("the header lacks a usable block_count or embedding_length: cannot estimate memory")
+            raise FitError("no usable block_count or embedding_length in the header: cannot estimate memory")
 
         def per_layer(value: Any, default: int) -> list[int]:
             if isinstance(value, list):

@@ -14,6 +14,7 @@ from typing import Any
 from ..modelfile import GGUFError, inspect_file
 from ..modelfile.checks import facts_problem
 from ..paths import cache_dir
+from ..textsafe import clean
 from .discover import Candidate, discover
 from .groups import group_of, quant_from_name
 from .roots import Root
@@ -115,6 +116,9 @@ def read_facts(path: str | Path) -> tuple[dict[str, Any] | None, str | None]:
         return None, str(e)
     except OSError as e:
         return None, f"cannot read: {e.strerror or e}"
+    except (ValueError, TypeError, ArithmeticError, LookupError, RecursionError) as e:
+        # The checks in modelfile should leave nothing for this; if one slips, it is still this file's row.
+        return None, clean(f"cannot read its header: {type(e).__name__}: {e}")
 
 
 def scan(

@@ -158,7 +158,9 @@ def _int_ok(v: Any, optional: bool = True) -> bool:
 
 
 def _number_ok(v: Any) -> bool:
-    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0)
+    if v is None:
+        return True
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
 
 
 def facts_problem(f: Any) -> str | None:

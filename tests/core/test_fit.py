@@ -140,7 +140,8 @@ def test_tied_embeddings_copy_to_the_gpu(tiny):
     layer = {x["name"]: x["padded"] for x in facts["layers"]}
     gpu, ram = estimate(facts, FitSettings(gpu_layers="all"), gpus(24), search=False).devices
     assert "output" not in layer
-    assert gpu.weights == sum(layer[f"blk.{i}"] for i in range(4)) + layer["output_norm"] + layer["token_embd"]
+    blocks = sum(layer[f"blk.{i}"] for i in range(4))
+    assert gpu.weights == blocks + layer["output_norm"] + layer["token_embd"]
     assert ram.weights == layer["token_embd"]
 
 

@@ -170,3 +170,97 @@ def test_quant_names_in_file_names():
     assert quant_from_name("Llama-3.2-1B-Instruct-Q4_K_M.gguf") == "Q4_K_M"
     assert quant_from_name("model-bf16.gguf") == "BF16"
     assert quant_from_name("model.gguf") is None
+
+
+def _index_with(entry_for: dict, lib: Path) -> None:
+    """Write the library index with `entry_for[name]` as the entry of lib/name (other keys as given)."""
+    from quanttui.core.library import index_path
+
+    entries = {str(lib / name): value for name, value in entry_for.items()}
+    path = index_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"version": 4, "entries": entries}))
+
+
+def test_index_entries_of_the_wrong_shape_are_read_again(tiny, tmp_path):
+    """An index cache edited or damaged: wrong types anywhere are re-read from the file, never a traceback."""
+    from quanttui.core.library import index_path
+
+    lib = tmp_path / "lib"
+    names = [f"m{i}-Q8_0.gguf" for i in range(9)]
+    for name in names:
+        _copy(tiny.quants["Q8_0"], lib / name)
+    good = {e.path: e for e in scan([folder(lib)])}
+    raw = json.loads(index_path().read_text())["entries"]
+    sig = raw[str(lib / names[0])]["sig"]
+    facts = raw[str(lib / names[0])]["facts"]
+    _index_with(
+        {
+            names[0]: ["not", "a", "dict"],
+            names[1]: {"sig": sig, "facts": ["a", "list"], "error": None},
+            names[2]: {"sig": "wrong", "facts": facts, "error": None},
+            names[3]: {"sig": sig, "facts": {**facts, "block_count": "32"}, "error": None},
+            names[4]: {"sig": sig, "facts": {**facts, "layers": [{"name": 5}]}, "error": None},
+            names[5]: {"sig": sig, "facts": None, "error": 7},
+            names[6]: {"sig": sig, "facts": None, "error": None},
+            names[7]: {"sig": sig, "facts": {**facts, "bpw": "high", "head_count": [[1]]}, "error": None},
+            names[8]: {"sig": sig, "facts": {**facts, "block_count": 10**8}, "error": None},
+        },
+        lib,
+    )
+    again = scan([folder(lib)])
+    assert all(not e.cached and e.error is None for e in again)
+    assert {e.path: e.facts for e in again} == {p: e.facts for p, e in good.items()}
+    for broken in ([], {"version": 4, "entries": []}, {"version": 4, "entries": {"x": 1}}, "[" * 100_000):
+        index_path().write_text(broken if isinstance(broken, str) else json.dumps(broken))
+        assert [e.error for e in scan([folder(lib)])] == [None] * len(names)
+
+
+def test_settings_with_wrong_types_keep_what_is_usable(tmp_path):
+    """settings.json edited by hand: each bad value is dropped and named in one line, the rest kept."""
+    good_root = tmp_path / "models"
+    good_root.mkdir()
+    settings_mod.settings_path().parent.mkdir(parents=True)
+    settings_mod.settings_path().write_text(
+        json.dumps(
+            {
+                "roots": [123, str(good_root), None, ["x"], ""],
+                "hidden_roots": "x",
+                "theme": 5,
+                "fit": [],
+                "download_to": "/etc",
+                "unknown": {"a": 1},
+            }
+        )
+    )
+    s = settings_mod.load()
+    assert s.roots == [str(good_root)] and s.hidden_roots == [] and s.fit == {}
+    assert s.theme == settings_mod.DEFAULT_THEME and s.download_to == "library"
+    assert s.load_error is not None and "\n" not in s.load_error
+    assert s.load_error.endswith(
+        "wrong value types in roots, hidden_roots, theme, fit, download_to; using defaults for those"
+    )
+    assert [r.path for r in active_roots(s)] == [good_root]
+    path = settings_mod.settings_path()
+    path.write_text(json.dumps({"fit": {"n_ctx": 8192, "type_k": ["q8_0"], "x": 1.5}}))
+    s = settings_mod.load()
+    assert s.fit == {"n_ctx": 8192} and "fit" in s.load_error
+    path.write_text(json.dumps({"roots": [str(good_root)], "theme": "quanttui-light"}))
+    s = settings_mod.load()
+    assert s.load_error is None and s.theme == "quanttui-light"
+
+
+def test_cli_ls_with_bad_settings_and_index_says_one_line(tiny, tmp_path, capsys):
+    from quanttui.core.library import index_path
+    from quanttui.tui import cli
+
+    lib = tmp_path / "lib"
+    _copy(tiny.quants["Q8_0"], lib / "a-Q8_0.gguf")
+    settings_mod.settings_path().parent.mkdir(parents=True)
+    settings_mod.settings_path().write_text(json.dumps({"roots": [str(lib), 123], "theme": 5}))
+    index_path().parent.mkdir(parents=True, exist_ok=True)
+    index_path().write_text(json.dumps({"version": 4, "entries": {str(lib / "a-Q8_0.gguf"): {"facts": []}}}))
+    assert cli.main(["ls", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert len(err.strip().splitlines()) == 1 and "wrong value types in roots, theme" in err
+    assert [e["quant"] for e in json.loads(out)] == ["Q8_0"]
