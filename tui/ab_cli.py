@@ -1,4 +1,8 @@
-"""`quanttui ab`: two quants on the same prompt (or a suite of prompts) without the TUI."""
+"""`quanttui ab`: two quants on the same prompt (or a suite of prompts) without the TUI.
+
+Model output, names, prompts and errors are printed cleaned (no escape sequence reaches the
+terminal); `--json` prints them exactly as they are.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from ..core.ab import ABSession, GenConfig, Turn
+from ..core.errors import QuanttuiError
+from ..core.textsafe import clean, clean_path
 
 
-class AbCliError(Exception):
+class AbCliError(QuanttuiError):
     """One line for stderr."""
 
 
@@ -42,7 +48,7 @@ def read_suite(path: Path) -> list[str]:
     try:
         lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     except (OSError, UnicodeDecodeError) as e:
-        raise AbCliError(f"{path}: cannot read the suite: {e}") from None
+        raise AbCliError(f"{clean_path(path)}: cannot read the suite: {clean(e)}") from None
     prompts = []
     for i, line in enumerate(lines, 1):
         if path.suffix == ".jsonl":
@@ -50,11 +56,11 @@ def read_suite(path: Path) -> list[str]:
                 item = json.loads(line)
                 prompts.append(str(item["prompt"] if isinstance(item, dict) else item))
             except (ValueError, KeyError):
-                raise AbCliError(f'{path}:{i}: not a JSON object with a "prompt"') from None
+                raise AbCliError(f'{clean_path(path)}:{i}: not a JSON object with a "prompt"') from None
         else:
             prompts.append(line)
     if not prompts:
-        raise AbCliError(f"{path}: the suite has no prompts")
+        raise AbCliError(f"{clean_path(path)}: the suite has no prompts")
     return prompts
 
 
@@ -90,11 +96,11 @@ def print_turn(t: Turn) -> None:
     d = t.to_dict()
     for n in ("a", "b"):
         r = d[n]
-        print(f"--- {n.upper()}: {r['model']}")
+        print(f"--- {n.upper()}: {clean_path(r['model'])}")
         if r["error"]:
-            print(f"error: {r['error']}")
+            print(f"error: {clean(r['error'])}")
             continue
-        print(r["text"])
+        print(clean(r["text"], multiline=True))
         print(
             f"[{len(r['token_ids'])} tokens, {r['tokens_per_second']} tok/s, stop: {r['stop_reason']}, "
             f"longest loop {r['longest_loop']}, distinct-1 {r['distinct_1']}, distinct-2 {r['distinct_2']}]"
@@ -121,10 +127,10 @@ def run(args: argparse.Namespace) -> int:
     session = ABSession(args.model_a, args.model_b, cfg)
     try:
         if session.plan.note:
-            print(f"quanttui: {session.plan.note}", file=sys.stderr)
+            print(f"quanttui: {clean(session.plan.note)}", file=sys.stderr)
         errors = session.engine.errors()
         if len(errors) == 2:
-            raise AbCliError("; ".join(errors.values()))
+            raise AbCliError("; ".join(clean(e) for e in errors.values()))
         turns = []
         for prompt in prompts:
             # A suite compares fresh answers: every prompt starts a new conversation.
@@ -135,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
                 print_turn(turns[-1])
         if args.save:
             js, md = session.save()
-            print(f"quanttui: saved {js} and {md}", file=sys.stderr)
+            print(f"quanttui: saved {clean_path(js)} and {clean_path(md)}", file=sys.stderr)
     finally:
         session.close()
     if args.json:
@@ -153,6 +159,6 @@ def run(args: argparse.Namespace) -> int:
             tps = f"{r['tokens_per_second'][0]:.0f}/{r['tokens_per_second'][1]:.0f}"
             print(
                 f"{i:>3} {div:>7} {_fmt(r['kld_mean'], '.4f'):>8} {_fmt(r['top1_agreement'], '.1%'):>7} "
-                f"{r['loops'][0]:>4}/{r['loops'][1]:<5} {tps:>15}  {t.prompt[:60]}"
+                f"{r['loops'][0]:>4}/{r['loops'][1]:<5} {tps:>15}  {clean(t.prompt[:60])}"
             )
     return 1 if any(t.a.error or t.b.error for t in turns) else 0

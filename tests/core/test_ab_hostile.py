@@ -3,6 +3,7 @@ can be cancelled, and the model process never outlives the app."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -13,9 +14,11 @@ import threading
 import psutil
 import pytest
 
-from quanttui.core.ab import ABSession, GenConfig, Plan
+from quanttui.core.ab import ABSession, GenConfig, Plan, SideResult, Turn
 from quanttui.core.ab.process import ProcessEngine
 from quanttui.core.ab.template import TemplateError, render_chat
+from quanttui.tui.ab_cli import print_turn
+from quanttui.tui.cli import main
 from tests.modelgen import CHAT_TEMPLATE, write_model_with_template
 
 TOGETHER = Plan(False, {"a": 0, "b": 0}, "")
@@ -278,3 +281,31 @@ def test_quanttui_ab_mid_render_leaves_no_worker(tiny, hostile, how):
             assert app.returncode == 130 and "Traceback" not in err
     finally:
         app.kill()
+
+
+ESC_NAME = "evil\x1b]0;pwned\x07\x1b[2J.gguf"
+
+
+def test_quanttui_ab_prints_outside_text_cleaned_and_json_exact(tiny, tmp_path, capsys):
+    evil = tmp_path / ESC_NAME
+    evil.write_bytes(tiny.quants["Q2_K"].read_bytes())
+    a = str(tiny.quants["Q8_0"])
+    assert main(["ab", a, str(evil), "--prompt", PROMPT, "--max-tokens", "8", "--mode", "completion"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out
+    assert "--- B: " + str(tmp_path) + "/evil\\x1b]0;pwned\\x07\\x1b[2J.gguf\n" in out
+    assert main(["ab", a, str(evil), "--prompt", PROMPT, "--max-tokens", "8", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["b"]["model"] == str(evil)  # exact
+
+
+def test_model_output_is_printed_cleaned_with_its_lines_kept(capsys):
+    text = "line one\x1b]52;c;cHduZWQ=\x07\nline two\x9b31m\u202eevil"
+    a = SideResult("a", "/m/a.gguf", text=text, token_ids=[1, 2], stop_reason="eos")
+    b = SideResult("b", "/m/b\x1b[31m.gguf", stop_reason="error", error="could not load: \x1b[2J bad")
+    print_turn(Turn(PROMPT, a, b, 0, "tokens"))
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and "\x9b" not in out and "\u202e" not in out
+    lines = out.splitlines()
+    assert lines[1] == "line one\\x1b]52;c;cHduZWQ=\\x07"  # escaped where it stood, not dropped
+    assert lines[2].startswith("line two")
+    assert "--- B: /m/b\\x1b[31m.gguf" in lines and "error: could not load: \\x1b[2J bad" in lines
