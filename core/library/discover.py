@@ -54,9 +54,15 @@ def _regular_file(path: Path) -> bool:
         return False
 
 
-def _is_dir(path: Path) -> bool:
+def _is_dir(path: Path, skipped: list[str] | None = None, *, follow: bool = True) -> bool:
+    """Whether `path` is a folder (with follow=False: a real one, not a link to one); one that cannot
+    be reached is reported in `skipped`."""
     try:
-        return stat.S_ISDIR(os.stat(path).st_mode)
+        return stat.S_ISDIR(os.stat(path, follow_symlinks=follow).st_mode)
+    except PermissionError as e:
+        if skipped is not None:
+            skipped.append(f"{clean_path(path)}: skipped ({e.strerror or e})")
+        return False
     except (OSError, ValueError):
         return False
 
@@ -131,14 +137,14 @@ def _hf_cache(hub: Path, skipped: list[str]) -> Iterator[Candidate]:
         return
     real_hub = os.path.realpath(hub)
     for repo_dir in _listdir(hub, skipped):
-        if not repo_dir.name.startswith("models--") or repo_dir.is_symlink():
+        if not repo_dir.name.startswith("models--") or not _is_dir(repo_dir, skipped, follow=False):
             continue
         repo_id = repo_dir.name[len("models--") :].replace("--", "/")
         refs = _hf_refs(repo_dir)
         snapshots = repo_dir / "snapshots"
-        if snapshots.is_symlink() or not _is_dir(snapshots):
+        if not _is_dir(snapshots, skipped, follow=False):
             continue
-        revs = [r for r in _listdir(snapshots, skipped) if not r.is_symlink() and _is_dir(r)]
+        revs = [r for r in _listdir(snapshots, skipped) if _is_dir(r, skipped, follow=False)]
         revs.sort(key=lambda p: (p.name not in refs.values(), p.name))
         seen_blobs: set[str] = set()
         origins: dict[Path, dict[str, str]] = {}
@@ -161,7 +167,7 @@ def _hf_cache(hub: Path, skipped: list[str]) -> Iterator[Candidate]:
 def _hf_refs(repo_dir: Path) -> dict[str, str]:
     refs: dict[str, str] = {}
     ref_dir = repo_dir / "refs"
-    if _is_dir(ref_dir) and not ref_dir.is_symlink():
+    if _is_dir(ref_dir, follow=False):
         for ref in _walk_files(ref_dir):
             text = read_small(ref)
             if text is not None:
@@ -188,7 +194,7 @@ def ollama_manifests(models: Path, skipped: list[str] | None = None) -> dict[Pat
     `sha256:` + 64 hex is malformed and ignored (it never becomes a path)."""
     blobs: dict[Path, list[str]] = {}
     manifests = models / "manifests"
-    if not _is_dir(manifests) or manifests.is_symlink():
+    if not _is_dir(manifests, skipped, follow=False):
         return blobs
     for manifest in sorted(_walk_files(manifests, skipped)):
         text = read_small(manifest)

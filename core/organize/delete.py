@@ -63,6 +63,7 @@ def execute_delete(plan: DeletePlan, roots: list[Root]) -> None:
         _stage_all(records)
     except OSError as e:
         _roll_back(records)
+        _remove_stage_roots(records)
         journal.close()
         raise OrganizeError(
             f"could not remove {len(plan.files)} files ({clean(e)}); nothing was deleted"
