@@ -58,7 +58,10 @@ def execute_delete(plan: DeletePlan, roots: list[Root]) -> None:
     for unit in plan.units:
         staged = unit.files and (plan.permanent or len(unit.files) > 1)
         records.append(_unit_record(unit, _stage_dir(unit, journal.id) if staged else None))
-    journal.save(units=records)
+    try:
+        journal.save(units=records)
+    except OSError as e:
+        raise OrganizeError(f"cannot write the organize journal ({clean(e)}); nothing was deleted") from None
     try:
         _stage_all(records)
     except OSError as e:
@@ -68,14 +71,19 @@ def execute_delete(plan: DeletePlan, roots: list[Root]) -> None:
         raise OrganizeError(
             f"could not remove {len(plan.files)} files ({clean(e)}); nothing was deleted"
         ) from None
-    if plan.permanent:
-        journal.save(state="committed")
-        failpoint("delete:committed")
-        for k, rec in enumerate(records):
-            _finish(rec)
-            failpoint(f"delete:finished:{k + 1}")
-    else:
-        _trash_units(records, journal, plan)
+    try:
+        if plan.permanent:
+            journal.save(state="committed")
+            failpoint("delete:committed")
+            for k, rec in enumerate(records):
+                _finish(rec)
+                failpoint(f"delete:finished:{k + 1}")
+        else:
+            _trash_units(records, journal, plan)
+    except OSError as e:  # past the commit point: the journal stays, the next start finishes it
+        raise OrganizeError(
+            f"the delete stopped part-way ({clean(e)}); quanttui completes or undoes it at its next start"
+        ) from None
     _remove_stage_roots(records)
     journal.close()
     log_operation(

@@ -43,7 +43,7 @@ def _sources(paths: Iterable[str | Path], roots: list[Root]) -> list[Path]:
     out: list[Path] = []
     for raw in paths:
         path = Path(raw)
-        if not path.is_file():
+        if not os.path.isfile(path):
             raise OrganizeError(f"{clean_path(path)}: no such file")
         root = root_of(path, roots)
         if root.kind in MANAGED:
@@ -183,7 +183,10 @@ def _transfer(
             "made": [str(d) for d in made],
         },
     )
-    journal.save()
+    try:
+        journal.save()
+    except OSError as e:
+        raise OrganizeError(f"cannot write the organize journal ({clean(e)}); nothing moved") from None
     try:
         if copy:
             _copy_all(pairs, progress, journal)
@@ -192,11 +195,19 @@ def _transfer(
                 os.rename(s, t)
                 failpoint(f"move:renamed:{i}")
     except (OSError, OrganizeError) as e:
-        recover_move(journal.data)
+        committed = journal.data["state"] == "copied"
+        try:
+            recover_move(journal.data)
+        except OSError as again:  # the journal stays: the next start finishes or undoes it
+            raise OrganizeError(
+                f"{op} stopped part-way ({clean(again.strerror or again)}); quanttui completes or undoes it"
+                " at its next start"
+            ) from None
         journal.close()
         if isinstance(e, OrganizeError):
             raise
-        raise OrganizeError(f"{op} failed ({clean(e.strerror or e)}); nothing moved") from None
+        if not committed:
+            raise OrganizeError(f"{op} failed ({clean(e.strerror or e)}); nothing moved") from None
     journal.close()
     log_operation(op, sources=[str(s) for s, _ in pairs], targets=[str(t) for _, t in pairs], copied=copy)
     return targets
@@ -225,24 +236,20 @@ def recover_move(data: dict[str, Any]) -> list[str]:
             if t.is_file():
                 s.unlink(missing_ok=True)
         return [f"completed the interrupted {data.get('what', 'move')} of {len(pairs)} file(s)"]
-    back = 0
     for s, t in reversed(pairs):
         partial_path(t).unlink(missing_ok=True)
         if data.get("mode") == "copy":
             if s.is_file() and os.path.lexists(t):
                 t.unlink()  # a copy of a source still complete where it was
-                back += 1
         elif os.path.lexists(t) and not os.path.lexists(s):
             os.rename(t, s)
-            back += 1
     for d in reversed([Path(p) for p in data.get("made", [])]):
         try:
             d.rmdir()
         except OSError:
             break
-    if not back:
-        return []
-    return [f"rolled back the interrupted {data.get('what', 'move')}: {back} file(s) left where they were"]
+    what = data.get("what", "move")
+    return [f"rolled back the interrupted {what} of {len(pairs)} file(s): each is where it was before"]
 
 
 def canonical_folder(origin: dict[str, str], group_label: str, top: Path) -> Path:

@@ -26,6 +26,7 @@ from quanttui.core.organize import (
     mark_in_use,
     move,
     plan_delete,
+    recover_interrupted,
     rename,
     unmark_in_use,
 )
@@ -229,6 +230,9 @@ def test_a_copy_killed_halfway_loses_nothing(tmp_path):
     assert partial.exists()  # the copy was cut off mid-way
     assert big.exists() and sha(big) == before  # the old file is complete
     assert not (d / "dest" / "big.gguf").exists()
+    lines = recover_interrupted()  # the next start
+    assert lines == ["rolled back the interrupted move of 1 file(s): each is where it was before"]
+    assert not (d / "dest").exists() and sha(big) == before  # no partial left, not even the folder
 
 
 def no_room_after(limit: int):
