@@ -4,7 +4,9 @@
   on CPU the two sides share the cores, so the ratio is reported);
 - tokens/s through the A/B engine, and through the engine inside the running TUI, against raw
   llama-cpp-python greedy generation (goal: >= 95%).
-Run: python bench/ab.py [--tokens 128] [--gpu [--shape 7b]]
+- the cost of rendering chat templates as untrusted code (sandbox, bounds, the cancel/time watch)
+  against llama-cpp-python's own formatter, on a tool-calling ChatML template (`--templates`).
+Run: python bench/ab.py [--tokens 128] [--gpu [--shape 7b]] | --templates
 The A/B pair runs in the worker process the app uses, so the IPC per token is in the figures.
 """
 
@@ -134,13 +136,64 @@ def ui_tokens_per_second(a: Path, b: Path, cfg: GenConfig) -> tuple[float, float
     return asyncio.run(go())
 
 
+TOOL_TEMPLATE = (
+    "{%- if tools %}<|im_start|>system\n{{ messages[0].content if messages[0].role == 'system' else '' }}"
+    "\n# Tools\n<tools>{% for t in tools %}\n{{ t|tojson }}{% endfor %}</tools><|im_end|>\n"
+    "{%- elif messages[0].role == 'system' %}<|im_start|>system\n{{ messages[0].content }}<|im_end|>\n"
+    "{%- endif %}{%- for m in messages %}{%- if m.role != 'system' %}"
+    "{{- '<|im_start|>' + m.role + '\n' + m.content | trim + '<|im_end|>\n' }}"
+    "{%- endif %}{%- endfor %}{%- if add_generation_prompt %}<|im_start|>assistant\n{%- endif %}"
+)
+
+
+def template_figures(turns: int = 20, repeat: int = 200) -> None:
+    """Median time to make one prompt of 2*turns+1 messages: quanttui's renderer (first prompt,
+    and later ones with the template compiled) against llama-cpp-python's Jinja2ChatFormatter
+    built per prompt, as the engine used it before (the baseline)."""
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    from quanttui.core.ab.template import _compiled, render_chat
+
+    msgs = [{"role": "system", "content": "Be brief."}]
+    for i in range(turns):
+        msgs += [{"role": "user", "content": f"question {i} " * 20}]
+        msgs += [{"role": "assistant", "content": "ok " * 50}]
+
+    def timed(fn: object) -> float:
+        times = []
+        for _ in range(repeat):
+            t = time.perf_counter()
+            fn()  # type: ignore[operator]
+            times.append(time.perf_counter() - t)
+        return statistics.median(times)
+
+    def first() -> None:
+        _compiled.cache_clear()
+        render_chat(TOOL_TEMPLATE, msgs, bos="", eos="<|im_end|>")
+
+    cold = timed(first)
+    ours = timed(lambda: render_chat(TOOL_TEMPLATE, msgs, bos="", eos="<|im_end|>"))
+    base = timed(lambda: Jinja2ChatFormatter(TOOL_TEMPLATE, "<|im_end|>", "")(messages=msgs))
+    assert render_chat(TOOL_TEMPLATE, msgs, bos="", eos="<|im_end|>")[0] == (
+        Jinja2ChatFormatter(TOOL_TEMPLATE, "<|im_end|>", "")(messages=msgs).prompt
+    )
+    print(f"chat template, {len(msgs)} messages, median of {repeat} prompts:")
+    print(f"llama-cpp-python formatter (compiled per prompt) {base * 1000:8.3f} ms")
+    print(f"quanttui, first prompt (compile, watched)       {cold * 1000:8.3f} ms   ratio {cold / base:.2f}x")
+    print(f"quanttui, next prompts (compiled once, watched) {ours * 1000:8.3f} ms   ratio {ours / base:.2f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tokens", type=int, default=128)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--gpu", action="store_true", help="all layers offloaded; skips the TUI figure")
     ap.add_argument("--shape", choices=sorted(SHAPES), default=None, help="default: cpu, or 0.7b with --gpu")
+    ap.add_argument("--templates", action="store_true", help="only the chat template render figure")
     args = ap.parse_args()
+    if args.templates:
+        template_figures()
+        return
     global NGL
     NGL = -1 if args.gpu else 0
     shape = SHAPES[args.shape or ("0.7b" if args.gpu else "cpu")]

@@ -129,6 +129,12 @@ class _Watch:
         return self
 
 
+@functools.lru_cache(maxsize=8)
+def _compiled(source: str) -> Any:
+    """A template compiled once per source (each side renders it every turn)."""
+    return _environment().from_string(source)
+
+
 def compile_template(source: str) -> Any:
     """The template compiled in the sandbox; TemplateError for a syntax error or anything else."""
     try:
@@ -154,7 +160,7 @@ def render_chat(
     previous = sys.gettrace()
     sys.settrace(watch)
     try:
-        template = _environment().from_string(source)  # bounded by the watch too
+        template = _compiled(source)  # the first compile is bounded by the watch too
         for chunk in template.generate(
             messages=messages,
             eos_token=eos,

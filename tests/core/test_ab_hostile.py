@@ -16,7 +16,7 @@ import pytest
 
 from quanttui.core.ab import ABSession, GenConfig, Plan, SideResult, Turn
 from quanttui.core.ab.process import ProcessEngine
-from quanttui.core.ab.template import TemplateError, render_chat
+from quanttui.core.ab.template import TemplateError, _compiled, render_chat
 from quanttui.tui.ab_cli import print_turn
 from quanttui.tui.cli import main
 from tests.modelgen import CHAT_TEMPLATE, write_model_with_template
@@ -103,6 +103,7 @@ def test_completion_mode_never_compiles_nor_renders_the_template(tiny, hostile, 
         return real(self, source, *a, **kw)
 
     monkeypatch.setattr(jinja2.Environment, "from_string", spy)
+    _compiled.cache_clear()  # templates compiled by earlier tests in this process
     s = session(tiny.f16, hostile["syntax-error"], isolate=False, mode="completion")
     t = s.ask(PROMPT)
     assert compiled == []
