@@ -25,7 +25,7 @@ from quanttui.core.modelfile import GGUFError, inspect_file, read_header
 from quanttui.core.modelfile.checks import facts_problem
 from quanttui.core.modelfile.reader import EAGER_ITEMS_BUDGET, ArrayRef
 from quanttui.tui import cli
-from tests.modelgen import raw_gguf, raw_llama
+from tests.modelgen import HEADER_KEYS, WRONG_VALUES, raw_gguf, raw_llama
 
 ROOT = Path(__file__).resolve().parents[2]
 GPU = Hardware(
@@ -33,75 +33,6 @@ GPU = Hardware(
     Device("RAM", "ram", "cpu", 32 << 30, 32 << 30),
     "test",
 )
-
-# Every metadata key summarize() or the fit estimate reads.
-KEYS = [
-    "general.architecture",
-    "general.name",
-    "general.basename",
-    "general.size_label",
-    "general.finetune",
-    "general.file_type",
-    "general.alignment",
-    "llama.context_length",
-    "llama.block_count",
-    "llama.embedding_length",
-    "llama.feed_forward_length",
-    "llama.attention.head_count",
-    "llama.attention.head_count_kv",
-    "llama.attention.key_length",
-    "llama.attention.value_length",
-    "llama.expert_count",
-    "llama.expert_used_count",
-    "llama.attention.sliding_window",
-    "llama.attention.sliding_window_pattern",
-    "llama.vocab_size",
-    "llama.ssm.conv_kernel",
-    "llama.ssm.inner_size",
-    "llama.ssm.state_size",
-    "llama.ssm.group_count",
-    "llama.wkv.head_size",
-    "llama.shortconv.l_cache",
-    "tokenizer.ggml.model",
-    "tokenizer.ggml.tokens",
-    "tokenizer.chat_template",
-    "tokenizer.ggml.bos_token_id",
-    "tokenizer.ggml.eos_token_id",
-    "quantize.imatrix.file",
-    "quantize.imatrix.dataset",
-    "quantize.imatrix.entries_count",
-    "quantize.imatrix.chunks_count",
-    "split.no",
-    "split.count",
-    "split.tensors.count",
-]
-# Values of every GGUF type, in and out of range: strings, negatives, huge counts, floats where
-# integers belong, booleans, empty, long and nested arrays, arrays of arrays of different types.
-WRONG = {
-    "str": "12",
-    "empty_str": "",
-    "neg": -1,
-    "zero": 0,
-    "huge": 100_000_000,
-    "u64max": (1 << 64) - 1,
-    "i64min": -(1 << 63),
-    "float": 3.5,
-    "float_int": 32.0,
-    "nan": float("nan"),
-    "bool": True,
-    "empty_array": [],
-    "ints": [1, 2, 3],
-    "big_ints": [1 << 40] * 3,
-    "strings": ["a", "b"],
-    "bools": [True, False],
-    "nested": [[1, 2], [3]],
-    "mixed_nested": [[1], ["x"], [True]],
-    "deep": [[[[1]]]],
-    "long_array": list(range(5000)),
-    "long_string": "x" * 5000,
-    "control": "\x1b]0;owned\x07\x1b[31m",
-}
-
 
 def _check(path: Path) -> dict | None:
     """Inspect, group, sort, serialize and fit one file; any failure must be a one-line QuanttuiError."""
@@ -128,10 +59,10 @@ def _check(path: Path) -> dict | None:
     return d
 
 
-@pytest.mark.parametrize("key", KEYS)
+@pytest.mark.parametrize("key", HEADER_KEYS)
 def test_every_key_with_every_wrong_type(tmp_path, key):
     """The fuzz of value types: 38 keys x 22 values, through inspect, groups, sort, JSON and fit."""
-    for name, value in WRONG.items():
+    for name, value in WRONG_VALUES.items():
         path = tmp_path / f"{name}.gguf"
         path.write_bytes(raw_llama({key: value}))
         try:
@@ -242,8 +173,9 @@ def test_nested_arrays_are_bounded(tmp_path):
     assert h.metadata["x"] == [[1, 2], ["a"]] and h.metadata["y"] == 7
 
 
+# Peak RSS from VmHWM, which starts afresh at exec (ru_maxrss would keep pytest's own peak).
 _BOUNDED = """
-import resource, sys
+import re, sys
 from quanttui.core.fit import FitError, FitSettings, estimate, hardware
 from quanttui.core.modelfile import GGUFError, inspect_file
 try:
@@ -251,7 +183,7 @@ try:
     estimate(facts, FitSettings(), hardware("24GiB", "64GiB"))
 except (GGUFError, FitError) as e:
     print("error:", e)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+print(int(re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).group(1)) // 1024)
 """
 
 

@@ -1,4 +1,5 @@
-"""Fuzzing the reader: any bytes give a header or a typed GGUFError, never another exception or a hang."""
+"""Fuzzing the reader: any bytes give a header or a typed GGUFError, never another exception or a hang;
+any typed value for a key facts and fit read gives facts or one line, never another exception."""
 
 from __future__ import annotations
 
@@ -9,8 +10,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from quanttui.core.modelfile import GGUFError, NeedMoreData, parse_header, read_header
-from tests.modelgen import write_tiny_model
+from quanttui.core.fit import FitError, FitSettings, estimate, hardware
+from quanttui.core.modelfile import GGUFError, NeedMoreData, inspect_file, parse_header, read_header
+from quanttui.core.modelfile.checks import facts_problem
+from tests.modelgen import HEADER_KEYS, raw_llama, write_tiny_model
+
+HW = hardware("8GiB", "32GiB")
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -54,3 +59,36 @@ def test_every_prefix(header, cut):
 def test_random_bytes_after_magic(raw):
     _parse_any(b"GGUF" + raw)
     _parse_any(b"GGUF\x03\x00\x00\x00" + raw)
+
+
+# Values of any GGUF type (nested arrays included) for the keys facts and fit read ------------------
+
+_SCALARS = (
+    st.integers(-(1 << 63), (1 << 64) - 1)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.booleans()
+    | st.text(max_size=40)
+)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: st.lists(inner, max_size=6).filter(lambda xs: len({type(x) for x in xs}) <= 1),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kv=st.dictionaries(st.sampled_from(HEADER_KEYS), _VALUES, min_size=1, max_size=6))
+def test_typed_values_for_known_keys(tmp_path, kv):
+    """Any typed value for any known key: facts or a one-line GGUFError; fit a result or a FitError."""
+    path = tmp_path / "m.gguf"
+    path.write_bytes(raw_llama(kv))
+    try:
+        facts = inspect_file(path).to_dict()
+    except GGUFError as e:
+        assert "\n" not in str(e)
+        return
+    assert facts_problem(facts) is None
+    try:
+        estimate(facts, FitSettings(n_ctx=8192), HW)
+    except FitError as e:
+        assert "\n" not in str(e)
