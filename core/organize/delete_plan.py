@@ -198,7 +198,12 @@ def plan_delete(paths: Iterable[str | Path], roots: list[Root], *, permanent: bo
             setattr(unit, kind, fresh)
         if unit.files or unit.links:
             plan.units.append(unit)
-            plan.bytes_freed += sum(_freed(f) for f in unit.files)
+            try:
+                plan.bytes_freed += sum(_freed(f) for f in unit.files)
+            except OSError as e:
+                raise OrganizeError(
+                    f"{clean_path(path)}: cannot plan the delete ({e.strerror or e})"
+                ) from None
     check_plan(plan, roots)
     for p in plan.files + plan.links:
         if not os.access(p.parent, os.W_OK):
