@@ -278,6 +278,7 @@ def _pull_hf_cache(
     total, done, out = sum(f.size for f in files), 0, []
     client.install()  # before huggingface_hub's first request: limits and header checks
     for f in files:
+        call(f.name, lambda f=f: _preflight(repo, f.name, revision, cache))
         bar = _progress_bar(clean(f.name), f.size, done, total, progress, cancel)
         path = Path(
             call(
@@ -300,6 +301,16 @@ def _pull_hf_cache(
         out.append(path)
         log_operation("download", repo=repo, revision=revision, file=f.name, path=str(path), to="hf-cache")
     return out
+
+
+def _preflight(repo: str, name: str, revision: str, cache: Path) -> None:
+    """One HEAD with quanttui's limits before hf_hub_download, which retries an unreachable or silent
+    Hub for about 25 s when the file is not cached yet: this says so at once instead."""
+    from huggingface_hub import try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(repo, name, cache_dir=cache, revision=revision), str):
+        return  # cached: huggingface_hub answers from the cache without retrying
+    session().head(file_url(repo, name, revision), headers=headers(), timeout=client.timeout())
 
 
 def _progress_bar(
