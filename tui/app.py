@@ -17,6 +17,7 @@ from ..core.fit import Hardware
 from ..core.format import size
 from ..core.hub import Variant
 from ..core.library import Root
+from ..core.organize import recover_interrupted
 from ..core.textsafe import clean
 from ..themes import THEMES, other_theme, register_themes
 from .downloads import DownloadJob, run_job
@@ -41,7 +42,8 @@ class QuantApp(App):
 
     def on_mount(self) -> None:
         register_themes(self)
-        # RECOVER: quanttui.core.organize.recover_interrupted() runs here once it exists; notify each line.
+        for line in recover_interrupted():  # organize operations an earlier run left half done
+            self.notify(line, severity="warning", timeout=10)
         s = settings_mod.load()
         self.theme = s.theme if s.theme in self.available_themes else THEMES[0].name
         if s.load_error:

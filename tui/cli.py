@@ -135,9 +135,12 @@ def _tolerant_streams() -> None:
 
 
 def _recover_interrupted() -> None:
-    """Finish or roll back organize operations an earlier run left half done, one line each on stderr."""
-    # RECOVER: call quanttui.core.organize.recover_interrupted() here once it exists; print each line
-    # through _err.
+    """Finish or roll back organize operations an earlier run left half done, one line each on stderr.
+    The TUI does this itself at start and shows the lines as notifications."""
+    from ..core.organize import recover_interrupted
+
+    for line in recover_interrupted():
+        _err(line)
 
 
 def _unexpected(e: Exception, argv: Sequence[str]) -> int:
@@ -160,11 +163,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     _tolerant_streams()
     args = build_parser().parse_args(argv)
     try:
-        _recover_interrupted()
         if args.command is None:
             from .app import run_app
 
             return run_app()
+        _recover_interrupted()
         return args.func(args)
     except (
         QuanttuiError,

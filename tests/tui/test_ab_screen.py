@@ -45,6 +45,8 @@ async def test_mark_two_files_send_a_prompt_see_both_and_the_divergence(tiny, tm
         assert screen.session.engine.describe()["a"]["n_ctx"] == 1024
         await pilot.press(*"Hello", "enter")
         await _until(pilot, lambda: not screen.running and screen.session.turns)
+        meters = [screen.query_one(f"#pane-{side} .meters") for side in ("a", "b")]
+        await _until(pilot, lambda: all("diverges" in rendered(m) for m in meters))  # laid out again
         turn = screen.session.turns[-1]
         assert turn.first_divergence == 0  # the tiny Q2_K departs from Q8_0 at once
         for side in ("a", "b"):
@@ -142,6 +144,7 @@ async def test_earlier_turns_stay_above_and_a_cancelled_turn_leaves_no_trace(tin
             await pilot.press(*text, "enter")
             await _until(pilot, lambda n=n: not screen.running and len(screen.session.turns) == n)
         pane = screen.query_one("#pane-a")
+        await _until(pilot, lambda: "> One" in rendered(pane.query_one(".past")))  # laid out again
         past, body = rendered(pane.query_one(".past")), rendered(pane.query_one(".body"))
         assert "> One" in past and "> Two" not in past and "> Two" in body
         screen.cfg.max_tokens = 100_000  # runs until its context is full: long enough to cancel
