@@ -213,8 +213,8 @@ def _raw_payload(vtype: int, value: Any) -> bytes:
         return struct.pack("<Q", len(data)) + data
     if vtype == T_ARRAY:
         item = _raw_type(value[0]) if value else T_UINT32
-        if item == T_UINT32 and any(not 0 <= v < 1 << 32 for v in value):
-            item = T_INT64
+        if value and item in (T_UINT32, T_INT64, T_UINT64):  # one integer type that holds every item
+            item = T_INT64 if min(value) < 0 else T_UINT32 if max(value) < 1 << 32 else T_UINT64
         return struct.pack("<IQ", item, len(value)) + b"".join(_raw_payload(item, v) for v in value)
     code = {T_BOOL: "<?", T_UINT32: "<I", T_INT64: "<q", T_UINT64: "<Q", T_FLOAT64: "<d"}[vtype]
     return struct.pack(code, value)
