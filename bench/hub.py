@@ -3,14 +3,18 @@
 - remote inspection of a file with a 128k-token vocabulary: requests and bytes transferred against
   the header's size (goal: at most 4 requests and the header + 1 MiB);
 - download throughput of `quanttui pull` against huggingface_hub's `hf_hub_download` on the same
-  file (goal: >= 90%).
-Run: python bench/hub.py [--mib 256]
+  file (goal: >= 90%);
+- with --offline: how long a search takes to fail on an unreachable endpoint (a closed loopback
+  port), `quanttui.core.hub.search` against huggingface_hub's `list_models` (which retries).
+Run: python bench/hub.py [--mib 256] [--offline]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import socket
 import statistics
 import sys
 import tempfile
@@ -29,7 +33,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--mib", type=int, default=256, help="size of the downloaded file")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--offline", action="store_true", help="only the unreachable-endpoint figure")
     args = ap.parse_args()
+    if args.offline:
+        offline()
+        return
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
         vocab = write_vocab_header(d / "vocab-F16.gguf")
@@ -72,6 +80,30 @@ def main() -> None:
         f"hf_hub_download {variant.size / h / 2**20:7.1f} MiB/s (medians of {args.repeat})"
     )
     print(f"ratio pull / hf_hub_download = {h / o:.1%}  (goal >= 90%; pull also verifies SHA-256)")
+
+
+def offline() -> None:
+    """Seconds until a search on a closed loopback port fails: quanttui's against list_models'."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}"
+    os.environ["HF_ENDPOINT"] = url
+    from huggingface_hub import HfApi
+
+    from quanttui.core.hub import HubError, search
+
+    t = time.perf_counter()
+    try:
+        search("llama")
+    except HubError as e:
+        message = str(e)
+    ours = time.perf_counter() - t
+    t = time.perf_counter()
+    with contextlib.suppress(Exception):  # any failure ends the baseline
+        list(HfApi(endpoint=url).list_models(filter="gguf", search="llama", limit=5))
+    theirs = time.perf_counter() - t
+    print(f"offline search fails in {ours:.2f} s (list_models: {theirs:.2f} s): ratio {ours / theirs:.1%}")
+    print(f"  says: {message}")
 
 
 if __name__ == "__main__":

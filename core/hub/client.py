@@ -22,7 +22,7 @@ T = TypeVar("T")
 DEFAULT_ENDPOINT = "https://huggingface.co"
 CONNECT_TIMEOUT = 5.0  # seconds to open a connection: an unreachable Hub fails fast
 READ_TIMEOUT = 30.0  # seconds without a byte from an API answer (model info, search, range reads)
-ETAG = re.compile(r"[0-9A-Za-z_-]{1,256}")
+ETAG = re.compile(r"[!#-\[\]-~]{1,256}")  # printable, no space, quote, slash or backslash: one path part
 COMMIT = re.compile(r"[0-9a-f]{40}")
 _installed = threading.Lock()
 _done = False
@@ -69,7 +69,7 @@ def _check_names(response: Any) -> None:
             continue
         bare = value[2:] if value.startswith("W/") else value
         bare = bare.strip('"')
-        if not pattern.fullmatch(bare):
+        if not pattern.fullmatch(bare) or bare in (".", "..") or "/" in bare:
             raise HubError(f"the Hub answered a {key} quanttui refuses ({clean(value[:80])})")
 
 
