@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
         for prompt in prompts:
             # A suite compares fresh answers: every prompt starts a new conversation.
             if args.suite:
-                session.history = {"a": [], "b": []}
+                session.clear_history()
             turns.append(session.ask(prompt))
             if not args.json and not args.suite:
                 print_turn(turns[-1])

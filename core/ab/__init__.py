@@ -3,7 +3,19 @@
 from __future__ import annotations
 
 from .engine import ABEngine, GenConfig, SideResult
-from .plan import Plan, plan_pair
+from .plan import ContextRefused, Plan, check_context, plan_pair
 from .session import ABSession, Turn
+from .template import TemplateError
 
-__all__ = ["ABEngine", "ABSession", "GenConfig", "Plan", "SideResult", "Turn", "plan_pair"]
+__all__ = [
+    "ABEngine",
+    "ABSession",
+    "ContextRefused",
+    "GenConfig",
+    "Plan",
+    "SideResult",
+    "TemplateError",
+    "Turn",
+    "check_context",
+    "plan_pair",
+]

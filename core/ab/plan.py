@@ -5,10 +5,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import permutations
+from pathlib import Path
 from typing import Any
 
+from ..errors import QuanttuiError
 from ..fit import FitError, FitResult, FitSettings, Hardware, estimate, fit_pair, hardware
+from ..fit.rules import CTX_PAD, MAX_CTX
 from ..modelfile import GGUFError, inspect_file
+from ..textsafe import clean
+
+MIN_CTX = 64  # below this no chat template and prompt fit
 
 
 @dataclass
@@ -71,3 +77,66 @@ def plan_pair(path_a: str, path_b: str, n_ctx: int, hw: Hardware | None = None) 
     tips = "; ".join(s["text"] for s in pair.suggestions if s["change"] != "sequential")
     note = "the two models do not fit in memory together: running them one after the other"
     return Plan(True, per_side, note + (f" (or {tips})" if tips else ""))
+
+
+class ContextRefused(QuanttuiError):
+    """A context length the pair cannot be given; the text says why, in one line."""
+
+
+def _facts(path: str) -> dict[str, Any] | None:
+    try:
+        return inspect_file(path).to_dict()
+    except (GGUFError, OSError):
+        return None  # that side reports its own error when it loads
+
+
+def _fits_alone(facts: dict[str, Any], n_ctx: int, hw: Hardware) -> FitResult:
+    return estimate(facts, FitSettings(n_ctx=n_ctx), hw, search=False)
+
+
+def check_context(path_a: str, path_b: str, n_ctx: object, hw: Hardware | None = None) -> int:
+    """`n_ctx` as a whole number when both models can run with it (together, or one after the
+    other); ContextRefused with the reason when it is not a number, below MIN_CTX, above either
+    model's trained context, or more than either fits in memory (with the most that fits)."""
+    try:
+        n = int(str(n_ctx).strip()) if not isinstance(n_ctx, (bool, float)) else None
+    except ValueError:
+        n = None
+    if n is None:
+        raise ContextRefused(f"the context must be a whole number of tokens, not {clean(str(n_ctx)[:40])!r}")
+    if not MIN_CTX <= n <= MAX_CTX:
+        raise ContextRefused(f"a context of {n:,} tokens is out of range ({MIN_CTX} to {MAX_CTX:,})")
+    sides = {side: f for side, f in (("A", _facts(path_a)), ("B", _facts(path_b))) if f is not None}
+    names = {"A": Path(path_a).name, "B": Path(path_b).name}
+    for side, f in sides.items():
+        trained = f.get("context_length")
+        if isinstance(trained, int) and 0 < trained < n:
+            raise ContextRefused(
+                f"{n:,} is above the context {side} was trained for ({trained:,} tokens, "
+                f"{clean(names[side])})"
+            )
+    hw = hw or hardware()
+    for side, f in sides.items():
+        try:
+            r = _fits_alone(f, n, hw)
+        except FitError as e:
+            raise ContextRefused(f"{side} ({clean(names[side])}): {e}") from None
+        if not r.fits:
+            most = _most_that_fits(f, n, hw)
+            hint = f"; the most that fits is {most:,}" if most >= MIN_CTX else ""
+            where = f"{side} ({clean(names[side])}) at a context of {n:,} tokens"
+            raise ContextRefused(f"{where} {r.verdict}{hint}")
+    return n
+
+
+def _most_that_fits(facts: dict[str, Any], above: int, hw: Hardware) -> int:
+    """The largest multiple of 256 below `above` at which the model fits (0 when none does)."""
+    lo, hi = 0, max(0, (above - 1) // CTX_PAD)  # in units of CTX_PAD; lo always fits (or is 0)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        try:
+            ok = _fits_alone(facts, mid * CTX_PAD, hw).fits
+        except FitError:
+            ok = False
+        lo, hi = (mid, hi) if ok else (lo, mid - 1)
+    return lo * CTX_PAD

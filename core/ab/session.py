@@ -69,13 +69,38 @@ class ABSession:
             on_status=on_status,
         )
         self.paths = {"a": path_a, "b": path_b}
+        # Chat mode: each side's conversation so far, and its size in tokens after each kept turn.
         self.history: dict[str, list[dict[str, str]]] = {"a": [], "b": []}
+        self._carried: dict[str, list[int]] = {"a": [], "b": []}
+        # Completion mode: each side's last input and answer, for an explicit continuation.
+        self.last_text: dict[str, str] = {"a": "", "b": ""}
         self.turns: list[Turn] = []
+        self._kept: list[tuple[str, ...]] = []  # per turn: the sides whose conversation it extended
         self.stem: str | None = None  # the file name saves go to, fixed at the first save
 
-    def messages(self, side: str, prompt: str) -> list[dict[str, str]]:
+    def messages(self, side: str, prompt: str, *, continue_text: bool = False) -> list[dict[str, str]]:
+        """What `side` is given for `prompt`. Chat mode: the system prompt, its conversation and
+        the prompt. Completion mode: the prompt alone, so both sides get the same input; with
+        `continue_text`, appended to that side's last input and answer (the sides then differ)."""
+        if self.cfg.mode == "completion":
+            text = self.last_text[side] + prompt if continue_text else prompt
+            return [{"role": "user", "content": text}]
         system = [{"role": "system", "content": self.cfg.system}] if self.cfg.system else []
         return [*system, *self.history[side], {"role": "user", "content": prompt}]
+
+    def carried(self) -> dict[str, int]:
+        """Tokens each side carries into its next prompt: its chat conversation so far (system
+        prompt, earlier prompts and answers, as its template writes them); 0 in completion mode."""
+        if self.cfg.mode == "completion":
+            return {"a": 0, "b": 0}
+        return {n: c[-1] if c else 0 for n, c in self._carried.items()}
+
+    def clear_history(self) -> None:
+        """Forget both conversations (and the text a continuation would extend); turns stay saved."""
+        self.history = {"a": [], "b": []}
+        self._carried = {"a": [], "b": []}
+        self.last_text = {"a": "", "b": ""}
+        self._kept = [() for _ in self._kept]  # a regenerate after this has nothing to take back
 
     def ask(
         self,
@@ -84,10 +109,12 @@ class ABSession:
         cancel: threading.Event | None = None,
         *,
         scoring: bool = True,
+        continue_text: bool = False,
     ) -> Turn:
         """Both sides answer `prompt`; a cancelled turn is not kept, so the models stay as they were."""
         cancel = cancel or threading.Event()
-        results = self.engine.run({n: self.messages(n, prompt) for n in ("a", "b")}, on_token, cancel)
+        messages = {n: self.messages(n, prompt, continue_text=continue_text) for n in ("a", "b")}
+        results = self.engine.run(messages, on_token, cancel)
         a, b = results["a"], results["b"]
         same = self.engine.same_tokenizer() if not self.engine.sequential else self._same_vocab(a, b)
         if same:
@@ -99,13 +126,21 @@ class ABSession:
             return turn
         if scoring and same and not (a.error or b.error):
             turn.scores_a, turn.scores_b = self._score(a, b)
+        kept: list[str] = []
         for n, r in (("a", a), ("b", b)):
-            if not r.error:
-                self.history[n] += [
-                    {"role": "user", "content": prompt},
-                    {"role": "assistant", "content": r.text},
-                ]
+            if r.error:
+                continue
+            if self.cfg.mode == "completion":
+                self.last_text[n] = messages[n][-1]["content"] + r.text
+                continue
+            self.history[n] += [
+                {"role": "user", "content": prompt},
+                {"role": "assistant", "content": r.text},
+            ]
+            self._carried[n].append(len(r.prompt_ids) + len(r.token_ids))
+            kept.append(n)
         self.turns.append(turn)
+        self._kept.append(tuple(kept))
         return turn
 
     def regenerate(
@@ -115,9 +150,9 @@ class ABSession:
         if not self.turns:
             return None
         last = self.turns.pop()
-        for n in ("a", "b"):
-            if not getattr(last, n).error:
-                self.history[n] = self.history[n][:-2]
+        for n in self._kept.pop():
+            self.history[n] = self.history[n][:-2]
+            self._carried[n].pop()
         return self.ask(last.prompt, on_token, cancel)
 
     @staticmethod
