@@ -23,8 +23,16 @@ from ..textsafe import clean, clean_path
 from . import cache
 from .host import ModelHost, WorkerDied, WorkerError
 from .runtime import default_threads, gpu_layers
-from .score import TOP_K, RefRows, Stats
+from .score import MAX_KEEP, RefRows, Stats
 from .text import EvalText, QualityError, check_chunks, check_ctx, chunk, default_ctx, scored
+
+MEMORY = 1 << 30  # bytes the reference's kept rows may take; a long text keeps fewer tokens a position
+MIN_KEEP = 256
+
+
+def keep_per_position(memory: int, positions: int) -> int:
+    """How many tokens each scored position keeps (8 bytes each) so all positions fit in `memory`."""
+    return max(MIN_KEEP, min(MAX_KEEP, memory // (8 * max(positions, 1))))
 
 
 @dataclass
@@ -125,9 +133,10 @@ class _Run:
     """One eval: the worker, the text's tokens, the reference's compact rows per chunk."""
 
     def __init__(
-        self, reference: str, text: EvalText, ctx: int, k: int, cancel: threading.Event, threads: int
+        self, reference: str, text: EvalText, ctx: int, cancel: threading.Event, threads: int
     ) -> None:
-        self.reference, self.text, self.ctx, self.k = reference, text, ctx, k
+        self.reference, self.text, self.ctx = reference, text, ctx
+        self.keep = MAX_KEEP
         self.cancel, self.threads = cancel, threads
         self.host = ModelHost()
         self.first = scored(ctx)[0]
@@ -160,7 +169,7 @@ class _Run:
             start = time.perf_counter()
             try:
                 rows = self.host.call(
-                    "reference", chunk(self.tokens, i, self.ctx, self.bos), self.first, self.k
+                    "reference", chunk(self.tokens, i, self.ctx, self.bos), self.first, self.keep
                 )
             except (WorkerError, WorkerDied) as e:
                 if self.cancel.is_set():
@@ -214,7 +223,7 @@ def evaluate(
     text: EvalText | None = None,
     ctx: int | None = None,
     chunks: int | None = None,
-    k: int = TOP_K,
+    memory: int = MEMORY,
     on_progress: OnProgress | None = None,
     cancel: threading.Event | None = None,
     use_cache: bool = True,
@@ -238,7 +247,7 @@ def evaluate(
     ref_ppl = n_tokens = n_chunks = None
     for i, path in enumerate(candidates):
         try:
-            keys[i] = cache.key(cache.identity(path), ref_id, text.sha256, ctx, chunks or "all", k)
+            keys[i] = cache.key(cache.identity(path), ref_id, text.sha256, ctx, chunks or "all")
         except OSError as e:
             rows[i] = CandidateResult(path, error=f"cannot read {clean_path(path)}: {e.strerror or e}")
             continue
@@ -256,7 +265,7 @@ def evaluate(
             reference, ref_ppl, text, ctx, n_chunks, n_tokens, [rows[i] for i in range(len(candidates))]
         )
 
-    run = _Run(reference, text, ctx, k, cancel, threads or default_threads())
+    run = _Run(reference, text, ctx, cancel, threads or default_threads())
     stop = threading.Event()
     watcher = threading.Thread(target=_watch, args=(cancel, stop, run.host), daemon=True)
     watcher.start()
@@ -264,6 +273,7 @@ def evaluate(
         if on_progress:
             on_progress(Progress(0, 0, Path(reference).name, "loading", None))
         n_chunks = run.prepare(chunks)
+        run.keep = keep_per_position(memory, n_chunks * (ctx - 1 - run.first))
         clock = _Clock((1 + len(pending)) * n_chunks, on_progress)
         nll_ref = run.reference_pass(n_chunks, clock)
         ref_ppl = float(np.exp(nll_ref.mean())) if len(nll_ref) else None

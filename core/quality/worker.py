@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..fit.measure import LlamaLogCapture
-from .score import TOP_K, RefRows, Stats, compare_rows, reference_rows
+from .score import MAX_KEEP, RefRows, Stats, compare_rows, reference_rows
 
 BATCH = 512  # tokens per decode, as llama-perplexity and llama-bench use by default
 
@@ -96,11 +96,11 @@ class Model:
         nexts = np.asarray(tokens[first + 1 :], dtype=np.int64)
         return self._decode(tokens[:last], range(first, last)), nexts
 
-    def reference(self, tokens: list[int], first: int, k: int = TOP_K) -> RefRows:
+    def reference(self, tokens: list[int], first: int, keep: int = MAX_KEEP) -> RefRows:
         blocks, nexts = self._rows(tokens, first)
         parts, done = [], 0
         for logits in blocks:
-            parts.append(reference_rows(logits, nexts[done : done + len(logits)], k))
+            parts.append(reference_rows(logits, nexts[done : done + len(logits)], keep))
             done += len(logits)
         return RefRows.concat(parts)
 
