@@ -36,6 +36,7 @@ class FitSettings:
     n_ubatch: int = 512
     n_parallel: int = 1
     swa_full: bool = True
+    use_mmap: bool = True  # llama-cpp-python's default: repacked CPU weights are a copy beside the map
 
     def validate(self) -> None:
         """Refuse values llama.cpp would refuse, and values of the wrong type (settings come from JSON)."""
@@ -48,7 +49,7 @@ class FitSettings:
         for which, t in (("K", self.type_k), ("V", self.type_v)):
             if not isinstance(t, str) or t not in KV_TYPES:
                 raise FitError(f"unknown {which} cache type {t!r} (one of {', '.join(KV_TYPES)})")
-        for name in ("flash_attn", "swa_full"):
+        for name in ("flash_attn", "swa_full", "use_mmap"):
             if not isinstance(getattr(self, name), bool):
                 raise FitError(f"{name} must be true or false, not {getattr(self, name)!r}")
         if self.type_v not in ("f16", "f32", "bf16") and not self.flash_attn:
@@ -135,6 +136,7 @@ class FitResult:
                 "n_ubatch": s.n_ubatch,
                 "n_parallel": s.n_parallel,
                 "swa_full": s.swa_full,
+                "use_mmap": s.use_mmap,
             },
             "devices": [d.to_dict() for d in self.devices],
             "gpu_layers": self.gpu_layers,
@@ -200,13 +202,18 @@ def layout(shape: Shape, s: FitSettings, hw: Hardware, n_gpu: int, overheads: Ov
         return ram if i < 0 else devs[i]
 
     ram.weights += shape.embd_bytes
+    repack = overheads.cpu_repack if s.use_mmap else ()
     for il in range(shape.n_layer):
         d = dev(where[il])
         d.weights += shape.block_bytes[il]
+        if d is ram and repack:
+            ram.weights += shape.repack_bytes(il, repack)
         d.kv_cache += shape.kv_layer_bytes(il, cells, s)
         d.layers += 1
     out_dev = dev(where[shape.n_layer])
     out_dev.weights += shape.output_bytes
+    if out_dev is ram and repack:
+        ram.weights += shape.repack_bytes(shape.n_layer, repack)
     out_dev.layers += 1
     if shape.tied and where[shape.n_layer] < 0:
         out_dev.weights -= shape.embd_bytes  # on the CPU the output reads token_embd itself

@@ -78,10 +78,12 @@ def parse_buffers(lines: list[str]) -> dict[str, dict[str, int]]:
     return out
 
 
-def measure(path: str, settings: FitSettings, *, use_mmap: bool = True) -> dict[str, dict[str, int]]:
+def measure(path: str, settings: FitSettings, *, use_mmap: bool | None = None) -> dict[str, dict[str, int]]:
     """Load `path` with llama-cpp-python at `settings` and return the buffers llama.cpp reported."""
     import llama_cpp
 
+    if use_mmap is None:
+        use_mmap = settings.use_mmap
     gl = settings.gpu_layers
     n_gpu = -1 if gl in ("all", "auto") else int(gl)
     sink = LlamaLogCapture.start()

@@ -43,6 +43,8 @@ class Shape:
     output_bytes: int
     tied: bool
     float_weights: bool
+    # Matrix bytes per tensor type of blocks 0..n_layer-1 and, last, the output layer (repack candidates).
+    matrix_bytes: tuple[dict[str, int], ...] = ()
 
     @classmethod
     def from_facts(cls, f: Any) -> Shape:
@@ -75,6 +77,16 @@ class Shape:
             return layers.get(name, {}).get("padded", 0)
 
         blocks = [padded(f"blk.{i}") for i in range(n_layer)]
+
+        def matrices(*names: str) -> dict[str, int]:
+            out: dict[str, int] = {}
+            for name in names:
+                for t, n in layers.get(name, {}).get("matrix_bytes", {}).items():
+                    out[t] = out.get(t, 0) + n
+            return out
+
+        # token_embd is read by row (GET_ROWS) and never repacked; a tied output is not counted (unmeasured).
+        matrix_bytes = tuple(matrices(f"blk.{i}") for i in range(n_layer)) + (matrices("output", "other"),)
         output = padded("output") + padded("output_norm") + padded("other")
         embd = padded("token_embd")
         tied = bool(f.get("tied_embeddings"))
@@ -116,7 +128,14 @@ class Shape:
             output_bytes=output,
             tied=tied,
             float_weights=(f.get("dominant_type") or "") in FLOAT_TYPES,
+            matrix_bytes=matrix_bytes,
         )
+
+    def repack_bytes(self, il: int, types: tuple[str, ...]) -> int:
+        """Bytes of layer `il` (n_layer = the output layer) the CPU backend copies into CPU_REPACK."""
+        if il >= len(self.matrix_bytes):
+            return 0
+        return sum(n for t, n in self.matrix_bytes[il].items() if t in types)
 
     @property
     def n_embd_gqa(self) -> int:

@@ -217,6 +217,8 @@ def _tables_problem(f: dict[str, Any]) -> str | None:
             and isinstance(layer.get("name"), str)
             and all(_int_ok(layer.get(k, 0), False) for k in ("parameters", "bytes", "padded"))
             and _number_ok(layer.get("bpw", 0))
+            and isinstance(layer.get("matrix_bytes", {}), dict)
+            and all(_int_ok(v, False) for v in layer.get("matrix_bytes", {}).values())
         ):
             return "layers holds a row that is not a layer"
     for k in ("imatrix", "split"):

@@ -34,6 +34,9 @@ class LayerStat:
     bytes: int
     bpw: float
     padded: int = 0
+    # Bytes of matrices (2+ dims, rows a multiple of 8) per tensor type: what llama.cpp's CPU backend
+    # may repack into a CPU_REPACK buffer of its own (see fit.rules.cpu_repack_types).
+    matrix_bytes: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -156,6 +159,7 @@ def summarize(headers: list[Header], path: str, size_bytes: int, split: dict[str
     label, guessed = file_type_label(file_type_id)
     types: dict[str, TypeStat] = {}
     layers: dict[str, list[int]] = {}
+    matrices: dict[str, dict[str, int]] = {}
     big_params: dict[str, int] = {}
     tensor_rows: list[dict[str, Any]] = []
     total_params = total_bytes = 0
@@ -179,11 +183,14 @@ def summarize(headers: list[Header], path: str, size_bytes: int, split: dict[str
             acc[2] += -(-(nbytes or 0) // h.alignment) * h.alignment
             if len(t.shape) >= 2:
                 big_params[tname] = big_params.get(tname, 0) + n
+                if t.shape[1] % 8 == 0 and nbytes:
+                    m = matrices.setdefault(_layer_name(t.name), {})
+                    m[tname] = m.get(tname, 0) + nbytes
             tensor_rows.append({"name": t.name, "type": tname, "shape": list(t.shape), "bytes": nbytes})
     dominant = max(big_params, key=big_params.__getitem__) if big_params else None
     expected = PRIMARY_TYPE.get(label) if label else None
     layer_stats = [
-        LayerStat(name, p, b, round(8 * b / p, 4) if p else 0.0, padded)
+        LayerStat(name, p, b, round(8 * b / p, 4) if p else 0.0, padded, matrices.get(name, {}))
         for name, (p, b, padded) in sorted(layers.items(), key=lambda kv: _layer_order(kv[0]))
     ]
     tensor_count = sum(len(h.tensors) for h in headers)

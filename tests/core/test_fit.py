@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from quanttui.core.fit import FitError, FitSettings, estimate, fit_pair, hardware
+from quanttui.core.fit import DEFAULT_OVERHEADS, FitError, FitSettings, estimate, fit_pair, hardware
 from quanttui.core.fit.devices import Device, Hardware, cuda_visible, parse_sizes
 from quanttui.core.fit.measure import measure
 from quanttui.core.modelfile import inspect_file
@@ -52,8 +52,9 @@ CONFIGS = [
 )
 def test_estimate_matches_llama_cpp_on_cpu(tiny, label, settings):
     path = {"F16": tiny.f16, "tied": tiny.tied}.get(label) or tiny.quants[label]
+    settings = replace(settings, use_mmap=False)  # every weight in one buffer, repacked or not
     ram = estimate(inspect_file(path).to_dict(), settings, NO_GPU).devices[-1]
-    measured = measure(str(path), settings, use_mmap=False)
+    measured = measure(str(path), settings)
     weights = sum(parts.get("weights", 0) for parts in measured.values())
     cpu = measured["CPU"]
     assert mib2(ram.weights) == mib2(weights)
@@ -276,3 +277,25 @@ def test_size_overrides():
 def test_cuda_visible_devices_decide_which_gpus_fit_counts(value, expected):
     uuids = ["GPU-aaaa-1111", "GPU-bbbb-2222", "GPU-cccc-3333"]
     assert cuda_visible(value, uuids) == expected
+
+
+@pytest.mark.parametrize("label", ["Q4_0", "Q4_K_M", "Q8_0"])
+def test_mmap_on_counts_the_cpu_repack_copy(tiny, tmp_path, label):
+    """With mmap on (llama-cpp-python's default) the CPU backend keeps a repacked copy of some types
+    beside the mapped file: the estimate adds exactly the CPU_REPACK buffer llama.cpp logs. (Its
+    CPU_Mapped figure spans only the tensors it maps, at most the whole data the estimate counts.)"""
+    from tests.modelgen import FTYPES, quantize
+
+    FTYPES.setdefault("Q4_0", 2)
+    path = tiny.quants.get(label) or quantize(tiny.f16, tmp_path / f"tiny-{label}.gguf", label)
+    facts = inspect_file(path).to_dict()
+    settings = FitSettings(n_ctx=1024)
+    ram = estimate(facts, settings, NO_GPU, search=False).devices[-1]
+    no_map = estimate(facts, replace(settings, use_mmap=False), NO_GPU, search=False).devices[-1]
+    measured = measure(str(path), settings)
+    repacked = measured.get("CPU_REPACK", {}).get("weights", 0)
+    assert mib2(ram.weights - no_map.weights) == mib2(repacked)
+    assert no_map.weights == sum(layer["padded"] for layer in facts["layers"])
+    assert mib2(no_map.weights) >= mib2(measured["CPU_Mapped"]["weights"])
+    if label == "Q4_0" and "Q4_0" in DEFAULT_OVERHEADS.cpu_repack:
+        assert repacked > 0.9 * no_map.weights  # every block matrix is Q4_0; token_embd is not repacked

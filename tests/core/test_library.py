@@ -179,7 +179,7 @@ def _index_with(entry_for: dict, lib: Path) -> None:
     entries = {str(lib / name): value for name, value in entry_for.items()}
     path = index_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"version": 4, "entries": entries}))
+    path.write_text(json.dumps({"version": 5, "entries": entries}))
 
 
 def test_index_entries_of_the_wrong_shape_are_read_again(tiny, tmp_path):
@@ -211,7 +211,7 @@ def test_index_entries_of_the_wrong_shape_are_read_again(tiny, tmp_path):
     again = scan([folder(lib)])
     assert all(not e.cached and e.error is None for e in again)
     assert {e.path: e.facts for e in again} == {p: e.facts for p, e in good.items()}
-    for broken in ([], {"version": 4, "entries": []}, {"version": 4, "entries": {"x": 1}}, "[" * 100_000):
+    for broken in ([], {"version": 5, "entries": []}, {"version": 5, "entries": {"x": 1}}, "[" * 100_000):
         index_path().write_text(broken if isinstance(broken, str) else json.dumps(broken))
         assert [e.error for e in scan([folder(lib)])] == [None] * len(names)
 
@@ -259,7 +259,7 @@ def test_cli_ls_with_bad_settings_and_index_says_one_line(tiny, tmp_path, capsys
     settings_mod.settings_path().parent.mkdir(parents=True)
     settings_mod.settings_path().write_text(json.dumps({"roots": [str(lib), 123], "theme": 5}))
     index_path().parent.mkdir(parents=True, exist_ok=True)
-    index_path().write_text(json.dumps({"version": 4, "entries": {str(lib / "a-Q8_0.gguf"): {"facts": []}}}))
+    index_path().write_text(json.dumps({"version": 5, "entries": {str(lib / "a-Q8_0.gguf"): {"facts": []}}}))
     assert cli.main(["ls", "--json"]) == 0
     out, err = capsys.readouterr()
     assert len(err.strip().splitlines()) == 1 and "wrong value types in roots, theme" in err
