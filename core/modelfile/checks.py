@@ -163,6 +163,10 @@ def _number_ok(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
 
 
+def _is_str_list(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
 def facts_problem(f: Any) -> str | None:
     """What is wrong with a facts dict (a key and why), or None when every present field has its type."""
     if not isinstance(f, dict):
@@ -221,9 +225,19 @@ def _tables_problem(f: dict[str, Any]) -> str | None:
             and all(_int_ok(v, False) for v in layer.get("matrix_bytes", {}).values())
         ):
             return "layers holds a row that is not a layer"
-    for k in ("imatrix", "split"):
-        if not isinstance(f.get(k), (dict, type(None))):
-            return f"{k} is not a mapping"
+    imatrix = f.get("imatrix")
+    if imatrix is not None and not (
+        isinstance(imatrix, dict) and all(isinstance(v, (str, int, type(None))) for v in imatrix.values())
+    ):
+        return "imatrix is not a mapping of values"
+    split = f.get("split")
+    if split is not None and not (
+        isinstance(split, dict)
+        and _int_ok(split.get("count"), False)
+        and _int_ok(split.get("tensors_count"))
+        and all(_is_str_list(split.get(k)) for k in ("parts", "missing"))
+    ):
+        return "split is not a split set"
     ignored = f.get("ignored", [])
     if not (isinstance(ignored, list) and all(isinstance(x, str) for x in ignored)):
         return "ignored is not a list of notes"

@@ -12,6 +12,7 @@ from quanttui.core import settings as settings_mod
 from quanttui.core.library import Root, active_roots, add_root, all_roots, remove_root, scan
 from quanttui.core.library.groups import quant_from_name, strip_quant
 from quanttui.core.library.roots import hf_hub_cache, llama_cpp_cache, ollama_models
+from quanttui.core.library.scan import INDEX_VERSION
 
 
 def _copy(src: Path, dst: Path) -> Path:
@@ -179,7 +180,7 @@ def _index_with(entry_for: dict, lib: Path) -> None:
     entries = {str(lib / name): value for name, value in entry_for.items()}
     path = index_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"version": 5, "entries": entries}))
+    path.write_text(json.dumps({"version": INDEX_VERSION, "entries": entries}))
 
 
 def test_index_entries_of_the_wrong_shape_are_read_again(tiny, tmp_path):
@@ -187,7 +188,7 @@ def test_index_entries_of_the_wrong_shape_are_read_again(tiny, tmp_path):
     from quanttui.core.library import index_path
 
     lib = tmp_path / "lib"
-    names = [f"m{i}-Q8_0.gguf" for i in range(9)]
+    names = [f"m{i}-Q8_0.gguf" for i in range(11)]
     for name in names:
         _copy(tiny.quants["Q8_0"], lib / name)
     good = {e.path: e for e in scan([folder(lib)])}
@@ -205,13 +206,16 @@ def test_index_entries_of_the_wrong_shape_are_read_again(tiny, tmp_path):
             names[6]: {"sig": sig, "facts": None, "error": None},
             names[7]: {"sig": sig, "facts": {**facts, "bpw": "high", "head_count": [[1]]}, "error": None},
             names[8]: {"sig": sig, "facts": {**facts, "block_count": 10**8}, "error": None},
+            names[9]: {"sig": sig, "facts": {**facts, "split": {"count": 2, "missing": 5}}, "error": None},
+            names[10]: {"sig": sig, "facts": {**facts, "imatrix": {"file": ["x"]}}, "error": None},
         },
         lib,
     )
     again = scan([folder(lib)])
     assert all(not e.cached and e.error is None for e in again)
     assert {e.path: e.facts for e in again} == {p: e.facts for p, e in good.items()}
-    for broken in ([], {"version": 5, "entries": []}, {"version": 5, "entries": {"x": 1}}, "[" * 100_000):
+    v = INDEX_VERSION
+    for broken in ([], {"version": v, "entries": []}, {"version": v, "entries": {"x": 1}}, "[" * 100_000):
         index_path().write_text(broken if isinstance(broken, str) else json.dumps(broken))
         assert [e.error for e in scan([folder(lib)])] == [None] * len(names)
 
@@ -259,7 +263,8 @@ def test_cli_ls_with_bad_settings_and_index_says_one_line(tiny, tmp_path, capsys
     settings_mod.settings_path().parent.mkdir(parents=True)
     settings_mod.settings_path().write_text(json.dumps({"roots": [str(lib), 123], "theme": 5}))
     index_path().parent.mkdir(parents=True, exist_ok=True)
-    index_path().write_text(json.dumps({"version": 5, "entries": {str(lib / "a-Q8_0.gguf"): {"facts": []}}}))
+    entries = {str(lib / "a-Q8_0.gguf"): {"facts": []}}
+    index_path().write_text(json.dumps({"version": INDEX_VERSION, "entries": entries}))
     assert cli.main(["ls", "--json"]) == 0
     out, err = capsys.readouterr()
     assert len(err.strip().splitlines()) == 1 and "wrong value types in roots, theme" in err
