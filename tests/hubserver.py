@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -55,14 +56,24 @@ class Faults:
         return self.only is None or self.only in path
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that hangs up (a refused answer, a timeout) is expected here, not an error to print."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
+
 class HubServer:
     def __init__(self, repos: list[HubRepo]) -> None:
         self.repos = {r.repo_id: r for r in repos}
         self.faults = Faults()
         self.quiet = threading.Event()
         self.requests: list[dict[str, Any]] = []
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.httpd.daemon_threads = True
+        self.httpd = _QuietServer(("127.0.0.1", 0), self._handler())
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property

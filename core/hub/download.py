@@ -27,7 +27,7 @@ from ..organize.move import partial_path, sha256_file
 from ..organize.safety import log_operation
 from ..pathgate import PathRefused, check, join_inside
 from ..paths import models_dir
-from ..textsafe import clean
+from ..textsafe import clean, clean_path
 from . import client, names
 from .client import HubError, call, file_url, headers, session
 from .search import RemoteFile
@@ -87,7 +87,7 @@ def _check_space(folder: Path, needed: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(folder).free
     if needed + SPACE_MARGIN > free:
-        raise HubError(f"not enough free space in {folder}: need {needed:,} bytes, {free:,} free")
+        raise HubError(f"not enough free space in {clean_path(folder)}: need {needed:,} bytes, {free:,} free")
 
 
 def _hash_existing(path: Path) -> tuple[hashlib._Hash, int]:
