@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..paths import cache_dir
+from ..textsafe import clean
 from .engine import GenConfig, OnRender, OnToken, Pair, SideResult, load_error
 from .scoring import Scores
 
@@ -102,6 +103,8 @@ class ProcessEngine(Pair):
     """Loads A and B in a worker process and runs both on each prompt, like ABEngine in-process."""
 
     def __init__(self, path_a: str, path_b: str, cfg: GenConfig, **kw: Any) -> None:
+        # Set from any thread (the screen is left while loading): the load stops, its worker killed.
+        self.abort: threading.Event = kw.pop("abort", None) or threading.Event()
         super().__init__(path_a, path_b, cfg, **kw)  # `failed` grows when loading kills the worker
         self.crashed: str | None = None  # how the worker last died, until a new one has loaded
         self._errors: dict[str, str] = {}
@@ -189,20 +192,45 @@ class ProcessEngine(Pair):
     def _load(self) -> None:
         """A fresh worker with both models; a side whose loading kills the worker is marked failed."""
         for _ in range(len(SIDES) + 1):
+            if self.abort.is_set():
+                self._errors = {n: "loading was cancelled" for n in SIDES}
+                return
             self._start()
             loading: dict[str, str | None] = {"side": None}
             load = ("load", *self.paths.values(), self.cfg, self.placement())
+            done = threading.Event()
+            threading.Thread(target=self._kill_on_abort, args=(self._proc, done), daemon=True).start()
             try:
                 self._errors, self._same = self._call(load, self._status(loading))
-            except WorkerDied as e:
+            except RuntimeError as e:  # the worker answered with an error: no models there
+                if not isinstance(e, WorkerDied):
+                    self.close()
+                    self._errors = {n: f"could not load the models: {clean(str(e))}" for n in SIDES}
+                    return
+                if self.abort.is_set():
+                    self._errors = {n: "loading was cancelled" for n in SIDES}
+                    return
                 side = loading["side"]  # failed sides are never loaded, so this is a new one
                 if side is None:
                     self._errors = {n: f"could not start the model process: {e}" for n in SIDES}
                     return
                 self.failed[side] = load_error(self.paths[side], e)
                 continue
+            finally:
+                done.set()
+            if self.abort.is_set():  # it finished loading just as the user left
+                self.close()
+                self._errors = {n: "loading was cancelled" for n in SIDES}
+                return
             self.crashed = None
             return
+
+    def _kill_on_abort(self, proc: subprocess.Popen[bytes] | None, done: threading.Event) -> None:
+        while not done.wait(0.05):
+            if self.abort.is_set() and proc is not None:
+                with contextlib.suppress(OSError):
+                    proc.kill()
+                return
 
     def _ready(self) -> bool:
         """A worker to talk to, starting a fresh one after a crash; False when none could start."""

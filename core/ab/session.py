@@ -55,18 +55,22 @@ class ABSession:
         *,
         isolate: bool = True,
         on_status: OnStatus | None = None,
+        abort: threading.Event | None = None,
     ) -> None:
+        """`abort`, set from another thread, stops loading (the worker is killed; both sides then
+        say "loading was cancelled"): the screen sets it when it is left while the models load."""
         self.cfg = cfg
         self.plan = plan or plan_pair(path_a, path_b, cfg.n_ctx)
-        engine = ProcessEngine if isolate else ABEngine
-        self.engine: ProcessEngine | ABEngine = engine(
-            path_a,
-            path_b,
-            cfg,
-            sequential=self.plan.sequential,
-            gpu_layers=self.plan.gpu_layers,
-            main_gpu=self.plan.main_gpu,
-            on_status=on_status,
+        placement: dict[str, Any] = {
+            "sequential": self.plan.sequential,
+            "gpu_layers": self.plan.gpu_layers,
+            "main_gpu": self.plan.main_gpu,
+            "on_status": on_status,
+        }
+        self.engine: ProcessEngine | ABEngine = (
+            ProcessEngine(path_a, path_b, cfg, abort=abort, **placement)
+            if isolate
+            else ABEngine(path_a, path_b, cfg, **placement)
         )
         self.paths = {"a": path_a, "b": path_b}
         # Chat mode: each side's conversation so far, and its size in tokens after each kept turn.

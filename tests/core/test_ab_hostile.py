@@ -310,3 +310,36 @@ def test_model_output_is_printed_cleaned_with_its_lines_kept(capsys):
     assert lines[1] == "line one\\x1b]52;c;cHduZWQ=\\x07"  # escaped where it stood, not dropped
     assert lines[2].startswith("line two")
     assert "--- B: /m/b\\x1b[31m.gguf" in lines and "error: could not load: \\x1b[2J bad" in lines
+
+
+def test_leaving_while_the_models_load_stops_the_load_and_its_worker(tiny):
+    abort = threading.Event()
+    pids: list[int] = []
+
+    def on_status(what, side):
+        if side == "a":
+            pids.extend(p.pid for p in _workers(psutil.Process()))
+            os.kill(pids[0], signal.SIGSTOP)  # a load that would take as long as it likes
+            abort.set()  # the screen is left while A loads
+
+    cfg = GenConfig(max_tokens=8, n_ctx=512, mode="completion")
+    s = ABSession(
+        str(tiny.quants["Q8_0"]), str(tiny.quants["Q2_K"]), cfg, TOGETHER, on_status=on_status, abort=abort
+    )
+    assert s.engine.errors() == {"a": "loading was cancelled", "b": "loading was cancelled"}
+    assert len(pids) == 1 and _gone(pids[0]) and s.engine.pid is None
+    t = s.ask(PROMPT)  # nothing loads again behind the user's back
+    assert t.a.error == t.b.error == "loading was cancelled" and s.engine.pid is None
+    s.close()
+
+
+def test_models_that_finish_loading_as_the_screen_is_left_are_not_kept(tiny):
+    abort = threading.Event()
+    cfg = GenConfig(max_tokens=8, n_ctx=512, mode="completion")
+    s = ABSession(
+        str(tiny.quants["Q8_0"]), str(tiny.quants["Q2_K"]), cfg, TOGETHER,
+        on_status=lambda what, side: side == "b" and abort.set(), abort=abort,
+    )
+    assert s.engine.errors() == {"a": "loading was cancelled", "b": "loading was cancelled"}
+    assert s.engine.pid is None and _workers(psutil.Process()) == []
+    s.close()
