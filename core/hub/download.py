@@ -75,7 +75,8 @@ def _check_answer(resp: object, have: int, expected: int, name: str) -> int:
             )
         start = have
     length = hdrs.get("Content-Length")
-    if length is not None and (not length.isdigit() or int(length) != expected - start):
+    encoded = hdrs.get("Content-Encoding", "identity").lower() != "identity"  # the length is of the encoding
+    if length is not None and not encoded and (not length.isdigit() or int(length) != expected - start):
         raise HubError(
             f"{name}: the Hub announced {clean(length[:40])} bytes for bytes {start:,}-{expected - 1:,} "
             f"of the listed {expected:,}; refused, nothing written"
