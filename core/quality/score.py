@@ -11,7 +11,7 @@ of the default text, against float64 KL over the whole vocabulary, the mean KLD 
 +5.9e-6 for Q8_0 (0.008761, 0.07%), -3.1e-5 for Q3_K_M (0.6338, 0.005%) and -2.2e-4 for Q2_K
 (1.1309, 0.02%); median, p99 and max by at most 5e-4; top-1, ppl ratio and Δp are equal. It kept
 6,600 tokens a position on average: 52 KiB instead of 512 KiB (16-bit rows) or 1 MiB (float32).
-A vocabulary with no token below the cutoff (the tiny test models) is kept whole: exact KL.
+On the tiny test models (259 tokens, about 170 kept) the difference is below 1e-5.
 """
 
 from __future__ import annotations

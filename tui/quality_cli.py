@@ -1,0 +1,231 @@
+"""`quanttui eval`, `bench` and `advise`: what a lower quant loses, how fast each runs, which to pick."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ..core import format as fmt
+from ..core.errors import QuanttuiError
+from ..core.fit import hardware
+from ..core.quality.advise import Advice, advise
+from ..core.quality.bench import bench
+from ..core.quality.eval import EvalReport, Progress, evaluate
+from ..core.quality.text import EvalText, QualityError
+from ..core.textsafe import clean
+
+T = TypeVar("T")
+
+
+class QualityCliError(QuanttuiError):
+    """One line for stderr."""
+
+
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser(
+        "eval", help="KL divergence, top-1 agreement and perplexity of quants against a reference"
+    )
+    p.add_argument("reference", metavar="REFERENCE")
+    p.add_argument("candidates", nargs="+", metavar="CANDIDATE")
+    p.add_argument("--text", metavar="FILE", help="a UTF-8 text file (default: the text quanttui ships)")
+    p.add_argument("--ctx", type=int, help="tokens per chunk, the second half scored (default 512)")
+    p.add_argument("--chunks", type=int, help="chunks to score (default: all the text holds)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run_eval)
+    p = sub.add_parser("bench", help="prompt and generation tokens/s (llama-bench's pp512 / tg128)")
+    p.add_argument("models", nargs="+", metavar="MODEL")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run_bench)
+    p = sub.add_parser("advise", help="which quant of a model to run here, with what each loses")
+    p.add_argument("target", metavar="MODEL-OR-GROUP")
+    p.add_argument("--ctx", type=int, default=4096, help="target context length (default 4096)")
+    p.add_argument("--vram", help="GPU memory to plan for, e.g. 24GiB or 24GiB,12GiB; 0 for none")
+    p.add_argument("--ram", help="system RAM to plan for, e.g. 64GiB")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run_advise)
+
+
+def _interruptible(work: Callable[[threading.Event], T]) -> tuple[T, bool]:
+    """Run `work(cancel)` in a thread; Ctrl+C sets cancel and waits for what it finished."""
+    cancel = threading.Event()
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = work(cancel)
+        except BaseException as e:  # noqa: BLE001  handed to the main thread
+            box["error"] = e
+
+    t = threading.Thread(target=target, name="quality", daemon=True)
+    t.start()
+    interrupted = False
+    while t.is_alive():
+        try:
+            t.join(0.2)
+        except KeyboardInterrupt:
+            interrupted = True
+            cancel.set()
+    if "error" in box:
+        raise box["error"]
+    return box["value"], interrupted
+
+
+def _progress(quiet: bool) -> Callable[[Progress], None] | None:
+    if quiet or not sys.stderr.isatty():
+        return None
+
+    def show(p: Progress) -> None:
+        eta = f", about {p.eta_seconds:.0f} s left" if p.eta_seconds is not None else ""
+        sys.stderr.write(f"\r\x1b[K{p.stage} {clean(p.model)}: {p.done}/{p.total} chunk passes{eta}")
+        sys.stderr.flush()
+
+    return show
+
+
+def _num(v: Any, spec: str) -> str:
+    return format(v, spec) if isinstance(v, (int, float)) else "-"
+
+
+def eval_text(report: EvalReport) -> str:
+    lines = [
+        f"reference  {clean(Path(report.reference).name)}   ppl {_num(report.ref_ppl, '.4f')}",
+        f"text       {clean(report.text.name)} ({_num(report.n_tokens, 'd')} tokens), ctx {report.ctx}, "
+        f"{report.chunks if report.chunks is not None else 'all'} chunks",
+        "",
+        f"  {'model':<34}{'KLD mean':>10}{'median':>10}{'p99':>9}{'max':>9}{'top-1':>8}{'ppl':>10}"
+        f"{'ratio':>8}{'Δp mean':>9}{'Δp RMS':>8}{'tokens':>8}{'s':>7}",
+    ]
+    for c in report.candidates:
+        name = clean(Path(c.model).name)[:33]
+        if c.error:
+            lines.append(f"  {name:<34}error: {clean(c.error)}")
+            continue
+        g = c.get
+        top1 = g("top1_agreement")
+        lines.append(
+            f"  {name:<34}{_num(g('kld_mean'), '.5f'):>10}{_num(g('kld_median'), '.5f'):>10}"
+            f"{_num(g('kld_p99'), '.4f'):>9}{_num(g('kld_max'), '.3f'):>9}"
+            f"{_num(top1 * 100 if top1 is not None else None, '.2f') + '%':>8}{_num(g('ppl'), '.3f'):>10}"
+            f"{_num(g('ppl_ratio'), '.4f'):>8}{_num((g('p_diff_mean') or 0) * 100, '+.2f') + '%':>9}"
+            f"{_num((g('p_diff_rms') or 0) * 100, '.2f') + '%':>8}{_num(g('tokens_scored'), 'd'):>8}"
+            f"{'cached' if c.cached else _num(g('seconds'), '.1f'):>7}"
+        )
+    if report.cancelled:
+        lines.append("cancelled: rows without figures were not finished")
+    return "\n".join(lines)
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    try:
+        text = EvalText.load(args.text)
+
+        def work(cancel: threading.Event) -> EvalReport:
+            return evaluate(
+                args.reference,
+                args.candidates,
+                text=text,
+                ctx=args.ctx,
+                chunks=args.chunks,
+                on_progress=_progress(args.json),
+                cancel=cancel,
+            )
+
+        report, interrupted = _interruptible(work)
+    except QualityError as e:
+        raise QualityCliError(str(e)) from None
+    if sys.stderr.isatty() and not args.json:
+        sys.stderr.write("\r\x1b[K")
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(eval_text(report))
+    if interrupted:
+        return 130
+    return 1 if any(c.error for c in report.candidates) else 0
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    results, interrupted = _interruptible(lambda cancel: bench(args.models, cancel=cancel))
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results], indent=2))
+    else:
+        print(f"  {'model':<40}{'pp t/s':>10}{'tg t/s':>10}{'load s':>8}{'threads':>8}")
+        for r in results:
+            name = clean(Path(r.model).name)[:39]
+            if r.error:
+                print(f"  {name:<40}error: {clean(r.error)}")
+                continue
+            f = r.figures
+            pp = f"pp{f.get('pp_tokens')}" if f.get("pp_tokens") != 512 else ""
+            tg = f"tg{f.get('tg_tokens')}" if f.get("tg_tokens") != 128 else ""
+            cached = "cached" if r.cached else ""
+            print(
+                f"  {name:<40}{_num(f.get('pp_tokens_per_second'), '.1f'):>10}"
+                f"{_num(f.get('tg_tokens_per_second'), '.1f'):>10}{_num(f.get('load_seconds'), '.2f'):>8}"
+                f"{_num(f.get('threads'), 'd'):>8}  {' '.join(x for x in (pp, tg, cached) if x)}"
+            )
+    if interrupted:
+        return 130
+    return 1 if any(r.error for r in results) else 0
+
+
+def advise_text(a: Advice) -> str:
+    lines = [f"{clean(a.group)}  at context {a.ctx}"]
+    if a.reference:
+        e = a.eval_settings
+        lines.append(
+            f"quality: eval against {clean(Path(a.reference).name)} on {clean(e.get('text'))}, "
+            f"ctx {e.get('ctx')}"
+        )
+    else:
+        lines.append("quality: not measured (run quanttui eval REFERENCE CANDIDATE...)")
+    lines += [
+        "",
+        f"  {'':2}{'model':<36}{'size':>11}{'bpw':>6}  {'fit':<30}"
+        f"{'KLD':>9}{'top-1':>8}{'ppl ×':>7}{'tg t/s':>10}",
+    ]
+    for r in a.rows:
+        mark = "→ " if r.model == a.recommended else "  "
+        name = clean(Path(r.model).name)[:35]
+        if r.error or not r.fit:
+            lines.append(
+                f"  {mark}{name:<36}{fmt.size(r.size_bytes):>11}  error: {clean(r.error or 'unreadable')}"
+            )
+            continue
+        q = r.quality or {}
+        top1 = q.get("top1_agreement")
+        tg = _num(r.tg, ".1f") + ("~" if r.tg_source == "estimated" else "")
+        kld = (
+            "reference" if r.is_reference else _num(q.get("kld_mean"), ".4f") if r.quality else "not measured"
+        )
+        lines.append(
+            f"  {mark}{name:<36}{fmt.size(r.size_bytes):>11}{_num(r.bpw, '.2f'):>6}  "
+            f"{clean(r.fit['verdict'])[:29]:<30}"
+            f"{kld:>9}{_num(top1 * 100 if top1 is not None else None, '.1f'):>8}"
+            f"{_num(q.get('ppl_ratio'), '.3f'):>7}{tg:>10}"
+        )
+    lines.append("")
+    lines.append(f"recommended: {clean(Path(a.recommended).name) if a.recommended else 'none'} ({a.reason})")
+    if any(r.tg_source == "estimated" for r in a.rows):
+        lines.append("~ estimated from a measured quant of the group, scaled by file size")
+    return "\n".join(lines)
+
+
+def run_advise(args: argparse.Namespace) -> int:
+    try:
+        hw = hardware(args.vram, args.ram)
+    except ValueError as e:
+        raise QualityCliError(str(e)) from None
+    if not 16 <= args.ctx <= 1 << 24:
+        raise QualityCliError(f"--ctx {args.ctx}: between 16 and {1 << 24}")
+    try:
+        a = advise(args.target, args.ctx, hw)
+    except QualityError as e:
+        raise QualityCliError(str(e)) from None
+    print(json.dumps(a.to_dict(), indent=2) if args.json else advise_text(a))
+    return 0 if a.recommended else 1
