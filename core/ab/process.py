@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import queue
 import signal
 import socket
 import subprocess
@@ -29,6 +28,7 @@ from ..paths import cache_dir
 from ..textsafe import clean
 from .engine import GenConfig, OnRender, OnToken, Pair, SideResult, load_error
 from .scoring import Scores
+from .spawn import start_on_lasting_thread
 
 SIDES = ("a", "b")
 LOG_LIMIT = 4 << 20
@@ -58,36 +58,6 @@ def _last_log_line(path: Path, start: int) -> str:
         return ""
     lines = [line.strip() for line in lines if line.strip()]
     return lines[-1][:200] if lines else ""
-
-
-_spawns: queue.Queue[tuple[Callable[[], Any], queue.Queue[Any]]] = queue.Queue()
-_spawner_lock = threading.Lock()
-_spawner: threading.Thread | None = None
-
-
-def _spawn_forever() -> None:
-    while True:
-        make, reply = _spawns.get()
-        try:
-            reply.put((True, make()))
-        except BaseException as e:  # noqa: BLE001  handed back to the caller
-            reply.put((False, e))
-
-
-def _on_lasting_thread(make: Callable[[], Any]) -> Any:
-    """Run `make` on a thread that lives as long as the app. Linux's parent-death signal fires
-    when the thread that started a child ends, and the app starts workers from short-lived ones."""
-    global _spawner
-    with _spawner_lock:
-        if _spawner is None or not _spawner.is_alive():
-            _spawner = threading.Thread(target=_spawn_forever, name="ab-spawner", daemon=True)
-            _spawner.start()
-    reply: queue.Queue[Any] = queue.Queue()
-    _spawns.put((make, reply))
-    ok, value = reply.get()
-    if not ok:
-        raise value
-    return value
 
 
 def _reap(proc: subprocess.Popen[bytes]) -> int:
@@ -130,7 +100,7 @@ class ProcessEngine(Pair):
         with ours, theirs, log.open("wb" if big else "ab") as out:
             self._log_start = out.tell()
             args = [sys.executable, "-m", "quanttui.core.ab.worker", str(theirs.fileno()), str(os.getpid())]
-            self._proc = _on_lasting_thread(
+            self._proc = start_on_lasting_thread(
                 lambda: subprocess.Popen(
                     args, pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=out, stderr=out
                 )

@@ -12,7 +12,6 @@ llama_cpp before numpy, which a CUDA build needs.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import queue
 import signal
@@ -22,8 +21,8 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from .engine import ABEngine
+from .spawn import die_with_parent
 
-PR_SET_PDEATHSIG = 1
 ORPHAN_GRACE = 5.0  # seconds the main thread has to unload after the app is gone
 
 
@@ -130,16 +129,6 @@ def serve(conn: Connection) -> None:
             link.send("err", f"{type(e).__name__}: {e}")
         else:
             link.send("ok", value)
-
-
-def die_with_parent(parent: int) -> None:
-    """Ask the kernel to SIGKILL this process when its parent ends (Linux), then make sure the
-    parent had not already gone before the request was made."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:
-        os._exit(1)
 
 
 def main(argv: list[str]) -> int:
