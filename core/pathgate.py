@@ -18,7 +18,11 @@ from .errors import QuanttuiError
 from .textsafe import clean, clean_path
 
 OLLAMA_DIGEST = re.compile(r"sha256[:-][0-9a-f]{64}")
-_BAD_NAME_CHARS = re.compile('[\x00-\x1f\x7f-\x9f\\\\:*?"<>|\ud800-\udfff\u202a-\u202e\u2066-\u2069]')
+# Controls, characters Windows refuses, undecodable bytes, and invisible or reordering characters
+# (zero-width, bidi, line separators) that would make a name read as another.
+_BAD_NAME_CHARS = re.compile(
+    '[\x00-\x1f\x7f-\x9f\\\\:*?"<>|\ud800-\udfff\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]'
+)
 MAX_NAME = 255  # bytes in one path component on common filesystems
 MAX_REL = 1024
 
