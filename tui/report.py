@@ -38,8 +38,20 @@ def quant_text(f: dict[str, Any]) -> str:
     if f.get("file_type_guessed"):
         label += " (guessed)"
     if f.get("label_matches") is False:
-        label += f"  ! mostly {f.get('dominant_type')}, not what the label says"
+        dominant = f.get("dominant_type")
+        if _embedding_share(f) > 0.4:  # Gemma-style vocabularies: the table, not the layers, is big
+            label += f" (most bytes: the {dominant} token embedding table)"
+        else:
+            label += f"  ! mostly {dominant}, not what the label says"
     return label
+
+
+def _embedding_share(f: dict[str, Any]) -> float:
+    """The token embedding table's share of the file's tensor bytes (0 when unknown)."""
+    layers = f.get("layers") or []
+    total = sum(layer.get("bytes") or 0 for layer in layers)
+    embd = sum(layer.get("bytes") or 0 for layer in layers if layer.get("name") == "token_embd")
+    return embd / total if total else 0.0
 
 
 def bar(value: float, top: float, width: int) -> str:
@@ -66,6 +78,12 @@ def inspect_text(f: dict[str, Any], *, tensors: bool = False) -> str:
         _kv("vocabulary", f"{f.get('vocab_size')} ({f.get('tokenizer_model') or '?'})"),
         _kv("chat template", "yes" if f.get("has_chat_template") else "no"),
     ]
+    if f.get("tied_embeddings"):
+        lines.append(_kv("output layer", "reads token_embd (tied embeddings)"))
+    if f.get("vocab_only"):
+        lines.append(_kv("runnable", "no: vocabulary only, no weights (a tokenizer file, not a model)"))
+    for note in f.get("ignored") or []:
+        lines.append(_kv("ignored", note))
     if f.get("expert_count"):
         lines.append(_kv("experts", f"{f.get('expert_used_count')} of {f['expert_count']} used"))
     if f.get("sliding_window"):
@@ -76,6 +94,8 @@ def inspect_text(f: dict[str, Any], *, tensors: bool = False) -> str:
     if split:
         miss = f", missing {', '.join(split['missing'])}" if split["missing"] else ""
         lines.append(_kv("split", f"{split['count']} parts{miss}"))
+    if f.get("vocab_only"):
+        return _text(lines)
     lines.append("")
     lines.append(f"  {'tensor type':<12} {'count':>6} {'params':>10} {'size':>12}")
     for name, st in f["tensor_types"].items():
