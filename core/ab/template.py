@@ -168,6 +168,10 @@ def render_chat(
             raise_exception=_raise_exception,
             add_generation_prompt=True,
             strftime_now=_strftime_now,
+            tools=None,  # as llama-cpp-python passes them: `tools is not none` reads false
+            tool_choice=None,
+            functions=None,
+            function_call=None,
         ):
             size += len(chunk)
             if size > MAX_PROMPT_CHARS:
