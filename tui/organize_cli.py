@@ -70,7 +70,7 @@ def rm(args: argparse.Namespace) -> int:
         execute_delete(plan, roots)
     except QuanttuiError as e:  # OrganizeError, and PathRefused from the path gate
         raise OrganizeCliError(clean(e)) from None
-    print(f"done: {plan.summary()} ({fmt.size(plan.bytes_freed)})")
+    print(plan.done_text())
     return 0
 
 
@@ -109,11 +109,21 @@ def dedupe(args: argparse.Namespace) -> int:
     try:
         if args.apply == "delete":
             plan = plan_delete([p for g in groups for p in g.extras], roots)
-            if _confirm(f"{plan.summary()}?", args.yes):
-                execute_delete(plan, roots)
+            if not _confirm(f"{plan.summary()}?", args.yes):
+                print("nothing deleted")
+                return 1
+            execute_delete(plan, roots)
+            print(plan.done_text())
         elif _confirm(f"replace {sum(len(g.extras) for g in groups)} extras with hard links?", args.yes):
-            for g in groups:
-                link_extras(g, roots)
+            linked = [(g, link_extras(g, roots)) for g in groups]
+            n = sum(len(done) for _, done in linked)
+            kept = sum(len(g.extras) - len(done) for g, done in linked)
+            freed = sum(g.size * len(done) for g, done in linked)
+            line = f"linked {n} extra{'s' if n != 1 else ''} to their kept copy, freed {fmt.size(freed)}"
+            print(line + (f"; {kept} on another filesystem stay copies" if kept else ""))
+        else:
+            print("nothing linked")
+            return 1
     except QuanttuiError as e:  # OrganizeError, and PathRefused from the path gate
         raise OrganizeCliError(clean(e)) from None
     return 0

@@ -273,7 +273,7 @@ def parse_header(
     if size < 4 and not complete:
         raise NeedMoreData(24)
     if bytes(buf[:4]) != GGUF_MAGIC:
-        raise NotGGUFError(f"not a GGUF file (starts with {bytes(buf[:4])!r})")
+        raise NotGGUFError(f"not a GGUF file (starts with {_shown(bytes(buf[:4]))})")
     p = _Parser(buf, complete=complete, total=file_size if file_size is not None else None)
     p.pos = 4
     version = p.u32()
@@ -328,6 +328,13 @@ def parse_header(
     if total is not None:
         _check_data_bounds(header, total)
     return header
+
+
+def _shown(magic: bytes) -> str:
+    """The first bytes of a file a person can read: text when printable ASCII, else hex."""
+    if all(32 <= b < 127 for b in magic):
+        return f'"{magic.decode("ascii")}"'
+    return "bytes " + magic.hex(" ")
 
 
 def _read_tensor_info(p: _Parser) -> TensorInfo:

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import format as fmt
 from ..library.discover import ollama_manifests, read_small
 from ..library.roots import Root
 from ..modelfile.split import split_parts
@@ -74,6 +75,12 @@ class DeletePlan:
         how = "permanently delete" if self.permanent else "move to the trash"
         n = len(self.files)
         return f"{how} {n} file{'s' if n != 1 else ''}, freeing {self.bytes_freed:,} bytes"
+
+    def done_text(self) -> str:
+        """What happened, once it has: the line shown after a delete (summary() asks before it)."""
+        how = "permanently deleted" if self.permanent else "moved to the trash"
+        n = len(self.files)
+        return f"{how} {n} file{'s' if n != 1 else ''}, freed {fmt.size(self.bytes_freed)}"
 
     def all_paths(self) -> list[Path]:
         return [*self.files, *self.links, *self.refs, *self.manifests, *self.dirs]

@@ -45,7 +45,7 @@ def test_inspect_several_paths_gives_a_list_with_errors(tiny, tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert rc == 1
     assert out[0]["file_type"] == "Q8_0" and len(out[0]["tensors"]) == 39
-    assert out[1] == {"path": str(bad), "error": "not a GGUF file (starts with b'nope')"}
+    assert out[1] == {"path": str(bad), "error": 'not a GGUF file (starts with "nope")'}
 
 
 def test_inspect_text(tiny, capsys):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from quanttui.core import format as fmt
 from quanttui.core.library import Root
 from quanttui.core.organize import (
     OrganizeError,
@@ -311,9 +312,10 @@ def test_cli_rm_mv_du(lib, tiny, capsys, monkeypatch):
     monkeypatch.setattr("sys.stdin.isatty", lambda: False)
     assert main(["rm", str(d / "tiny-Q2_K.gguf")]) == 2
     assert "refusing without --yes" in capsys.readouterr().err and (d / "tiny-Q2_K.gguf").exists()
+    size = (d / "tiny-Q2_K.gguf").stat().st_size
     assert main(["rm", str(d / "tiny-Q2_K.gguf"), "--yes"]) == 0
     assert not (d / "tiny-Q2_K.gguf").exists()
-    capsys.readouterr()
+    assert capsys.readouterr().out.splitlines()[-1] == f"moved to the trash 1 file, freed {fmt.size(size)}"
     assert main(["mv", str(d / "tiny-Q8_0.gguf"), str(d / "sub")]) == 0
     assert (d / "sub" / "tiny-Q8_0.gguf").exists()
     capsys.readouterr()
@@ -323,3 +325,21 @@ def test_cli_rm_mv_du(lib, tiny, capsys, monkeypatch):
     assert set(u["quants"]) == {"Q8_0", "F16"}
     assert main(["rm", "/etc/hostname", "--yes"]) == 2
     assert "outside the library roots" in capsys.readouterr().err
+
+
+def test_cli_dedupe_says_what_it_did(tiny, tmp_path, capsys):
+    d = tmp_path / "dups"
+    d.mkdir()
+    for name in ("a.gguf", "b.gguf", "c.gguf"):
+        shutil.copy(tiny.quants["Q2_K"], d / name)
+    size = (d / "a.gguf").stat().st_size
+    assert main(["roots", "add", str(d)]) == 0
+    assert main(["dedupe", "--apply", "link", "--yes"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == f"linked 2 extras to their kept copy, freed {fmt.size(2 * size)}"
+    assert (d / "a.gguf").stat().st_nlink == 3
+    shutil.copy(tiny.quants["Q8_0"], d / "x.gguf")
+    shutil.copy(tiny.quants["Q8_0"], d / "y.gguf")
+    assert main(["dedupe", "--apply", "delete", "--yes"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("moved to the trash 1 file, freed ")
+    assert len(list(d.glob("[xy].gguf"))) == 1
