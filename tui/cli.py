@@ -69,7 +69,10 @@ def _ls(args: argparse.Namespace) -> int:
     if s.load_error:
         _err(s.load_error)
     roots = active_roots(s)
-    entries = scan(roots)
+    skipped: list[str] = []
+    entries = scan(roots, skipped=skipped)
+    for line in skipped:
+        _err(line)
     if args.json:
         print(json.dumps([e.to_dict() for e in entries], indent=2, default=str))
     elif not entries:

@@ -127,14 +127,18 @@ def scan(
     index_file: Path | None = None,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
+    skipped: list[str] | None = None,
 ) -> list[LibraryEntry]:
-    """Every model under `roots`, reusing cached facts for files whose size and mtime are unchanged."""
+    """Every model under `roots`, reusing cached facts for files whose size and mtime are unchanged.
+
+    Folders that could not be read or searched are appended to `skipped`, one line each.
+    """
     index_file = index_file or index_path()
     old = _load_index(index_file)
     found: list[tuple[Root, Candidate]] = []
     seen: set[str] = set()
     for root in roots:
-        for cand in discover(root):
+        for cand in discover(root, skipped):
             real = os.path.realpath(cand.path)
             if real not in seen:
                 seen.add(real)

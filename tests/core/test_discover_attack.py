@@ -99,6 +99,9 @@ def test_ls_lists_the_rest_of_a_root_with_an_unsearchable_folder(tiny, tmp_path,
         os.chmod(d / "closed", 0o755)
     out = capsys.readouterr()
     assert "Traceback" not in out.err and "ok.gguf" in out.out and "closed.gguf" not in out.out
+    said = out.err.splitlines()
+    assert any(str(d / "closed") in line and "skipped" in line for line in said)
+    assert any(str(d / "blocked") in line and "skipped" in line for line in said)
 
 
 def test_stores_with_unreadable_parts_list_what_they_can(tiny, tmp_path):
