@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
 from dataclasses import replace
 from functools import partial
-from pathlib import Path
 
 from rich.text import Text
 from textual import on, work
@@ -16,34 +17,43 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
 from textual.worker import Worker, WorkerState
 
-from ...core.ab import ABSession, GenConfig, Turn
-from ...core.modelfile import GGUFError, inspect_file
-from ..messages import ABLoaded, ABStatus, ABToken, ABTurnDone
+from ...core.ab import ABSession, ContextRefused, GenConfig, Turn, check_context
+from ...core.ab.metrics import loop_at_end
+from ...core.ab.process import WorkerDied
 from ..pacing import Pacer
 from ..safe import safe
 from ..widgets.chat_pane import ChatPane
-
-
-def _chat_mode(path_a: str, path_b: str) -> str:
-    try:
-        return "chat" if all(inspect_file(p).has_chat_template for p in (path_a, path_b)) else "completion"
-    except (GGUFError, OSError):
-        return "completion"
-
+from . import ab_commands as cmd
+from .ab_commands import CommandRefused
+from .ab_messages import ContextChecked, Loaded, LoadStatus, Scoring, SideTokens, TurnDone
+from .ab_status import carry_notes, info_text
 
 FRAME = 1 / 12  # the fastest the panes redraw while answers stream (tui/pacing.py slows it down)
+SIDES = ("a", "b")
+
+
+def score_turn(session: ABSession, turn: Turn) -> None:
+    """KL divergence both ways on a finished turn, where both sides answered with one tokenizer."""
+    if turn.divergence_basis != "tokens" or turn.a.error or turn.b.error:
+        return
+    with contextlib.suppress(WorkerDied):  # the answers stand; the next prompt starts a fresh worker
+        turn.scores_a, turn.scores_b = session.engine.cross_score(turn.a, turn.b)
 
 
 class ABScreen(Screen):
+    """Loading, answering and scoring run in workers; the phase they are in is always on screen, and a
+    prompt sent while a turn is busy waits its turn instead of being dropped."""
+
     BINDINGS = [
         Binding("escape", "cancel_or_back", "Cancel / back", id="ab.cancel"),
         Binding("ctrl+r", "regenerate", "Regenerate", id="ab.regenerate"),
-        Binding("ctrl+e", "edit_last", "Edit last", id="ab.edit"),
+        # priority: the prompt input would take ctrl+e (end of line) first
+        Binding("ctrl+e", "edit_last", "Edit last", id="ab.edit", priority=True),
         Binding("ctrl+s", "save", "Save", id="ab.save"),
-        Binding("ctrl+l", "toggle_loop_stop", "Stop on loop", id="ab.loop_stop"),
+        Binding("ctrl+l", "loop_stop", "Stop loop", id="ab.loop_stop"),
     ]
     DEFAULT_CSS = """
-    #ab-info { height: auto; padding: 0 1; color: $text-muted; }
+    #ab-info { height: auto; max-height: 4; padding: 0 1; color: $text-muted; }
     #ab-panes { height: 1fr; }
     #ab-prompt { margin: 0 1; }
     """
@@ -51,225 +61,344 @@ class ABScreen(Screen):
     def __init__(self, path_a: str, path_b: str, cfg: GenConfig | None = None) -> None:
         super().__init__()
         self.paths = (path_a, path_b)
-        cfg = cfg or GenConfig(mode=_chat_mode(path_a, path_b), max_tokens=256, n_ctx=2048)
+        self.sides = {"a": cmd.side_facts(path_a), "b": cmd.side_facts(path_b)}
+        cfg = cfg or GenConfig(
+            mode=cmd.default_mode(self.sides), max_tokens=256, n_ctx=cmd.default_ctx(self.sides)
+        )
         self.cfg = replace(cfg, stream_every=FRAME)  # the panes draw no more often than this anyway
         self.session: ABSession | None = None
         self.cancel = threading.Event()
-        self.running = False
+        self.abort = threading.Event()  # set when the screen is left: a load under way stops
+        self.phase = "loading"  # loading, checking (a /ctx), ready, answering, scoring
         self.last_prompt = ""
+        self.queued: str | None = None  # typed while a turn was busy; sent when it is done
+        self._scoring_since = 0.0
         self._gone = False  # unmounted: a session that finishes loading or answering is closed
         self._pending: ABSession | None = None  # loaded by the worker, not yet handed over
-        self._live: dict[str, ABToken] = {}  # each side's newest text, drawn at the next frame
+        self._live: dict[str, SideTokens] = {}  # each side's newest text, drawn at the next frame
+        self._latest: dict[str, tuple[int, ...]] = {}  # each side's token ids so far in this turn
         self._pacer = Pacer(fastest=FRAME)
         self._run = 0  # which run the frame timer chain belongs to
         self._life = threading.Lock()
+
+    @property
+    def running(self) -> bool:
+        return self.phase in ("answering", "scoring")
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("loading both models…", id="ab-info")
         with Horizontal(id="ab-panes"):
-            yield ChatPane("a", Path(self.paths[0]).name, id="pane-a")
-            yield ChatPane("b", Path(self.paths[1]).name, id="pane-b")
-        yield Input(
-            placeholder="prompt: Enter sends it to both; Esc cancels; /system, /max, /ctx, /mode, /save",
-            id="ab-prompt",
-            disabled=True,
-        )
+            yield ChatPane("a", self.sides["a"].name, id="pane-a")
+            yield ChatPane("b", self.sides["b"].name, id="pane-b")
+        hint = f"prompt: Enter sends it to both; Esc cancels; {cmd.COMMANDS}"
+        yield Input(placeholder=hint, id="ab-prompt")
         yield Footer()
 
     def on_mount(self) -> None:
         self.sub_title = "A/B"
+        self.query_one("#ab-prompt", Input).disabled = True
+        self.set_interval(1, self._tick)
         self.load()
+
+    def _pane(self, side: str) -> ChatPane:
+        return self.query_one(f"#pane-{side}", ChatPane)
+
+    def _prompt(self) -> Input:
+        return self.query_one("#ab-prompt", Input)
+
+    # loading ----------------------------------------------------------------------------------------
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="ab-load")
     def load(self) -> None:
-        session = ABSession(*self.paths, self.cfg, on_status=self._post_status)
+        session = ABSession(*self.paths, self.cfg, on_status=self._post_status, abort=self.abort)
         with self._life:
             self._pending = session
             if self._gone:  # left while loading: free the models now, not at exit
                 session.close()
                 return
-        self.post_message(ABLoaded(session))
+        self.post_message(Loaded(session))
 
     def _post_status(self, what: str, side: str) -> None:
-        self.post_message(ABStatus(what, side))
+        self.post_message(LoadStatus(what, side))
 
-    @on(ABStatus)
-    def _status(self, message: ABStatus) -> None:
-        name = Path(self.paths[0 if message.side == "a" else 1]).name
-        self.query_one("#ab-info", Static).update(safe(f"{message.what} {message.side.upper()}: {name}…"))
+    @on(LoadStatus)
+    def _status(self, message: LoadStatus) -> None:
+        name = self.sides[message.side].name if message.side in self.sides else ""
+        text = f"{message.what} {message.side.upper()}: {name}… (Esc stops loading and goes back)"
+        self.query_one("#ab-info", Static).update(safe(text))
 
-    @on(ABLoaded)
-    def _loaded(self, message: ABLoaded) -> None:
-        self.session = message.session  # type: ignore[assignment]
-        assert self.session is not None
+    @on(Loaded)
+    def _loaded(self, message: Loaded) -> None:
+        self.session = message.session
+        self.phase = "ready"
         for side, error in self.session.engine.errors().items():
-            self.query_one(f"#pane-{side}", ChatPane).show_error(error)
+            self._pane(side).show_error(error)
         self._show_info()
-        prompt = self.query_one("#ab-prompt", Input)
-        prompt.disabled = False
-        prompt.focus()
+        self._prompt().disabled = False
+        self._prompt().focus()
+
+    def _reload(self, n_ctx: int) -> None:
+        """Both models load again with context `n_ctx` (the context is fixed at load)."""
+        self.cfg.n_ctx = n_ctx
+        if self.session is not None:
+            self.session.close()
+        self.session = None
+        self.phase = "loading"
+        self._prompt().disabled = True
+        self.query_one("#ab-info", Static).update(Text(f"loading both models with context {n_ctx:,}…"))
+        self.load()
+
+    # the info line ----------------------------------------------------------------------------------
 
     def _show_info(self) -> None:
         if self.session is None:
             return
-        crashed = getattr(self.session.engine, "crashed", None)
-        plan = self.session.plan
-        how = "one after the other" if plan.sequential else "at the same time"
-        c = self.cfg
-        info = safe(f"{c.mode} mode · greedy · max {c.max_tokens} tokens · context {c.n_ctx} · {how}")
-        if c.system:
-            info += safe(f" · system: {c.system[:40]}")
-        if plan.note:
-            info += Text("\n") + safe(plan.note)
-        if crashed:
-            info += Text("\n") + safe(crashed, style="b red")
-            info += Text(": both models load again with the next prompt")
+        took = time.monotonic() - self._scoring_since
+        info = info_text(self.cfg, self.session, self.phase, took, self.queued)
         self.query_one("#ab-info", Static).update(info)
+        for side, note in carry_notes(self.cfg, self.session).items():
+            self._pane(side).set_note(note)
+
+    def _tick(self) -> None:
+        if self.phase == "scoring":
+            self._show_info()
+
+    # prompts and commands ---------------------------------------------------------------------------
 
     @on(Input.Submitted, "#ab-prompt")
     def _send(self, event: Input.Submitted) -> None:
         text = event.value.strip()
-        if not text or self.running or self.session is None:
+        if not text or self.session is None:
             return
         event.input.value = ""
+        if self.running:
+            self.queued = text
+            self.notify("queued: it is sent when this turn is done", timeout=2)
+            self._show_info()
+            return
+        self._submit(text)
+
+    def _submit(self, text: str) -> None:
         if text.startswith("/"):
-            self.command(text)
+            try:
+                self.command(text)
+            except CommandRefused as e:
+                self.notify(str(e), severity="warning")
         else:
             self.ask(text)
 
     def command(self, text: str) -> None:
-        """/system TEXT, /max N, /ctx N, /mode chat|completion, /save: settings both sides share."""
-        name, _, arg = text[1:].partition(" ")
+        """/system TEXT, /max N, /ctx N, /mode chat|completion, /clear, /save; CommandRefused says why not."""
+        name, arg = cmd.split(text)
         cfg = self.cfg
         if name == "system":
-            cfg.system = arg.strip() or None
+            cfg.system = arg or None
             self.notify(f"system prompt: {cfg.system or '(none)'}")
-        elif name == "max" and arg.strip().isdigit() and int(arg) > 0:
-            cfg.max_tokens = int(arg)
+        elif name == "max":
+            cfg.max_tokens = cmd.max_tokens(arg, cfg.n_ctx)
             self.notify(f"max tokens: {cfg.max_tokens}")
-        elif name == "mode" and arg.strip() in ("chat", "completion"):
-            cfg.mode = arg.strip()
-            self.notify(f"mode: {cfg.mode}")
-        elif name == "ctx" and arg.strip().isdigit() and int(arg) >= 64:
-            cfg.n_ctx = int(arg)
-            if self.session is not None:
-                self.session.close()  # the context is fixed at load: both models load again
-            self.session = None
-            self.query_one("#ab-prompt", Input).disabled = True
-            self.query_one("#ab-info", Static).update(Text(f"loading both models with context {cfg.n_ctx}…"))
-            self.load()
+        elif name == "mode":
+            cfg.mode, warning = cmd.mode(arg, self.sides)
+            self.notify(f"mode: {cfg.mode}" + (f"; {warning}" if warning else ""))
+        elif name == "ctx":
+            self.phase = "checking"
+            self._prompt().disabled = True
+            self.query_one("#ab-info", Static).update(safe(f"checking a context of {arg[:20]}…"))
+            self.check_ctx(cmd.ctx_arg(arg))
             return
+        elif name == "clear":
+            assert self.session is not None
+            self.session.clear_history()
+            for side in SIDES:
+                self._pane(side).cleared()
+            self.notify("both conversations cleared: the next prompt starts afresh", timeout=2)
         elif name == "save":
             self.action_save()
         else:
-            self.notify(
-                "commands: /system TEXT, /max N, /ctx N, /mode chat|completion, /save", severity="warning"
-            )
-            return
+            raise CommandRefused(cmd.unknown(name))
         self._show_info()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="ab-ctx")
+    def check_ctx(self, arg: str) -> None:
+        """Bounded by both models' trained context and by what fits in memory (the fit estimator)."""
+        try:
+            self.post_message(ContextChecked(check_context(*self.paths, arg)))
+        except ContextRefused as e:
+            self.post_message(ContextChecked(None, str(e)))
+
+    @on(ContextChecked)
+    def _ctx_checked(self, message: ContextChecked) -> None:
+        if self._gone:
+            return
+        if message.n_ctx is None:
+            self.phase = "ready"
+            self._prompt().disabled = False
+            self._prompt().focus()
+            self.notify(f"/ctx refused: {message.error}", severity="warning", timeout=6)
+            self._show_info()
+            return
+        if self.cfg.max_tokens > message.n_ctx:
+            self.cfg.max_tokens = message.n_ctx
+        self._reload(message.n_ctx)
 
     def ask(self, prompt: str, *, regenerate: bool = False) -> None:
         self.last_prompt = prompt
-        self._set_running(True)
-        for side in ("a", "b"):
-            self.query_one(f"#pane-{side}", ChatPane).streaming(prompt, "", 0)
+        self._set_phase("answering")
+        for side in SIDES:
+            self._pane(side).streaming(prompt, "", 0)
         self.generate(prompt, regenerate)
 
-    def _set_running(self, running: bool) -> None:
-        self.running = running
-        self._live.clear()
-        self._run += 1  # the frame timers of the run before stop here
-        if running:
+    def _set_phase(self, phase: str) -> None:
+        was_running = self.running
+        self.phase = phase
+        if phase == "scoring":
+            self._scoring_since = time.monotonic()
+        if phase == "answering" and not was_running:
+            self._live.clear()
+            self._latest.clear()
+            self._run += 1  # the frame timers of the run before stop here
             self.cancel = threading.Event()
             self.set_timer(self._pacer.start(), partial(self._draw_live, self._run))
+        elif not self.running:
+            self._live.clear()
+            self._run += 1
+        self._show_info()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="ab-run")
     def generate(self, prompt: str, regenerate: bool) -> None:
-        assert self.session is not None
+        session = self.session
+        assert session is not None
 
         def on_token(side: str, ids: list[int], text: str) -> None:
-            self.post_message(ABToken(side, len(ids), text))
+            self.post_message(SideTokens(side, tuple(ids), text))
 
         cancel = self.cancel
         if regenerate:
-            turn = self.session.regenerate(on_token, cancel)
+            turn = session.regenerate(on_token, cancel)
         else:
-            turn = self.session.ask(prompt, on_token, cancel)
+            turn = session.ask(prompt, on_token, cancel, scoring=False)
+            if turn is not None and not cancel.is_set():
+                self.post_message(Scoring(len(turn.a.token_ids) + len(turn.b.token_ids)))
+                score_turn(session, turn)
         with self._life:
             if self._gone:
-                self.session.close()
+                session.close()
                 return
-        self.post_message(ABTurnDone(turn, cancel.is_set()))
+        self.post_message(TurnDone(turn, cancel.is_set()))
 
-    @on(ABToken)
-    def _token(self, message: ABToken) -> None:
-        if self.running:
+    @on(SideTokens)
+    def _token(self, message: SideTokens) -> None:
+        if self.phase == "answering":
             self._live[message.side] = message
+            self._latest[message.side] = message.ids
+
+    @on(Scoring)
+    def _scoring(self, message: Scoring) -> None:
+        if self.phase == "answering":
+            self._draw_live(self._run)  # the last words of both answers, before the wait
+            self._set_phase("scoring")
 
     def _draw_live(self, run: int) -> None:
         """One frame for both sides' latest text, however many updates came since the last."""
-        if run != self._run or not self.running:
+        if run != self._run or self.phase != "answering":
             return
         with self.app.batch_update():
             for side, m in self._live.items():
-                self.query_one(f"#pane-{side}", ChatPane).streaming(self.last_prompt, m.text, m.n_tokens)
+                self._pane(side).streaming(self.last_prompt, m.text, len(m.ids))
         self._live.clear()
         self.set_timer(self._pacer.next(), partial(self._draw_live, run))
 
-    @on(ABTurnDone)
-    def _done(self, message: ABTurnDone) -> None:
-        self._set_running(False)
-        turn: Turn = message.turn  # type: ignore[assignment]
-        if message.cancelled:
+    @on(TurnDone)
+    def _done(self, message: TurnDone) -> None:
+        turn = message.turn
+        self._set_phase("ready")
+        queued, self.queued = self.queued, None
+        if message.cancelled or turn is None:
+            for side in SIDES:
+                self._pane(side).cancelled()
+            if queued is not None:  # not sent: back in the box to send or change
+                self._prompt().value = queued
             self.notify("cancelled: both models are ready for the next prompt", timeout=2)
-            for side in ("a", "b"):
-                self.query_one(f"#pane-{side}", ChatPane).cancelled()
+            self._show_info()
             return
-        for side in ("a", "b"):
-            self.query_one(f"#pane-{side}", ChatPane).finish(turn)
+        for side in SIDES:
+            self._pane(side).finish(turn)
         self._show_info()
-        self.query_one("#ab-prompt", Input).focus()
+        self._prompt().focus()
         if self.session is not None:
             try:
                 self.session.save()  # every finished turn is kept under the data dir
             except OSError as e:
                 self.notify(f"could not save the session: {e}", severity="warning")
+        if queued is not None:
+            self._submit(queued)
 
     @on(Worker.StateChanged)
     def _worker_failed(self, event: Worker.StateChanged) -> None:
-        if event.state == WorkerState.ERROR:
-            self._set_running(False)
-            self.query_one("#ab-info", Static).update(safe(f"failed: {event.worker.error}", style="b red"))
+        if event.state != WorkerState.ERROR:
+            return
+        what = {"ab-load": "loading", "ab-run": "answering", "ab-ctx": "checking the context"}
+        self._set_phase("ready" if self.session is not None else "loading")
+        self._prompt().disabled = self.session is None
+        line = f"{what.get(event.worker.group, event.worker.name)} failed: {event.worker.error}"
+        self.query_one("#ab-info", Static).update(safe(line, style="b red"))
+
+    # actions ----------------------------------------------------------------------------------------
 
     def action_cancel_or_back(self) -> None:
-        if self.running:
+        if self.phase == "answering":
             self.cancel.set()
+        elif self.phase == "scoring":
+            self.notify("the answers are in; scoring ends in a moment (it cannot stop midway)", timeout=3)
         else:
+            self.abort.set()  # a load under way stops (its worker is killed) as the screen goes
             self.app.pop_screen()
 
     def action_regenerate(self) -> None:
-        if self.session and self.session.turns and not self.running:
-            for side in ("a", "b"):
-                self.query_one(f"#pane-{side}", ChatPane).forget_last()
+        if self.session and self.session.turns and not self.running and self.phase == "ready":
+            for side in SIDES:
+                self._pane(side).forget_last()
             self.ask(self.session.turns[-1].prompt, regenerate=True)
 
     def action_edit_last(self) -> None:
-        prompt = self.query_one("#ab-prompt", Input)
+        prompt = self._prompt()
         prompt.value = self.last_prompt
+        prompt.cursor_position = len(prompt.value)
         prompt.focus()
 
     def action_save(self) -> None:
         if self.session and self.session.turns:
             js, md = self.session.save()
             self.notify(f"saved {md.name} and {js.name} in {md.parent}")
+        else:
+            self.notify("nothing to save yet: no finished turn", timeout=2)
 
-    def action_toggle_loop_stop(self) -> None:
-        self.cfg.stop_on_loop = not self.cfg.stop_on_loop
-        self.notify(f"stop a side stuck in a loop: {'on' if self.cfg.stop_on_loop else 'off'}", timeout=2)
+    def looping(self) -> list[str]:
+        """The sides whose answer, as it streams now, ends in a loop."""
+        return [s for s in SIDES if loop_at_end(self._latest.get(s, ()))]
+
+    def action_loop_stop(self) -> None:
+        """While answering: stop now if a side is looping (and for later turns); idle: toggle the setting."""
+        if self.phase != "answering":
+            self.cfg.stop_on_loop = not self.cfg.stop_on_loop
+            state = "on" if self.cfg.stop_on_loop else "off"
+            self.notify(f"stop a side stuck in a loop: {state} (from the next prompt)", timeout=2)
+            self._show_info()
+            return
+        self.cfg.stop_on_loop = True
+        stuck = self.looping()
+        if not stuck:
+            self.notify("neither side is looping now; from the next prompt a looping side stops", timeout=3)
+        else:
+            who = " and ".join(s.upper() for s in stuck)
+            self.cancel.set()
+            self.notify(f"stopped now: {who} was looping; from the next prompt a looping side stops itself")
+        self._show_info()
 
     def on_unmount(self) -> None:
         self.cancel.set()
+        self.abort.set()
         with self._life:
             self._gone = True
             session = self.session or self._pending

@@ -65,7 +65,9 @@ class DownloadsScreen(Screen):
                 table.add_row(*cells, key=str(job.id))
         total = sum(j.total for j in self.jobs())
         done = sum(j.done for j in self.jobs())
-        self.query_one(ProgressBar).update(total=total or None, progress=done)
+        bar = self.query_one(ProgressBar)
+        bar.update(total=total or None, progress=done)
+        bar.display = table.display = bool(self.jobs())  # nothing to measure: no bar, no empty table
         active = sum(1 for j in self.jobs() if j.status in ("queued", "downloading"))
         self.query_one("#overall-text", Static).update(
             Text(

@@ -32,6 +32,7 @@ class HubScreen(Screen):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back", id="hub.back"),
         Binding("ctrl+s", "cycle_sort", "Sort", id="hub.sort"),
+        Binding("ctrl+r", "retry", "Search again", id="hub.retry"),
     ]
     DEFAULT_CSS = (
         "#hub-status { height: auto; padding: 0 1; color: $text-muted; } #hub-query { margin: 0 1; }"
@@ -40,6 +41,8 @@ class HubScreen(Screen):
     def __init__(self) -> None:
         super().__init__()
         self.sort = "downloads"
+        self.query_text = ""  # the last search sent
+        self._search = 0  # which search the shown results belong to; answers to older ones are dropped
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -67,21 +70,26 @@ class HubScreen(Screen):
         self.run_search(event.value.strip())
 
     def run_search(self, query: str) -> None:
-        self.query_one("#hub-status", Static).update(safe(f"searching {query!r} by {self.sort}…"))
-        self.search_worker(query, self.sort)
+        self.query_text = query
+        self._search += 1
+        what = f"{query!r}" if query else "every GGUF repository"
+        self.query_one("#hub-status", Static).update(safe(f"searching {what} by {self.sort}…"))
+        self.search_worker(query, self.sort, self._search)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="hub-search")
-    def search_worker(self, query: str, sort: str) -> None:
+    def search_worker(self, query: str, sort: str, n: int) -> None:
         try:
-            self.post_message(HubResult("search", search(query, sort)))
+            self.post_message(HubResult("search", search(query, sort), key=str(n)))
         except HubError as e:
-            self.post_message(HubResult("search", error=str(e)))
+            self.post_message(HubResult("search", error=str(e), key=str(n)))
 
     @on(HubResult)
     def _result(self, message: HubResult) -> None:
+        if message.key != str(self._search):
+            return  # the answer to a search made before the last one
         status = self.query_one("#hub-status", Static)
         if message.error:
-            status.update(safe(message.error, style="bold red"))
+            status.update(error_text(message.error, "Enter or ctrl+r searches again"))
             return
         table = self.query_one(DataTable)
         table.clear()
@@ -109,6 +117,15 @@ class HubScreen(Screen):
         self.sort = SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)]
         self.run_search(self.query_one(Input).value.strip())
 
+    def action_retry(self) -> None:
+        self.run_search(self.query_one(Input).value.strip() or self.query_text)
+
+
+def error_text(error: str, retry: str) -> Text:
+    """A Hub failure as one line (core says "offline?" where the Hub cannot be reached), then how to
+    try again."""
+    return safe(error, style="bold red") + Text(f"; {retry}")
+
 
 def _library(screen: Screen) -> Any:
     """The Library screen under this one: its entries, fit settings and hardware are shared."""
@@ -135,13 +152,18 @@ class RepoScreen(Screen):
         Binding("d", "download", "Download", id="repo.download"),
         Binding("m", "mark", "Mark for diff", id="repo.mark"),
         Binding("x", "diff", "Diff marked", id="repo.diff"),
+        Binding("r", "retry", "Reload", id="repo.retry"),
     ]
     DEFAULT_CSS = """
     #repo-status { height: auto; padding: 0 1; color: $text-muted; }
     #repo-body { height: 1fr; }
     #variants { width: 3fr; }
     #variant-detail { width: 2fr; border-left: vkey $panel; padding: 0 1; }
+    RepoScreen.narrow #repo-body { layout: vertical; }
+    RepoScreen.narrow #variants { width: 1fr; height: 3fr; }
+    RepoScreen.narrow #variant-detail { width: 1fr; height: 2fr; border-left: none; border-top: hkey $panel; }
     """
+    NARROW = 120  # below this many columns the facts go under the table, not beside it
 
     def __init__(self, repo: str) -> None:
         super().__init__()
@@ -175,6 +197,15 @@ class RepoScreen(Screen):
             table.add_column(label, key=key)
         self.load()
 
+    def on_resize(self) -> None:
+        self.set_class(self.size.width < self.NARROW, "narrow")
+
+    def action_retry(self) -> None:
+        """Read the listing again after it failed (a listing already shown stays)."""
+        if self.listing is None:
+            self.query_one("#repo-status", Static).update(safe(f"{self.repo}: loading…"))
+            self.load()
+
     @work(thread=True, exclusive=True, exit_on_error=False, group="repo")
     def load(self) -> None:
         try:
@@ -204,7 +235,7 @@ class RepoScreen(Screen):
         table = self.query_one(DataTable)
         if message.kind == "listing":
             if message.error:
-                status.update(safe(message.error, style="bold red"))
+                status.update(error_text(message.error, "r tries again, Esc goes back"))
                 return
             self.listing = message.data  # type: ignore[assignment]
             assert self.listing is not None

@@ -96,6 +96,7 @@ class ChatPane(Vertical):
     DEFAULT_CSS = """
     ChatPane { width: 1fr; border: round $panel; padding: 0 1; }
     ChatPane > .title { text-style: bold; height: auto; }
+    ChatPane > .note { color: $text-muted; height: auto; }
     ChatPane > VerticalScroll { height: 1fr; }
     ChatPane .past { display: none; margin-bottom: 1; }
     ChatPane > .meters { height: auto; color: $text-muted; }
@@ -107,12 +108,14 @@ class ChatPane(Vertical):
         self.side = side
         self.title = title
         self.past: list[Text] = []
+        self._notes: set[int] = set()  # ids of the lines in `past` that are notes, not turns
         self._stream_lines = 0  # lines the streaming answer was last laid out with
         self._past_shown = 0  # how many of `past` the .past widget shows (a finished turn shows as
         # the current one, in full colour, until the next turn starts)
 
     def compose(self) -> ComposeResult:
         yield Static(Text(f"{self.side.upper()}  ") + safe(self.title), classes="title")
+        yield Static("", classes="note")
         with VerticalScroll():
             yield Static("", classes="past")
             yield Static("", classes="body")
@@ -133,6 +136,19 @@ class ChatPane(Vertical):
         self.query_one(".body", Static).update(current, layout=layout)
         self.query_one(VerticalScroll).scroll_end(animate=False)
 
+    def set_note(self, note: str) -> None:
+        """The line under the title: what this side carries into its next prompt."""
+        self.query_one(".note", Static).update(safe(note))
+
+    def cleared(self) -> None:
+        """The conversation was forgotten: earlier turns stay on screen, above a line that says so."""
+        line = Text("── history cleared: the next prompt starts afresh ──", style="italic")
+        self._notes.add(id(line))
+        self.past.append(line)
+        self._show(Text(""))
+        self.query_one(".meters", Static).update(Text(""))
+        self.query_one(Sparkline).data = []
+
     def show_error(self, message: str) -> None:
         self.query_one(".body", Static).update(safe(message, style="bold red", multiline=True))
 
@@ -143,13 +159,17 @@ class ChatPane(Vertical):
         lines = _lines(current.plain, self.query_one(".body", Static).content_size.width)
         layout = not text or lines != self._stream_lines
         self._stream_lines = lines
+        if not text:  # a new turn: the last turn's numbers and its KLD sparkline go together
+            self.query_one(Sparkline).data = []
         self._show(current, layout=layout)
         self.query_one(".meters", Static).update(Text(f"{n_tokens} tokens …"), layout=layout)
 
     def cancelled(self) -> None:
-        """The turn was dropped: back to the conversation as it was."""
+        """The turn was dropped: back to the conversation as it was, with no numbers of the dropped
+        turn left (neither its meters nor its sparkline)."""
         self._show(Text(""))
         self.query_one(".meters", Static).update(Text(""))
+        self.query_one(Sparkline).data = []
 
     def finish(self, turn: Turn) -> None:
         r: SideResult = getattr(turn, self.side)
@@ -163,7 +183,9 @@ class ChatPane(Vertical):
         marked = [i for i, v in worst if v > 0]
         answer = answer_text(r, turn.first_divergence, turn.divergence_basis, self._colours(), marked)
         self._show(Text.assemble(_asked(turn.prompt), answer))
-        self.past.append(Text.assemble(_asked(turn.prompt, "bold dim"), (printable(r.text), "dim")))
+        earlier = Text.assemble(_asked(turn.prompt, "bold"), answer)  # marks kept, dimmed
+        earlier.stylize("dim")
+        self.past.append(earlier)
         line = meters(r)
         if scores is not None and scores.kld:
             line += f"\nmean KLD {scores.kld_mean:.4f} · top-1 agreement {scores.top1_agreement:.1%}"
@@ -177,5 +199,8 @@ class ChatPane(Vertical):
         self.query_one(Sparkline).data = scores.kld if scores is not None else []
 
     def forget_last(self) -> None:
-        if self.past:
-            self.past.pop()
+        """Take the last turn off the conversation shown (a "history cleared" line stays)."""
+        turns = [i for i, t in enumerate(self.past) if id(t) not in self._notes]
+        if turns:
+            del self.past[turns[-1]]
+            self._past_shown = -1  # drawn again at the next turn

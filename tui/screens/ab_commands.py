@@ -1,0 +1,91 @@
+"""The A/B prompt's slash commands, checked before anything changes: each refusal names the command
+and the reason, and every number is bounded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ...core.errors import QuanttuiError
+from ...core.modelfile import GGUFError, inspect_file
+from ...core.textsafe import clean
+
+COMMANDS = "/system TEXT, /max N, /ctx N, /mode chat|completion, /clear, /save"
+DEFAULT_CTX = 2048  # the context both models load with unless /ctx says otherwise (or training is less)
+
+
+class CommandRefused(QuanttuiError):
+    """A slash command that was not carried out; str() is the one line that says why."""
+
+
+@dataclass
+class SideFacts:
+    """What the screen needs to know of one side's file before it loads: its name, its trained
+    context and whether it has a chat template (None where the header cannot be read)."""
+
+    name: str
+    trained: int | None
+    has_template: bool | None
+
+
+def side_facts(path: str) -> SideFacts:
+    """The facts of one side, read from its header; an unreadable file reports its error on load."""
+    name = Path(path).name
+    try:
+        f = inspect_file(path)
+    except (GGUFError, OSError):
+        return SideFacts(name, None, None)
+    trained = f.context_length if isinstance(f.context_length, int) and f.context_length > 0 else None
+    return SideFacts(name, trained, bool(f.has_chat_template))
+
+
+def default_mode(sides: dict[str, SideFacts]) -> str:
+    """Chat when both sides have a chat template, completion otherwise."""
+    return "chat" if all(s.has_template for s in sides.values()) else "completion"
+
+
+def default_ctx(sides: dict[str, SideFacts]) -> int:
+    """DEFAULT_CTX, or less when either model was trained for less."""
+    return min([DEFAULT_CTX, *(s.trained for s in sides.values() if s.trained)])
+
+
+def split(text: str) -> tuple[str, str]:
+    """("max", "16") for "/max 16"."""
+    name, _, arg = text[1:].partition(" ")
+    return name.strip().lower(), arg.strip()
+
+
+def unknown(name: str) -> str:
+    return f"unknown command /{clean(name[:40])}; commands: {COMMANDS}"
+
+
+def max_tokens(arg: str, n_ctx: int) -> int:
+    """The answer length for /max: a whole number from 1 to the context (no side can answer more)."""
+    if not arg.isdigit() or not 1 <= int(arg) <= n_ctx:
+        shown = f" (got {clean(arg[:40])!r})" if arg else ""
+        raise CommandRefused(f"/max needs a whole number between 1 and {n_ctx:,} (the context){shown}")
+    return int(arg)
+
+
+def mode(arg: str, sides: dict[str, SideFacts]) -> tuple[str, str | None]:
+    """The mode for /mode and a warning to show with it, or CommandRefused: chat mode needs a chat
+    template, and a side without one would get the prompt as plain text."""
+    if arg not in ("chat", "completion"):
+        raise CommandRefused("/mode needs chat or completion")
+    if arg == "completion":
+        return arg, None
+    lacking = [side.upper() for side, s in sides.items() if s.has_template is False]
+    if len(lacking) == len(sides):
+        raise CommandRefused("/mode chat: neither model has a chat template; completion mode only")
+    if lacking:
+        who = lacking[0]
+        name = clean(sides[who.lower()].name)
+        return arg, f"{who} ({name}) has no chat template: it gets each prompt as plain text"
+    return arg, None
+
+
+def ctx_arg(arg: str) -> str:
+    """The argument of /ctx, refused at once when empty (the full check runs off the UI thread)."""
+    if not arg:
+        raise CommandRefused("/ctx needs a number of tokens, such as /ctx 4096")
+    return arg

@@ -1,0 +1,61 @@
+"""Messages the A/B screen's workers post to it: loading status and the loaded session, each side's
+answer so far, the scoring phase, a turn's end, and the outcome of checking a /ctx value."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.message import Message
+
+from ...core.ab import ABSession, Turn
+
+
+@dataclass
+class Loaded(Message):
+    """The A/B session is ready (each side may still carry its own load error)."""
+
+    session: ABSession
+
+
+@dataclass
+class LoadStatus(Message):
+    """What the engine is doing before it can answer, such as loading one side's model."""
+
+    what: str
+    side: str
+
+
+@dataclass
+class TurnDone(Message):
+    """A turn ended: answered (and scored), or cancelled (`turn` is then not part of the session)."""
+
+    turn: Turn | None
+    cancelled: bool
+
+
+@dataclass
+class ContextChecked(Message):
+    """The outcome of checking a /ctx value against training and memory: the context, or why not."""
+
+    n_ctx: int | None
+    error: str | None = None
+
+
+@dataclass
+class SideTokens(Message):
+    """A side's answer so far (its token ids too, to tell whether it is looping); a newer one for
+    the same side replaces an unhandled older one."""
+
+    side: str
+    ids: tuple[int, ...]
+    text: str
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, SideTokens) and message.side == self.side
+
+
+@dataclass
+class Scoring(Message):
+    """Both answers are in; the worker is scoring them (KL divergence, teacher-forced both ways)."""
+
+    n_tokens: int

@@ -1,0 +1,46 @@
+"""What the A/B screen says about itself: the settings both sides share, the phase a turn is in, a
+queued prompt, the load plan and a crash, and per side what its next prompt is added to."""
+
+from __future__ import annotations
+
+from rich.text import Text
+
+from ...core.ab import ABSession, GenConfig
+from ..safe import safe
+
+
+def info_text(cfg: GenConfig, session: ABSession, phase: str, scoring_for: float, queued: str | None) -> Text:
+    """The info line above the panes; `scoring_for` is how many seconds scoring has run."""
+    plan = session.plan
+    how = "one after the other" if plan.sequential else "at the same time"
+    info = safe(f"{cfg.mode} mode · greedy · max {cfg.max_tokens} tokens · context {cfg.n_ctx:,} · {how}")
+    if cfg.stop_on_loop:
+        info += Text(" · stops a looping side")
+    if cfg.system:
+        info += safe(f" · system: {cfg.system[:40]}")
+    if phase == "answering":
+        info += Text("\nanswering… Esc cancels; Enter queues the next prompt", style="bold")
+    elif phase == "scoring":
+        info += Text(
+            f"\nscoring both answers (KL divergence, both ways)… {scoring_for:.0f} s; "
+            "Enter queues the next prompt",
+            style="bold",
+        )
+    if queued is not None:
+        info += Text("\n") + safe(f"queued, sent when this turn is done: {queued[:60]}")
+    if plan.note:
+        info += Text("\n") + safe(plan.note)
+    crashed = getattr(session.engine, "crashed", None)
+    if crashed:
+        info += Text("\n") + safe(crashed, style="b red")
+        info += Text(": both models load again with the next prompt")
+    return info
+
+
+def carry_notes(cfg: GenConfig, session: ABSession) -> dict[str, str]:
+    """Per side: the tokens its conversation carries into the next prompt (chat mode), or that each
+    prompt stands alone (completion mode)."""
+    if cfg.mode == "completion":
+        return {side: "each prompt stands alone" for side in ("a", "b")}
+    carried = session.carried()
+    return {side: f"carries {n:,} of {cfg.n_ctx:,} tokens; /clear forgets" for side, n in carried.items()}
