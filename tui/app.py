@@ -11,34 +11,40 @@ from textual.binding import Binding
 from textual.content import Content
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from ..core import settings as settings_mod
-from ..core.fit import Hardware
+from ..core.fit import Hardware, hardware
 from ..core.format import size
 from ..core.hub import Variant
-from ..core.library import Root
+from ..core.library import Root, scan
 from ..core.organize import recover_interrupted
 from ..core.textsafe import clean
 from ..themes import THEMES, other_theme, register_themes
 from .downloads import DownloadJob, run_job
-from .messages import DownloadUpdate
+from .messages import DownloadUpdate, ScanDone, ScanProgress
 from .screens.library import LibraryScreen
+from .state import LibraryState, ScanStatus
 
 
 class QuantApp(App):
     TITLE = "quanttui"
     BINDINGS = [
-        Binding("ctrl+f", "hub", "Hub", id="app.hub"),
-        Binding("ctrl+g", "downloads", "Downloads", id="app.downloads"),
-        Binding("ctrl+t", "toggle_theme", "Theme", id="app.toggle_theme"),
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
+        Binding("f1", "help", "Help", id="app.help"),
+        Binding("question_mark", "help", "Help", show=False, id="app.help_key"),
+        Binding("ctrl+f", "hub", "Hub", id="app.hub"),
+        Binding("ctrl+g", "downloads", "Downloads", show=False, id="app.downloads"),
+        Binding("ctrl+t", "toggle_theme", "Theme", show=False, id="app.toggle_theme"),
     ]
 
     def __init__(self, roots: list[Root] | None = None, hw: Hardware | None = None) -> None:
         super().__init__()
-        self._roots = roots
         self._hw = hw
+        self.library = LibraryState(self, roots, hw)
         self.downloads: list[DownloadJob] = []
+        self._scan: Worker[None] | None = None
+        self._theme_ready = False  # the saved theme is applied before theme changes are saved
 
     def on_mount(self) -> None:
         register_themes(self)
@@ -46,9 +52,58 @@ class QuantApp(App):
             self.notify(line, severity="warning", timeout=10)
         s = settings_mod.load()
         self.theme = s.theme if s.theme in self.available_themes else THEMES[0].name
+        self._theme_ready = True
         if s.load_error:
             self.notify(s.load_error, severity="warning")
-        self.push_screen(LibraryScreen(self._roots, self._hw))
+        self.push_screen(LibraryScreen())
+
+    # the library scan -----------------------------------------------------------------------------
+
+    def rescan(self) -> None:
+        """Scan the roots again in a worker; a running scan is cancelled and its result dropped."""
+        self.library.set_scanning(ScanStatus(running=True))
+        self._scan = self.scan_worker(self.library.roots(), self._hw)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="scan", name="scan")
+    def scan_worker(self, roots: list[Root], hw: Hardware | None) -> None:
+        worker = get_current_worker()
+        entries = scan(
+            roots,
+            progress=lambda done, total, _: self.post_message(ScanProgress(done, total)),
+            should_stop=lambda: worker.is_cancelled,
+        )
+        if not worker.is_cancelled:
+            self.post_message(ScanDone(entries, hw or hardware(), [], worker))
+
+    @on(ScanProgress)
+    def _scan_progress(self, message: ScanProgress) -> None:
+        if self.library.scan.running:
+            self.library.set_scanning(ScanStatus(True, message.done, message.total))
+
+    @on(ScanDone)
+    def _scan_done(self, message: ScanDone) -> None:
+        if message.worker is not self._scan:
+            return  # a superseded scan
+        self.library.set_entries(message.entries, message.hardware, message.skipped)
+
+    @on(Worker.StateChanged)
+    def _worker_failed(self, event: Worker.StateChanged) -> None:
+        if event.state != WorkerState.ERROR or event.worker.node is not self:
+            return
+        err = event.worker.error
+        what = {"scan": "scan", "downloads": "download"}.get(
+            event.worker.group, event.worker.name or "worker"
+        )
+        if event.worker is self._scan:
+            self.library.set_scanning(ScanStatus(error=f"{what} failed: {type(err).__name__}: {err}"))
+        else:
+            self.notify(f"{what} failed: {type(err).__name__}: {err}", severity="error")
+
+    def action_help(self) -> None:
+        from .screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.screen))
 
     def notify(
         self,
@@ -69,7 +124,7 @@ class QuantApp(App):
         return super().format_title(clean(title), clean(sub_title))
 
     def watch_theme(self, theme: str) -> None:
-        if not self.is_mounted:
+        if not self._theme_ready:
             return
         try:
             with settings_mod.update() as s:
@@ -127,9 +182,7 @@ class QuantApp(App):
         job.done, job.status, job.error = message.done, message.status, message.error
         if message.status == "done":
             self.notify(f"downloaded {job.repo} {job.variant.label}")
-            for s in self.screen_stack:
-                if isinstance(s, LibraryScreen):
-                    s.action_rescan()
+            self.rescan()
         elif message.status == "failed":
             self.notify(message.error or "download failed", severity="error")
         from .screens.downloads import DownloadsScreen
@@ -149,53 +202,9 @@ class QuantApp(App):
             "Toggle where new downloads land",
             self.action_toggle_download_target,
         )
-        if isinstance(screen, LibraryScreen):
-            yield SystemCommand(
-                "Rescan library", "Look for new and changed model files", screen.action_rescan
-            )
-            yield SystemCommand("Add folder", "Add a folder to the library roots", screen.action_add_root)
-            yield SystemCommand("Filter models", "Focus the filter box", screen.action_focus_filter)
-            yield SystemCommand(
-                "Cycle sort column", "Sort the table by the next column", screen.action_cycle_sort
-            )
-            yield SystemCommand("Reverse sort", "Reverse the table order", screen.action_reverse_sort)
-            yield from fit_commands(screen)
-            yield from organize_commands(screen)
-
-
-def fit_commands(screen: LibraryScreen) -> Iterable[SystemCommand]:
-    """The fit panel's keys as palette commands."""
-    yield SystemCommand(
-        "Fit: double the context", "Memory fit at twice the context", lambda: screen.action_fit_ctx(2)
-    )
-    yield SystemCommand(
-        "Fit: halve the context", "Memory fit at half the context", lambda: screen.action_fit_ctx(0.5)
-    )
-    yield SystemCommand("Fit: next KV cache type", "f16, q8_0, q4_0", screen.action_fit_kv)
-    yield SystemCommand(
-        "Fit: toggle flash attention", "Flash attention on or off", screen.action_fit_flash_attn
-    )
-    yield SystemCommand(
-        "Fit: one more GPU layer", "Offload one more layer", lambda: screen.action_fit_layers(1)
-    )
-    yield SystemCommand(
-        "Fit: one GPU layer less", "Offload one layer fewer", lambda: screen.action_fit_layers(-1)
-    )
-
-
-def organize_commands(screen: LibraryScreen) -> Iterable[SystemCommand]:
-    """Marking, A/B and the organize operations as palette commands."""
-    yield SystemCommand("Mark file", "Mark the highlighted file (first two: A and B)", screen.action_mark)
-    yield SystemCommand("A/B chat", "Compare the two marked files side by side", screen.action_open_ab)
-    yield SystemCommand(
-        "Delete to trash", "Marked files, or the highlighted one", lambda: screen.action_delete(False)
-    )
-    yield SystemCommand(
-        "Delete permanently", "Marked files, or the highlighted one", lambda: screen.action_delete(True)
-    )
-    yield SystemCommand("Move to folder", "Marked files, split sets whole", screen.action_move)
-    yield SystemCommand("Rename", "The highlighted file (every part of a split set)", screen.action_rename)
-    yield SystemCommand("Disk usage and duplicates", "Per root, model and quant", screen.action_usage)
+        commands = getattr(screen, "system_commands", None)
+        if callable(commands):
+            yield from commands()
 
 
 def create_app(roots: list[Root] | None = None, hw: Hardware | None = None) -> QuantApp:

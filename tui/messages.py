@@ -2,27 +2,35 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from textual.message import Message
 
 from ..core.fit import Hardware
 from ..core.library import LibraryEntry
 
 
+@dataclass
 class ScanProgress(Message):
-    def __init__(self, done: int, total: int) -> None:
-        super().__init__()
-        self.done = done
-        self.total = total
+    """Files read so far by the library scan; a newer one replaces an unhandled older one."""
+
+    done: int
+    total: int
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, ScanProgress)
 
 
+@dataclass
 class ScanDone(Message):
-    def __init__(self, entries: list[LibraryEntry], hardware: Hardware) -> None:
-        super().__init__()
-        self.entries = entries
-        self.hardware = hardware
+    """A finished scan: its entries, the hardware, the folders it could not read, and the worker that
+    ran it (a result of a cancelled or superseded scan is dropped)."""
+
+    entries: list[LibraryEntry]
+    hardware: Hardware
+    skipped: list[str]
+    worker: object
 
 
 class ABLoaded(Message):
@@ -62,23 +70,31 @@ class ABTurnDone(Message):
         self.cancelled = cancelled
 
 
-class OrganizeProgress(Message):
-    """Bytes copied or hashed so far by a long organize operation."""
+@dataclass
+class OperationProgress(Message):
+    """Bytes copied or hashed so far by the running operation of an operation bar."""
 
-    def __init__(self, done: int, total: int) -> None:
-        super().__init__()
-        self.done = done
-        self.total = total
+    done: int
+    total: int
 
     def can_replace(self, message: Message) -> bool:
-        return isinstance(message, OrganizeProgress)
+        return isinstance(message, OperationProgress)
 
 
-class OrganizeDone(Message):
-    def __init__(self, text: str, error: str | None = None) -> None:
-        super().__init__()
-        self.text = text
-        self.error = error
+@dataclass
+class OperationDone(Message):
+    """An operation's end: its name, the line to show, or the one-line error that stopped it."""
+
+    name: str
+    text: str
+    error: str | None = None
+
+
+@dataclass
+class DuplicatesFound(Message):
+    """The duplicate groups the hashing worker found (a list of core.organize.DuplicateGroup)."""
+
+    groups: list[Any]
 
 
 class HubResult(Message):

@@ -15,25 +15,39 @@ from ..safe import safe
 DIALOG_CSS = """
 {name} {{ align: center middle; }}
 {name} > Vertical {{
-    width: 90; max-height: 80%; height: auto; border: thick $primary; background: $surface; padding: 1 2;
+    width: 90; max-width: 100%; max-height: 90%; height: auto;
+    border: thick $primary; background: $surface; padding: 1 2;
 }}
 """
 
 
 class AskScreen(ModalScreen[str | None]):
-    """One line of input; Enter returns it, Esc returns None."""
+    """One line of input; Enter returns it, Esc returns None. `lines` (the files it acts on) are listed
+    above the box, each shown exactly."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="ask.cancel")]
-    DEFAULT_CSS = DIALOG_CSS.format(name="AskScreen")
+    DEFAULT_CSS = (
+        DIALOG_CSS.format(name="AskScreen")
+        + "AskScreen VerticalScroll { height: auto; max-height: 12; margin: 1 0; }"
+    )
 
-    def __init__(self, question: str, value: str = "", placeholder: str = "") -> None:
+    def __init__(
+        self, question: str, value: str = "", placeholder: str = "", lines: list[str] | None = None
+    ) -> None:
         super().__init__()
         self.question, self.value, self.placeholder = question, value, placeholder
+        self.lines = lines or []
 
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(safe(self.question) + Text(" (Enter to confirm, Esc to cancel)"))
+            if self.lines:
+                with VerticalScroll():
+                    yield Static(Text("\n").join(safe(line) for line in self.lines), id="ask-files")
             yield Input(value=self.value, placeholder=self.placeholder, id="ask-value", select_on_focus=False)
+
+    def on_mount(self) -> None:
+        self.query_one("#ask-value", Input).focus()
 
     @on(Input.Submitted)
     def _submit(self, event: Input.Submitted) -> None:

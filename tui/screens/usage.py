@@ -10,11 +10,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, ProgressBar, Static
-from textual.worker import Worker, WorkerState
+from textual.widgets import Header, Static
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from ...core.format import size
-from ...core.library import LibraryEntry, Root
 from ...core.organize import (
     DuplicateGroup,
     OrganizeError,
@@ -24,9 +23,12 @@ from ...core.organize import (
     link_extras,
     plan_delete,
 )
-from ..messages import OrganizeDone, OrganizeProgress
+from ..messages import DuplicatesFound, OperationDone, OperationProgress
 from ..report import bar
 from ..safe import safe
+from ..state import library_state
+from ..widgets.key_footer import KeyFooter
+from ..widgets.operation_bar import OperationBar
 from .dialogs import ConfirmScreen
 
 
@@ -42,55 +44,77 @@ def bars(title: str, sizes: dict[str, int], limit: int = 15) -> Table:
 
 
 class UsageScreen(Screen):
+    """Sizes from the library state; hashing runs in a worker, and linking or trashing the extras runs
+    as one operation of the operation bar, so a failure is one line, never the app's end."""
+
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back", id="usage.back"),
         Binding("l", "link", "Hard-link duplicates", id="usage.link"),
-        Binding("x", "delete_extras", "Delete duplicates", id="usage.delete"),
+        Binding("x", "delete_extras", "Trash duplicates", id="usage.delete"),
     ]
-    DEFAULT_CSS = "#usage-body { padding: 0 1; } #dupes { margin-top: 1; } #hash-progress { margin: 0 1; }"
+    DEFAULT_CSS = "#usage-body { padding: 0 1; } #dupes { margin-top: 1; }"
 
-    def __init__(self, entries: list[LibraryEntry], roots: list[Root]) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.entries, self.roots = entries, roots
         self.groups: list[DuplicateGroup] = []
 
     def compose(self) -> ComposeResult:
+        self.state = library_state(self)
         yield Header()
         with VerticalScroll(id="usage-body"):
             yield Static(id="usage")
             yield Static(Text("looking for duplicates…"), id="dupes")
-        yield ProgressBar(id="hash-progress", show_eta=False)
-        yield Footer()
+        yield OperationBar(id="usage-status")
+        yield KeyFooter()
+
+    @property
+    def bar(self) -> OperationBar:
+        return self.query_one(OperationBar)
 
     def on_mount(self) -> None:
         self.sub_title = "Disk usage"
-        u = disk_usage(self.entries).to_dict()
+        entries = self.state.entries
+        u = disk_usage(entries).to_dict()
+        models = len({e.group for e in entries})
         self.query_one("#usage", Static).update(
             Group(
-                Text(f"total {size(u['total'])} in {len(self.entries)} models", style="bold"),
+                Text(f"total {size(u['total'])} in {len(entries)} files of {models} models", style="bold"),
                 bars("by root", u["roots"]),
                 bars("by model", u["groups"]),
                 bars("by quant", u["quants"]),
             )
         )
+        self.rehash()
+
+    def rehash(self) -> None:
+        self.bar.show_progress("hashing to find duplicates…")
         self.hash_worker()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="dedupe")
     def hash_worker(self) -> None:
-        files = [part for e in self.entries if not e.error for part in e.parts]
-        self.groups = find_duplicates(files, lambda d, t: self.post_message(OrganizeProgress(d, t)))
-        self.post_message(OrganizeDone("hashed"))
+        worker = get_current_worker()
+        files = [part for e in self.state.entries if not e.error for part in e.parts]
+        groups = find_duplicates(files, lambda d, t: self.post_message(OperationProgress(d, t)))
+        if not worker.is_cancelled:
+            self.post_message(DuplicatesFound(groups))
 
-    @on(OrganizeProgress)
-    def _progress(self, message: OrganizeProgress) -> None:
-        self.query_one("#hash-progress", ProgressBar).update(total=message.total, progress=message.done)
+    @on(OperationProgress)
+    def _progress(self, message: OperationProgress) -> None:
+        if self.bar.running is None:
+            self.bar.show_progress("hashing to find duplicates…", message.done, message.total)
 
-    @on(OrganizeDone)
-    def _done(self, message: OrganizeDone) -> None:
-        self.query_one("#hash-progress").display = False
-        if message.error:
-            self.notify(message.error, severity="error")
+    @on(DuplicatesFound)
+    def _found(self, message: DuplicatesFound) -> None:
+        self.groups = message.groups
+        self.bar.idle()
         self.show_duplicates()
+
+    @on(Worker.StateChanged)
+    def _hash_failed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group == "dedupe" and event.state == WorkerState.ERROR:
+            self.bar.idle()
+            self.bar.show_summary(safe(f"finding duplicates failed: {event.worker.error}", style="bold red"))
+            self.query_one("#dupes", Static).update(Text("duplicates unknown", style="dim"))
 
     def show_duplicates(self) -> None:
         if not self.groups:
@@ -110,27 +134,26 @@ class UsageScreen(Screen):
             lines += [safe(f"  linked {p}", style="dim") for p in g.linked]
         self.query_one("#dupes", Static).update(Group(*lines))
 
-    @on(Worker.StateChanged)
-    def _failed(self, event: Worker.StateChanged) -> None:
-        if event.state == WorkerState.ERROR:
-            self.notify(f"failed: {event.worker.error}", severity="error")
-
     def _extras(self) -> list[str]:
         return [str(p) for g in self.groups for p in g.extras]
+
+    def _finished(self, message: OperationDone) -> None:
+        """After a link or trash: look again, and have the Library rescan."""
+        self.app.rescan()  # type: ignore[attr-defined]
+        self.rehash()
 
     def action_link(self) -> None:
         if not self._extras():
             return
+        groups, roots = list(self.groups), self.state.roots()
+
+        def job(progress: object) -> str:
+            n = sum(len(link_extras(g, roots)) for g in groups)
+            return f"{n} file{'s' if n != 1 else ''} are now hard links to the kept copy"
 
         def answered(yes: bool | None) -> None:
             if yes:
-                try:
-                    n = sum(len(link_extras(g, self.roots)) for g in self.groups)
-                except OrganizeError as e:
-                    self.notify(str(e), severity="error")
-                    return
-                self.notify(f"{n} files are now hard links")
-                self.hash_worker()
+                self.bar.start("link", job, self._finished)
 
         self.app.push_screen(
             ConfirmScreen("Replace these with hard links to the kept copy?", self._extras()), answered
@@ -139,22 +162,22 @@ class UsageScreen(Screen):
     def action_delete_extras(self) -> None:
         if not self._extras():
             return
+        roots = self.state.roots()
         try:
-            plan = plan_delete(self._extras(), self.roots)
+            plan = plan_delete(self._extras(), roots)
         except OrganizeError as e:
             self.notify(str(e), severity="error")
             return
 
+        def job(progress: object) -> str:
+            execute_delete(plan, roots)
+            return plan.done_text()
+
         def answered(yes: bool | None) -> None:
             if yes:
-                execute_delete(plan, self.roots)
-                self.notify(plan.summary())
-                self.groups = [g for g in self.groups if not g.extras]
-                self.show_duplicates()
+                self.bar.start("trash duplicates", job, self._finished)
 
+        title = f"{plan.summary()} ({size(plan.bytes_freed)})?"
         self.app.push_screen(
-            ConfirmScreen(
-                f"{plan.summary().capitalize()} ({size(plan.bytes_freed)})?", [str(p) for p in plan.files]
-            ),
-            answered,
+            ConfirmScreen(title[0].upper() + title[1:], [str(p) for p in plan.files]), answered
         )

@@ -14,10 +14,12 @@ from ..safe import safe
 
 
 class BpwChart(Widget):
-    """One row per layer (token_embd, blk.N, output...): name, bpw and a bar scaled to the widest."""
+    """One row per layer (token_embd, blk.N, output_norm, output): name, bpw and a bar scaled to the
+    widest; with tied embeddings the title says token_embd is also the output."""
 
     DEFAULT_CSS = "BpwChart { height: auto; }"
-    layers: reactive[list[dict[str, Any]]] = reactive(list, layout=True)
+    bars: reactive[list[dict[str, Any]]] = reactive(list, layout=True)
+    tied: reactive[bool] = reactive(False, layout=True)
 
     def _colour(self, bpw: float) -> str:
         theme = self.app.current_theme
@@ -33,15 +35,18 @@ class BpwChart(Widget):
         self.refresh()
 
     def render(self) -> Table | Text:
-        if not self.layers:
+        if not self.bars:
             return Text("")
-        t = Table(title=Text("bits per weight by layer"), title_justify="left", box=None, padding=(0, 1))
+        title = Text("bits per weight by layer")
+        if self.tied:
+            title.append("  (tied embeddings: token_embd is also the output)", style="dim")
+        t = Table(title=title, title_justify="left", box=None, padding=(0, 1))
         t.add_column("layer", no_wrap=True)
         t.add_column("bpw", justify="right")
         t.add_column("", no_wrap=True)
-        top = max(layer["bpw"] for layer in self.layers) or 1.0
+        top = max(layer["bpw"] for layer in self.bars) or 1.0
         width = max(10, min(40, self.content_size.width - 26))
-        for layer in self.layers:
+        for layer in self.bars:
             t.add_row(
                 safe(layer["name"]),
                 Text(f"{layer['bpw']:.2f}"),

@@ -31,7 +31,7 @@ def facts_table(f: dict[str, Any], e: LibraryEntry) -> Table:
         ("imatrix", imatrix_text(f.get("imatrix"))),
         ("context length", f"{f.get('context_length') or '?'}"),
         ("layers", f"{f.get('block_count') or '?'}"),
-        ("heads / kv", f"{f.get('head_count')} / {f.get('head_count_kv')}"),
+        ("heads / kv", f"{f.get('head_count') or '?'} / {f.get('head_count_kv') or '?'}"),
         ("vocabulary", f"{f.get('vocab_size')} ({f.get('tokenizer_model') or '?'})"),
         ("chat template", "yes" if f.get("has_chat_template") else "no"),
     ]
@@ -91,16 +91,18 @@ class DetailPane(VerticalScroll):
                     safe_path(e.path, style="dim"),
                 )
             )
-            chart.layers = []
+            chart.bars = []
             return
-        body: list[RenderableType] = [
-            safe(e.name, style="bold"),
-            facts_table(e.facts, e),
-            Text(""),
-            histogram(e.facts),
-        ]
+        body: list[RenderableType] = [safe(e.name, style="bold")]
+        if e.facts.get("vocab_only"):
+            body.append(
+                Text("vocabulary only: a tokenizer file with no weights; it cannot be run", "bold yellow")
+            )
+        tensors = histogram(e.facts) if e.facts.get("tensor_types") else Text("no tensors", style="dim")
+        body += [facts_table(e.facts, e), Text(""), tensors]
         facts.update(Group(*body))
-        chart.layers = e.facts.get("layers") or []
+        chart.tied = bool(e.facts.get("tied_embeddings"))
+        chart.bars = e.facts.get("layers") or []
 
     def show_group(self, members: list[LibraryEntry]) -> None:
         title = safe(f"{members[0].group_label}: quant ladder")
@@ -117,8 +119,8 @@ class DetailPane(VerticalScroll):
                 safe(e.name),
             )
         self.query_one("#detail-facts", Static).update(t)
-        self.query_one("#detail-chart", BpwChart).layers = []
+        self.query_one("#detail-chart", BpwChart).bars = []
 
     def show_message(self, text: RenderableType) -> None:
         self.query_one("#detail-facts", Static).update(text)
-        self.query_one("#detail-chart", BpwChart).layers = []
+        self.query_one("#detail-chart", BpwChart).bars = []

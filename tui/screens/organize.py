@@ -1,0 +1,142 @@
+"""The Library's organize actions (delete, move, rename, disk usage): which files they act on, the
+dialogs that name those files, and the jobs the operation bar runs off the UI thread."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from textual.app import SystemCommand
+
+from ...core.format import size
+from ...core.organize import OrganizeError, canonical_folder, execute_delete, move, plan_delete, rename
+from ...core.textsafe import clean
+from .dialogs import AskScreen, ConfirmScreen
+
+if TYPE_CHECKING:
+    from ...core.library import LibraryEntry
+    from ..messages import OperationDone
+    from ..state import LibraryState
+    from ..widgets.model_table import ModelTable
+    from ..widgets.operation_bar import OperationBar
+
+
+class OrganizeActions:
+    """Mixed into the Library screen. The files an action touches: the marked files the filter shows,
+    or the highlighted file when no shown file is marked; marks hidden by the filter are never touched
+    and the dialog says so."""
+
+    state: LibraryState
+    table: ModelTable
+    bar: OperationBar
+
+    if TYPE_CHECKING:  # provided by the screen this is mixed into
+        app: Any
+
+        def highlighted_entry(self) -> LibraryEntry | None: ...
+        def operation_finished(self, message: OperationDone) -> None: ...
+        def notify(
+            self, message: str, *, severity: Any = "information", timeout: float | None = None
+        ) -> None: ...
+
+    def targets(self) -> tuple[list[str], int]:
+        """The files to act on and how many marked files the filter hides (left alone)."""
+        shown = {e.path for e in self.table.visible_entries()}
+        marked = [p for p in self.state.marks if p in shown]
+        hidden = len(self.state.marks) - len(marked)
+        if marked:
+            return marked, hidden
+        e = self.highlighted_entry()
+        return ([e.path] if e is not None else []), hidden
+
+    @staticmethod
+    def _hidden_note(hidden: int) -> list[str]:
+        if not hidden:
+            return []
+        return ["", f"({hidden} marked file{'s' if hidden != 1 else ''} hidden by the filter: left alone)"]
+
+    def action_delete(self, permanent: bool) -> None:
+        targets, hidden = self.targets()
+        if not targets:
+            return
+        roots = self.state.roots()
+        try:
+            plan = plan_delete(targets, roots, permanent=permanent)
+        except OrganizeError as err:
+            self.notify(str(err), severity="error")
+            return
+        lines = [str(p) for p in plan.files] + [f"(link) {p}" for p in plan.links] + self._hidden_note(hidden)
+        title = f"{plan.summary()} ({size(plan.bytes_freed)})?"
+
+        def job(progress: object) -> str:
+            execute_delete(plan, roots)
+            return plan.done_text()
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.bar.start("delete", job, self.operation_finished)
+
+        self.app.push_screen(ConfirmScreen(title[0].upper() + title[1:], lines), answered)  # type: ignore[attr-defined]
+
+    def _suggested_folder(self, first: LibraryEntry | None) -> Path | None:
+        """Where a move is suggested to go: OWNER/REPO or the model's name under quanttui's models folder
+        when a move may go there, else under the first file's own root."""
+        if first is None:
+            return None
+        top = self.state.models_home() or Path(first.root)
+        return canonical_folder(first.origin, first.group_label, top)
+
+    def action_move(self) -> None:
+        targets, hidden = self.targets()
+        if not targets:
+            return
+        suggested = self._suggested_folder(self.state.entry(targets[0]))
+        roots = self.state.move_roots()
+        count = f"{len(targets)} file{'s' if len(targets) != 1 else ''}"
+
+        def chosen(dest: str | None) -> None:
+            if not dest:
+                return
+
+            def job(progress: object) -> str:
+                moved = move(targets, dest, roots, progress=progress)  # type: ignore[arg-type]
+                return f"moved {len(moved)} file{'s' if len(moved) != 1 else ''} to {clean(dest)}"
+
+            self.bar.start("move", job, self.operation_finished)
+
+        question = f"Move {count} to the folder"
+        value = clean(suggested) if suggested is not None else ""
+        dialog = AskScreen(question, value, lines=targets + self._hidden_note(hidden))
+        self.app.push_screen(dialog, chosen)  # type: ignore[attr-defined]
+
+    def action_rename(self) -> None:
+        e = self.highlighted_entry()
+        if e is None or e.error:
+            return
+        roots = self.state.roots()
+        stem = clean(Path(e.path).name.removesuffix(".gguf"))  # what the box shows is what it returns
+
+        def chosen(name: str | None) -> None:
+            if name:
+                self.bar.start(
+                    "rename",
+                    lambda progress: f"renamed to {rename(e.path, name, roots)[0].name}",
+                    self.operation_finished,
+                )
+
+        self.app.push_screen(AskScreen("New name", stem, lines=[e.path]), chosen)  # type: ignore[attr-defined]
+
+    def action_usage(self) -> None:
+        from .usage import UsageScreen
+
+        self.app.push_screen(UsageScreen())  # type: ignore[attr-defined]
+
+    def organize_commands(self) -> Iterable[SystemCommand]:
+        """Marking, A/B and the organize operations as palette commands."""
+        shown = "Marked files the filter shows, or the highlighted one"
+        yield SystemCommand("Delete to trash", shown, lambda: self.action_delete(False))
+        yield SystemCommand("Delete permanently", shown, lambda: self.action_delete(True))
+        yield SystemCommand("Move to folder", f"{shown}; split sets whole", self.action_move)
+        yield SystemCommand("Rename", "The highlighted file (every part of a split set)", self.action_rename)
+        yield SystemCommand("Disk usage and duplicates", "Per root, model and quant", self.action_usage)
