@@ -87,11 +87,13 @@ def _roots(args: argparse.Namespace) -> int:
         if not args.path:
             raise CliError(f"roots {args.action} needs a PATH")
         with settings_mod.update() as s:
+            known = {str(r.path) for r, state in all_roots(s) if state != "hidden"}
             try:
                 root = (add_root if args.action == "add" else remove_root)(s, args.path)
             except ValueError as e:
                 raise CliError(str(e)) from None
-        verb = "added" if args.action == "add" else "hidden" if root.default else "removed"
+        added = "already a root" if str(root.path) in known else "added"
+        verb = added if args.action == "add" else "hidden" if root.default else "removed"
         print(clean(f"{verb}: {root.path}"))
         return 0
     s = settings_mod.load()

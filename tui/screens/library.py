@@ -291,6 +291,9 @@ class LibraryScreen(OrganizeActions, Screen):
 
     def action_toggle_side(self) -> None:
         self.toggle_class("-side-toggled")
+        self.call_after_refresh(
+            lambda: self.table.focus() if self.query_one("#table-column").styles.display != "none" else None
+        )
 
     def action_add_root(self) -> None:
         def added(path: str | None) -> None:

@@ -24,12 +24,12 @@ COLUMNS = (
     ("bpw", "BPW"),
     ("size", "Size"),
     ("fit", "Fit"),
-    ("imatrix", "imatrix"),
+    ("imatrix", "imat"),
     ("store", "Store"),
 )
 # Width of each fixed column's cells (the header and its sort arrow fit), and the order in which
 # columns give way when the table is narrow: Model always shows, Store goes first.
-WIDTHS = {"arch": 8, "params": 8, "quant": 8, "bpw": 5, "size": 10, "fit": 5, "imatrix": 9, "store": 12}
+WIDTHS = {"arch": 8, "params": 8, "quant": 8, "bpw": 5, "size": 10, "fit": 5, "imatrix": 6, "store": 11}
 PRIORITY = ("quant", "size", "fit", "bpw", "params", "arch", "imatrix", "store")
 MODEL_MIN, MODEL_MAX = 24, 60
 PAD = 2  # DataTable's cell padding, one cell each side
@@ -56,9 +56,10 @@ def plan_columns(available: int, model_width: int) -> list[tuple[str, int]]:
     used = want + PAD
     chosen: set[str] = set()
     for key in PRIORITY:
-        if used + WIDTHS[key] + PAD <= available:
-            chosen.add(key)
-            used += WIDTHS[key] + PAD
+        if used + WIDTHS[key] + PAD > available:
+            break  # a column shows only when every more important one does
+        chosen.add(key)
+        used += WIDTHS[key] + PAD
     model = max(want, min(MODEL_MAX, max(model_width, want), available - used + want))
     return [
         (key, model if key == "model" else WIDTHS[key])
@@ -182,7 +183,9 @@ class ModelTable(SafeTable):
     # layout ---------------------------------------------------------------------------------------
 
     def _model_width(self) -> int:
-        names = [len(e.group_label) + 10 for e in self.entries] + [len(e.name) + 4 for e in self.entries]
+        split = [18 if len(e.parts) > 1 or e.missing else 0 for e in self.entries]
+        names = [len(e.group_label) + 10 for e in self.entries]
+        names += [len(e.name) + 4 + extra for e, extra in zip(self.entries, split, strict=True)]
         return max(names, default=MODEL_MIN)
 
     def on_resize(self, event: Resize) -> None:
@@ -237,7 +240,9 @@ class ModelTable(SafeTable):
     def _cells(e: LibraryEntry, fit: Text, *, last: bool) -> dict[str, Any]:
         branch = "└ " if last else "├ "
         name = Text(branch, style="dim") + safe(e.name)
-        store = e.store + (" (split)" if len(e.parts) > 1 or e.missing else "")
+        store = e.store
+        if len(e.parts) > 1 or e.missing:
+            name.append(f" ({len(e.parts)} of {len(e.parts) + len(e.missing)} parts)", style="dim")
         size = Text(fmt.size(e.size_bytes), justify="right")
         if e.error:
             blank = dict.fromkeys(("arch", "params", "bpw", "fit", "imatrix"), "")
