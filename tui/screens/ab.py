@@ -202,10 +202,11 @@ class ABScreen(Screen):
             cfg.mode, warning = cmd.mode(arg, self.sides)
             self.notify(f"mode: {cfg.mode}" + (f"; {warning}" if warning else ""))
         elif name == "ctx":
+            arg = cmd.ctx_arg(arg)
             self.phase = "checking"
             self._prompt().disabled = True
             self.query_one("#ab-info", Static).update(safe(f"checking a context of {arg[:20]}…"))
-            self.check_ctx(cmd.ctx_arg(arg))
+            self.check_ctx(arg)
             return
         elif name == "clear":
             assert self.session is not None
