@@ -348,9 +348,11 @@ class LibraryScreen(OrganizeActions, Screen):
         self.app.push_screen(ABScreen(paths[0], paths[1]))
 
     def operation_finished(self, message: OperationDone) -> None:
+        """After a change: marks cleared and a rescan. A refused or failed operation changed nothing
+        (organize is all or nothing), so its error stays on the bar."""
         if not message.error:
             self.state.clear_marks()
-        self.action_rescan()
+            self.action_rescan()
 
     def system_commands(self) -> Iterable[SystemCommand]:
         """This screen's actions for the command palette."""

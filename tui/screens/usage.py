@@ -138,9 +138,11 @@ class UsageScreen(Screen):
         return [str(p) for g in self.groups for p in g.extras]
 
     def _finished(self, message: OperationDone) -> None:
-        """After a link or trash: look again, and have the Library rescan."""
-        self.app.rescan()  # type: ignore[attr-defined]
-        self.rehash()
+        """After a link or trash: look again, and have the Library rescan; a failure changed nothing
+        and its error stays on the bar."""
+        if not message.error:
+            self.app.rescan()  # type: ignore[attr-defined]
+            self.rehash()
 
     def action_link(self) -> None:
         if not self._extras():

@@ -48,7 +48,10 @@ def facts_table(f: dict[str, Any], e: LibraryEntry) -> Table:
         rows.append(("from", origin))
     rows.append(("path", e.path))
     for k, v in rows:
-        t.add_row(Text(k), safe(v, style="bold red" if "!" in str(v) and k == "quant" else ""))
+        value = safe(v, style="bold red" if "!" in str(v) and k == "quant" else "")
+        if k == "path":
+            value.overflow = "fold"  # a path is shown whole, over as many lines as it takes
+        t.add_row(Text(k), value)
     return t
 
 

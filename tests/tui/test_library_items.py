@@ -1,0 +1,257 @@
+"""Issue 11's Library items, each as a user meets it: keys with the filter focused, what Delete and Move
+act on and name, the suggested Move folder on a fresh install, vocabulary-only files, the fit panel's
+bounds and naming, the texts, and an operation that fails without taking the app down."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from quanttui.core import settings as settings_mod
+from quanttui.core.fit import hardware
+from quanttui.core.library import Root, add_root
+from quanttui.core.paths import models_dir
+from quanttui.tui.app import create_app
+from quanttui.tui.cli import main
+from quanttui.tui.messages import ScanDone
+from quanttui.tui.screens.dialogs import AskScreen, ConfirmScreen
+from quanttui.tui.screens.usage import UsageScreen
+from quanttui.tui.widgets.bpw_chart import BpwChart
+from tests.modelgen import raw_gguf
+from tests.tui.test_ab_screen import _until
+from tests.tui.test_hostile_text import screen_text
+from tests.tui.test_library_screen import _loaded, rendered, row_keys
+
+
+def _lib(tiny, tmp_path, *labels: str) -> Path:
+    d = tmp_path / "lib"
+    d.mkdir()
+    for label in labels or ("Q8_0", "Q4_K_M", "Q2_K"):
+        shutil.copyfile(tiny.quants[label], d / f"tiny-{label}.gguf")
+    return d
+
+
+def notes(app) -> list[str]:
+    return [str(n.message) for n in app._notifications]
+
+
+async def test_screen_keys_work_from_the_filter(tiny, tmp_path):
+    d = _lib(tiny, tmp_path)
+    app = create_app([Root(d, "folder", False)], hardware("24GiB", "64GiB"))
+    async with app.run_test(size=(100, 30)) as pilot:
+        table = await _loaded(pilot)
+        await pilot.press("t", "i", "n", "y", "-", "q")  # letters, digits and -_.: type
+        filt = app.screen.query_one("#filter")
+        assert filt.value == "tiny-q" and app.screen.focused is filt
+        footer = screen_text(app).rstrip("\n").splitlines()[-1]
+        assert "Quit" in footer and "Help" in footer and "A/B" in footer and "Move" in footer
+        await pilot.press("semicolon")  # the KV type key acts, it does not type
+        assert app.library.fit_settings.type_k == "q8_0" and filt.value == "tiny-q"
+        await pilot.press("left_square_bracket")
+        assert app.library.fit_settings.n_ctx == 2048 and filt.value == "tiny-q"
+        await pilot.press("down")  # into the table, one row down
+        assert app.screen.focused is table and table.cursor_row == 1
+        filt.focus()
+        await pilot.press("ctrl+a")  # add folder, not the input's home
+        assert isinstance(app.screen, AskScreen)
+        await pilot.press("escape")
+        filt.focus()
+        await pilot.press("up")
+        assert app.screen.focused is table
+
+
+async def test_delete_acts_on_the_marked_files_the_filter_shows(tiny, tmp_path):
+    d = _lib(tiny, tmp_path)
+    app = create_app([Root(d, "folder", False)], hardware("0", "32GiB"))
+    async with app.run_test(size=(160, 48)) as pilot:
+        table = await _loaded(pilot)
+        keys = row_keys(table)
+        for name in ("tiny-Q8_0.gguf", "tiny-Q2_K.gguf"):
+            table.move_cursor(row=keys.index(str(d / name)))
+            await pilot.press("space")
+        await pilot.press(*"q2")  # the filter hides the marked Q8_0
+        await pilot.press("down", "down", "delete")
+        assert isinstance(app.screen, ConfirmScreen)
+        files = rendered(app.screen.query_one("#confirm-files"))
+        assert str(d / "tiny-Q2_K.gguf") in files and "tiny-Q8_0.gguf" not in files
+        assert "1 marked file hidden by the filter: left alone" in files
+        assert "1 file" in rendered(app.screen.query_one("#confirm-title"))
+        await pilot.press("y")
+        await _until(pilot, lambda: not (d / "tiny-Q2_K.gguf").exists())
+        await _until(pilot, lambda: any(n.startswith("moved to the trash 1 file") for n in notes(app)))
+        assert (d / "tiny-Q8_0.gguf").exists() and (d / "tiny-Q4_K_M.gguf").exists()
+
+
+async def test_delete_names_a_file_with_markup_closing_tag(tiny, tmp_path):
+    d = _lib(tiny, tmp_path, "Q2_K")
+    (d / "a[").mkdir()
+    target = d / "a[" / "]b.gguf"  # the path holds `[/]`
+    shutil.copyfile(tiny.quants["Q2_K"], target)
+    app = create_app([Root(d, "folder", False)], hardware("0", "32GiB"))
+    async with app.run_test(size=(160, 48)) as pilot:
+        table = await _loaded(pilot)
+        table.move_cursor(row=row_keys(table).index(str(target)))
+        await pilot.press("delete")
+        assert rendered(app.screen.query_one("#confirm-files")).strip() == str(target)
+        await pilot.press("y")
+        await _until(pilot, lambda: not target.exists())
+        assert app.is_running
+
+
+async def test_move_dialog_names_its_files_and_a_fresh_install_suggests_a_valid_folder(tiny, tmp_path):
+    d = _lib(tiny, tmp_path, "Q8_0", "Q2_K")
+    with settings_mod.update() as s:
+        add_root(s, d)
+    assert not models_dir().exists()  # a fresh install: the models folder is not made yet
+    app = create_app(hw=hardware("0", "32GiB"))
+    async with app.run_test(size=(160, 48)) as pilot:
+        table = await _loaded(pilot)
+        table.move_cursor(row=row_keys(table).index(str(d / "tiny-Q2_K.gguf")))
+        await pilot.press("ctrl+x")
+        assert isinstance(app.screen, AskScreen)
+        assert rendered(app.screen.query_one("#ask-files")).strip() == str(d / "tiny-Q2_K.gguf")
+        suggested = Path(app.screen.query_one("#ask-value").value)
+        assert suggested.parent == models_dir()
+        await pilot.press("enter")
+        await _until(pilot, lambda: (suggested / "tiny-Q2_K.gguf").exists())
+        assert not (d / "tiny-Q2_K.gguf").exists()
+        # a refused destination: no folder is made
+        await _until(pilot, lambda: str(d / "tiny-Q8_0.gguf") in row_keys(table))
+        table.move_cursor(row=row_keys(table).index(str(d / "tiny-Q8_0.gguf")))
+        await pilot.press("ctrl+x")
+        outside = tmp_path / "outside" / "deeper"
+        app.screen.query_one("#ask-value").value = str(outside)
+        await pilot.press("enter")
+        await _until(pilot, lambda: any("outside the library roots" in n for n in notes(app)))
+        assert not (tmp_path / "outside").exists() and (d / "tiny-Q8_0.gguf").exists()
+        assert "move failed" in app.screen.bar.text
+
+
+async def test_vocab_only_file_is_not_runnable(tiny, tmp_path):
+    d = _lib(tiny, tmp_path, "Q2_K")
+    kv = {"general.architecture": "llama", "llama.block_count": 32, "llama.embedding_length": 4096}
+    (d / "ggml-vocab-llama.gguf").write_bytes(raw_gguf({**kv, "tokenizer.ggml.tokens": ["a", "b"]}))
+    app = create_app([Root(d, "folder", False)], hardware("0", "32GiB"))
+    async with app.run_test(size=(160, 48)) as pilot:
+        table = await _loaded(pilot)
+        key = str(d / "ggml-vocab-llama.gguf")
+        assert str(table.get_cell(key, "fit")) == "" and str(table.get_cell(key, "quant")) == "vocab"
+        table.move_cursor(row=row_keys(table).index(key))
+        await pilot.pause(0.1)
+        fit = " ".join(rendered(app.screen.query_one("#fit")).split())
+        assert "vocabulary only" in fit and "nothing to run" in fit
+        detail = rendered(app.screen.query_one("#detail-facts"))
+        assert "vocabulary only" in detail and "None" not in detail and "no tensors" in detail
+
+
+async def test_fit_panel_names_its_file_and_bounds_its_keys(tiny, tmp_path):
+    d = _lib(tiny, tmp_path, "Q8_0")
+    app = create_app([Root(d, "folder", False)], hardware("0", "32GiB"))  # no GPU
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _loaded(pilot)
+        panel = app.screen.query_one("#fit")
+        assert "a model's row" in rendered(panel)  # the group row: no file's numbers
+        await pilot.press("down")
+        assert "tiny-Q8_0.gguf" in rendered(panel)
+        await pilot.press("left_square_bracket")  # 4096 -> 2048, the tiny model's trained context
+        assert app.library.fit_settings.n_ctx == 2048
+        await pilot.press("right_square_bracket")
+        assert app.library.fit_settings.n_ctx == 2048
+        assert any("trained for 2,048 tokens" in n for n in notes(app))
+        saved = settings_mod.load().fit
+        await pilot.press("right_curly_bracket")  # no GPU: no layers to offload, nothing saved
+        assert app.library.fit_settings.gpu_layers == "auto"
+        assert any("no GPU on this machine" in n for n in notes(app))
+        assert settings_mod.load().fit == saved
+        await pilot.press("up")
+        assert "a model's row" in rendered(panel) and "tiny-Q8_0" not in rendered(panel)
+
+
+async def test_chart_says_tied_embeddings_and_output_norm(tiny, tmp_path):
+    d = tmp_path / "lib"
+    d.mkdir()
+    shutil.copyfile(tiny.tied, d / tiny.tied.name)
+    app = create_app([Root(d, "folder", False)], hardware("0", "32GiB"))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _loaded(pilot)
+        await pilot.press("down")
+        chart = app.screen.query_one(BpwChart)
+        names = [row["name"] for row in chart.bars]
+        assert "output_norm" in names and "output" not in names
+        assert "tied embeddings" in rendered(chart)
+
+
+async def test_disk_usage_failure_is_one_line_and_the_app_stays(tiny, tmp_path):
+    d = _lib(tiny, tmp_path, "Q8_0")
+    shutil.copyfile(tiny.quants["Q8_0"], d / "copy-of-Q8_0.gguf")
+    app = create_app([Root(d, "folder", False)], hardware("0", "32GiB"))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _loaded(pilot)
+        await pilot.press("ctrl+u")
+        screen = app.screen
+        assert isinstance(screen, UsageScreen)
+        await _until(pilot, lambda: "reclaimable" in rendered(screen.query_one("#dupes")))
+        await pilot.press("x")
+        assert isinstance(app.screen, ConfirmScreen)
+        extra = next(p for p in (d / "copy-of-Q8_0.gguf", d / "tiny-Q8_0.gguf") if str(p) in screen._extras())
+        extra.unlink()  # gone between the plan and the confirmation
+        await pilot.press("y")
+        await _until(pilot, lambda: "trash duplicates failed" in screen.bar.text)
+        assert app.is_running and app.screen is screen
+        assert any("trash duplicates failed" in n for n in notes(app))
+
+
+async def test_state_changes_only_on_the_ui_thread_and_drops_stale_scans(tiny, tmp_path):
+    d = _lib(tiny, tmp_path, "Q8_0", "Q2_K")
+    app = create_app([Root(d, "folder", False)], hardware("0", "32GiB"))
+    async with app.run_test(size=(100, 30)) as pilot:
+        table = await _loaded(pilot)
+        state = app.library
+        errors: list[BaseException] = []
+
+        def off_thread() -> None:
+            try:
+                state.toggle_mark(state.entries[0].path)
+            except RuntimeError as e:
+                errors.append(e)
+
+        t = threading.Thread(target=off_thread)
+        t.start()
+        t.join()
+        assert errors and state.marks == []
+        before = list(state.entries)
+        app.post_message(ScanDone([], state.hardware, [], worker=object()))  # a superseded scan's result
+        await pilot.pause(0.2)
+        assert state.entries == before and table.row_count == 3
+        state.toggle_mark(before[0].path)
+        state.set_entries(before[1:], state.hardware, ["/denied: permission denied"])
+        assert state.marks == []  # a mark of a file that is gone is dropped
+        await pilot.pause(0.1)
+        assert "1 folder skipped: /denied: permission denied" in app.screen.bar.text
+        assert "1 file in 1 model" in app.screen.bar.text
+
+
+async def test_files_and_models_are_counted_apart(tiny, tmp_path):
+    d = _lib(tiny, tmp_path)
+    app = create_app([Root(d, "folder", False)], hardware("0", "32GiB"))
+    async with app.run_test(size=(100, 30)) as pilot:
+        table = await _loaded(pilot)
+        assert app.screen.bar.text.startswith("3 files in 1 model,")
+        assert "3 files" in str(table.get_cell(row_keys(table)[0], "model"))
+
+
+@pytest.mark.parametrize("again", ["already a root", "added"])
+def test_roots_add_says_when_a_folder_is_already_a_root(tmp_path, capsys, again):
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    if again == "already a root":
+        assert main(["roots", "add", str(lib)]) == 0
+        capsys.readouterr()
+    assert main(["roots", "add", str(lib)]) == 0
+    assert capsys.readouterr().out.strip() == f"{again}: {lib}"
+    assert settings_mod.load().roots.count(str(lib)) == 1
+    assert os.path.isdir(lib)
