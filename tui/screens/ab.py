@@ -45,8 +45,8 @@ class ABScreen(Screen):
     prompt sent while a turn is busy waits its turn instead of being dropped."""
 
     BINDINGS = [
-        Binding("escape", "cancel_or_back", "Cancel / back", id="ab.cancel"),
-        Binding("ctrl+r", "regenerate", "Regenerate", id="ab.regenerate"),
+        Binding("escape", "cancel_or_back", "Stop/back", id="ab.cancel"),
+        Binding("ctrl+r", "regenerate", "Redo", id="ab.regenerate"),
         # priority: the prompt input would take ctrl+e (end of line) first
         Binding("ctrl+e", "edit_last", "Edit last", id="ab.edit", priority=True),
         Binding("ctrl+s", "save", "Save", id="ab.save"),
@@ -56,7 +56,9 @@ class ABScreen(Screen):
     #ab-info { height: auto; max-height: 4; padding: 0 1; color: $text-muted; }
     #ab-panes { height: 1fr; }
     #ab-prompt { margin: 0 1; }
+    ABScreen.short ChatPane > Sparkline { height: 1; }
     """
+    SHORT = 30  # below this many rows the sparklines take one row, leaving the answers more
 
     def __init__(self, path_a: str, path_b: str, cfg: GenConfig | None = None) -> None:
         super().__init__()
@@ -100,6 +102,9 @@ class ABScreen(Screen):
         self.query_one("#ab-prompt", Input).disabled = True
         self.set_interval(1, self._tick)
         self.load()
+
+    def on_resize(self) -> None:
+        self.set_class(self.size.height < self.SHORT, "short")
 
     def _pane(self, side: str) -> ChatPane:
         return self.query_one(f"#pane-{side}", ChatPane)

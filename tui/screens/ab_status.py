@@ -43,4 +43,4 @@ def carry_notes(cfg: GenConfig, session: ABSession) -> dict[str, str]:
     if cfg.mode == "completion":
         return {side: "each prompt stands alone" for side in ("a", "b")}
     carried = session.carried()
-    return {side: f"carries {n:,} of {cfg.n_ctx:,} tokens; /clear forgets" for side, n in carried.items()}
+    return {side: f"carries {n:,} of {cfg.n_ctx:,} tokens" for side, n in carried.items()}
