@@ -157,6 +157,8 @@ async def test_fit_panel_names_its_file_and_bounds_its_keys(tiny, tmp_path):
         assert "a model's row" in rendered(panel)  # the group row: no file's numbers
         await pilot.press("down")
         assert "tiny-Q8_0.gguf" in rendered(panel)
+        await pilot.press("right_square_bracket")  # already past the trained 2048: refused, not lowered
+        assert app.library.fit_settings.n_ctx == 4096
         await pilot.press("left_square_bracket")  # 4096 -> 2048, the tiny model's trained context
         assert app.library.fit_settings.n_ctx == 2048
         await pilot.press("right_square_bracket")

@@ -94,7 +94,7 @@ class FitPanel(Widget):
         trained = self.entry.fact("context_length") if self.entry else None
         top = trained if isinstance(trained, int) and 0 < trained <= MAX_CTX else MAX_CTX
         new = min(max(int(n * factor) // MIN_CTX * MIN_CTX, MIN_CTX), top)
-        if new == n:
+        if new == n or (factor > 1) != (new > n):  # never lowered by the key that raises it
             edge = (
                 (
                     f"{self.entry.name} was trained for {top:,} tokens"
