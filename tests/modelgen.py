@@ -37,8 +37,11 @@ def write_tiny_model(
     extra_kv: dict[str, Any] | None = None,
     split_max_tensors: int = 0,
     tied: bool = False,
+    output_scale: float = 0.3,
 ) -> Path:
-    """Write an F16 llama model that llama.cpp loads; dims are multiples of 256 so k-quants apply."""
+    """Write an F16 llama model that llama.cpp loads; dims are multiples of 256 so k-quants apply.
+    `output_scale=0` zeroes the output layer: every logit ties, so greedy decoding repeats one token
+    (a model that loops for sure)."""
     path = Path(path)
     rng = np.random.default_rng(seed)
     w = gguf.GGUFWriter(path, "llama", split_max_tensors=split_max_tensors)
@@ -90,7 +93,7 @@ def write_tiny_model(
         w.add_tensor(p + "ffn_down.weight", mat(n_embd, n_ff))
     w.add_tensor("output_norm.weight", norm(n_embd))
     if not tied:
-        w.add_tensor("output.weight", mat(n_vocab, n_embd, 0.3))
+        w.add_tensor("output.weight", mat(n_vocab, n_embd, output_scale))
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()

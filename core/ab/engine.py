@@ -183,16 +183,18 @@ class Side:
         cancel: threading.Event,
         on_render: OnRender | None = None,
         prepared: Prompt | SideResult | None = None,
+        stop_loops: threading.Event | None = None,
     ) -> SideResult:
         """This side's answer (from `prepared` when the prompt was made beforehand); whatever
-        fails (template, decode, memory) is its `error`, one line."""
+        fails (template, decode, memory) is its `error`, one line. Once `stop_loops` is set, an
+        answer that ends in a loop stops there, as `cfg.stop_on_loop` does from the start."""
         if prepared is None:
             prepared = self.prepare(messages, cfg, cancel, on_render)
         if isinstance(prepared, SideResult):
             return prepared
         result = SideResult(self.name, self.path)
         try:
-            return self._generate(result, prepared, cfg, on_token, cancel)
+            return self._generate(result, prepared, cfg, on_token, cancel, stop_loops)
         except Exception as e:  # noqa: BLE001  llama.cpp decode failures, out of memory, anything
             result.stop_reason, result.error = "error", one_line(e)
         return result
@@ -204,6 +206,7 @@ class Side:
         cfg: GenConfig,
         on_token: OnToken | None,
         cancel: threading.Event,
+        stop_loops: threading.Event | None = None,
     ) -> SideResult:
         import llama_cpp
 
@@ -251,7 +254,8 @@ class Side:
             if on_token and now - streamed >= cfg.stream_every:
                 streamed = now
                 on_token(self.name, result.token_ids, result.text)
-            if cfg.stop_on_loop and loop_at_end(result.token_ids):
+            watch_loops = cfg.stop_on_loop or (stop_loops is not None and stop_loops.is_set())
+            if watch_loops and loop_at_end(result.token_ids):
                 result.stop_reason = "loop"
                 break
             if len(result.token_ids) >= cfg.max_tokens:
@@ -356,9 +360,11 @@ class ABEngine(Pair):
         cancel: threading.Event | None = None,
         on_done: Callable[[SideResult], None] | None = None,
         on_render: OnRender | None = None,
+        stop_loops: threading.Event | None = None,
     ) -> dict[str, SideResult]:
         """Generate for both sides (each with its own conversation) and return both results;
-        `on_done` hears each side's result as soon as that side stops."""
+        `on_done` hears each side's result as soon as that side stops. Setting `stop_loops` stops
+        now a side whose answer ends in a loop; the other side goes on and the turn is kept."""
         cancel = cancel or threading.Event()
         results: dict[str, SideResult] = {}
         # Both templates render before either side generates, one at a time: a template that
@@ -370,7 +376,7 @@ class ABEngine(Pair):
         def work(name: str) -> None:
             side = self.side(name)
             results[name] = side.generate(
-                messages[name], self.cfg, on_token, cancel, on_render, prepared.get(name)
+                messages[name], self.cfg, on_token, cancel, on_render, prepared.get(name), stop_loops
             )
             if on_done:
                 on_done(results[name])

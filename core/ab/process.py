@@ -228,9 +228,11 @@ class ProcessEngine(Pair):
         on_token: OnToken | None = None,
         cancel: threading.Event | None = None,
         on_render: OnRender | None = None,
+        stop_loops: threading.Event | None = None,
     ) -> dict[str, SideResult]:
         """Both sides' answers; when the worker dies, the sides it had not finished carry the error.
-        `on_render` hears when a side's chat template starts and stops rendering."""
+        `on_render` hears when a side's chat template starts and stops rendering; setting
+        `stop_loops` stops now a side whose answer ends in a loop (ABEngine.run)."""
         cancel = cancel or threading.Event()
         partial = {n: SideResult(n, self.paths[n]) for n in SIDES}
         if not self._ready():
@@ -284,9 +286,14 @@ class ProcessEngine(Pair):
         def watch() -> None:
             """Cancels reach the worker at once; a worker that does not stop is killed."""
             cancelled_at: float | None = None
+            loops_sent = False
             limit = self.cfg.template_seconds + RENDER_GRACE
             while not ended.wait(0.05):
                 now = time.monotonic()
+                if stop_loops is not None and stop_loops.is_set() and not loops_sent:
+                    loops_sent = True
+                    with contextlib.suppress(WorkerDied):
+                        self._send("stop_loops")
                 if cancel.is_set():
                     if cancelled_at is None:
                         cancelled_at = now

@@ -114,11 +114,13 @@ class ABSession:
         *,
         scoring: bool = True,
         continue_text: bool = False,
+        stop_loops: threading.Event | None = None,
     ) -> Turn:
-        """Both sides answer `prompt`; a cancelled turn is not kept, so the models stay as they were."""
+        """Both sides answer `prompt`; a cancelled turn is not kept, so the models stay as they were.
+        Setting `stop_loops` while they answer stops a side stuck in a loop now; the turn is kept."""
         cancel = cancel or threading.Event()
         messages = {n: self.messages(n, prompt, continue_text=continue_text) for n in ("a", "b")}
-        results = self.engine.run(messages, on_token, cancel)
+        results = self.engine.run(messages, on_token, cancel, stop_loops=stop_loops)
         a, b = results["a"], results["b"]
         same = self.engine.same_tokenizer() if not self.engine.sequential else self._same_vocab(a, b)
         if same:
@@ -148,7 +150,10 @@ class ABSession:
         return turn
 
     def regenerate(
-        self, on_token: OnToken | None = None, cancel: threading.Event | None = None
+        self,
+        on_token: OnToken | None = None,
+        cancel: threading.Event | None = None,
+        stop_loops: threading.Event | None = None,
     ) -> Turn | None:
         """Drop the last turn from both conversations and ask its prompt again."""
         if not self.turns:
@@ -157,7 +162,7 @@ class ABSession:
         for n in self._kept.pop():
             self.history[n] = self.history[n][:-2]
             self._carried[n].pop()
-        return self.ask(last.prompt, on_token, cancel)
+        return self.ask(last.prompt, on_token, cancel, stop_loops=stop_loops)
 
     @staticmethod
     def _same_vocab(a: SideResult, b: SideResult) -> bool:

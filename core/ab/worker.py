@@ -33,6 +33,7 @@ class _Link:
         self.conn = conn
         self.requests: queue.Queue[tuple[Any, ...]] = queue.Queue()
         self.cancel = threading.Event()
+        self.stop_loops = threading.Event()
         self._send_lock = threading.Lock()
         self.closed = threading.Event()  # set by the main thread once it has unloaded
         threading.Thread(target=self._read, name="ab-worker-read", daemon=True).start()
@@ -49,10 +50,13 @@ class _Link:
                 return
             if msg[0] in ("cancel", "close"):  # a run still going stops at its next token
                 self.cancel.set()
-            if msg[0] == "cancel":
+            if msg[0] == "stop_loops":
+                self.stop_loops.set()
+            if msg[0] in ("cancel", "stop_loops"):
                 continue
             if msg[0] == "run":
                 self.cancel.clear()  # here, in arrival order, so a cancel sent right after a run holds
+                self.stop_loops.clear()
             self.requests.put(msg)
             if msg[0] == "close":
                 return
@@ -99,6 +103,7 @@ def _handle(link: _Link, engine: ABEngine | None, op: str, args: tuple[Any, ...]
             link.cancel,
             on_done=lambda r: link.send("done", r.side, r),
             on_render=lambda side, started: link.send("render", side, started),
+            stop_loops=link.stop_loops,
         )
         return engine, results
     if op == "score":

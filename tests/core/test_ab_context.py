@@ -3,6 +3,8 @@ measured and cleared, and a context length bounded by training and by memory."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from quanttui.core.ab import ABSession, GenConfig, Plan
@@ -133,3 +135,24 @@ def test_an_unreadable_side_leaves_the_bounds_to_the_other(tiny, tmp_path):
     assert check_context(str(bad), str(tiny.quants["Q2_K"]), 1024) == 1024
     with pytest.raises(ContextRefused, match="B was trained for"):
         check_context(str(bad), str(tiny.quants["Q2_K"]), 4096)
+
+
+@pytest.mark.parametrize("isolate", [False, True], ids=["in-process", "worker"])
+def test_stop_loops_stops_the_looping_side_now_and_keeps_the_turn(tiny, tmp_path, isolate):
+    looper = write_tiny_model(tmp_path / "looper-F16.gguf", output_scale=0.0)
+    cfg = GenConfig(max_tokens=1500, n_ctx=2048, mode="completion")
+    s = ABSession(str(looper), str(tiny.quants["Q8_0"]), cfg, TOGETHER, isolate=isolate)
+    stop = threading.Event()
+
+    def on_token(side: str, ids: list[int], text: str) -> None:
+        if side == "a" and len(ids) >= 40:  # A has been repeating one token since its first
+            stop.set()
+
+    turn = s.ask("Once upon a time", on_token, stop_loops=stop)
+    assert turn.a.stop_reason == "loop" and 40 <= len(turn.a.token_ids) < 1500
+    assert len(set(turn.a.token_ids)) == 1
+    assert turn.b.stop_reason == "max_tokens" and len(turn.b.token_ids) == 1500  # B went on
+    assert len(s.turns) == 1  # kept, unlike a cancelled turn
+    again = s.ask("Once upon a time", on_token)  # a fresh run: stopping loops is not carried over
+    assert again.a.stop_reason == "max_tokens"
+    s.close()

@@ -10,8 +10,7 @@ import pytest
 
 from quanttui.tui.screens import ab_commands as cmd
 from quanttui.tui.screens.ab_commands import CommandRefused, SideFacts
-from quanttui.tui.screens.ab_messages import SideTokens
-from tests.modelgen import write_model_with_template
+from tests.modelgen import write_model_with_template, write_tiny_model
 from tests.tui.pilot_help import ab_app, notes, open_ab, rendered, turn, until
 
 
@@ -147,25 +146,25 @@ async def test_a_prompt_sent_while_busy_is_queued_and_scoring_is_said(tiny, tmp_
 
 
 async def test_ctrl_l_stops_a_looping_side_now_and_says_so(tiny, tmp_path):
+    looper = write_tiny_model(tmp_path / "looper-F16.gguf", output_scale=0.0)  # repeats one token
     app = ab_app(tmp_path)
     async with app.run_test(size=(100, 30)) as pilot:
-        screen = await open_ab(pilot, tiny.quants["Q8_0"], tiny.quants["Q4_K_M"])
+        screen = await open_ab(pilot, looper, tiny.quants["Q8_0"])
         await pilot.press("ctrl+l")  # idle: a setting for the next prompts, said as such
         assert screen.cfg.stop_on_loop and "from the next prompt" in notes(app)[-1]
         await pilot.press("ctrl+l")
         assert not screen.cfg.stop_on_loop
-        screen.cfg.mode, screen.cfg.max_tokens = "completion", 100_000
+        screen.cfg.mode, screen.cfg.max_tokens = "completion", 1500
         await pilot.press(*"One", "enter")
-        await until(pilot, lambda: len(screen._latest.get("a", ())) > 20)
-        await pilot.press("ctrl+l")  # answering, neither side looping: it says so and goes on
-        assert screen.phase == "answering" and notes(app)[-1].startswith("neither side is looping now")
-        # The random tiny models never loop, so B's stream is made to end in one; A's is its own.
-        screen._token(SideTokens("b", (7, 9) * 20, "xy" * 20))
-        assert screen.looping() == ["b"]
-        screen.action_loop_stop()
-        await until(pilot, lambda: screen.phase == "ready")
-        assert notes(app)[-2].startswith("stopped now: B was looping")
-        assert screen.cfg.stop_on_loop and len(screen.session.turns) == 0
+        await until(pilot, lambda: len(screen._latest.get("a", ())) > 40)
+        assert screen.looping() == ["a"]
+        await pilot.press("ctrl+l")  # answering: A stops now, B goes on, the turn is kept
+        assert notes(app)[-1] == "stopping A now: it was looping"
+        await until(pilot, lambda: screen.phase == "ready" and len(screen.session.turns) == 1)
+        done = screen.session.turns[-1]
+        assert done.a.stop_reason == "loop" and len(done.a.token_ids) < 1500
+        assert done.b.stop_reason in ("eos", "max_tokens") and not done.b.error  # B ran its course
+        assert not screen.cfg.stop_on_loop  # the next prompt is not changed behind the user's back
 
 
 async def test_commands_say_what_was_wrong(tiny, tmp_path):

@@ -70,6 +70,7 @@ class ABScreen(Screen):
         self.cfg = replace(cfg, stream_every=FRAME)  # the panes draw no more often than this anyway
         self.session: ABSession | None = None
         self.cancel = threading.Event()
+        self.stop_loops = threading.Event()  # set while answering: a side stuck in a loop stops now
         self.abort = threading.Event()  # set when the screen is left: a load under way stops
         self.phase = "loading"  # loading, checking (a /ctx), ready, answering, scoring
         self.last_prompt = ""
@@ -265,6 +266,7 @@ class ABScreen(Screen):
             self._latest.clear()
             self._run += 1  # the frame timers of the run before stop here
             self.cancel = threading.Event()
+            self.stop_loops = threading.Event()
             self.set_timer(self._pacer.start(), partial(self._draw_live, self._run))
         elif not self.running:
             self._live.clear()
@@ -279,11 +281,11 @@ class ABScreen(Screen):
         def on_token(side: str, ids: list[int], text: str) -> None:
             self.post_message(SideTokens(side, tuple(ids), text))
 
-        cancel = self.cancel
+        cancel, stop_loops = self.cancel, self.stop_loops
         if regenerate:
-            turn = session.regenerate(on_token, cancel)
+            turn = session.regenerate(on_token, cancel, stop_loops)
         else:
-            turn = session.ask(prompt, on_token, cancel, scoring=False)
+            turn = session.ask(prompt, on_token, cancel, scoring=False, stop_loops=stop_loops)
             if turn is not None and not cancel.is_set():
                 self.post_message(Scoring(len(turn.a.token_ids) + len(turn.b.token_ids)))
                 score_turn(session, turn)
@@ -385,22 +387,23 @@ class ABScreen(Screen):
         return [s for s in SIDES if loop_at_end(self._latest.get(s, ()))]
 
     def action_loop_stop(self) -> None:
-        """While answering: stop now if a side is looping (and for later turns); idle: toggle the setting."""
+        """While answering: a side stuck in a loop stops now, the other goes on and the turn is kept;
+        idle: toggle stopping loops for later prompts."""
         if self.phase != "answering":
             self.cfg.stop_on_loop = not self.cfg.stop_on_loop
             state = "on" if self.cfg.stop_on_loop else "off"
             self.notify(f"stop a side stuck in a loop: {state} (from the next prompt)", timeout=2)
             self._show_info()
             return
-        self.cfg.stop_on_loop = True
+        self.stop_loops.set()
         stuck = self.looping()
         if not stuck:
-            self.notify("neither side is looping now; from the next prompt a looping side stops", timeout=3)
+            self.notify(
+                "neither side is looping now; one that starts looping in this answer stops", timeout=3
+            )
         else:
             who = " and ".join(s.upper() for s in stuck)
-            self.cancel.set()
-            self.notify(f"stopped now: {who} was looping; from the next prompt a looping side stops itself")
-        self._show_info()
+            self.notify(f"stopping {who} now: {'they were' if len(stuck) > 1 else 'it was'} looping")
 
     def on_unmount(self) -> None:
         self.cancel.set()
