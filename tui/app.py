@@ -67,13 +67,15 @@ class QuantApp(App):
     @work(thread=True, exclusive=True, exit_on_error=False, group="scan", name="scan")
     def scan_worker(self, roots: list[Root], hw: Hardware | None) -> None:
         worker = get_current_worker()
+        skipped: list[str] = []
         entries = scan(
             roots,
             progress=lambda done, total, _: self.post_message(ScanProgress(done, total)),
             should_stop=lambda: worker.is_cancelled,
+            skipped=skipped,
         )
         if not worker.is_cancelled:
-            self.post_message(ScanDone(entries, hw or hardware(), [], worker))
+            self.post_message(ScanDone(entries, hw or hardware(), skipped, worker))
 
     @on(ScanProgress)
     def _scan_progress(self, message: ScanProgress) -> None:

@@ -21,6 +21,7 @@ from quanttui.tui.messages import ScanDone
 from quanttui.tui.screens.dialogs import AskScreen, ConfirmScreen
 from quanttui.tui.screens.usage import UsageScreen
 from quanttui.tui.widgets.bpw_chart import BpwChart
+from tests.core.test_discover_attack import file_permissions_apply
 from tests.modelgen import raw_gguf
 from tests.tui.test_ab_screen import _until
 from tests.tui.test_hostile_text import screen_text
@@ -244,6 +245,24 @@ async def test_files_and_models_are_counted_apart(tiny, tmp_path):
         table = await _loaded(pilot)
         assert app.screen.bar.text.startswith("3 files in 1 model,")
         assert "3 files" in str(table.get_cell(row_keys(table)[0], "model"))
+
+
+async def test_a_folder_the_scan_cannot_search_is_said_on_the_bar(tiny, tmp_path):
+    d = _lib(tiny, tmp_path)
+    closed = d / "closed"
+    closed.mkdir()
+    shutil.copyfile(tiny.quants["Q2_K"], closed / "hidden-Q2_K.gguf")
+    os.chmod(closed, 0o000)
+    try:
+        with file_permissions_apply():  # the app's scan thread starts from this one and keeps its rights
+            app = create_app([Root(d, "folder", False)], hardware("0", "32GiB"))
+            async with app.run_test(size=(160, 48)) as pilot:
+                table = await _loaded(pilot)
+                await _until(pilot, lambda: "skipped" in app.screen.bar.text)
+                assert f"1 folder skipped: {closed}" in app.screen.bar.text
+                assert table.row_count == 4  # the rest of the root is listed
+    finally:
+        os.chmod(closed, 0o755)
 
 
 @pytest.mark.parametrize("again", ["already a root", "added"])
