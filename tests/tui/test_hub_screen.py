@@ -49,3 +49,18 @@ async def test_search_open_repo_download(hub, tiny, tmp_path):
         assert isinstance(app.screen, DownloadsScreen)
         await _until(pilot, lambda: "done" in rendered(app.screen.query_one("#jobs")))
         assert dest.read_bytes() == tiny.quants["Q8_0"].read_bytes()
+
+
+async def test_files_refused_from_a_listing_are_said_with_their_reason(hub, tiny, tmp_path):
+    hub.repos[REPO].files["../escape-Q8_0.gguf"] = tiny.quants["Q8_0"]
+    hub.repos[REPO].files["evil\x1b]0;t\x07-Q8_0.gguf"] = tiny.quants["Q8_0"]
+    app = create_app([Root(models_dir(), "quanttui", True)], hardware("24GiB", "64GiB"))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause(0.3)
+        app.push_screen(RepoScreen(REPO))
+        await _until(pilot, lambda: isinstance(app.screen, RepoScreen) and app.screen.listing is not None)
+        status = rendered(app.screen.query_one("#repo-status"))
+        assert "2 files refused:" in status and "../escape-Q8_0.gguf" in status
+        assert "evil\\x1b]0;t\\x07-Q8_0.gguf" in status and "\x1b" not in status
+        table = app.screen.query_one("#variants")
+        assert all("escape" not in str(k.value) and "evil" not in str(k.value) for k in table.rows)

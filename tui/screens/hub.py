@@ -20,6 +20,7 @@ from ...core.library.groups import quant_from_name
 from ..messages import HubResult
 from ..report import inspect_text
 from ..safe import safe
+from ..state import LibraryState, library_state
 from ..widgets.fit_panel import verdict_cell
 from ..widgets.safe_table import SafeTable
 
@@ -127,11 +128,12 @@ def error_text(error: str, retry: str) -> Text:
     return safe(error, style="bold red") + Text(f"; {retry}")
 
 
-def _library(screen: Screen) -> Any:
-    """The Library screen under this one: its entries, fit settings and hardware are shared."""
-    from .library import LibraryScreen
-
-    return next((s for s in screen.app.screen_stack if isinstance(s, LibraryScreen)), None)
+def _library(screen: Screen) -> LibraryState | None:
+    """The app's library state (entries, fit settings, hardware), shared with the Library screen."""
+    try:
+        return library_state(screen)
+    except RuntimeError:  # a test app without one
+        return None
 
 
 def _library_entries(screen: Screen) -> list[LibraryEntry]:
@@ -195,6 +197,8 @@ class RepoScreen(Screen):
             ("local", "In library"),
         ):
             table.add_column(label, key=key)
+        lib = _library(self)
+        self.hw = lib.hardware if lib is not None else None  # read here, on the UI thread
         self.load()
 
     def on_resize(self) -> None:
@@ -213,8 +217,7 @@ class RepoScreen(Screen):
         except HubError as e:
             self.post_message(HubResult("listing", error=str(e)))
             return
-        lib = _library(self)
-        self.hw = lib.hw if lib is not None and lib.hw is not None else hardware()
+        self.hw = self.hw or hardware()
         self.post_message(HubResult("listing", listing))
         for v in listing.variants:  # headers one by one; cached on disk, so a reopen is instant
             try:
@@ -250,12 +253,16 @@ class RepoScreen(Screen):
                     "yes" if self._in_library(v) else "",
                     key=v.first,
                 )
-            status.update(
-                safe(
-                    f"{self.repo} @ {self.listing.revision[:12]}: {len(self.listing.variants)} quants; "
-                    "d downloads, m marks two for a diff, x shows it"
-                )
+            line = safe(
+                f"{self.repo} @ {self.listing.revision[:12]}: {len(self.listing.variants)} quants; "
+                "d downloads, m marks two for a diff, x shows it"
             )
+            refused = self.listing.refused
+            if refused:
+                n = len(refused)
+                line += safe(f"\n{n} file{'s' if n != 1 else ''} refused: ", style="bold red")
+                line += safe("; ".join(r.reason for r in refused[:3]) + ("; …" if n > 3 else ""))
+            status.update(line)
             table.focus()
             return
         if message.error:
