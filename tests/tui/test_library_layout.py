@@ -131,6 +131,10 @@ async def test_help_lists_every_key_of_the_screen_and_the_app(lib):
         for pair in [("]", "Context ×2"), ("^x", "Move"), ("^u", "Disk usage"), ("^q", "Quit")]:
             assert pair in keys
         assert ("^f", "Hub") in keys and ("^t", "Theme") in keys and ("f2", "Side pane") in keys
+        wheres = [where for where, _, _ in app.screen.rows]
+        assert wheres[0] == "this screen" and wheres == sorted(  # the Library's own keys come first
+            wheres, key=["this screen", "everywhere", "focused box"].index
+        )
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
         app.screen.query_one("#filter").focus()

@@ -22,13 +22,13 @@ def key_rows(screen: Screen) -> list[tuple[str, str, str]]:
     for namespace, binding, enabled, _tooltip in screen.active_bindings.values():
         if not binding.description or not enabled:
             continue
-        where = "app" if namespace is app else "screen" if namespace is screen else "here"
+        where = "everywhere" if namespace is app else "this screen" if namespace is screen else "focused box"
         key = app.get_key_display(binding)
         if (key, binding.description) in seen:
             continue
         seen.add((key, binding.description))
         rows.append((where, key, binding.description))
-    order = {"here": 0, "screen": 1, "app": 2}
+    order = {"this screen": 0, "everywhere": 1, "focused box": 2}  # the screen's own actions first
     return sorted(rows, key=lambda r: order[r[0]])
 
 
