@@ -149,7 +149,7 @@ class _Run:
         facts = inspect_file(path).to_dict()
         return self.host.call("load", path, self.ctx, gpu_layers(facts, self.ctx), self.threads)
 
-    def prepare(self, chunks: int | None) -> int:
+    def prepare(self, chunks: int | None, memory: int) -> int:
         """Load the reference and tokenize the text; the number of chunks to score."""
         name = clean_path(Path(self.reference).name)
         try:
@@ -158,7 +158,7 @@ class _Run:
         except (WorkerError, WorkerDied, GGUFError, OSError) as e:
             raise QualityError(f"the reference {name} could not be loaded: {clean(str(e))}") from None
         self.bos, self.n_vocab = info["bos"], info["n_vocab"]
-        return check_chunks(chunks, len(self.tokens), self.ctx)
+        return check_chunks(chunks, len(self.tokens), self.ctx, memory // (8 * MIN_KEEP))
 
     def reference_pass(self, n_chunks: int, clock: _Clock) -> np.ndarray:
         """The reference's compact rows for every chunk; its NLL per scored token."""
@@ -272,7 +272,7 @@ def evaluate(
     try:
         if on_progress:
             on_progress(Progress(0, 0, Path(reference).name, "loading", None))
-        n_chunks = run.prepare(chunks)
+        n_chunks = run.prepare(chunks, memory)
         run.keep = keep_per_position(memory, n_chunks * (ctx - 1 - run.first))
         clock = _Clock((1 + len(pending)) * n_chunks, on_progress)
         nll_ref = run.reference_pass(n_chunks, clock)

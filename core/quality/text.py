@@ -18,6 +18,7 @@ from ..textsafe import clean_path
 
 MIN_CTX = 16
 DEFAULT_CTX = 512  # llama-perplexity's KLD tables are mostly at 512
+MAX_CTX = 131072  # when the file does not say its trained context
 MAX_TEXT_BYTES = 64 << 20
 
 
@@ -59,24 +60,33 @@ def check_ctx(ctx: int, n_ctx_train: int | None) -> None:
         raise QualityError(f"--ctx {ctx} is too small: at least {MIN_CTX} tokens, half of them scored")
     if n_ctx_train and ctx > n_ctx_train:
         raise QualityError(f"--ctx {ctx} is more than the model's trained context ({n_ctx_train})")
+    if not n_ctx_train and ctx > MAX_CTX:
+        raise QualityError(f"--ctx {ctx}: the model does not say its trained context; at most {MAX_CTX}")
 
 
 def default_ctx(n_ctx_train: int | None) -> int:
     return min(DEFAULT_CTX, n_ctx_train) if n_ctx_train else DEFAULT_CTX
 
 
-def check_chunks(chunks: int | None, n_tokens: int, ctx: int) -> int:
-    """How many chunks to score: `chunks`, or all the text holds; refused beyond what it holds."""
+def check_chunks(chunks: int | None, n_tokens: int, ctx: int, max_positions: int | None = None) -> int:
+    """How many chunks to score: `chunks`, or all the text holds (up to `max_positions` scored
+    tokens, what the reference's rows may hold in memory); refused beyond either."""
     fits = n_tokens // ctx
     if fits < 1:
         raise QualityError(f"the text is {n_tokens} tokens, shorter than one chunk of --ctx {ctx}")
+    per_chunk = scored(ctx)[1] - scored(ctx)[0]
+    most = max(1, max_positions // per_chunk) if max_positions else fits
     if chunks is None:
-        return fits
+        return min(fits, most)
     if chunks < 1:
         raise QualityError(f"--chunks {chunks}: at least 1")
     if chunks > fits:
         raise QualityError(
             f"--chunks {chunks}: the text holds {fits} chunks of {ctx} tokens ({n_tokens} tokens)"
+        )
+    if chunks > most:
+        raise QualityError(
+            f"--chunks {chunks}: at most {most} at --ctx {ctx} (the reference is kept in memory)"
         )
     return chunks
 

@@ -359,3 +359,11 @@ def test_a_different_tokenizer_is_an_error_row(real, tiny):  # noqa: F811
     report = evaluate(str(real.f16), [str(tiny.f16), str(real.quants["Q8_0"])], ctx=64, chunks=1)
     assert "tokenizer differs" in report.candidates[0].error
     assert report.candidates[1].error is None
+
+
+def test_the_reference_kept_in_memory_bounds_the_chunks(tiny):
+    memory = 8 * 256 * 31 * 2  # two 64-token chunks' scored positions at the fewest tokens kept
+    with pytest.raises(QualityError, match="--chunks 3: at most 2 at --ctx 64"):
+        evaluate(str(tiny.f16), [str(tiny.quants["Q8_0"])], ctx=64, chunks=3, memory=memory)
+    report = evaluate(str(tiny.f16), [str(tiny.quants["Q8_0"])], ctx=64, memory=memory)
+    assert report.chunks == 2 and report.candidates[0].get("tokens_scored") == 62
