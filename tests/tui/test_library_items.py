@@ -87,6 +87,19 @@ async def test_delete_acts_on_the_marked_files_the_filter_shows(tiny, tmp_path):
         assert (d / "tiny-Q8_0.gguf").exists() and (d / "tiny-Q4_K_M.gguf").exists()
 
 
+async def test_delete_or_move_on_a_model_row_says_what_to_do(tiny, tmp_path):
+    d = _lib(tiny, tmp_path)
+    app = create_app([Root(d, "folder", False)], hardware("0", "32GiB"))
+    async with app.run_test(size=(100, 30)) as pilot:
+        table = await _loaded(pilot)
+        table.move_cursor(row=0)  # the model's row, not a file
+        for key in ("delete", "ctrl+x"):
+            await pilot.press(key)
+            assert not isinstance(app.screen, (ConfirmScreen, AskScreen))
+            assert notes(app)[-1] == "highlight a file, or mark files with space, first"
+        assert len(list(d.glob("*.gguf"))) == 3  # nothing touched
+
+
 async def test_delete_names_a_file_with_markup_closing_tag(tiny, tmp_path):
     d = _lib(tiny, tmp_path, "Q2_K")
     (d / "a[").mkdir()

@@ -59,6 +59,7 @@ class OrganizeActions:
     def action_delete(self, permanent: bool) -> None:
         targets, hidden = self.targets()
         if not targets:
+            self.notify("highlight a file, or mark files with space, first", timeout=2)
             return
         roots = self.state.roots()
         try:
@@ -90,6 +91,7 @@ class OrganizeActions:
     def action_move(self) -> None:
         targets, hidden = self.targets()
         if not targets:
+            self.notify("highlight a file, or mark files with space, first", timeout=2)
             return
         suggested = self._suggested_folder(self.state.entry(targets[0]))
         roots = self.state.move_roots()
