@@ -22,7 +22,7 @@ from ..core.library import active_roots, add_root, all_roots, remove_root, scan
 from ..core.modelfile import inspect_file
 from ..core.paths import cache_dir
 from ..core.textsafe import clean
-from . import ab_cli, fit_cli, hub_cli, organize_cli, report
+from . import ab_cli, fit_cli, hub_cli, organize_cli, quality_cli, report
 
 
 class CliError(QuanttuiError):
@@ -129,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     ab_cli.add_parser(sub)
     organize_cli.add_parsers(sub)
     hub_cli.add_parsers(sub)
+    quality_cli.add_parsers(sub)
     return p
 
 

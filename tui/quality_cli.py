@@ -97,7 +97,7 @@ def eval_text(report: EvalReport) -> str:
         f"text       {clean(report.text.name)} ({_num(report.n_tokens, 'd')} tokens), ctx {report.ctx}, "
         f"{report.chunks if report.chunks is not None else 'all'} chunks",
         "",
-        f"  {'model':<34}{'KLD mean':>10}{'median':>10}{'p99':>9}{'max':>9}{'top-1':>8}{'ppl':>10}"
+        f"  {'model':<34}{'KLD mean':>10}{'median':>10}{'p99':>9}{'max':>9}{'top-1':>8}{'ppl':>11}"
         f"{'ratio':>8}{'Δp mean':>9}{'Δp RMS':>8}{'tokens':>8}{'s':>7}",
     ]
     for c in report.candidates:
@@ -110,7 +110,7 @@ def eval_text(report: EvalReport) -> str:
         lines.append(
             f"  {name:<34}{_num(g('kld_mean'), '.5f'):>10}{_num(g('kld_median'), '.5f'):>10}"
             f"{_num(g('kld_p99'), '.4f'):>9}{_num(g('kld_max'), '.3f'):>9}"
-            f"{_num(top1 * 100 if top1 is not None else None, '.2f') + '%':>8}{_num(g('ppl'), '.3f'):>10}"
+            f"{_num(top1 * 100 if top1 is not None else None, '.2f') + '%':>8}{_num(g('ppl'), '.5g'):>11}"
             f"{_num(g('ppl_ratio'), '.4f'):>8}{_num((g('p_diff_mean') or 0) * 100, '+.2f') + '%':>9}"
             f"{_num((g('p_diff_rms') or 0) * 100, '.2f') + '%':>8}{_num(g('tokens_scored'), 'd'):>8}"
             f"{'cached' if c.cached else _num(g('seconds'), '.1f'):>7}"
