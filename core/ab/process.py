@@ -24,11 +24,11 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from ..childproc import start_on_lasting_thread
 from ..paths import cache_dir
 from ..textsafe import clean
 from .engine import GenConfig, OnRender, OnToken, Pair, SideResult, load_error
 from .scoring import Scores
-from .spawn import start_on_lasting_thread
 
 SIDES = ("a", "b")
 LOG_LIMIT = 4 << 20

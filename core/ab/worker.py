@@ -20,8 +20,8 @@ import threading
 from multiprocessing.connection import Connection
 from typing import Any
 
+from ..childproc import die_with_parent
 from .engine import ABEngine
-from .spawn import die_with_parent
 
 ORPHAN_GRACE = 5.0  # seconds the main thread has to unload after the app is gone
 

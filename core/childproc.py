@@ -35,7 +35,7 @@ def start_on_lasting_thread(make: Callable[[], Any]) -> Any:
     global _spawner
     with _spawner_lock:
         if _spawner is None or not _spawner.is_alive():
-            _spawner = threading.Thread(target=_spawn_forever, name="ab-spawner", daemon=True)
+            _spawner = threading.Thread(target=_spawn_forever, name="child-spawner", daemon=True)
             _spawner.start()
     reply: queue.Queue[Any] = queue.Queue()
     _spawns.put((make, reply))
