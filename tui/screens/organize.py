@@ -3,7 +3,7 @@ dialogs that name those files, and the jobs the operation bar runs off the UI th
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +20,37 @@ if TYPE_CHECKING:
     from ..state import LibraryState
     from ..widgets.model_table import ModelTable
     from ..widgets.operation_bar import OperationBar
+
+
+def confirm_delete(
+    screen: Any,
+    what: str,
+    targets: list[str],
+    roots: list[Any],
+    finished: Callable[[OperationDone], None],
+    *,
+    permanent: bool = False,
+    note: Iterable[str] = (),
+) -> None:
+    """Plan a delete, name every file it touches in a confirmation, and on yes run it on `screen.bar`
+    off the UI thread; a refused plan is one line and nothing is asked."""
+    try:
+        plan = plan_delete(targets, roots, permanent=permanent)
+    except OrganizeError as err:
+        screen.notify(str(err), severity="error")
+        return
+    lines = [str(p) for p in plan.files] + [f"(link) {p}" for p in plan.links] + list(note)
+    title = f"{plan.summary()} ({size(plan.bytes_freed)})?"
+
+    def job(progress: object) -> str:
+        execute_delete(plan, roots)
+        return plan.done_text()
+
+    def answered(yes: bool | None) -> None:
+        if yes:
+            screen.bar.start(what, job, finished)
+
+    screen.app.push_screen(ConfirmScreen(title[0].upper() + title[1:], lines), answered)
 
 
 class OrganizeActions:
@@ -61,24 +92,10 @@ class OrganizeActions:
         if not targets:
             self.notify("highlight a file, or mark files with space, first", timeout=2)
             return
-        roots = self.state.roots()
-        try:
-            plan = plan_delete(targets, roots, permanent=permanent)
-        except OrganizeError as err:
-            self.notify(str(err), severity="error")
-            return
-        lines = [str(p) for p in plan.files] + [f"(link) {p}" for p in plan.links] + self._hidden_note(hidden)
-        title = f"{plan.summary()} ({size(plan.bytes_freed)})?"
-
-        def job(progress: object) -> str:
-            execute_delete(plan, roots)
-            return plan.done_text()
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.bar.start("delete", job, self.operation_finished)
-
-        self.app.push_screen(ConfirmScreen(title[0].upper() + title[1:], lines), answered)  # type: ignore[attr-defined]
+        confirm_delete(
+            self, "delete", targets, self.state.roots(), self.operation_finished,
+            permanent=permanent, note=self._hidden_note(hidden),
+        )  # fmt: skip
 
     def _suggested_folder(self, first: LibraryEntry | None) -> Path | None:
         """Where a move is suggested to go: OWNER/REPO or the model's name under quanttui's models folder

@@ -16,12 +16,9 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from ...core.format import size
 from ...core.organize import (
     DuplicateGroup,
-    OrganizeError,
     disk_usage,
-    execute_delete,
     find_duplicates,
     link_extras,
-    plan_delete,
 )
 from ..messages import DuplicatesFound, OperationDone, OperationProgress
 from ..report import bar
@@ -30,6 +27,7 @@ from ..state import library_state
 from ..widgets.key_footer import KeyFooter
 from ..widgets.operation_bar import OperationBar
 from .dialogs import ConfirmScreen
+from .organize import confirm_delete
 
 
 def bars(title: str, sizes: dict[str, int], limit: int = 15) -> Table:
@@ -164,22 +162,4 @@ class UsageScreen(Screen):
     def action_delete_extras(self) -> None:
         if not self._extras():
             return
-        roots = self.state.roots()
-        try:
-            plan = plan_delete(self._extras(), roots)
-        except OrganizeError as e:
-            self.notify(str(e), severity="error")
-            return
-
-        def job(progress: object) -> str:
-            execute_delete(plan, roots)
-            return plan.done_text()
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.bar.start("trash duplicates", job, self._finished)
-
-        title = f"{plan.summary()} ({size(plan.bytes_freed)})?"
-        self.app.push_screen(
-            ConfirmScreen(title[0].upper() + title[1:], [str(p) for p in plan.files]), answered
-        )
+        confirm_delete(self, "trash duplicates", self._extras(), self.state.roots(), self._finished)
