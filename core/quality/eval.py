@@ -21,6 +21,7 @@ import numpy as np
 from ..modelfile import GGUFError, inspect_file
 from ..textsafe import clean, clean_path
 from . import cache
+from .cache import EVAL_NUMBERS
 from .host import ModelHost, WorkerDied, WorkerError
 from .runtime import default_threads, gpu_layers
 from .score import MAX_KEEP, RefRows, Stats
@@ -57,19 +58,7 @@ class CandidateResult:
         return self.figures.get(name)
 
     def to_dict(self) -> dict[str, Any]:
-        names = (
-            "kld_mean",
-            "kld_median",
-            "kld_p99",
-            "kld_max",
-            "top1_agreement",
-            "ppl",
-            "ppl_ratio",
-            "p_diff_mean",
-            "p_diff_rms",
-            "tokens_scored",
-            "seconds",
-        )
+        names = (n for n in EVAL_NUMBERS if n != "ppl_ref")  # the reference's ppl is the report's
         out: dict[str, Any] = {"model": self.model, **{n: self.figures.get(n) for n in names}}
         if self.error:
             out["error"] = self.error
