@@ -2,12 +2,14 @@
 
 A crash in llama.cpp (segfault, abort, the OOM killer) ends the worker, not the caller: the request
 in flight raises WorkerDied, and the next `load` starts a fresh worker. The worker dies with its
-caller: closing its socket makes it exit, and `close()` kills it if it does not.
+caller: closing its socket makes it exit, `close()` kills it if it does not, and the kernel kills it
+when the caller's process ends (killed included), since it is started from a thread that lasts.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import socket
 import subprocess
@@ -16,6 +18,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from ..childproc import start_on_lasting_thread
 from ..paths import cache_dir
 
 
@@ -38,17 +41,21 @@ class ModelHost:
         self._proc: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
 
+    @property
+    def pid(self) -> int | None:
+        """The worker's process id while it runs."""
+        return self._proc.pid if self._proc else None
+
     def _start(self) -> None:
         log = worker_log()
         log.parent.mkdir(parents=True, exist_ok=True)
         ours, theirs = socket.socketpair()
+        args = [sys.executable, "-m", "quanttui.core.quality.worker", str(theirs.fileno()), str(os.getpid())]
         with ours, theirs, log.open("wb") as out:
-            self._proc = subprocess.Popen(
-                [sys.executable, "-m", "quanttui.core.quality.worker", str(theirs.fileno())],
-                pass_fds=(theirs.fileno(),),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=out,
+            self._proc = start_on_lasting_thread(
+                lambda: subprocess.Popen(
+                    args, pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=out, stderr=out
+                )
             )
             self._conn = Connection(ours.detach())
 

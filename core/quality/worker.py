@@ -1,6 +1,7 @@
 """The quality worker process: loads one model at a time and answers eval and bench requests.
 
-Run as `python -m quanttui.core.quality.worker FD`, FD being one end of a socket pair. Requests are
+Run as `python -m quanttui.core.quality.worker FD PARENT_PID`, FD being one end of a socket pair; it
+dies with the process PARENT_PID (core/childproc.py), even one killed in the middle of a request. Requests are
 tuples `(op, *args)`; replies are `("ok", value)` or `("err", text)`. Full-vocabulary logits never
 leave this process: a chunk's rows are reduced here (score.py) and only per-position figures or the
 reference's compact rows go back. Importing quanttui.core first imports llama_cpp before numpy,
@@ -21,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ..childproc import die_with_parent
 from ..fit.measure import LlamaLogCapture
 from .score import MAX_KEEP, RefRows, Stats, compare_rows, reference_rows
 
@@ -203,6 +205,8 @@ def serve(conn: Connection) -> None:
 
 def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the parent's to handle; it closes us
+    if len(argv) > 2:
+        die_with_parent(int(argv[2]))
     serve(Connection(int(argv[1])))
     return 0
 
