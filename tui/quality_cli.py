@@ -18,6 +18,7 @@ from ..core.quality.bench import bench
 from ..core.quality.eval import EvalReport, Progress, evaluate
 from ..core.quality.text import EvalText, QualityError
 from ..core.textsafe import clean
+from . import demo
 
 T = TypeVar("T")
 
@@ -48,6 +49,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--ram", help="system RAM to plan for, e.g. 64GiB")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run_advise)
+    demo.add_parser(sub)
 
 
 def _interruptible(work: Callable[[threading.Event], T]) -> tuple[T, bool]:

@@ -92,6 +92,7 @@ class LibraryScreen(OrganizeActions, Screen):
         ),
         Binding("space", "mark", "Mark", id="library.mark"),
         Binding("ctrl+b", "open_ab", "A/B", id="library.ab", priority=True),
+        Binding("ctrl+k", "quality", "Quality", id="library.quality"),
         Binding("delete", "delete(False)", "Delete", id="organize.delete"),
         Binding(
             "shift+delete", "delete(True)", "Delete permanently", show=False, id="organize.delete_permanent"
@@ -181,6 +182,10 @@ class LibraryScreen(OrganizeActions, Screen):
             self.bar.show_summary(summary(self.state))
         cells = {path: verdict_cell(r) for path, r in self.state.fits.items()}
         self.table.load(self.state.entries, cells, self.state.marks)
+
+    def on_screen_resume(self) -> None:
+        if self.state.entries:
+            self.table.read_measured()  # an eval or bench in the Quality view may have measured more
 
     @on(ModelTable.Refilled)
     def _refilled(self, message: ModelTable.Refilled) -> None:
@@ -347,6 +352,18 @@ class LibraryScreen(OrganizeActions, Screen):
             return
         self.app.push_screen(ABScreen(paths[0], paths[1]))
 
+    def action_quality(self) -> None:
+        """The Quality view of the model on the cursor (its row or any of its files)."""
+        from .quality import QualityScreen
+
+        key = self.table.cursor_key()
+        e = self.state.entry(key)
+        group = key[len(GROUP_PREFIX) :] if key and key.startswith(GROUP_PREFIX) else e.group if e else None
+        if group is None:
+            self.notify("highlight a model or one of its files, then press ctrl+k", severity="warning")
+            return
+        self.app.push_screen(QualityScreen(group))
+
     def operation_finished(self, message: OperationDone) -> None:
         """After a change: marks cleared and a rescan. A refused or failed operation changed nothing
         (organize is all or nothing), so its error stays on the bar."""
@@ -370,6 +387,7 @@ class LibraryScreen(OrganizeActions, Screen):
             ("Fit: one GPU layer less", "Offload one layer fewer", lambda: self.action_fit_layers(-1)),
             ("Mark file", "Mark the highlighted file (first two: A and B)", self.action_mark),
             ("A/B chat", "Compare the two marked files side by side", self.action_open_ab),
+            ("Quality view", "The highlighted model's quants: KLD, speed, fit, a pick", self.action_quality),
             ("Side pane", "Show or hide the fit and detail pane", self.action_toggle_side),
         ):
             yield SystemCommand(title, help_text, action)

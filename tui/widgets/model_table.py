@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from rich.text import Text
+from textual import on, work
 from textual.events import Resize
 from textual.message import Message
 
 from ...core import format as fmt
 from ...core.library import LibraryEntry
 from ..safe import safe
+from .measured import MeasuredRead, measured_cells
 from .safe_table import SafeTable
 
 COLUMNS = (
@@ -24,13 +26,17 @@ COLUMNS = (
     ("bpw", "BPW"),
     ("size", "Size"),
     ("fit", "Fit"),
+    ("kld", "KLD"),
+    ("tg", "tok/s"),
     ("imatrix", "imat"),
     ("store", "Store"),
 )
 # Width of each fixed column's cells (the header and its sort arrow fit), and the order in which
 # columns give way when the table is narrow: Model always shows, Store goes first.
 WIDTHS = {"arch": 8, "params": 8, "quant": 8, "bpw": 5, "size": 10, "fit": 5, "imatrix": 6, "store": 11}
+WIDTHS |= {"kld": 6, "tg": 6}
 PRIORITY = ("quant", "size", "fit", "bpw", "params", "arch", "imatrix", "store")
+MEASURED = ("kld", "tg")  # planned only once a file is measured, right after params
 MODEL_MIN, MODEL_MAX = 24, 60
 PAD = 2  # DataTable's cell padding, one cell each side
 SCROLLBAR = 2
@@ -49,13 +55,16 @@ GROUP_PREFIX = "group:"
 DESCENDING_FIRST = ("params", "bpw", "size")
 
 
-def plan_columns(available: int, model_width: int) -> list[tuple[str, int]]:
+def plan_columns(available: int, model_width: int, measured: bool = False) -> list[tuple[str, int]]:
     """The columns that fit in `available` cells, in table order, with their widths: Model first
-    (at least MODEL_MIN or its content), then the others by PRIORITY; Model takes what is left."""
+    (at least MODEL_MIN or its content), then the others by PRIORITY (KLD and tok/s after params when
+    `measured`); Model takes what is left."""
     want = min(max(model_width, 8), MODEL_MIN)
     used = want + PAD
     chosen: set[str] = set()
-    for key in PRIORITY:
+    at = PRIORITY.index("params") + 1
+    order = PRIORITY[:at] + MEASURED + PRIORITY[at:] if measured else PRIORITY
+    for key in order:
         if used + WIDTHS[key] + PAD > available:
             break  # a column shows only when every more important one does
         chosen.add(key)
@@ -123,6 +132,7 @@ class ModelTable(SafeTable):
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self.entries: list[LibraryEntry] = []
         self.fits: dict[str, Text] = {}
+        self.measured: dict[str, tuple[Text, Text]] = {}  # path -> (KLD, tok/s) cells
         self.marks: list[str] = []
         self.query_text = ""
         self.sort_key = "model"
@@ -132,8 +142,30 @@ class ModelTable(SafeTable):
     # what the table shows -------------------------------------------------------------------------
 
     def load(self, entries: list[LibraryEntry], fits: dict[str, Text], marks: list[str]) -> None:
+        new = entries is not self.entries
         self.entries, self.fits, self.marks = entries, fits, list(marks)
         self._fill()
+        if new:
+            self.read_measured()
+
+    def read_measured(self) -> None:
+        """Read the KLD and tok/s cells from quanttui's cached results, off the UI thread."""
+        self._measured_worker(list(self.entries))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="measured", name="measured results")
+    def _measured_worker(self, entries: list[LibraryEntry]) -> None:
+        self.post_message(MeasuredRead(measured_cells(entries)))
+
+    @on(MeasuredRead)
+    def _measured_read(self, message: MeasuredRead) -> None:
+        message.stop()
+        self.set_measured(message.cells)
+
+    def set_measured(self, cells: dict[str, tuple[Text, Text]]) -> None:
+        """KLD and tok/s cells of the measured files; the columns show once there is one."""
+        if cells != self.measured:
+            self.measured = cells
+            self._fill()
 
     def set_marks(self, marks: list[str]) -> None:
         self.marks = list(marks)
@@ -158,6 +190,8 @@ class ModelTable(SafeTable):
 
     def sort_by(self, key: str) -> None:
         """Sort by column `key`; the same column again reverses the order."""
+        if key not in SORTS:
+            return
         if key == self.sort_key:
             self.sort_reverse = not self.sort_reverse
         else:
@@ -165,7 +199,7 @@ class ModelTable(SafeTable):
         self._fill()
 
     def cycle_sort(self) -> str:
-        keys = [k for k, _ in COLUMNS]
+        keys = [k for k, _ in COLUMNS if k in SORTS]
         self.sort_key = keys[(keys.index(self.sort_key) + 1) % len(keys)]
         self.sort_reverse = self.sort_key in DESCENDING_FIRST
         self._fill()
@@ -194,7 +228,7 @@ class ModelTable(SafeTable):
     def _columns(self) -> None:
         """Rebuild the columns when the planned set or widths change (the table's width did)."""
         width = self.size.width or self.app.size.width
-        plan = plan_columns(width - SCROLLBAR, self._model_width())
+        plan = plan_columns(width - SCROLLBAR, self._model_width(), bool(self.measured))
         if plan == self._planned and self.columns:
             self._relabel()
             return
@@ -223,6 +257,7 @@ class ModelTable(SafeTable):
             self.add_row(title, *[""] * (len(keys) - 1), key=GROUP_PREFIX + group[0].group)
             for i, e in enumerate(group):
                 cells = self._cells(e, self.fits.get(e.path, Text("")), last=i == count - 1)
+                cells["kld"], cells["tg"] = self.measured.get(e.path, (Text(""), Text("")))
                 if e.path in self.marks:
                     n = self.marks.index(e.path)
                     cells["model"] = (
