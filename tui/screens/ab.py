@@ -14,7 +14,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, Static
+from textual.widgets import Header, Input, Static
 from textual.worker import Worker, WorkerState
 
 from ...core.ab import ABSession, ContextRefused, GenConfig, Turn, check_context
@@ -23,6 +23,7 @@ from ...core.ab.process import WorkerDied
 from ..pacing import Pacer
 from ..safe import safe
 from ..widgets.chat_pane import ChatPane
+from ..widgets.key_footer import KeyFooter
 from . import ab_commands as cmd
 from .ab_commands import CommandRefused
 from .ab_messages import ContextChecked, Loaded, LoadStatus, Scoring, SideTokens, TurnDone
@@ -96,7 +97,7 @@ class ABScreen(Screen):
             yield ChatPane("b", self.sides["b"].name, id="pane-b")
         hint = f"prompt: Enter sends it to both; Esc cancels; {cmd.COMMANDS}"
         yield Input(placeholder=hint, id="ab-prompt")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.sub_title = "A/B"

@@ -6,10 +6,11 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
+from textual.widgets import DataTable, Header, ProgressBar, Static
 
 from ...core import format as fmt
 from ..downloads import DownloadJob
+from ..widgets.key_footer import KeyFooter
 from ..widgets.safe_table import SafeTable
 
 
@@ -41,7 +42,7 @@ class DownloadsScreen(Screen):
         yield Static(id="overall-text")
         yield ProgressBar(id="overall", show_eta=False)
         yield SafeTable(id="jobs", cursor_type="row")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.sub_title = "Downloads"

@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import DataTable, Header, Input, Static
 
 from ...core import format as fmt
 from ...core.fit import FitError, FitSettings, estimate, hardware
@@ -22,6 +22,7 @@ from ..report import inspect_text
 from ..safe import safe
 from ..state import LibraryState, library_state
 from ..widgets.fit_panel import verdict_cell
+from ..widgets.key_footer import KeyFooter
 from ..widgets.safe_table import SafeTable
 
 SORTS = ("downloads", "likes", "recent")
@@ -50,7 +51,7 @@ class HubScreen(Screen):
         yield Input(placeholder="search Hugging Face for GGUF models, Enter to search", id="hub-query")
         yield Static("", id="hub-status")
         yield SafeTable(id="hub-results", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.sub_title = "Hub"
@@ -182,7 +183,7 @@ class RepoScreen(Screen):
             yield SafeTable(id="variants", cursor_type="row", zebra_stripes=True)
             with VerticalScroll(id="variant-detail"):
                 yield Static("", id="variant-facts")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.sub_title = self.repo
@@ -362,7 +363,7 @@ class DiffScreen(Screen):
         yield Header()
         yield Static(id="diff-summary")
         yield SafeTable(id="diff", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         la, lb = self.a.get("file_type") or "A", self.b.get("file_type") or "B"
