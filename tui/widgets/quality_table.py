@@ -94,6 +94,13 @@ def row_cells(r: QuantRow, recommended: bool, error: str | None) -> dict[str, ob
     return cells
 
 
+def keep_end(name: Text, width: int) -> Text:
+    """A name cut from the left when too long: quants of one model differ at the end of their names."""
+    if len(name.plain) <= width or width < 2:
+        return name
+    return Text("…" + name.plain[len(name.plain) - width + 1 :], style=name.style)
+
+
 class QualityTable(SafeTable):
     """Rows keyed by file path; `show` replaces them. Outside text (names, quant labels) is cleaned."""
 
@@ -122,6 +129,8 @@ class QualityTable(SafeTable):
         self.clear()
         if self.advice is None:
             return
+        model_width = dict(self._planned)["model"]
         for r in self.advice.rows:
             cells = row_cells(r, r.model == self.advice.recommended, self.errors.get(r.model))
+            cells["model"] = keep_end(cells["model"], model_width)  # type: ignore[arg-type]
             self.add_row(*(cells[k] for k, _ in self._planned), key=r.model)
