@@ -171,3 +171,17 @@ def test_the_chart_places_size_right_and_kld_up():
     pts = [Point("Q8_0", 300, 0.01), Point("Q4_K_M", 200, 0.1), Point("Q2_K", 100, 1.0, recommended=True)]
     placed = {p.label: (col, row) for col, row, p in layout(pts, 41, 11)}
     assert placed == {"Q2_K": (0, 0), "Q4_K_M": (20, 5), "Q8_0": (40, 10)}  # log scale: 0.1 is midway
+
+
+async def test_outside_names_are_shown_cleaned_never_as_markup(lib, tiny):
+    evil = "tiny-[bold]x[red]y\x1b[2J-Q8_0.gguf"
+    shutil.copyfile(tiny.quants["Q8_0"], lib / evil)
+    app = _app(lib)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _loaded(pilot)
+        entry = next(e for e in app.library.entries if e.name == evil)
+        await app.push_screen(QualityScreen(entry.group))
+        screen = app.screen
+        await until(pilot, lambda: screen.advice is not None)
+        text = screen_text(app)
+        assert "tiny-[bold]x[red]y" in text and "\x1b" not in text
