@@ -51,9 +51,7 @@ def _gone(pid: int, timeout: float = 10) -> bool:
 
 def _quality_workers(parent: psutil.Process) -> list[psutil.Process]:
     return [
-        c
-        for c in parent.children(recursive=True)
-        if "quanttui.core.quality.worker" in " ".join(c.cmdline())
+        c for c in parent.children(recursive=True) if "quanttui.core.quality.worker" in " ".join(c.cmdline())
     ]
 
 
