@@ -19,7 +19,7 @@ from typing import Any
 from ..modelfile import GGUFError, inspect_file
 from ..textsafe import clean, clean_path
 from . import cache
-from .host import ModelHost, WorkerDied, WorkerError
+from .host import ModelHost, WorkerDied, WorkerError, watch_cancel
 from .runtime import default_threads, gpu_layers
 
 N_PROMPT = 512
@@ -61,36 +61,57 @@ def bench(
     """Speed of each model (cached ones are not loaded)."""
     cancel = cancel or threading.Event()
     threads = threads or default_threads()
-    out: list[BenchResult] = []
+    stop = threading.Event()
     with ModelHost() as host:
-        for i, path in enumerate(models):
-            name = Path(path).name
-            if on_progress:
-                on_progress(i, len(models), name)
-            if cancel.is_set():
-                out.append(BenchResult(path, error="cancelled"))
-                continue
-            try:
-                facts = inspect_file(path).to_dict()
-                pp, tg = sizes(facts.get("context_length"))
-                layers = gpu_layers(facts, max(pp, tg))
-                k = cache.key("bench", cache.identity(path), pp, tg, reps, threads, layers)
-            except (GGUFError, OSError) as e:
-                out.append(BenchResult(path, error=f"cannot read {clean_path(name)}: {clean(str(e))}"))
-                continue
-            record = cache.load("bench", k) if use_cache else None
-            if record is not None:
-                out.append(BenchResult(path, dict(record["result"]), cached=True))
-                continue
-            try:
-                host.call("load", path, max(pp, tg), layers, threads)
-                figures = {**host.call("bench", pp, tg, reps), "gpu_layers": layers}
-                host.call("unload")
-            except (WorkerError, WorkerDied) as e:
-                out.append(BenchResult(path, error=f"could not run {clean_path(name)}: {clean(str(e))}"))
-                continue
-            out.append(BenchResult(path, figures))
-            cache.store("bench", k, {"model": cache.identity(path), "result": figures, "time": time.time()})
+        watcher = threading.Thread(target=watch_cancel, args=(cancel, stop, host), daemon=True)
+        watcher.start()
+        try:
+            out = _bench_each(host, models, reps, threads, use_cache, on_progress, cancel)
+        finally:
+            stop.set()
     if on_progress:
         on_progress(len(models), len(models), "")
+    return out
+
+
+def _bench_each(
+    host: ModelHost,
+    models: list[str],
+    reps: int,
+    threads: int,
+    use_cache: bool,
+    on_progress: Callable[[int, int, str], None] | None,
+    cancel: threading.Event,
+) -> list[BenchResult]:
+    """Each model in turn; a cancel (which interrupts the worker) ends the rest as cancelled rows."""
+    out: list[BenchResult] = []
+    for i, path in enumerate(models):
+        name = Path(path).name
+        if on_progress:
+            on_progress(i, len(models), name)
+        if cancel.is_set():
+            out.append(BenchResult(path, error="cancelled"))
+            continue
+        try:
+            facts = inspect_file(path).to_dict()
+            pp, tg = sizes(facts.get("context_length"))
+            layers = gpu_layers(facts, max(pp, tg))
+            k = cache.key("bench", cache.identity(path), pp, tg, reps, threads, layers)
+        except (GGUFError, OSError) as e:
+            out.append(BenchResult(path, error=f"cannot read {clean_path(name)}: {clean(str(e))}"))
+            continue
+        record = cache.load("bench", k) if use_cache else None
+        if record is not None:
+            out.append(BenchResult(path, dict(record["result"]), cached=True))
+            continue
+        try:
+            host.call("load", path, max(pp, tg), layers, threads)
+            figures = {**host.call("bench", pp, tg, reps), "gpu_layers": layers}
+            host.call("unload")
+        except (WorkerError, WorkerDied) as e:
+            why = "cancelled" if cancel.is_set() else f"could not run {clean_path(name)}: {clean(str(e))}"
+            out.append(BenchResult(path, error=why))
+            continue
+        out.append(BenchResult(path, figures))
+        cache.store("bench", k, {"model": cache.identity(path), "result": figures, "time": time.time()})
     return out

@@ -22,7 +22,7 @@ from ..modelfile import GGUFError, inspect_file
 from ..textsafe import clean, clean_path
 from . import cache
 from .cache import EVAL_NUMBERS
-from .host import ModelHost, WorkerDied, WorkerError
+from .host import ModelHost, WorkerDied, WorkerError, watch_cancel
 from .runtime import default_threads, gpu_layers
 from .score import MAX_KEEP, RefRows, Stats
 from .text import EvalText, QualityError, check_chunks, check_ctx, chunk, default_ctx, scored
@@ -256,7 +256,7 @@ def evaluate(
 
     run = _Run(reference, text, ctx, cancel, threads or default_threads())
     stop = threading.Event()
-    watcher = threading.Thread(target=_watch, args=(cancel, stop, run.host), daemon=True)
+    watcher = threading.Thread(target=watch_cancel, args=(cancel, stop, run.host), daemon=True)
     watcher.start()
     try:
         if on_progress:
@@ -304,9 +304,3 @@ def evaluate(
     )
 
 
-def _watch(cancel: threading.Event, stop: threading.Event, host: ModelHost) -> None:
-    """Ends a request in flight when cancel is set, so one long chunk does not delay the cancel."""
-    while not stop.is_set():
-        if cancel.wait(0.1):
-            host.interrupt()
-            return

@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -121,3 +122,12 @@ class ModelHost:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def watch_cancel(cancel: threading.Event, stop: threading.Event, host: ModelHost) -> None:
+    """Ends the request in flight when `cancel` is set (until `stop` is), so one long call (a chunk, a
+    model's bench) does not delay the cancel."""
+    while not stop.is_set():
+        if cancel.wait(0.1):
+            host.interrupt()
+            return

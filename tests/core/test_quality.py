@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -367,3 +368,14 @@ def test_the_reference_kept_in_memory_bounds_the_chunks(tiny):
         evaluate(str(tiny.f16), [str(tiny.quants["Q8_0"])], ctx=64, chunks=3, memory=memory)
     report = evaluate(str(tiny.f16), [str(tiny.quants["Q8_0"])], ctx=64, memory=memory)
     assert report.chunks == 2 and report.candidates[0].get("tokens_scored") == 62
+
+
+def test_a_cancel_stops_a_bench_in_the_middle_of_a_model(tiny):
+    cancel = threading.Event()
+    models = [str(tiny.f16), str(tiny.quants["Q8_0"])]
+    threading.Timer(1.0, cancel.set).start()
+    started = time.monotonic()
+    rows = bench(models, reps=400, use_cache=False, cancel=cancel)  # hundreds of seconds uncancelled
+    assert time.monotonic() - started < 30  # the cancel did not wait for the F16's 400 runs
+    assert [r.error for r in rows] == ["cancelled", "cancelled"]
+    assert cache.measured_bench(tiny.f16) is None
