@@ -183,6 +183,12 @@ def advise(target: str, ctx: int, hw: Hardware) -> Advice:
             except (FitError, ValueError, TypeError, KeyError) as err:
                 row.error = f"fit: {clean(str(err))}"
         rows.append(row)
+    return advise_rows(label, rows, ctx)
+
+
+def advise_rows(label: str, rows: list[QuantRow], ctx: int) -> Advice:
+    """The pick among `rows` (each with its fit verdict or error already set): measured quality and
+    speed read from the cache, the reference marked, rows from most to fewest bits per weight."""
     quality, about = _eval_set([r.model for r in rows])
     ref = about.get("reference")
     for row in rows:

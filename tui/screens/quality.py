@@ -25,8 +25,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from ...core.fit import FitResult
 from ...core.library import LibraryEntry
-from ...core.quality import advise as advise_mod
-from ...core.quality.advise import Advice, QuantRow
+from ...core.quality.advise import Advice, QuantRow, advise_rows
 from ...core.quality.bench import bench
 from ...core.quality.eval import Progress, evaluate
 from ...core.quality.text import QualityError
@@ -96,17 +95,7 @@ def group_advice(
         if row.fit is None and row.error is None:
             row.error = "vocabulary only: not a model" if e.fact("vocab_only") else "no fit verdict"
         rows.append(row)
-    quality, about = advise_mod._eval_set([r.model for r in rows])
-    ref = about.get("reference")
-    for row in rows:
-        row.quality = quality.get(row.model)
-        if ref and Path(row.model).resolve() == Path(ref):
-            row.is_reference = True
-            row.quality = row.quality or {"kld_mean": 0.0, "top1_agreement": 1.0, "ppl_ratio": 1.0}
-    advise_mod._speeds(rows)
-    rows.sort(key=lambda r: -(r.bpw or 0))
-    best, reason = advise_mod._pick(rows, ctx)
-    return Advice(label, ctx, rows, best.model if best else None, reason, ref, about)
+    return advise_rows(label, rows, ctx)
 
 
 def _eta(seconds: float | None) -> str:
