@@ -6,7 +6,10 @@
   llama-cpp-python greedy generation (goal: >= 95%).
 - the cost of rendering chat templates as untrusted code (sandbox, bounds, the cancel/time watch)
   against llama-cpp-python's own formatter, on a tool-calling ChatML template (`--templates`).
-Run: python bench/ab.py [--tokens 128] [--gpu [--shape 7b]] | --templates
+- cross-scoring after an answer on the real Gemma 3 270M (262k vocabulary), Q8_0 against Q2_K,
+  256 tokens in completion mode: scoring seconds against generation seconds (goal <= 50%)
+  (`--score`; the models are built once into --models, by default a folder under the temp dir).
+Run: python bench/ab.py [--tokens 128] [--gpu [--shape 7b]] | --templates | --score [--tokens 256]
 The A/B pair runs in the worker process the app uses, so the IPC per token is in the figures.
 """
 
@@ -183,17 +186,61 @@ def template_figures(turns: int = 20, repeat: int = 200) -> None:
     print(f"quanttui, next prompts (compiled once, watched) {ours * 1000:8.3f} ms   ratio {ours / base:.2f}x")
 
 
+SCORE_PROMPT = (
+    "The history of the printing press begins in the fifteenth century, when Johannes Gutenberg"
+)
+
+
+def score_figures(folder: Path, tokens: int, repeat: int, labels: tuple[str, str]) -> None:
+    """Generation and cross-scoring seconds of one A/B turn on the real model, side by side."""
+    from tests.realmodel import build
+
+    models = build(folder, labels)
+    a, b = (models.quants[label] for label in labels)
+    cfg = GenConfig(mode="completion", max_tokens=tokens, n_ctx=1024)
+    gen, scoring, counts = [], [], []
+    for _ in range(repeat):
+        s = ABSession(str(a), str(b), cfg, Plan(False, {"a": NGL, "b": NGL}, ""))
+        t = time.perf_counter()
+        turn = s.ask(SCORE_PROMPT, scoring=False)
+        gen.append(time.perf_counter() - t)
+        seen: list[tuple[int, int]] = []
+        t = time.perf_counter()
+        s.score(turn, on_progress=lambda done, total, seen=seen: seen.append((done, total)))
+        scoring.append(time.perf_counter() - t)
+        counts = [len(turn.a.token_ids), len(turn.b.token_ids)]
+        print(
+            f"  run: generation {gen[-1]:6.2f} s, scoring {scoring[-1]:6.2f} s, "
+            f"KLD A||B {turn.scores_a.kld_mean:.4f}, B||A {turn.scores_b.kld_mean:.4f}, "
+            f"top-1 {turn.scores_a.top1_agreement:.1%}, progress reports {len(seen)}"
+        )
+        s.close()
+    g, sc = statistics.median(gen), statistics.median(scoring)
+    print(f"real model Gemma 3 270M (262k vocabulary), {labels[0]} vs {labels[1]}, completion mode, CPU")
+    print(f"tokens generated: A {counts[0]}, B {counts[1]}; medians of {repeat}")
+    print(f"generation (both sides at once) {g:7.2f} s")
+    print(f"cross-scoring (both ways)       {sc:7.2f} s   ratio {sc / g:.0%} of generation (goal <= 50%)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--tokens", type=int, default=128)
+    ap.add_argument("--tokens", type=int, default=None, help="default 128, or 256 with --score")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--gpu", action="store_true", help="all layers offloaded; skips the TUI figure")
     ap.add_argument("--shape", choices=sorted(SHAPES), default=None, help="default: cpu, or 0.7b with --gpu")
     ap.add_argument("--templates", action="store_true", help="only the chat template render figure")
+    ap.add_argument("--score", action="store_true", help="only the cross-scoring figure, real model")
+    ap.add_argument("--models", type=Path, default=Path(tempfile.gettempdir()) / "quanttui-bench-gemma")
+    ap.add_argument("--pair", default="Q8_0,Q2_K", help="--score: the two quants, A,B")
     args = ap.parse_args()
     if args.templates:
         template_figures()
         return
+    if args.score:
+        pair = tuple(args.pair.split(","))
+        score_figures(args.models, args.tokens or 256, args.repeat, pair)  # type: ignore[arg-type]
+        return
+    args.tokens = args.tokens or 128
     global NGL
     NGL = -1 if args.gpu else 0
     shape = SHAPES[args.shape or ("0.7b" if args.gpu else "cpu")]

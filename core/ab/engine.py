@@ -19,12 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..organize.safety import mark_in_use, unmark_in_use
 from .loader import load_error, load_model, one_line
 from .metrics import distinct_n, longest_loop, loop_at_end
-from .scoring import Scores, iter_logprobs, score
+from .scoring import OnProgress, Scores, cross_score
 from .template import RENDER_SECONDS, TemplateCancelled, TemplateError, render_chat
 
 # side ("a"/"b"), generated ids so far (the live list: read it, do not keep it), text so far
@@ -393,24 +391,28 @@ class ABEngine(Pair):
             t.join()
         return results
 
-    def cross_score(self, a: SideResult, b: SideResult) -> tuple[Scores, Scores]:
-        """Teacher-forced KL(A||B) on A's tokens and KL(B||A) on B's tokens, with top-1 agreement."""
-        seq_a, start_a = a.prompt_ids + a.token_ids, len(a.prompt_ids)
-        seq_b, start_b = b.prompt_ids + b.token_ids, len(b.prompt_ids)
-        if not self.sequential:
-            la, lb = self.side("a").llm, self.side("b").llm
-            return (
-                score(iter_logprobs(la, seq_a, start_a), iter_logprobs(lb, seq_a, start_a)),
-                score(iter_logprobs(lb, seq_b, start_b), iter_logprobs(la, seq_b, start_b)),
-            )
-        # One model at a time: keep B's rows (float32) while A is loaded, then stream A's.
-        lb = self.side("b").llm
-        b_on_a = [c.astype(np.float32) for c in iter_logprobs(lb, seq_a, start_a)]
-        b_on_b = [c.astype(np.float32) for c in iter_logprobs(lb, seq_b, start_b)]
-        la = self.side("a").llm
-        on_a = score(iter_logprobs(la, seq_a, start_a), (c.astype(np.float64) for c in b_on_a))
-        on_b = score((c.astype(np.float64) for c in b_on_b), iter_logprobs(la, seq_b, start_b))
-        return on_a, on_b
+    def cross_score(
+        self,
+        a: SideResult,
+        b: SideResult,
+        on_progress: OnProgress | None = None,
+        cancel: threading.Event | None = None,
+    ) -> tuple[Scores | None, Scores | None]:
+        """Teacher-forced KL(A||B) on A's tokens and KL(B||A) on B's tokens, with top-1 agreement.
+        `on_progress(done, total)` hears the rows evaluated (scoring.OnProgress); setting
+        `cancel` stops it between batches, and both scores are then None."""
+        loaded = self.loaded()
+        first = loaded[0] if self.sequential and loaded else "b"  # one at a time: the loaded one first
+        order = (first, "a" if first == "b" else "b")
+        out = cross_score(
+            lambda n: self.side(n).llm,
+            {"a": a, "b": b},
+            order=order,
+            together=not self.sequential,
+            on_progress=on_progress,
+            cancel=cancel,
+        )
+        return (out["a"], out["b"]) if out else (None, None)
 
     def same_tokenizer(self) -> bool:
         a, b = self.sides.get("a"), self.sides.get("b")

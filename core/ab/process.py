@@ -28,7 +28,7 @@ from ..childproc import start_on_lasting_thread
 from ..paths import cache_dir
 from ..textsafe import clean
 from .engine import GenConfig, OnRender, OnToken, Pair, SideResult, load_error
-from .scoring import Scores
+from .scoring import OnProgress, Scores
 
 SIDES = ("a", "b")
 LOG_LIMIT = 4 << 20
@@ -132,9 +132,17 @@ class ProcessEngine(Pair):
             except OSError:
                 raise self._died() from None
 
-    def _call(self, msg: tuple[Any, ...], on_event: Callable[..., None] | None = None) -> Any:
-        """Send a request and read events until its reply; WorkerDied if the process ends first."""
+    def _call(
+        self,
+        msg: tuple[Any, ...],
+        on_event: Callable[..., None] | None = None,
+        sent: Callable[[], None] | None = None,
+    ) -> Any:
+        """Send a request (then call `sent`) and read events until its reply; WorkerDied if the
+        process ends first."""
         self._send(*msg)
+        if sent is not None:
+            sent()
         while True:
             try:
                 reply = self._conn.recv() if self._conn else None
@@ -364,10 +372,50 @@ class ProcessEngine(Pair):
             r.error = self.failed.get(n) or f"{e} {who}; it loads again for the next prompt"
         return {n: finished.get(n, partial[n]) for n in SIDES}
 
-    def cross_score(self, a: SideResult, b: SideResult) -> tuple[Scores, Scores]:
+    def cross_score(
+        self,
+        a: SideResult,
+        b: SideResult,
+        on_progress: OnProgress | None = None,
+        cancel: threading.Event | None = None,
+    ) -> tuple[Scores | None, Scores | None]:
+        """ABEngine.cross_score in the worker: progress comes back as events, and a cancel set
+        here reaches the worker at once, which stops between batches (both scores then None)."""
         if not self._ready():
             raise WorkerDied(self.crashed or "the model process is not running")
-        return self._call(("score", a, b), self._status({"side": None}))
+        cancel = cancel or threading.Event()
+        if cancel.is_set():
+            return None, None
+        ended, sent_cancel = threading.Event(), threading.Event()
+        status = self._status({"side": None})
+
+        def send_cancel() -> None:
+            if not sent_cancel.is_set():
+                sent_cancel.set()
+                with contextlib.suppress(WorkerDied):
+                    self._send("cancel")
+
+        def on_event(kind: str, *args: Any) -> None:
+            if kind == "progress":
+                if on_progress:
+                    on_progress(*args)
+                if cancel.is_set():  # a callback that cancels takes effect before the next batch
+                    send_cancel()
+            else:
+                status(kind, *args)
+
+        def watch() -> None:
+            while not ended.wait(0.05):
+                if cancel.is_set():
+                    return send_cancel()
+
+        def sent() -> None:  # after the request: the worker clears its cancel when it arrives
+            threading.Thread(target=watch, name="ab-score-cancel", daemon=True).start()
+
+        try:
+            return self._call(("score", a, b), on_event, sent)
+        finally:
+            ended.set()
 
     def close(self) -> None:
         """Stop any run, let the worker unload for a few seconds, then kill it if it has not ended."""

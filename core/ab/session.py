@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import threading
@@ -13,8 +14,8 @@ from ..paths import data_dir
 from .engine import ABEngine, GenConfig, OnStatus, OnToken, SideResult
 from .metrics import first_divergence
 from .plan import Plan, plan_pair
-from .process import ProcessEngine, WorkerDied
-from .scoring import Scores
+from .process import ProcessEngine
+from .scoring import OnProgress, Scores
 
 
 @dataclass
@@ -117,7 +118,9 @@ class ABSession:
         stop_loops: threading.Event | None = None,
     ) -> Turn:
         """Both sides answer `prompt`; a cancelled turn is not kept, so the models stay as they were.
-        Setting `stop_loops` while they answer stops a side stuck in a loop now; the turn is kept."""
+        Setting `stop_loops` while they answer stops a side stuck in a loop now; the turn is kept.
+        With `scoring`, the turn is scored (`score`) before it returns; `cancel` set then stops
+        the scoring only, and the turn is kept without scores."""
         cancel = cancel or threading.Event()
         messages = {n: self.messages(n, prompt, continue_text=continue_text) for n in ("a", "b")}
         results = self.engine.run(messages, on_token, cancel, stop_loops=stop_loops)
@@ -130,8 +133,8 @@ class ABSession:
         turn = Turn(prompt, a, b, div, basis)
         if cancel.is_set():
             return turn
-        if scoring and same and not (a.error or b.error):
-            turn.scores_a, turn.scores_b = self._score(a, b)
+        if scoring:
+            self.score(turn, cancel=cancel)
         kept: list[str] = []
         for n, r in (("a", a), ("b", b)):
             if r.error:
@@ -154,25 +157,42 @@ class ABSession:
         on_token: OnToken | None = None,
         cancel: threading.Event | None = None,
         stop_loops: threading.Event | None = None,
+        *,
+        scoring: bool = True,
     ) -> Turn | None:
-        """Drop the last turn from both conversations and ask its prompt again."""
+        """Drop the last turn from both conversations and ask its prompt again (as `ask` does)."""
         if not self.turns:
             return None
         last = self.turns.pop()
         for n in self._kept.pop():
             self.history[n] = self.history[n][:-2]
             self._carried[n].pop()
-        return self.ask(last.prompt, on_token, cancel, stop_loops=stop_loops)
+        return self.ask(last.prompt, on_token, cancel, scoring=scoring, stop_loops=stop_loops)
 
     @staticmethod
     def _same_vocab(a: SideResult, b: SideResult) -> bool:
         return bool(a.prompt_ids) and a.prompt_ids == b.prompt_ids
 
-    def _score(self, a: SideResult, b: SideResult) -> tuple[Scores | None, Scores | None]:
-        try:
-            return self.engine.cross_score(a, b)
-        except WorkerDied:  # the answers stand; the next prompt starts a fresh worker
-            return None, None
+    @staticmethod
+    def scorable(turn: Turn) -> bool:
+        """Whether the turn can be scored: both sides answered, with one tokenizer."""
+        return turn.divergence_basis == "tokens" and not (turn.a.error or turn.b.error)
+
+    def score(
+        self,
+        turn: Turn,
+        on_progress: OnProgress | None = None,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        """KL divergence both ways and top-1 agreement on a finished turn (`scorable`), into its
+        `scores_a` and `scores_b`. `on_progress(done, total)` hears the positions scored so far;
+        setting `cancel` stops it between batches, and the turn then has no scores."""
+        turn.scores_a = turn.scores_b = None
+        if not self.scorable(turn):
+            return
+        # The worker died, or a model could not load again: the answers stand without scores.
+        with contextlib.suppress(RuntimeError):
+            turn.scores_a, turn.scores_b = self.engine.cross_score(turn.a, turn.b, on_progress, cancel)
 
     # saving -----------------------------------------------------------------------------------------
 

@@ -2,11 +2,11 @@
 
 Run as `python -m quanttui.core.ab.worker FD PARENT_PID`, FD being one end of a socket pair.
 Requests are tuples `(op, *args)`; replies are `("ok", value)` or `("err", text)`, with events
-(`status`, `render`, `token`, `done`) streamed before the reply. A `("cancel",)` is acted on at
-once, even mid-run. Its stdout and stderr go to a log file chosen by the parent, never the
-terminal. It dies with its parent: the kernel kills it (Linux), or its reader sees the socket
-close and ends the process when the main thread does not. Importing quanttui.core first imports
-llama_cpp before numpy, which a CUDA build needs.
+(`status`, `render`, `token`, `done`, and `progress` while scoring) streamed before the reply.
+A `("cancel",)` is acted on at once, even mid-run or mid-scoring. Its stdout and stderr go to a
+log file chosen by the parent, never the terminal. It dies with its parent: the kernel kills it
+(Linux), or its reader sees the socket close and ends the process when the main thread does not.
+Importing quanttui.core first imports llama_cpp before numpy, which a CUDA build needs.
 """
 
 from __future__ import annotations
@@ -54,8 +54,9 @@ class _Link:
                 self.stop_loops.set()
             if msg[0] in ("cancel", "stop_loops"):
                 continue
+            if msg[0] in ("run", "score"):
+                self.cancel.clear()  # here, in arrival order, so a cancel sent right after it holds
             if msg[0] == "run":
-                self.cancel.clear()  # here, in arrival order, so a cancel sent right after a run holds
                 self.stop_loops.clear()
             self.requests.put(msg)
             if msg[0] == "close":
@@ -108,7 +109,11 @@ def _handle(link: _Link, engine: ABEngine | None, op: str, args: tuple[Any, ...]
         return engine, results
     if op == "score":
         a, b = args
-        return engine, engine.cross_score(a, b)
+
+        def progress(done: int, total: int) -> None:
+            link.send("progress", done, total)
+
+        return engine, engine.cross_score(a, b, progress, link.cancel)
     if op == "loaded":
         return engine, engine.loaded()
     if op == "describe":

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
 
 from rich.text import Text
@@ -13,13 +12,13 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Header, Input, Static
 from textual.worker import Worker, WorkerState
 
-from ...core.ab import ABSession, ContextRefused, GenConfig, Turn, check_context
+from ...core.ab import ABSession, ContextRefused, GenConfig, check_context
 from ...core.ab.metrics import loop_at_end
-from ...core.ab.process import WorkerDied
 from ..pacing import Pacer
 from ..safe import safe
 from ..widgets.chat_pane import ChatPane
@@ -33,12 +32,16 @@ FRAME = 1 / 12  # the fastest the panes redraw while answers stream (tui/pacing.
 SIDES = ("a", "b")
 
 
-def score_turn(session: ABSession, turn: Turn) -> None:
-    """KL divergence both ways on a finished turn, where both sides answered with one tokenizer."""
-    if turn.divergence_basis != "tokens" or turn.a.error or turn.b.error:
-        return
-    with contextlib.suppress(WorkerDied):  # the answers stand; the next prompt starts a fresh worker
-        turn.scores_a, turn.scores_b = session.engine.cross_score(turn.a, turn.b)
+@dataclass
+class ScoringProgress(Message):
+    """How far scoring has come: rows evaluated and in all (each model at each position of both
+    answers); a newer one replaces an unhandled older one."""
+
+    done: int
+    total: int
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, ScoringProgress)
 
 
 class ABScreen(Screen):
@@ -77,6 +80,7 @@ class ABScreen(Screen):
         self.last_prompt = ""
         self.queued: str | None = None  # typed while a turn was busy; sent when it is done
         self._scoring_since = 0.0
+        self._scored: tuple[int, int] | None = None  # scoring's progress in this turn, once heard
         self._gone = False  # unmounted: a session that finishes loading or answering is closed
         self._pending: ABSession | None = None  # loaded by the worker, not yet handed over
         self._live: dict[str, SideTokens] = {}  # each side's newest text, drawn at the next frame
@@ -163,6 +167,9 @@ class ABScreen(Screen):
             return
         took = time.monotonic() - self._scoring_since
         info = info_text(self.cfg, self.session, self.phase, took, self.queued)
+        if self.phase == "scoring":
+            done, total = self._scored or (0, 0)
+            info += Text(f"\nscored {done / total if total else 0:.0%} · Esc stops scoring (no scores then)")
         self.query_one("#ab-info", Static).update(info)
         for side, note in carry_notes(self.cfg, self.session).items():
             self._pane(side).set_note(note)
@@ -262,6 +269,7 @@ class ABScreen(Screen):
         self.phase = phase
         if phase == "scoring":
             self._scoring_since = time.monotonic()
+            self._scored = None
         if phase == "answering" and not was_running:
             self._live.clear()
             self._latest.clear()
@@ -282,25 +290,35 @@ class ABScreen(Screen):
         def on_token(side: str, ids: list[int], text: str) -> None:
             self.post_message(SideTokens(side, tuple(ids), text))
 
+        def on_progress(done: int, total: int) -> None:
+            self.post_message(ScoringProgress(done, total))
+
         cancel, stop_loops = self.cancel, self.stop_loops
         if regenerate:
-            turn = session.regenerate(on_token, cancel, stop_loops)
+            turn = session.regenerate(on_token, cancel, stop_loops, scoring=False)
         else:
             turn = session.ask(prompt, on_token, cancel, scoring=False, stop_loops=stop_loops)
-            if turn is not None and not cancel.is_set():
-                self.post_message(Scoring(len(turn.a.token_ids) + len(turn.b.token_ids)))
-                score_turn(session, turn)
+        cancelled = cancel.is_set()  # while answering; a cancel while scoring keeps the turn
+        if turn is not None and not cancelled and session.scorable(turn):
+            self.post_message(Scoring(len(turn.a.token_ids) + len(turn.b.token_ids)))
+            session.score(turn, on_progress, cancel)
         with self._life:
             if self._gone:
                 session.close()
                 return
-        self.post_message(TurnDone(turn, cancel.is_set()))
+        self.post_message(TurnDone(turn, cancelled))
 
     @on(SideTokens)
     def _token(self, message: SideTokens) -> None:
         if self.phase == "answering":
             self._live[message.side] = message
             self._latest[message.side] = message.ids
+
+    @on(ScoringProgress)
+    def _scoring_progress(self, message: ScoringProgress) -> None:
+        if self.phase == "scoring":
+            self._scored = (message.done, message.total)
+            self._show_info()
 
     @on(Scoring)
     def _scoring(self, message: Scoring) -> None:
@@ -359,7 +377,8 @@ class ABScreen(Screen):
         if self.phase == "answering":
             self.cancel.set()
         elif self.phase == "scoring":
-            self.notify("the answers are in; scoring ends in a moment (it cannot stop midway)", timeout=3)
+            self.cancel.set()  # scoring stops after its current batch; the turn keeps its answers
+            self.notify("scoring stopped: this turn keeps both answers, without scores", timeout=3)
         else:
             self.abort.set()  # a load under way stops (its worker is killed) as the screen goes
             self.app.pop_screen()

@@ -1,0 +1,168 @@
+"""A/B cross-scoring: the float32 batched computation against float64 numpy from full logits
+(tiny models and the real 262k-vocabulary Gemma), both ways and in both placements; progress that
+reaches the end; a cancel that stops between batches, in-process and through the worker."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from quanttui.core.ab import ABSession, GenConfig, Plan
+from quanttui.core.ab.scoring import compare_logits
+from tests.core.test_ab import PROMPT, TOGETHER, log_softmax, raw_llama
+from tests.realmodel import real  # noqa: F401  (the session fixture)
+
+ONE_BY_ONE = Plan(True, {"a": 0, "b": 0}, "one at a time")
+
+
+def session(a, b, plan=TOGETHER, isolate=False, **cfg) -> ABSession:
+    cfg = GenConfig(**{"mode": "completion", "max_tokens": 24, "n_ctx": 512, **cfg})
+    return ABSession(str(a), str(b), cfg, plan, isolate=isolate)
+
+
+def direct(paths: dict[str, object], turn) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per side: KL(side || other) and top-1 agreement on its tokens, in float64 from the full
+    logits of llama-cpp-python's own eval (logits_all), one model at a time."""
+    out = {}
+    for side, other in (("a", "b"), ("b", "a")):
+        r = getattr(turn, side)
+        seq, start = r.prompt_ids + r.token_ids, len(r.prompt_ids)
+        rows = {}
+        for name in (side, other):
+            llm = raw_llama(paths[name], logits_all=True)
+            llm.eval(seq)
+            rows[name] = log_softmax(llm.scores[start - 1 : len(seq) - 1])
+            llm.close()
+        p, q = rows[side], rows[other]
+        out[side] = ((np.exp(p) * (p - q)).sum(axis=1), p.argmax(axis=1) == q.argmax(axis=1))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("plan", "isolate"),
+    [(TOGETHER, False), (ONE_BY_ONE, False), (TOGETHER, True)],
+    ids=["together", "one-at-a-time", "worker"],
+)
+def test_both_directions_equal_float64_numpy_from_full_logits(tiny, plan, isolate):
+    paths = {"a": tiny.quants["Q8_0"], "b": tiny.quants["Q4_K_M"]}
+    s = session(paths["a"], paths["b"], plan, isolate, max_tokens=80)
+    t = s.ask(PROMPT)
+    s.close()
+    want = direct(paths, t)
+    for side, scores in (("a", t.scores_a), ("b", t.scores_b)):
+        kld, top1 = want[side]
+        assert len(scores.kld) == len(getattr(t, side).token_ids) == len(kld) > 64  # more than a batch
+        assert np.allclose(scores.kld, kld, atol=1e-4, rtol=0)
+        assert scores.top1 == top1.tolist()
+        assert scores.kld_mean > 0  # a real difference is measured
+
+
+def test_compare_logits_equals_float64_log_softmax_on_hard_rows():
+    rng = np.random.default_rng(7)
+    n, v = 5, 50_000
+    ref = (rng.standard_normal((n, v)) * 8).astype(np.float32)
+    other = (ref + rng.standard_normal((n, v)) * 0.5).astype(np.float32)
+    ref[1, 123] = other[1, 77] = 60.0  # one sharply peaked row, the models disagreeing on it
+    ref[2] = other[2]  # one row alike: exactly 0
+    ref[3] += 1000.0  # a shift changes no probability
+    other[3] -= 1000.0
+    kld, top1 = compare_logits(ref, other)
+    p, q = log_softmax(ref), log_softmax(other)
+    want = (np.exp(p) * (p - q)).sum(axis=1)
+    assert np.allclose(kld, want, atol=1e-4, rtol=1e-5)
+    assert kld[2] == 0.0 and kld[1] > 10
+    assert top1.tolist() == (p.argmax(axis=1) == q.argmax(axis=1)).tolist()
+    assert not top1[1] and top1[2]
+    same, agree = compare_logits(ref, ref.copy())
+    assert same.tolist() == [0.0] * n and agree.all()
+
+
+@pytest.mark.parametrize(
+    ("plan", "isolate"),
+    [(TOGETHER, False), (ONE_BY_ONE, False), (TOGETHER, True)],
+    ids=["together", "one-at-a-time", "worker"],
+)
+def test_progress_reaches_every_row_and_scores_are_the_same_as_without_it(tiny, plan, isolate):
+    s = session(tiny.quants["Q8_0"], tiny.quants["Q4_K_M"], plan, isolate, max_tokens=150)
+    t = s.ask(PROMPT, scoring=False)
+    assert t.scores_a is None and t.scores_b is None
+    heard: list[tuple[int, int]] = []
+    s.score(t, on_progress=lambda done, total: heard.append((done, total)))
+    total = 2 * (len(t.a.token_ids) + len(t.b.token_ids))  # each model at each position of both
+    assert heard[0] == (0, total) and heard[-1] == (total, total)
+    assert all(b[0] >= a[0] and b[1] == total for a, b in zip(heard, heard[1:], strict=False))
+    assert len(heard) >= 1 + 2 * 2 * 3  # 150 positions are three batches per model and answer
+    first = (t.scores_a.kld, t.scores_b.top1)
+    s.score(t)
+    assert (t.scores_a.kld, t.scores_b.top1) == first
+    s.close()
+
+
+@pytest.mark.parametrize(
+    ("plan", "isolate"),
+    [(TOGETHER, False), (ONE_BY_ONE, False), (TOGETHER, True)],
+    ids=["together", "one-at-a-time", "worker"],
+)
+def test_a_cancel_stops_scoring_between_batches_and_the_turn_stays_without_scores(tiny, plan, isolate):
+    s = session(tiny.quants["Q8_0"], tiny.quants["Q4_K_M"], plan, isolate, max_tokens=150)
+    t = s.ask(PROMPT, scoring=False)
+    cancel = threading.Event()
+    heard: list[int] = []
+
+    def stop_after_first_batch(done: int, total: int) -> None:
+        heard.append(done)
+        if done:
+            cancel.set()
+
+    s.score(t, on_progress=stop_after_first_batch, cancel=cancel)
+    assert t.scores_a is None and t.scores_b is None
+    total = 2 * (len(t.a.token_ids) + len(t.b.token_ids))
+    # In-process it stops at the next batch; the worker hears the cancel over a socket, and the
+    # tiny models make a batch in milliseconds, so it may have done a few more by then.
+    assert max(heard) <= (total - 1 if isolate else 64 * 3)
+    again = s.ask(PROMPT)  # the models stay usable, and a new turn is scored in full
+    assert again.a.token_ids == t.a.token_ids and len(again.scores_a.kld) == len(t.a.token_ids)
+    assert s.turns == [t, again]
+    s.close()
+
+
+def test_regenerate_can_leave_scoring_to_the_caller(tiny):
+    s = session(tiny.quants["Q8_0"], tiny.quants["Q4_K_M"])
+    first = s.ask(PROMPT)
+    again = s.regenerate(scoring=False)
+    assert again.scores_a is None and again.a.token_ids == first.a.token_ids
+    s.score(again)
+    assert again.scores_a.kld == pytest.approx(first.scores_a.kld, abs=1e-6)
+    assert s.turns == [again]
+    s.close()
+
+
+def test_a_turn_that_cannot_be_scored_gets_no_scores(tiny, tmp_path):
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(tiny.quants["Q8_0"].read_bytes()[:4000])
+    s = session(tiny.quants["Q8_0"], bad)
+    t = s.ask(PROMPT, scoring=False)
+    assert not s.scorable(t)
+    heard: list[tuple[int, int]] = []
+    s.score(t, on_progress=lambda done, total: heard.append((done, total)))
+    assert t.scores_a is None and t.scores_b is None and heard == []
+    s.close()
+
+
+def test_real_gemma_scores_equal_float64_numpy_on_262k_columns(real):  # noqa: F811
+    paths = {"a": real.quants["Q8_0"], "b": real.quants["Q2_K"]}
+    s = session(paths["a"], paths["b"], max_tokens=40)
+    t = s.ask("The history of the printing press begins in the fifteenth century, when")
+    s.close()
+    want = direct(paths, t)
+    for side, scores in (("a", t.scores_a), ("b", t.scores_b)):
+        kld, top1 = want[side]
+        assert len(scores.kld) == 40
+        assert np.allclose(scores.kld, kld, atol=1e-4, rtol=0)
+        assert scores.top1 == top1.tolist()
+    same = session(paths["a"], paths["a"], max_tokens=40)
+    t = same.ask("The history of the printing press begins in the fifteenth century, when")
+    assert t.scores_a.kld_mean == 0.0 and t.scores_b.top1_agreement == 1.0
+    same.close()
