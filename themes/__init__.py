@@ -32,11 +32,12 @@ QUANT_LIGHT = Theme(
     warning="#A86A00",
     error="#B3261E",
     success="#2E7D32",
-    foreground="#1E2A30",
+    foreground="#10181C",  # dark enough that dimmed text keeps a 3:1 contrast (tests/tui/test_themes.py)
     background="#F7F5EF",
     surface="#EEEBE2",
     panel="#E2DED2",
     dark=False,
+    variables={"text-muted": "#555B5E", "text-disabled": "#666B6D"},
 )
 
 THEMES = (QUANT_DARK, QUANT_LIGHT)

@@ -25,6 +25,7 @@ from ...core.library import LibraryEntry, Root
 from ..messages import OperationDone
 from ..safe import safe
 from ..state import Change, LibraryState, library_state
+from ..tones import tone
 from ..widgets.detail_pane import DetailPane
 from ..widgets.filter_input import FilterInput, types_into_filter
 from ..widgets.fit_panel import FitPanel, verdict_cell
@@ -35,7 +36,7 @@ from .dialogs import AskScreen
 from .organize import OrganizeActions
 
 
-def summary(state: LibraryState) -> Text:
+def summary(state: LibraryState, warning: str = "yellow") -> Text:
     """The status line at rest: files and models counted apart, their size, what could not be read."""
     files = state.entries
     models = len({e.group for e in files})
@@ -48,9 +49,9 @@ def summary(state: LibraryState) -> Text:
         text.append(f", {errors} unreadable")
     if state.skipped:
         text.append(
-            f", {len(state.skipped)} folder{'s' if len(state.skipped) != 1 else ''} skipped: ", "yellow"
+            f", {len(state.skipped)} folder{'s' if len(state.skipped) != 1 else ''} skipped: ", warning
         )
-        text.append_text(safe("; ".join(state.skipped), style="yellow"))
+        text.append_text(safe("; ".join(state.skipped), style=warning))
     return text
 
 
@@ -179,7 +180,7 @@ class LibraryScreen(OrganizeActions, Screen):
             self.query_one(FitPanel).recompute()
         if what == "entries":
             self.bar.idle()
-            self.bar.show_summary(summary(self.state))
+            self.bar.show_summary(summary(self.state, tone(self, "warning")))
         cells = {path: verdict_cell(r) for path, r in self.state.fits.items()}
         self.table.load(self.state.entries, cells, self.state.marks)
 

@@ -24,6 +24,7 @@ from ..messages import DuplicatesFound, OperationDone, OperationProgress
 from ..report import bar
 from ..safe import safe
 from ..state import library_state
+from ..tones import tone
 from ..widgets.key_footer import KeyFooter
 from ..widgets.operation_bar import OperationBar
 from .dialogs import ConfirmScreen
@@ -127,8 +128,8 @@ class UsageScreen(Screen):
         ]
         for g in self.groups:
             lines.append(Text(f"{size(g.size)}  sha256 {g.sha256[:12]}"))
-            lines.append(safe(f"  keep   {g.keep}", style="green"))
-            lines += [safe(f"  extra  {p}", style="yellow") for p in g.extras]
+            lines.append(safe(f"  keep   {g.keep}", style=tone(self, "success")))
+            lines += [safe(f"  extra  {p}", style=tone(self, "warning")) for p in g.extras]
             lines += [safe(f"  linked {p}", style="dim") for p in g.linked]
         self.query_one("#dupes", Static).update(Group(*lines))
 
