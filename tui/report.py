@@ -38,20 +38,8 @@ def quant_text(f: dict[str, Any]) -> str:
     if f.get("file_type_guessed"):
         label += " (guessed)"
     if f.get("label_matches") is False:
-        dominant = f.get("dominant_type")
-        if _embedding_share(f) > 0.4:  # Gemma-style vocabularies: the table, not the layers, is big
-            label += f" (most bytes: the {dominant} token embedding table)"
-        else:
-            label += f"  ! mostly {dominant}, not what the label says"
+        label += f"  ! its layers are mostly {f.get('dominant_type')}, not what the label says"
     return label
-
-
-def _embedding_share(f: dict[str, Any]) -> float:
-    """The token embedding table's share of the file's tensor bytes (0 when unknown)."""
-    layers = f.get("layers") or []
-    total = sum(layer.get("bytes") or 0 for layer in layers)
-    embd = sum(layer.get("bytes") or 0 for layer in layers if layer.get("name") == "token_embd")
-    return embd / total if total else 0.0
 
 
 def bar(value: float, top: float, width: int) -> str:

@@ -160,7 +160,8 @@ def summarize(headers: list[Header], path: str, size_bytes: int, split: dict[str
     types: dict[str, TypeStat] = {}
     layers: dict[str, list[int]] = {}
     matrices: dict[str, dict[str, int]] = {}
-    big_params: dict[str, int] = {}
+    big_params: dict[str, int] = {}  # matrices of the repeating blocks, which the quant label describes
+    other_params: dict[str, int] = {}  # the embedding table and output (often kept at a higher type)
     tensor_rows: list[dict[str, Any]] = []
     total_params = total_bytes = 0
     bytes_known = True
@@ -182,12 +183,14 @@ def summarize(headers: list[Header], path: str, size_bytes: int, split: dict[str
             acc[1] += nbytes or 0
             acc[2] += -(-(nbytes or 0) // h.alignment) * h.alignment
             if len(t.shape) >= 2:
-                big_params[tname] = big_params.get(tname, 0) + n
+                into = big_params if _layer_name(t.name).startswith("blk.") else other_params
+                into[tname] = into.get(tname, 0) + n
                 if t.shape[1] % 8 == 0 and nbytes:
                     m = matrices.setdefault(_layer_name(t.name), {})
                     m[tname] = m.get(tname, 0) + nbytes
             tensor_rows.append({"name": t.name, "type": tname, "shape": list(t.shape), "bytes": nbytes})
-    dominant = max(big_params, key=big_params.__getitem__) if big_params else None
+    mix = big_params or other_params
+    dominant = max(mix, key=mix.__getitem__) if mix else None
     expected = PRIMARY_TYPE.get(label) if label else None
     layer_stats = [
         LayerStat(name, p, b, round(8 * b / p, 4) if p else 0.0, padded, matrices.get(name, {}))

@@ -3,9 +3,28 @@ an embedding table that outweighs the label without reading as an alarm."""
 
 from __future__ import annotations
 
+import pytest
+
+from quanttui.core.modelfile import inspect_file
 from quanttui.tui.cli import main
 from quanttui.tui.report import quant_text
-from tests.core.test_hostile_headers import raw_gguf
+from tests.modelgen import raw_gguf
+
+Q8_0, Q4_K = 8, 12  # ggml tensor types
+
+
+@pytest.fixture
+def real_gemma_like(tmp_path):
+    """A Q4_K_M file shaped like Gemma 3 270M: a 262k x 640 embedding table at Q8_0 that outweighs
+    its two Q4_K blocks."""
+    path = tmp_path / "gemma-like-Q4_K_M.gguf"
+    tensors = [("token_embd.weight", (640, 262144), Q8_0)]
+    for i in range(2):
+        tensors += [(f"blk.{i}.attn_q.weight", (640, 1024), Q4_K)]
+        tensors += [(f"blk.{i}.ffn_up.weight", (640, 2048), Q4_K)]
+    kv = {"general.architecture": "gemma3", "general.file_type": 15, "gemma3.block_count": 2}
+    path.write_bytes(raw_gguf(kv, tensors))
+    return path, "Q4_K"
 
 
 def test_vocab_only_file_says_it_is_not_runnable(tmp_path, capsys):
@@ -33,10 +52,16 @@ def test_tied_embeddings_are_said(tiny, capsys):
     assert "tied embeddings" not in capsys.readouterr().out
 
 
-def test_a_big_embedding_table_is_named_not_alarmed():
-    layers = [{"name": "token_embd", "bytes": 600}, {"name": "blk.0", "bytes": 400}]
-    gemma = {"file_type": "Q4_K_M", "label_matches": False, "dominant_type": "Q8_0", "layers": layers}
-    assert quant_text(gemma) == "Q4_K_M (most bytes: the Q8_0 token embedding table)"
-    layers = [{"name": "token_embd", "bytes": 100}, {"name": "blk.0", "bytes": 900}]
-    odd = {**gemma, "layers": layers}
-    assert "! mostly Q8_0, not what the label says" in quant_text(odd)
+def test_a_big_embedding_table_does_not_contradict_the_label(real_gemma_like, capsys):
+    """Gemma's 262k-token embedding table is kept at Q8_0 and outweighs the layers; the label
+    describes the layers, so a Q3_K_M of it is a Q3_K_M, not an alarm."""
+    path, layers_type = real_gemma_like
+    f = inspect_file(path)
+    assert f.dominant_type == layers_type and f.label_matches is True
+    assert main(["inspect", str(path)]) == 0
+    assert "!" not in capsys.readouterr().out.split("quant", 1)[1].splitlines()[0]
+
+
+def test_layers_of_another_type_than_the_label_are_flagged():
+    f = {"file_type": "Q4_K_M", "label_matches": False, "dominant_type": "Q8_0"}
+    assert quant_text(f) == "Q4_K_M  ! its layers are mostly Q8_0, not what the label says"
