@@ -7,7 +7,8 @@
 - the cost of rendering chat templates as untrusted code (sandbox, bounds, the cancel/time watch)
   against llama-cpp-python's own formatter, on a tool-calling ChatML template (`--templates`).
 - cross-scoring after an answer on the real Gemma 3 270M (262k vocabulary), Q8_0 against Q2_K,
-  256 tokens in completion mode: scoring seconds against generation seconds (goal <= 50%)
+  256 tokens in completion mode: scoring seconds against generation seconds (goal <= 50%), and
+  the scoring it replaced (float64 log-softmax of every row) as the baseline, on the same turn
   (`--score`; the models are built once into --models, by default a folder under the temp dir).
 Run: python bench/ab.py [--tokens 128] [--gpu [--shape 7b]] | --templates | --score [--tokens 256]
 The A/B pair runs in the worker process the app uses, so the IPC per token is in the figures.
@@ -25,7 +26,11 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -191,35 +196,84 @@ SCORE_PROMPT = (
 )
 
 
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    m = x.max(axis=1, keepdims=True)
+    return x - m - np.log(np.exp(x - m).sum(axis=1, keepdims=True))
+
+
+def _baseline_logprobs(llm: Any, tokens: list[int], start: int, rows: int = 64) -> Iterator[np.ndarray]:
+    """The scoring this replaced, kept as the baseline: every position's logits asked for, the
+    scored rows turned into float64 log-probabilities, `rows` at a time."""
+    n_vocab, first = llm.n_vocab(), max(start - 1, 0)
+    llm.reset()
+    llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+    try:
+        for i in range(0, len(tokens) - 1, llm.n_batch):
+            batch = list(tokens[i : min(len(tokens) - 1, i + llm.n_batch)])
+            llm._batch.set_batch(batch=batch, n_past=i, logits_all=True)
+            llm._ctx.decode(llm._batch)
+            logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(len(batch), n_vocab))
+            for lo in range(max(first - i, 0), len(batch), rows):
+                yield _log_softmax(logits[lo : lo + rows].astype(np.float64))
+    finally:
+        llm.reset()
+
+
+def baseline_cross_score(session: ABSession, turn: Any) -> dict[str, list[float]]:
+    """The baseline's KL(side || other) per position, both ways, one model after the other."""
+    out = {}
+    for side, other in (("a", "b"), ("b", "a")):
+        r = getattr(turn, side)
+        seq, start = r.prompt_ids + r.token_ids, len(r.prompt_ids)
+        mine = _baseline_logprobs(session.engine.side(side).llm, seq, start)
+        theirs = _baseline_logprobs(session.engine.side(other).llm, seq, start)
+        kld = [(np.exp(p) * (p - q)).sum(axis=1) for p, q in zip(mine, theirs, strict=True)]
+        out[side] = [max(0.0, float(v)) for part in kld for v in part]
+    return out
+
+
 def score_figures(folder: Path, tokens: int, repeat: int, labels: tuple[str, str]) -> None:
-    """Generation and cross-scoring seconds of one A/B turn on the real model, side by side."""
+    """Generation, cross-scoring and the baseline scoring of one A/B turn on the real model, side by
+    side, all in this process (the app runs the same engine in its worker process)."""
     from tests.realmodel import build
 
     models = build(folder, labels)
     a, b = (models.quants[label] for label in labels)
     cfg = GenConfig(mode="completion", max_tokens=tokens, n_ctx=1024)
-    gen, scoring, counts = [], [], []
+    rows: dict[str, list[float]] = {"gen": [], "score": [], "base": []}
     for _ in range(repeat):
-        s = ABSession(str(a), str(b), cfg, Plan(False, {"a": NGL, "b": NGL}, ""))
+        s = ABSession(str(a), str(b), cfg, Plan(False, {"a": NGL, "b": NGL}, ""), isolate=False)
         t = time.perf_counter()
         turn = s.ask(SCORE_PROMPT, scoring=False)
-        gen.append(time.perf_counter() - t)
-        seen: list[tuple[int, int]] = []
+        rows["gen"].append(time.perf_counter() - t)
+        heard: list[tuple[int, int]] = []
         t = time.perf_counter()
-        s.score(turn, on_progress=lambda done, total, seen=seen: seen.append((done, total)))
-        scoring.append(time.perf_counter() - t)
-        counts = [len(turn.a.token_ids), len(turn.b.token_ids)]
-        print(
-            f"  run: generation {gen[-1]:6.2f} s, scoring {scoring[-1]:6.2f} s, "
-            f"KLD A||B {turn.scores_a.kld_mean:.4f}, B||A {turn.scores_b.kld_mean:.4f}, "
-            f"top-1 {turn.scores_a.top1_agreement:.1%}, progress reports {len(seen)}"
-        )
+        s.score(turn, on_progress=lambda done, total, heard=heard: heard.append((done, total)))
+        rows["score"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        base = baseline_cross_score(s, turn)
+        rows["base"].append(time.perf_counter() - t)
         s.close()
-    g, sc = statistics.median(gen), statistics.median(scoring)
-    print(f"real model Gemma 3 270M (262k vocabulary), {labels[0]} vs {labels[1]}, completion mode, CPU")
+        off = max(
+            float(np.max(np.abs(np.subtract(sc.kld, base[n]))))
+            for n, sc in (("a", turn.scores_a), ("b", turn.scores_b))
+        )
+        print(
+            f"  run: generation {rows['gen'][-1]:6.2f} s, scoring {rows['score'][-1]:6.2f} s, "
+            f"baseline {rows['base'][-1]:6.2f} s; KLD A||B {turn.scores_a.kld_mean:.4f}, "
+            f"B||A {turn.scores_b.kld_mean:.4f}, top-1 {turn.scores_a.top1_agreement:.1%}; "
+            f"largest difference from the baseline {off:.1e}; {len(heard)} progress reports"
+        )
+    m = {k: statistics.median(v) for k, v in rows.items()}
+    counts = (len(turn.a.token_ids), len(turn.b.token_ids))
+    where = f"CPU, {os.cpu_count()} cores"
+    print(f"Gemma 3 270M (262k vocabulary), {labels[0]} vs {labels[1]}, completion mode, {where}")
     print(f"tokens generated: A {counts[0]}, B {counts[1]}; medians of {repeat}")
-    print(f"generation (both sides at once) {g:7.2f} s")
-    print(f"cross-scoring (both ways)       {sc:7.2f} s   ratio {sc / g:.0%} of generation (goal <= 50%)")
+    gen, base, now = m["gen"], m["base"], m["score"]
+    print(f"generation (both sides at once)  {gen:7.2f} s")
+    print(f"baseline scoring (before)        {base:7.2f} s   ratio {base / gen:.0%} of generation")
+    print(f"cross-scoring (now)              {now:7.2f} s   ratio {now / gen:.0%} of generation (goal: 50%)")
+    print(f"cross-scoring against the baseline: {now / base:.0%} of its time ({base / now:.1f}x faster)")
 
 
 def main() -> None:

@@ -185,14 +185,16 @@ class ABSession:
         cancel: threading.Event | None = None,
     ) -> None:
         """KL divergence both ways and top-1 agreement on a finished turn (`scorable`), into its
-        `scores_a` and `scores_b`. `on_progress(done, total)` hears the positions scored so far;
+        `scores_a` and `scores_b`. `on_progress(done, total)` hears how far it is (scoring.OnProgress);
         setting `cancel` stops it between batches, and the turn then has no scores."""
         turn.scores_a = turn.scores_b = None
         if not self.scorable(turn):
             return
         # The worker died, or a model could not load again: the answers stand without scores.
         with contextlib.suppress(RuntimeError):
-            turn.scores_a, turn.scores_b = self.engine.cross_score(turn.a, turn.b, on_progress, cancel)
+            scores = self.engine.cross_score(turn.a, turn.b, on_progress, cancel)
+            if not (cancel is not None and cancel.is_set()):  # one that came in as it ended counts too
+                turn.scores_a, turn.scores_b = scores
 
     # saving -----------------------------------------------------------------------------------------
 

@@ -1,0 +1,50 @@
+"""The A/B screen while it scores a turn: its progress is on the info line, and Esc stops it, the
+turn keeping both answers without scores (real tiny models, scoring held at a batch by a gate)."""
+
+from __future__ import annotations
+
+import threading
+
+from tests.tui.pilot_help import ab_app, notes, open_ab, rendered, until
+
+
+async def test_scoring_shows_its_progress_and_esc_stops_it(tiny, tmp_path):
+    app = ab_app(tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await open_ab(pilot, tiny.quants["Q8_0"], tiny.quants["Q4_K_M"])
+        screen.cfg.mode, screen.cfg.max_tokens = "completion", 150
+        session = screen.session
+        real_score = session.score
+        gate = threading.Event()
+        held: list[tuple[int, int]] = []
+
+        def score(turn, on_progress=None, cancel=None):
+            def hold(done: int, total: int) -> None:
+                on_progress(done, total)
+                if 0 < done < total and not held:  # stays at its first batch until Esc was pressed
+                    held.append((done, total))
+                    gate.wait(20)
+
+            real_score(turn, hold, cancel)
+
+        session.score = score
+        await pilot.press(*"One", "enter")
+        await until(pilot, lambda: screen.phase == "scoring" and held)
+        done, total = held[0]
+        info = screen.query_one("#ab-info")
+        await until(pilot, lambda: f"scored {done / total:.0%}" in rendered(info))
+        assert "Esc stops scoring" in rendered(info) and "scoring both answers" in rendered(info)
+        await pilot.press("escape")
+        assert notes(app)[-1] == "scoring stopped: this turn keeps both answers, without scores"
+        gate.set()
+        await until(pilot, lambda: screen.phase == "ready")
+        (t,) = session.turns
+        assert t.scores_a is None and t.scores_b is None and t.a.token_ids and t.b.token_ids
+        assert screen.app.screen is screen  # Esc while scoring stops it; it does not leave the screen
+        assert "mean KLD" not in rendered(screen.query_one("#pane-a"))
+        # The next turn is scored in full, its progress heard to the end.
+        session.score = real_score
+        await pilot.press(*"Two", "enter")
+        await until(pilot, lambda: screen.phase == "ready" and len(session.turns) == 2, tries=1200)
+        assert session.turns[1].scores_a is not None and screen._scored is not None
+        assert screen._scored[0] == screen._scored[1] > 0
