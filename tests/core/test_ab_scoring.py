@@ -4,6 +4,8 @@ reaches the end; a cancel that stops between batches, in-process and through the
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 
 import numpy as np
@@ -166,3 +168,21 @@ def test_real_gemma_scores_equal_float64_numpy_on_262k_columns(real):  # noqa: F
     t = same.ask("The history of the printing press begins in the fifteenth century, when")
     assert t.scores_a.kld_mean == 0.0 and t.scores_b.top1_agreement == 1.0
     same.close()
+
+
+def test_a_worker_that_dies_while_scoring_leaves_the_answers_and_the_next_turn_is_scored(tiny):
+    s = session(tiny.quants["Q8_0"], tiny.quants["Q4_K_M"], isolate=True, max_tokens=400)
+    t = s.ask(PROMPT, scoring=False)  # long answers: the worker is far from done at its first batch
+    pid = s.engine.pid
+
+    def kill_at_first_batch(done: int, total: int) -> None:
+        if done and s.engine.pid == pid:
+            os.kill(pid, signal.SIGKILL)
+
+    s.score(t, on_progress=kill_at_first_batch)
+    assert t.scores_a is None and t.scores_b is None and t.a.token_ids
+    assert "the model process crashed (killed by SIGKILL)" in s.engine.crashed
+    again = s.ask(PROMPT)
+    assert s.engine.pid not in (None, pid) and again.a.token_ids == t.a.token_ids
+    assert len(again.scores_b.kld) == len(t.b.token_ids)
+    s.close()

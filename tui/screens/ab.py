@@ -167,9 +167,14 @@ class ABScreen(Screen):
             return
         took = time.monotonic() - self._scoring_since
         info = info_text(self.cfg, self.session, self.phase, took, self.queued)
-        if self.phase == "scoring":
+        if self.phase == "scoring":  # the progress goes right below the line that says it is scoring
             done, total = self._scored or (0, 0)
-            info += Text(f"\nscored {done / total if total else 0:.0%} · Esc stops scoring (no scores then)")
+            line = Text(f"\nscored {done / total if total else 0:.0%} · Esc stops scoring (no scores then)")
+            plain = info.plain
+            said = plain.find("scoring both answers")
+            end = plain.find("\n", said) if said >= 0 else -1
+            end = len(plain) if end < 0 else end
+            info = info[:end] + line + info[end:]
         self.query_one("#ab-info", Static).update(info)
         for side, note in carry_notes(self.cfg, self.session).items():
             self._pane(side).set_note(note)
