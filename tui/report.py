@@ -38,7 +38,11 @@ def quant_text(f: dict[str, Any]) -> str:
     if f.get("file_type_guessed"):
         label += " (guessed)"
     if f.get("label_matches") is False:
-        label += f"  ! its layers are mostly {f.get('dominant_type')}, not what the label says"
+        dominant = f.get("dominant_type")
+        if f.get("label_fallback"):  # not a mislabel: what llama.cpp does for rows the blocks do not fit
+            label += f" (layers mostly {dominant}: llama.cpp's fallback where rows do not fit the blocks)"
+        else:
+            label += f"  ! its layers are mostly {dominant}, not what the label says"
     return label
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from . import checks as c
 from .checks import Values
 from .errors import GGUFError
-from .quant_types import PRIMARY_TYPE, file_type_label, tensor_nbytes, tensor_type_name
+from .quant_types import PRIMARY_TYPE, SHAPE_FALLBACK, file_type_label, tensor_nbytes, tensor_type_name
 from .reader import MAX_TENSORS, Header, read_header
 from .split import parse_split_name, split_parts
 
@@ -76,6 +76,7 @@ class ModelFacts:
     file_type_guessed: bool
     dominant_type: str | None
     label_matches: bool | None
+    label_fallback: bool  # the layers differ from the label only by llama.cpp's fallback for row sizes
     bpw: float | None
     tensor_count: int
     tensor_types: dict[str, TypeStat]
@@ -242,6 +243,7 @@ def summarize(headers: list[Header], path: str, size_bytes: int, split: dict[str
         file_type_guessed=guessed,
         dominant_type=dominant,
         label_matches=None if expected is None or dominant is None else expected == dominant,
+        label_fallback=dominant is not None and SHAPE_FALLBACK.get(expected or "") == dominant,
         bpw=round(8 * total_bytes / total_params, 4) if total_params and bytes_known else None,
         tensor_count=tensor_count,
         tensor_types=dict(sorted(types.items(), key=lambda kv: -kv[1].bytes)),

@@ -53,6 +53,16 @@ PRIMARY_TYPE = {
     "Q1_0": "Q1_0",
 }
 
+# What llama.cpp's quantizer writes instead of a type whose blocks do not fit a tensor's rows
+# (src/llama-quant.cpp, tensor_type_fallback): Gemma 3 270M's 640-wide rows take Q5_0 for Q4_K.
+SHAPE_FALLBACK = {
+    **dict.fromkeys(("IQ1_S", "IQ1_M", "IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ3_XXS", "IQ3_S", "IQ4_XS"), "IQ4_NL"),
+    **dict.fromkeys(("Q2_0", "Q2_K", "Q3_K", "TQ1_0", "TQ2_0"), "Q4_0"),
+    "Q4_K": "Q5_0",
+    "Q5_K": "Q5_1",
+    "Q6_K": "Q8_0",
+}
+
 
 @cache
 def tensor_type_name(type_id: int) -> str:

@@ -65,3 +65,18 @@ def test_a_big_embedding_table_does_not_contradict_the_label(real_gemma_like, ca
 def test_layers_of_another_type_than_the_label_are_flagged():
     f = {"file_type": "Q4_K_M", "label_matches": False, "dominant_type": "Q8_0"}
     assert quant_text(f) == "Q4_K_M  ! its layers are mostly Q8_0, not what the label says"
+
+
+def test_llama_cpps_fallback_for_rows_the_blocks_do_not_fit_is_said_not_flagged(tmp_path, capsys):
+    """Gemma 3 270M's 640-wide rows do not fit Q4_K's 256-blocks: llama.cpp writes Q5_0 instead. The
+    published Q4_K_M is mostly Q5_0 in its layers, which is the quantizer's rule, not a mislabel."""
+    Q5_0 = 6
+    path = tmp_path / "fallback-Q4_K_M.gguf"
+    tensors = [("token_embd.weight", (640, 1024), Q8_0), ("blk.0.attn_q.weight", (640, 1024), Q5_0)]
+    kv = {"general.architecture": "gemma3", "general.file_type": 15, "gemma3.block_count": 1}
+    path.write_bytes(raw_gguf(kv, tensors))
+    f = inspect_file(path)
+    assert f.label_matches is False and f.label_fallback is True
+    assert main(["inspect", str(path)]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.strip().startswith("quant "))
+    assert "!" not in line and "layers mostly Q5_0: llama.cpp's fallback" in line

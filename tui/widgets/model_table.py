@@ -292,7 +292,7 @@ class ModelTable(SafeTable):
         quant = safe(e.quant or "?")
         if e.fact("vocab_only"):
             quant = Text("vocab", style="dim")
-        elif e.fact("label_matches") is False:
+        elif e.fact("label_matches") is False and not e.fact("label_fallback"):
             quant.append(" !", style="bold red")
         return {
             "model": name,
