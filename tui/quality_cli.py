@@ -17,6 +17,7 @@ from ..core.quality.advise import Advice, advise
 from ..core.quality.bench import bench
 from ..core.quality.eval import EvalReport, Progress, evaluate
 from ..core.quality.text import EvalText, QualityError
+from ..core.quality.typical import source_line
 from ..core.textsafe import clean
 from . import demo
 
@@ -43,7 +44,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run_bench)
     p = sub.add_parser("advise", help="which quant of a model to run here, with what each loses")
-    p.add_argument("target", metavar="MODEL-OR-GROUP")
+    p.add_argument("target", metavar="MODEL-OR-GROUP", help="a file, a group, or hf:OWNER/REPO on the Hub")
     p.add_argument("--ctx", type=int, default=4096, help="target context length (default 4096)")
     p.add_argument("--vram", help="GPU memory to plan for, e.g. 24GiB or 24GiB,12GiB; 0 for none")
     p.add_argument("--ram", help="system RAM to plan for, e.g. 64GiB")
@@ -218,6 +219,45 @@ def advise_text(a: Advice) -> str:
     return "\n".join(lines)
 
 
+def _typical(t: dict[str, Any] | None, key: str, spec: str) -> str:
+    v = (t or {}).get(key)
+    return f"~{v:{spec}} (typical)" if isinstance(v, (int, float)) else "not listed"
+
+
+def advise_hub_text(a: Advice) -> str:
+    """A Hub repo's table: sizes and fit from the remote headers, quality as the quant type's typical
+    figure (marked `(typical)`, its source in a footnote), never presented as measured."""
+    hub = a.hub or {}
+    lines = [
+        f"{clean(a.group)}  at context {a.ctx}  (revision {clean(hub.get('revision'))[:12]})",
+        "quality: not measured; typical for each quant type, from llama.cpp's published figures (see ¹)",
+        "",
+        f"  {'':2}{'file':<36}{'quant':<9}{'size':>11}{'bpw':>6}  {'fit':<24}"
+        f"{'KLD¹':>18} {'ppl ×¹':>17}",
+    ]
+    for r in a.rows:
+        mark = "→ " if r.model == a.recommended else "  "
+        name = clean(r.model.split("/", 2)[-1])[-35:]
+        head = f"  {mark}{name:<36}{clean(r.quant or '?')[:8]:<9}{fmt.size(r.size_bytes):>11}"
+        if r.error or not r.fit:
+            lines.append(f"{head}  error: {clean(r.error or 'unreadable')}")
+            continue
+        lines.append(
+            f"{head}{_num(r.bpw, '.2f'):>6}  {clean(r.fit['verdict'])[:23]:<24}"
+            f"{_typical(r.typical, 'kld_mean', '.4f'):>18} {_typical(r.typical, 'ppl_ratio', '.3f'):>17}"
+        )
+    for refused in hub.get("refused") or []:
+        lines.append(f"  skipped: {clean(refused['reason'])}")
+    lines.append("")
+    pick = clean(a.recommended.split("/", 2)[-1]) if a.recommended else "none"
+    lines.append(f"recommended: {pick} ({clean(a.reason)})")
+    lines.append(
+        f"¹ typical for the quant type, not measured on this model: {source_line()}. "
+        "To measure: quanttui pull, then quanttui eval."
+    )
+    return "\n".join(lines)
+
+
 def run_advise(args: argparse.Namespace) -> int:
     try:
         hw = hardware(args.vram, args.ram)
@@ -229,5 +269,6 @@ def run_advise(args: argparse.Namespace) -> int:
         a = advise(args.target, args.ctx, hw)
     except QualityError as e:
         raise QualityCliError(str(e)) from None
-    print(json.dumps(a.to_dict(), indent=2) if args.json else advise_text(a))
+    text = advise_hub_text if a.hub is not None else advise_text
+    print(json.dumps(a.to_dict(), indent=2) if args.json else text(a))
     return 0 if a.recommended else 1

@@ -5,23 +5,34 @@ at the target context; if none does, the most layers on the GPU (ties: lowest KL
 bpw); never a quant that does not fit. Quality comes only from cached eval results (one reference,
 text and settings for the whole table: the set that covers most quants); tokens/s from cached
 bench results, else estimated from a measured sibling by size (generation is memory-bound), marked.
+For a Hub repo (`hf:OWNER/REPO`) sizes and fit come from the remote headers and quality only as
+what the quant type typically loses (typical.py, llama.cpp's published figures), never as measured.
 """
 
 from __future__ import annotations
 
 import os
+import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import QuanttuiError
 from ..fit import FitError, FitSettings, Hardware, estimate
+from ..hub import HubError, parse_hf_path, remote_facts, repo_variants
+from ..hub import names as hub_names
+from ..hub.search import Variant
 from ..library import Root, active_roots, scan
 from ..library.scan import LibraryEntry
 from ..paths import cache_dir
 from ..settings import load as load_settings
 from ..textsafe import clean, clean_path
-from . import cache
+from . import cache, typical
 from .text import QualityError
+
+HF_REPO = re.compile(r"^hf:(?P<repo>[^/@]+/[^/@]+)(?:@(?P<rev>.+))?$")
+HEADER_READERS = 4  # remote headers read at once
 
 
 @dataclass
@@ -36,6 +47,7 @@ class QuantRow:
     tg: float | None = None
     tg_source: str | None = None  # "measured" or "estimated"
     error: str | None = None
+    typical: dict[str, Any] | None = None  # what the quant type typically loses (typical.py), not measured
 
     def to_dict(self) -> dict[str, Any]:
         q = self.quality or {}
@@ -52,6 +64,7 @@ class QuantRow:
             "tg_source": self.tg_source,
             "measured": self.quality is not None,
             "reference": self.is_reference,
+            "typical": self.typical,
             **({"error": self.error} if self.error else {}),
         }
 
@@ -65,6 +78,7 @@ class Advice:
     reason: str = ""
     reference: str | None = None
     eval_settings: dict[str, Any] = field(default_factory=dict)
+    hub: dict[str, Any] | None = None  # for hf:OWNER/REPO: repo, revision, refused files, typical source
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -74,6 +88,7 @@ class Advice:
             "reason": self.reason,
             "reference": self.reference,
             "eval": self.eval_settings or None,
+            **({"hub": self.hub} if self.hub is not None else {}),
             "quants": [r.to_dict() for r in self.rows],
         }
 
@@ -145,13 +160,20 @@ def _speeds(rows: list[QuantRow]) -> None:
             row.tg, row.tg_source = near.tg * near.size_bytes / row.size_bytes, "estimated"
 
 
-def _pick(rows: list[QuantRow], ctx: int) -> tuple[QuantRow | None, str]:
+def _measured_kld(r: QuantRow) -> float:
+    return r.quality["kld_mean"] if r.quality and r.quality.get("kld_mean") is not None else float("inf")
+
+
+def _typical_kld(r: QuantRow) -> float:
+    return r.typical["kld_mean"] if r.typical and r.typical.get("kld_mean") is not None else float("inf")
+
+
+def _pick(rows: list[QuantRow], ctx: int, hub: bool = False) -> tuple[QuantRow | None, str]:
+    """The recommended row and why; with `hub`, by the quant type's typical KLD, said so."""
     fits = [r for r in rows if r.fit and r.fit["verdict_code"] != "no_fit"]
     if not fits:
         return None, f"none of the quants fits at context {ctx}"
-
-    def kld(r: QuantRow) -> float:
-        return r.quality["kld_mean"] if r.quality and r.quality.get("kld_mean") is not None else float("inf")
+    kld = _typical_kld if hub else _measured_kld
 
     full = [r for r in fits if r.fit["fully_on_gpu"]]
     where = f"the {len(full)} quant{'s' if len(full) != 1 else ''} that fit fully on the GPU at context {ctx}"
@@ -163,16 +185,27 @@ def _pick(rows: list[QuantRow], ctx: int) -> tuple[QuantRow | None, str]:
             if most
             else f"the quants that fit in RAM at context {ctx} (none fits on the GPU)"
         )
-    measured = [r for r in full if kld(r) < float("inf")]
-    if measured:
-        best = min(measured, key=lambda r: (kld(r), -(r.bpw or 0)))
+    known = [r for r in full if kld(r) < float("inf")]
+    if known and hub:
+        best = min(known, key=lambda r: (kld(r), -(r.bpw or 0)))
+        model = (best.typical or {}).get("model")
+        return best, (
+            f"lowest typical KLD for its quant type ({kld(best):.4f}, llama.cpp's figure for {model}; "
+            f"typical, not measured on this model) among {where}"
+        )
+    if known:
+        best = min(known, key=lambda r: (kld(r), -(r.bpw or 0)))
         return best, f"lowest measured KLD ({kld(best):.4f}) among {where}"
     best = max(full, key=lambda r: r.bpw or 0)
-    return best, f"highest bits per weight ({best.bpw or 0:.2f}; no KLD measured) among {where}"
+    none = "no typical KLD listed for these quant types, nothing measured" if hub else "no KLD measured"
+    return best, f"highest bits per weight ({best.bpw or 0:.2f}; {none}) among {where}"
 
 
 def advise(target: str, ctx: int, hw: Hardware) -> Advice:
-    """The table and the pick for the group of `target` at context `ctx` on `hw`."""
+    """The table and the pick for the group of `target` at context `ctx` on `hw` (a Hub repo for
+    `hf:OWNER/REPO`)."""
+    if target.startswith("hf:"):
+        return advise_hub(target, ctx, hw)
     label, members = _members(target)
     rows: list[QuantRow] = []
     for e in members:
@@ -200,3 +233,61 @@ def advise_rows(label: str, rows: list[QuantRow], ctx: int) -> Advice:
     rows.sort(key=lambda r: -(r.bpw or 0))
     best, reason = _pick(rows, ctx)
     return Advice(label, ctx, rows, best.model if best else None, reason, ref, about)
+
+
+def _hub_target(target: str) -> tuple[str, str]:
+    """(repo, revision) of hf:OWNER/REPO[@REV] or hf:OWNER/REPO/FILE[@REV] (its repo)."""
+    m = HF_REPO.match(target)
+    if m:
+        return hub_names.repo_id(m["repo"]), hub_names.revision(m["rev"] or "main")
+    try:
+        repo, _, rev = parse_hf_path(target)
+    except hub_names.NameRefused:
+        raise
+    except HubError:
+        raise HubError(f"{clean(target)}: expected hf:OWNER/REPO (optionally @REVISION)") from None
+    return repo, rev
+
+
+def _hub_row(repo: str, revision: str, v: Variant, ctx: int, hw: Hardware) -> QuantRow:
+    """One variant's row: size from the listing, facts and fit from its remote headers (range reads),
+    the typical figures of its quant type (the header's file type, else the name's); an error row
+    when its headers cannot be read."""
+    row = QuantRow(f"hf:{repo}/{v.first}", v.label, v.size, None)
+    if v.missing:
+        row.error = f"split set incomplete: {len(v.missing)} part(s) not listed"
+        row.typical = typical.typical_for(v.label)
+        return row
+    try:
+        facts = remote_facts(repo, v.first, revision, [f.name for f in v.files], [f.size for f in v.files])
+        d = facts.to_dict()
+        row.bpw = facts.bpw
+        row.typical = typical.typical_for(facts.file_type or v.label, facts.imatrix is not None)
+        row.fit = _fit(d, ctx, hw)
+    except (QuanttuiError, ValueError, TypeError, KeyError) as err:
+        row.typical = row.typical or typical.typical_for(v.label)
+        row.error = clean(str(err))
+    return row
+
+
+def advise_hub(target: str, ctx: int, hw: Hardware) -> Advice:
+    """The table and the pick for a Hub repo: sizes, bpw and fit from the remote headers (never a
+    whole file), quality only as what each quant type typically loses, with its source."""
+    try:
+        repo, revision = _hub_target(target)
+        listing = repo_variants(repo, revision)
+    except HubError as e:
+        raise QualityError(str(e)) from None
+    with ThreadPoolExecutor(HEADER_READERS, thread_name_prefix="advise-hub") as pool:
+        rows = list(pool.map(lambda v: _hub_row(repo, listing.revision, v, ctx, hw), listing.variants))
+    rows.sort(key=lambda r: (r.bpw is None, -(r.bpw or 0), -r.size_bytes))
+    best, reason = _pick(rows, ctx, hub=True)
+    if not rows:
+        reason = "the repo lists no GGUF file quanttui can read"
+    hub = {
+        "repo": repo,
+        "revision": listing.revision,
+        "refused": [{"name": r.name, "reason": r.reason} for r in listing.refused],
+        "typical_source": typical.source(),
+    }
+    return Advice(f"hf:{repo}", ctx, rows, best.model if best else None, reason, None, {}, hub)
