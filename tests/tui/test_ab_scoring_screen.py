@@ -32,10 +32,10 @@ async def test_scoring_shows_its_progress_and_esc_stops_it(tiny, tmp_path):
         await until(pilot, lambda: screen.phase == "scoring" and held)
         done, total = held[0]
         info = screen.query_one("#ab-info")
-        await until(pilot, lambda: f"scored {done / total:.0%}" in rendered(info))
-        lines = [line.strip() for line in rendered(info).splitlines()]
-        at = next(i for i, line in enumerate(lines) if line.startswith("scoring both answers"))
-        assert lines[at + 1] == f"scored {done / total:.0%} · Esc stops scoring (no scores then)"
+        said = f"scoring both answers… {done / total:.0%} · "
+        await until(pilot, lambda: said in rendered(info))
+        line = next(x.strip() for x in rendered(info).splitlines() if "scoring both answers" in x)
+        assert line.endswith("; Esc stops scoring; Enter queues the next prompt")  # one line at 100 columns
         await pilot.press("escape")
         assert notes(app)[-1] == "scoring stopped: this turn keeps both answers, without scores"
         gate.set()

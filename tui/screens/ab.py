@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import partial
 
 from rich.text import Text
@@ -12,7 +12,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Header, Input, Static
 from textual.worker import Worker, WorkerState
@@ -25,23 +24,11 @@ from ..widgets.chat_pane import ChatPane
 from ..widgets.key_footer import KeyFooter
 from . import ab_commands as cmd
 from .ab_commands import CommandRefused
-from .ab_messages import ContextChecked, Loaded, LoadStatus, Scoring, SideTokens, TurnDone
+from .ab_messages import ContextChecked, Loaded, LoadStatus, Scoring, ScoringProgress, SideTokens, TurnDone
 from .ab_status import carry_notes, info_text
 
 FRAME = 1 / 12  # the fastest the panes redraw while answers stream (tui/pacing.py slows it down)
 SIDES = ("a", "b")
-
-
-@dataclass
-class ScoringProgress(Message):
-    """How far scoring has come: rows evaluated and in all (each model at each position of both
-    answers); a newer one replaces an unhandled older one."""
-
-    done: int
-    total: int
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, ScoringProgress)
 
 
 class ABScreen(Screen):
@@ -166,15 +153,7 @@ class ABScreen(Screen):
         if self.session is None:
             return
         took = time.monotonic() - self._scoring_since
-        info = info_text(self.cfg, self.session, self.phase, took, self.queued)
-        if self.phase == "scoring":  # the progress goes right below the line that says it is scoring
-            done, total = self._scored or (0, 0)
-            line = Text(f"\nscored {done / total if total else 0:.0%} · Esc stops scoring (no scores then)")
-            plain = info.plain
-            said = plain.find("scoring both answers")
-            end = plain.find("\n", said) if said >= 0 else -1
-            end = len(plain) if end < 0 else end
-            info = info[:end] + line + info[end:]
+        info = info_text(self.cfg, self.session, self.phase, took, self.queued, self._scored)
         self.query_one("#ab-info", Static).update(info)
         for side, note in carry_notes(self.cfg, self.session).items():
             self._pane(side).set_note(note)

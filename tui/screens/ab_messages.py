@@ -59,3 +59,15 @@ class Scoring(Message):
     """Both answers are in; the worker is scoring them (KL divergence, teacher-forced both ways)."""
 
     n_tokens: int
+
+
+@dataclass
+class ScoringProgress(Message):
+    """How far scoring has come: rows evaluated and in all (each model at each position of both
+    answers); a newer one replaces an unhandled older one."""
+
+    done: int
+    total: int
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, ScoringProgress)

@@ -9,8 +9,16 @@ from ...core.ab import ABSession, GenConfig
 from ..safe import safe
 
 
-def info_text(cfg: GenConfig, session: ABSession, phase: str, scoring_for: float, queued: str | None) -> Text:
-    """The info line above the panes; `scoring_for` is how many seconds scoring has run."""
+def info_text(
+    cfg: GenConfig,
+    session: ABSession,
+    phase: str,
+    scoring_for: float,
+    queued: str | None,
+    scored: tuple[int, int] | None = None,
+) -> Text:
+    """The info line above the panes; `scoring_for` is how many seconds scoring has run and `scored`
+    its progress (rows done, rows in all)."""
     plan = session.plan
     how = "one after the other" if plan.sequential else "at the same time"
     info = safe(f"{cfg.mode} mode · greedy · max {cfg.max_tokens} tokens · context {cfg.n_ctx:,} · {how}")
@@ -21,9 +29,10 @@ def info_text(cfg: GenConfig, session: ABSession, phase: str, scoring_for: float
     if phase == "answering":
         info += Text("\nanswering… Esc cancels; Enter queues the next prompt", style="bold")
     elif phase == "scoring":
+        done, total = scored or (0, 0)
         info += Text(
-            f"\nscoring both answers (KL divergence, both ways)… {scoring_for:.0f} s; "
-            "Enter queues the next prompt",
+            f"\nscoring both answers… {done / total if total else 0:.0%} · "
+            f"{scoring_for:.0f} s; Esc stops scoring; Enter queues the next prompt",
             style="bold",
         )
     if queued is not None:
