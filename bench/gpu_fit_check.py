@@ -1,10 +1,18 @@
 """Check the fit estimate against real GPU memory: real shapes, one fresh process per configuration.
 
 For each model shape and setting, a child process loads the model with llama-cpp-python (a GPU
-build), runs a 512-token prompt and 64 generated tokens, and records the peak NVML memory above the
-idle baseline, as ../shared/data/gpu-memory-h100-calibration.json was measured. The parent prints
-estimate / measured per configuration. Needs an NVIDIA GPU and a CUDA build of llama-cpp-python.
-Run: python bench/gpu_fit_check.py --out DIR [--deadline SECONDS]
+build), runs a prompt (512 tokens, or nearly the whole context where a configuration says so) and
+64 generated tokens, and records the peak NVML memory above the idle baseline, as
+../shared/data/gpu-memory-h100-calibration.json was measured. The parent prints, per configuration,
+fit's estimate against the measured footprint and fit's compute buffer against the one llama.cpp
+logged, each with their ratio. Needs an NVIDIA GPU and a CUDA build of llama-cpp-python.
+
+The `7b-mha-like` shape has no GQA (32 KV heads, as many as query heads): with half the layers
+offloaded, a q8_0 KV cache and flash attention, fit's compute buffer was reported several-fold low;
+its two controls (an f16 cache; all layers) tell which part of that configuration does it.
+Run: python bench/gpu_fit_check.py --out DIR [--shapes 7b-mha-like] [--deadline SECONDS]
+     python bench/gpu_fit_check.py --prepare --shapes 7b-mha-like  # write the F16 sources only
+     python bench/gpu_fit_check.py --dry-run   # a tiny no-GQA shape on any build, CPU included
 """
 
 from __future__ import annotations
@@ -26,6 +34,14 @@ SHAPES = {
     "head256-like": dict(
         n_embd=2048, n_layer=12, n_head=8, n_head_kv=1, n_ff=8192, n_vocab=256000, head_dim=256, tied=False
     ),
+    # LLaMA-2-7B-like without GQA: 32 query and 32 KV heads of 128, a 32k vocabulary.
+    "7b-mha-like": dict(
+        n_embd=4096, n_layer=32, n_head=32, n_head_kv=32, n_ff=11008, n_vocab=32000, head_dim=128, tied=False
+    ),
+    # The same head layout, small enough to check this script on a CPU (--dry-run).
+    "mha-tiny": dict(
+        n_embd=512, n_layer=4, n_head=4, n_head_kv=4, n_ff=1024, n_vocab=2000, head_dim=128, tied=False
+    ),
 }
 CONFIGS = [
     dict(n_ctx=8192, flash_attn=False, kv="f16", gpu_layers="all"),
@@ -33,7 +49,21 @@ CONFIGS = [
     dict(n_ctx=8192, flash_attn=True, kv="q8_0", gpu_layers="all"),
     dict(n_ctx=4096, flash_attn=False, kv="f16", gpu_layers="half"),
 ]
+# No GQA: partial offload (half the layers) with a q8_0 cache and flash attention, then the same with
+# an f16 cache, then with every layer; the prompt fills the context, as a long chat does.
+MHA_CONFIGS = [
+    dict(n_ctx=8192, flash_attn=True, kv="q8_0", gpu_layers="half", prompt=8000),
+    dict(n_ctx=8192, flash_attn=True, kv="f16", gpu_layers="half", prompt=8000),
+    dict(n_ctx=8192, flash_attn=True, kv="q8_0", gpu_layers="all", prompt=8000),
+]
 QUANTS = ("Q4_K_M", "Q8_0")
+PLANS = {  # shape: (configurations, quants)
+    "qwen05-like": (CONFIGS, QUANTS),
+    "head256-like": (CONFIGS, QUANTS),
+    "7b-mha-like": (MHA_CONFIGS, ("Q4_K_M",)),
+    "mha-tiny": (MHA_CONFIGS, ("Q4_K_M",)),
+}
+DEFAULT_SHAPES = ("qwen05-like", "head256-like", "7b-mha-like")
 
 
 def child(path: str, cfg: dict) -> None:
@@ -74,7 +104,8 @@ def child(path: str, cfg: dict) -> None:
         n_ubatch=512,
         verbose=True,
     )
-    llm.eval(list(range(3, 515)))
+    n_vocab = llm.n_vocab()
+    llm.eval([3 + i % (n_vocab - 3) for i in range(cfg.get("prompt", 512))])
     for _ in range(64):
         llm.eval([llm.sample(temp=0.0)])
     time.sleep(0.2)
@@ -147,6 +178,74 @@ def quantize(src: Path, quant: str) -> Path:
     return dst
 
 
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def _fmt(x: float | None, spec: str) -> str:
+    return format(x, spec) if x is not None else "n/a"
+
+
+def run_one(name: str, shape: dict, quant: str, path: Path, facts: dict, cfg: dict, hw: object) -> dict:
+    """One configuration in a fresh child: fit's estimate beside the measured footprint and the
+    compute buffer llama.cpp logged for the GPU, with their ratios (None where nothing was measured)."""
+    from quanttui.core.fit import FitSettings, estimate
+
+    ngl = -1 if cfg["gpu_layers"] == "all" else shape["n_layer"] // 2
+    run = {**cfg, "ngl": ngl}
+    r = subprocess.run(
+        [sys.executable, __file__, "--child", str(path), json.dumps(run)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if r.returncode != 0:
+        print(f"{name} {quant} {run}: child failed\n{r.stderr[-2000:]}", flush=True)
+        return {"model": name, "quant": quant, **run, "error": r.stderr[-2000:]}
+    measured = json.loads(r.stdout.strip().splitlines()[-1])
+    s = FitSettings(
+        n_ctx=cfg["n_ctx"],
+        type_k=cfg["kv"],
+        type_v=cfg["kv"],
+        flash_attn=cfg["flash_attn"],
+        gpu_layers="all" if ngl < 0 else ngl,
+    )
+    gpu = estimate(facts, s, hw, search=False).devices[0]
+    real = measured["footprint"] or None  # 0: no NVIDIA GPU to read (a dry run)
+    logged = next((b.get("compute") for n, b in measured["buffers"].items() if n.startswith("CUDA")), None)
+    return {
+        "model": name,
+        "quant": quant,
+        **run,
+        "estimate": gpu.total,
+        "footprint": real,
+        "ratio": _ratio(gpu.total, real),
+        "error_mib": (gpu.total - real) / 2**20 if real else None,
+        "error_pct": 100 * (gpu.total - real) / real if real else None,
+        "compute_estimate": gpu.compute,
+        "compute_logged": logged,
+        "compute_ratio": _ratio(gpu.compute, logged),
+        "estimate_parts": gpu.to_dict(),
+        "buffers": measured["buffers"],
+    }
+
+
+def line(row: dict) -> str:
+    """One result as a line: estimate vs measured footprint and compute buffer, each with its ratio."""
+    if "error" in row:
+        return f"{row['model']:13} {row['quant']:6} ctx={row['n_ctx']:6} ngl={row['ngl']:3}  child failed"
+    mib = 2**20
+    real = row["footprint"] / mib if row["footprint"] else None
+    logged = row["compute_logged"] / mib if row["compute_logged"] is not None else None
+    return (
+        f"{row['model']:13} {row['quant']:6} ctx={row['n_ctx']:6} fa={int(row['flash_attn'])} "
+        f"kv={row['kv']:5} ngl={row['ngl']:3} total est={row['estimate'] / mib:9.1f} "
+        f"real={_fmt(real, '9.1f')} MiB est/real={_fmt(row['ratio'], '.2f')}  "
+        f"compute est={row['compute_estimate'] / mib:8.1f} logged={_fmt(logged, '8.1f')} MiB "
+        f"est/logged={_fmt(row['compute_ratio'], '.2f')}"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, default=Path("gpu_fit_check_out"))
@@ -154,74 +253,60 @@ def main() -> None:
     ap.add_argument(
         "--deadline", type=float, default=540.0, help="stop starting new runs after this many seconds"
     )
+    ap.add_argument("--shapes", default=",".join(DEFAULT_SHAPES), help=f"of {', '.join(SHAPES)}")
+    ap.add_argument("--prepare", action="store_true", help="write the F16 sources only (no llama_cpp needed)")
+    ap.add_argument(
+        "--dry-run", action="store_true", help="mha-tiny at ctx 1024 on any build, a 141 GiB GPU assumed"
+    )
     ap.add_argument("--child", nargs=2, metavar=("PATH", "CONFIG"))
     args = ap.parse_args()
     if args.child:
         child(args.child[0], json.loads(args.child[1]))
         return
     start = time.time()
-    from quanttui.core.fit import FitSettings, estimate, hardware
+    shapes = ["mha-tiny"] if args.dry_run else [x for x in args.shapes.split(",") if x]
+    unknown = [x for x in shapes if x not in SHAPES]
+    if unknown:
+        ap.error(f"unknown shape {', '.join(unknown)} (have {', '.join(SHAPES)})")
+    args.work.mkdir(parents=True, exist_ok=True)
+    if args.prepare:
+        for name in shapes:
+            print(f"wrote {build(name, SHAPES[name], args.work)}", flush=True)
+        return
+    from quanttui.core.fit import hardware
     from quanttui.core.modelfile import inspect_file
 
-    args.work.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    hw = hardware()
+    hw = hardware("141GiB", "128GiB") if args.dry_run else hardware()
     results = []
-    for name, shape in SHAPES.items():
+    for name in shapes:
+        shape = SHAPES[name]
+        configs, quants = PLANS[name]
         src = build(name, shape, args.work)
-        for quant in QUANTS:
+        for quant in quants:
             path = quantize(src, quant)
             facts = inspect_file(path).to_dict()
-            for cfg in CONFIGS:
+            for cfg in configs:
+                if args.dry_run:  # the same settings at a context a CPU runs through in seconds
+                    cfg = {**cfg, "n_ctx": 1024, "prompt": min(cfg.get("prompt", 512), 900)}
                 if time.time() - start > args.deadline:
-                    break
-                ngl = -1 if cfg["gpu_layers"] == "all" else shape["n_layer"] // 2
-                run = {**cfg, "ngl": ngl}
-                r = subprocess.run(
-                    [sys.executable, __file__, "--child", str(path), json.dumps(run)],
-                    capture_output=True,
-                    text=True,
-                    timeout=300,
-                )
-                if r.returncode != 0:
-                    results.append({"model": name, "quant": quant, **run, "error": r.stderr[-2000:]})
-                    print(f"{name} {quant} {run}: child failed\n{r.stderr[-2000:]}", flush=True)
-                    (args.out / "gpu_fit_check.json").write_text(json.dumps(results, indent=1))
+                    print(f"deadline: {name} {quant} {cfg} not run", flush=True)
                     continue
-                measured = json.loads(r.stdout.strip().splitlines()[-1])
-                s = FitSettings(
-                    n_ctx=cfg["n_ctx"],
-                    type_k=cfg["kv"],
-                    type_v=cfg["kv"],
-                    flash_attn=cfg["flash_attn"],
-                    gpu_layers="all" if ngl < 0 else ngl,
-                )
-                gpu = estimate(facts, s, hw, search=False).devices[0]
-                real = measured["footprint"]
-                row = {
-                    "model": name,
-                    "quant": quant,
-                    **run,
-                    "estimate": gpu.total,
-                    "footprint": real,
-                    "error_mib": (gpu.total - real) / 2**20,
-                    "error_pct": 100 * (gpu.total - real) / real,
-                    "estimate_parts": gpu.to_dict(),
-                    "buffers": measured["buffers"],
-                }
+                row = run_one(name, shape, quant, path, facts, cfg, hw)
                 results.append(row)
-                print(
-                    f"{name:13} {quant:6} ctx={cfg['n_ctx']:6} fa={int(cfg['flash_attn'])} kv={cfg['kv']:5} "
-                    f"ngl={ngl:3} est={gpu.total / 2**20:9.1f} real={real / 2**20:9.1f} MiB "
-                    f"err={row['error_mib']:+7.1f} MiB ({row['error_pct']:+.2f}%)",
-                    flush=True,
-                )
+                print(line(row), flush=True)
                 (args.out / "gpu_fit_check.json").write_text(json.dumps(results, indent=1))
-    ok = [r for r in results if "error" not in r]
+    where = args.out / "gpu_fit_check.json"
+    print(f"\n{len(results)} runs in {time.time() - start:.0f} s (results in {where})")
+    for row in results:
+        print(line(row))
+    ok = [r for r in results if r.get("footprint")]
     if ok:
         worst = max(abs(r["error_mib"]) for r in ok)
         within = sum(abs(r["error_mib"]) <= max(128, 0.03 * r["footprint"] / 2**20) for r in ok)
-        print(f"{within}/{len(ok)} within max(3%, 128 MiB); worst {worst:.1f} MiB")
+        print(f"{within}/{len(ok)} totals within max(3%, 128 MiB); worst {worst:.1f} MiB")
+    else:
+        print("no GPU memory measured (no NVIDIA GPU): the estimates above are unchecked")
 
 
 if __name__ == "__main__":

@@ -1,18 +1,13 @@
 #!/usr/bin/env bash
-# On a lent GPU machine, carrying .whl (bench/device/prepare.sh): build llama-cpp-python with CUDA
-# (about 5-6 minutes on 16 cores), then measure A/B on the GPU with bench/ab.py. The build lands in
-# /tmp/site, which a warm machine keeps, so a second call within its idle time skips it.
+# On a lent GPU machine, carrying .whl (prepare.sh): A/B on the GPU with bench/ab.py --gpu (all layers
+# offloaded): A/B wall against the slower model alone (goal <= 1.15x) and tokens/s against raw
+# llama-cpp-python (goal >= 95%). Builds first unless a warm machine has the build (build.sh).
 #   bash bench/device/ab_gpu.sh build        # the build alone (one call)
-#   bash bench/device/ab_gpu.sh 3b [REPEAT]  # the bench (a 7b shape writes a 13 GiB file first)
+#   bash bench/device/ab_gpu.sh 7b [REPEAT]  # the bench; 7b writes an 11 GiB random F16 first
+# llama_cpp is imported before ab.py runs: this CUDA build crashed when numpy came first.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-site=/tmp/site
-if [ ! -f "$site/llama_cpp/__init__.py" ]; then
-    export CMAKE_ARGS="-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=${CUDA_ARCH:-90} -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF"
-    export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-16}
-    python3 -m pip install -q --no-index --no-deps --no-build-isolation --target "$site" .whl/*.tar.gz .whl/*.whl
-fi
-python3 -m pip install -q --no-index --no-deps --no-build-isolation --target "$site" --upgrade .
+source bench/device/build.sh
 [ "${1:-build}" = build ] && exit 0
-nvidia-smi --query-gpu=name,memory.total,memory.used --format=csv
-PYTHONPATH="$site" python3 bench/ab.py --gpu --shape "$1" --repeat "${2:-3}" | tee "${OUT:-.}/ab_gpu_$1.txt"
+"$py" -c 'import sys, runpy; import llama_cpp; sys.argv = ["bench/ab.py", *sys.argv[1:]]; runpy.run_path("bench/ab.py", run_name="__main__")' \
+    --gpu --shape "$1" --repeat "${2:-3}" 2>&1 | tee "${OUT:-.}/ab_gpu_$1.txt"
