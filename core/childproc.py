@@ -1,5 +1,6 @@
-"""A child process that dies with the app: the app starts it from a thread that lasts (Linux's
-parent-death signal follows the starting thread), and the child asks the kernel for that signal."""
+"""Model worker processes that die with the app: the app starts them from a thread that lasts
+(Linux's parent-death signal follows the starting thread) and talks to them over a socket pair; the
+child asks the kernel for that signal. Shared by the A/B worker and the eval/bench worker."""
 
 from __future__ import annotations
 
@@ -8,9 +9,13 @@ import ctypes
 import os
 import queue
 import signal
+import socket
+import subprocess
 import sys
 import threading
 from collections.abc import Callable
+from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 PR_SET_PDEATHSIG = 1
@@ -53,3 +58,50 @@ def die_with_parent(parent: int) -> None:
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:
         os._exit(1)
+
+
+def spawn_worker(
+    module: str, log: Path, *, append: bool = True
+) -> tuple[subprocess.Popen[bytes], Connection, int]:
+    """Start `python -m module FD PARENT_PID` with its output in `log` (appended, or written anew);
+    returns the process, the app's end of the socket pair and where this worker's output begins."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    ours, theirs = socket.socketpair()
+    with ours, theirs, log.open("ab" if append else "wb") as out:
+        start = out.tell()
+        args = [sys.executable, "-m", module, str(theirs.fileno()), str(os.getpid())]
+        proc = start_on_lasting_thread(
+            lambda: subprocess.Popen(
+                args, pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=out, stderr=out
+            )
+        )
+        return proc, Connection(ours.detach()), start
+
+
+def reap(proc: subprocess.Popen[bytes], timeout: float = 10) -> int:
+    """The worker's exit status, killing it if it has not ended within `timeout` seconds."""
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
+
+
+def how_it_ended(code: int | None) -> str:
+    """An exit status in words: "killed by SIGSEGV", "exit status 1", "it is gone"."""
+    if code is None:
+        return "it is gone"
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-code).name}"
+        return f"killed by signal {-code}"
+    return f"exit status {code}"
+
+
+def worker_main(serve: Callable[[Connection], None], argv: list[str]) -> int:
+    """A worker's entry point: Ctrl+C is the app's to handle (it closes us), die with the app, serve."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if len(argv) > 2:
+        die_with_parent(int(argv[2]))
+    serve(Connection(int(argv[1])))
+    return 0

@@ -12,11 +12,7 @@ worker killed: the sides report it and the next request starts a fresh one.
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -24,7 +20,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from ..childproc import start_on_lasting_thread
+from ..childproc import how_it_ended, reap, spawn_worker
 from ..paths import cache_dir
 from ..textsafe import clean
 from .engine import GenConfig, OnRender, OnToken, Pair, SideResult, load_error
@@ -60,15 +56,6 @@ def _last_log_line(path: Path, start: int) -> str:
     return lines[-1][:200] if lines else ""
 
 
-def _reap(proc: subprocess.Popen[bytes]) -> int:
-    """The worker's exit status, killing it if it has not ended within 10 s."""
-    try:
-        return proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        return proc.wait()
-
-
 class ProcessEngine(Pair):
     """Loads A and B in a worker process and runs both on each prompt, like ABEngine in-process."""
 
@@ -93,32 +80,17 @@ class ProcessEngine(Pair):
 
     def _start(self) -> None:
         log = worker_log()
-        log.parent.mkdir(parents=True, exist_ok=True)
         # Appended to, so two apps at once do not erase each other's crash; kept under LOG_LIMIT.
         big = log.is_file() and log.stat().st_size > LOG_LIMIT
-        ours, theirs = socket.socketpair()
-        with ours, theirs, log.open("wb" if big else "ab") as out:
-            self._log_start = out.tell()
-            args = [sys.executable, "-m", "quanttui.core.ab.worker", str(theirs.fileno()), str(os.getpid())]
-            self._proc = start_on_lasting_thread(
-                lambda: subprocess.Popen(
-                    args, pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=out, stderr=out
-                )
-            )
-            self._conn = Connection(ours.detach())
+        self._proc, self._conn, self._log_start = spawn_worker("quanttui.core.ab.worker", log, append=not big)
 
     def _died(self) -> WorkerDied:
         proc, conn = self._proc, self._conn
         self._proc = self._conn = None
         if conn is not None:
             conn.close()
-        code = _reap(proc) if proc is not None else None  # reaped: its in-use markers read as stale
-        if code is None:
-            how = "it is gone"
-        elif code < 0:
-            how = f"killed by {signal.Signals(-code).name}"
-        else:
-            how = f"exit status {code}"
+        code = reap(proc) if proc is not None else None  # reaped: its in-use markers read as stale
+        how = how_it_ended(code)
         tail = _last_log_line(worker_log(), self._log_start)
         self.crashed = f"the model process crashed ({how}{': ' + tail if tail else ''})"
         return WorkerDied(self.crashed)

@@ -14,13 +14,12 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
-import signal
 import sys
 import threading
 from multiprocessing.connection import Connection
 from typing import Any
 
-from ..childproc import die_with_parent
+from ..childproc import worker_main
 from .engine import ABEngine
 
 ORPHAN_GRACE = 5.0  # seconds the main thread has to unload after the app is gone
@@ -142,12 +141,7 @@ def serve(conn: Connection) -> None:
 
 
 def main(argv: list[str]) -> int:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the app's to handle; it closes us
-    if len(argv) > 2:
-        die_with_parent(int(argv[2]))
-    serve(Connection(int(argv[1])))
-    return 0
-
+    return worker_main(serve, argv)
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv))

@@ -9,17 +9,13 @@ when the caller's process ends (killed included), since it is started from a thr
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
-import socket
 import subprocess
-import sys
 import threading
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from ..childproc import start_on_lasting_thread
+from ..childproc import how_it_ended, reap, spawn_worker
 from ..paths import cache_dir
 
 
@@ -48,37 +44,14 @@ class ModelHost:
         return self._proc.pid if self._proc else None
 
     def _start(self) -> None:
-        log = worker_log()
-        log.parent.mkdir(parents=True, exist_ok=True)
-        ours, theirs = socket.socketpair()
-        args = [sys.executable, "-m", "quanttui.core.quality.worker", str(theirs.fileno()), str(os.getpid())]
-        with ours, theirs, log.open("wb") as out:
-            self._proc = start_on_lasting_thread(
-                lambda: subprocess.Popen(
-                    args, pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=out, stderr=out
-                )
-            )
-            self._conn = Connection(ours.detach())
+        self._proc, self._conn, _ = spawn_worker("quanttui.core.quality.worker", worker_log(), append=False)
 
     def _died(self) -> WorkerDied:
         proc, conn = self._proc, self._conn
         self._proc = self._conn = None
         if conn is not None:
             conn.close()
-        code = None
-        if proc is not None:
-            try:
-                code = proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                code = proc.wait()
-        how = (
-            "it is gone"
-            if code is None
-            else f"killed by {signal.Signals(-code).name}"
-            if code < 0
-            else f"exit status {code}"
-        )
+        how = how_it_ended(reap(proc) if proc is not None else None)
         return WorkerDied(f"the model process crashed ({how})")
 
     def call(self, op: str, *args: Any) -> Any:
@@ -104,11 +77,7 @@ class ModelHost:
                 conn.send(("close",))
             conn.close()
         if proc is not None:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            reap(proc)
 
     def interrupt(self) -> None:
         """Kill the worker at once (from another thread: a cancel in the middle of a long request);

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import io
 import random
-import signal
 import sys
 import time
 from multiprocessing.connection import Connection
@@ -22,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..childproc import die_with_parent
+from ..childproc import worker_main
 from ..fit.measure import LlamaLogCapture
 from .score import MAX_KEEP, RefRows, Stats, compare_rows, reference_rows
 
@@ -204,12 +203,7 @@ def serve(conn: Connection) -> None:
 
 
 def main(argv: list[str]) -> int:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the parent's to handle; it closes us
-    if len(argv) > 2:
-        die_with_parent(int(argv[2]))
-    serve(Connection(int(argv[1])))
-    return 0
-
+    return worker_main(serve, argv)
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv))
