@@ -88,7 +88,7 @@ def dedupe(args: argparse.Namespace) -> int:
     roots = _roots()
     files = [part for e in scan(roots) for part in e.parts]
     try:
-        groups = find_duplicates(files)
+        groups = find_duplicates(files, roots=roots)
     except OSError as e:  # a file removed or made unreadable while it was hashed
         raise OrganizeCliError(f"{clean_path(e.filename or '')}: {clean(e.strerror or e)}") from None
     if args.json:

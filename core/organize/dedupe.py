@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import pathgate
 from ..library.roots import Root
 from ..paths import cache_dir
 from ..textsafe import clean_path
@@ -81,13 +82,19 @@ def cached_sha256(
     return digest
 
 
-def find_duplicates(files: Iterable[str | Path], progress: Progress | None = None) -> list[DuplicateGroup]:
-    """Groups of identical files; only files sharing a size are hashed."""
+def find_duplicates(
+    files: Iterable[str | Path], progress: Progress | None = None, roots: Iterable[Root] | None = None
+) -> list[DuplicateGroup]:
+    """Groups of identical files; only files sharing a size are hashed. With `roots`, a file whose data
+    lies outside them (a link planted in a root) is left out: it frees nothing and may not be changed."""
+    tops = [os.path.realpath(r.path) for r in roots] if roots is not None else None
     by_size: dict[int, list[Path]] = {}
     seen: set[str] = set()
     for f in files:
         real = os.path.realpath(f)
         if real in seen or not os.path.isfile(real):
+            continue
+        if tops is not None and not any(pathgate.inside(real, t) for t in tops):
             continue
         seen.add(real)
         by_size.setdefault(os.path.getsize(real), []).append(Path(f))

@@ -179,7 +179,9 @@ def plan_delete(paths: Iterable[str | Path], roots: list[Root], *, permanent: bo
         path = Path(raw)
         if not os.path.lexists(path):
             raise OrganizeError(f"{clean_path(path)}: no such file")
-        root = root_of(path, roots)
+        root = root_of(path, roots, follow=False)
+        if root.kind in ("huggingface", "ollama") or not path.is_symlink():
+            root_of(path, roots)  # the data itself must be inside too; a plain link only goes itself
         parts = split_parts(path)[0] if root.kind not in ("huggingface", "ollama") else [path]
         for part in parts:
             pid = in_use(part)

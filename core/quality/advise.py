@@ -194,8 +194,11 @@ def _pick(rows: list[QuantRow], ctx: int, hub: bool = False) -> tuple[QuantRow |
             f"typical, not measured on this model) among {where}"
         )
     if known:
-        best = min(known, key=lambda r: (kld(r), -(r.bpw or 0)))
-        return best, f"lowest measured KLD ({kld(best):.4f}) among {where}"
+        # The reference is the yardstick (KLD 0 by definition): the pick is among the other quants.
+        quants = [r for r in known if not r.is_reference]
+        best = min(quants or known, key=lambda r: (kld(r), -(r.bpw or 0)))
+        also = "; the reference itself fits too" if quants and any(r.is_reference for r in full) else ""
+        return best, f"lowest measured KLD, {kld(best):.4f}, among {where}{also}"
     best = max(full, key=lambda r: r.bpw or 0)
     none = "no typical KLD listed for these quant types, nothing measured" if hub else "no KLD measured"
     return best, f"highest bits per weight ({best.bpw or 0:.2f}; {none}) among {where}"

@@ -84,8 +84,10 @@ def test_refuses_outside_roots_and_through_symlinks(lib, tmp_path):
     with pytest.raises(OrganizeError, match="outside the library roots"):
         plan_delete([outside], roots)
     (d / "escape.gguf").symlink_to(outside)
+    escape = plan_delete([d / "escape.gguf"], roots)  # a link out of a root goes as a link only
+    assert escape.files == [] and escape.links == [d / "escape.gguf"]
     with pytest.raises(OrganizeError, match="leads outside the library roots"):
-        plan_delete([d / "escape.gguf"], roots)
+        move([d / "escape.gguf"], d / "sub", roots)
     with pytest.raises(OrganizeError, match="outside the library roots"):
         move([d / "tiny-Q8_0.gguf"], tmp_path / "not-a-root", roots)
     assert outside.exists() and (d / "tiny-Q8_0.gguf").exists()

@@ -314,3 +314,42 @@ def test_cli_output_and_errors_show_hostile_names_escaped(lib, tiny, capsys, tmp
     assert main(["rm", str(tmp_path / "x\x1b[2J.gguf"), "--yes"]) == 2
     err = capsys.readouterr().err
     assert "\x1b" not in err and err.count("\n") == 1
+
+
+# A link planted in a plain folder root that points out: listed, but only the link itself may go -------
+
+
+@pytest.mark.parametrize("permanent", [False, True], ids=["trash", "permanent"])
+def test_a_link_out_of_a_root_is_removed_as_a_link_never_its_target(tiny, tmp_path, permanent):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    target = shutil.copyfile(tiny.quants["Q2_K"], outside / "victim.gguf")
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    link = lib / "link.gguf"
+    link.symlink_to(target)
+    roots = [Root(lib, "folder", False)]
+    before = snapshot(outside)
+    plan = plan_delete([link], roots, permanent=permanent)
+    assert plan.files == [] and plan.links == [link]
+    execute_delete(plan, roots)
+    assert not os.path.lexists(link) and snapshot(outside) == before
+
+
+def test_dedupe_leaves_out_a_link_out_of_the_roots_and_links_the_rest(tiny, tmp_path, capsys):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    target = shutil.copyfile(tiny.quants["Q2_K"], outside / "victim.gguf")
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "link.gguf").symlink_to(target)
+    for name in ("a.gguf", "b.gguf"):
+        shutil.copyfile(tiny.quants["Q2_K"], lib / name)
+    roots = [Root(lib, "folder", False)]
+    (group,) = find_duplicates([lib / "link.gguf", lib / "a.gguf", lib / "b.gguf"], roots=roots)
+    assert {group.keep, *group.extras} == {lib / "a.gguf", lib / "b.gguf"}
+    before = snapshot(outside)
+    assert main(["roots", "add", str(lib)]) == 0
+    assert main(["dedupe", "--apply", "link", "--yes"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("linked 1 extra to their kept copy")
+    assert (lib / "a.gguf").stat().st_nlink == 2 and snapshot(outside) == before

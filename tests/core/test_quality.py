@@ -320,12 +320,14 @@ def test_advise_picks_by_measured_kld_among_what_fits(tiny, capsys):
     assert rows["Q8_0"]["reference"] and rows["Q8_0"]["kld_mean"] == 0.0
     assert rows["Q2_K"]["measured"] and rows["Q2_K"]["kld_mean"] > rows["Q4_K_M"]["kld_mean"] > 0
     assert rows["F16"]["measured"] is False and rows["F16"]["kld_mean"] is None
-    assert data["recommended"] == str(files["Q8_0"]) and "lowest measured KLD" in data["reason"]
+    # The reference (Q8_0, KLD 0 by definition) is the yardstick, not a pick: the best other quant is.
+    assert data["recommended"] == str(files["Q4_K_M"]) and "lowest measured KLD" in data["reason"]
+    assert "the reference itself fits too" in data["reason"]
     assert rows["Q4_K_M"]["tg_source"] == "measured" and rows["Q2_K"]["tg_source"] == "estimated"
     assert rows["Q2_K"]["tg_tokens_per_second"] > rows["Q4_K_M"]["tg_tokens_per_second"]  # smaller file
 
     code, out, _ = _cli(capsys, "advise", str(files["Q2_K"]), "--vram", "0", "--ram", "64GiB")
-    assert code == 0 and "→ tiny-Q8_0.gguf" in out and "none fits on the GPU" in out and "not measured" in out
+    assert code == 0 and "→ tiny-Q4_K_M.gguf" in out and "none fits on the GPU" in out and "not measured" in out
     code, out, _ = _cli(capsys, "advise", str(files["Q2_K"]), "--vram", "0", "--ram", "1MiB", "--json")
     assert code == 1 and json.loads(out)["recommended"] is None
 

@@ -168,7 +168,7 @@ async def test_fit_panel_names_its_file_and_bounds_its_keys(tiny, tmp_path):
     async with app.run_test(size=(160, 48)) as pilot:
         await _loaded(pilot)
         panel = app.screen.query_one("#fit")
-        assert "a model's row" in rendered(panel)  # the group row: no file's numbers
+        assert "highlight one of this model's files" in rendered(panel)  # the group row: no file's numbers
         await pilot.press("down")
         assert "tiny-Q8_0.gguf" in rendered(panel)
         await pilot.press("right_square_bracket")  # already past the trained 2048: refused, not lowered
@@ -184,7 +184,7 @@ async def test_fit_panel_names_its_file_and_bounds_its_keys(tiny, tmp_path):
         assert any("no GPU on this machine" in n for n in notes(app))
         assert settings_mod.load().fit == saved
         await pilot.press("up")
-        assert "a model's row" in rendered(panel) and "tiny-Q8_0" not in rendered(panel)
+        assert "highlight one of this model's files" in rendered(panel) and "tiny-Q8_0" not in rendered(panel)
 
 
 async def test_chart_says_tied_embeddings_and_output_norm(tiny, tmp_path):

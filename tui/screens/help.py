@@ -29,7 +29,10 @@ def key_rows(screen: Screen) -> list[tuple[str, str, str]]:
         seen.add((key, binding.description))
         rows.append((where, key, binding.description))
     order = {"this screen": 0, "everywhere": 1, "focused box": 2}  # the screen's own actions first
-    return sorted(rows, key=lambda r: order[r[0]])
+    return sorted(rows, key=lambda r: (r[2] in GENERIC, order[r[0]]))  # Textual's own keys last
+
+
+GENERIC = {"Focus Next", "Focus Previous", "Copy selected text", "Command palette", "Maximize", "Minimize"}
 
 
 class HelpScreen(ModalScreen[None]):

@@ -228,7 +228,7 @@ class LibraryScreen(OrganizeActions, Screen):
             members = [e for e in self.table.visible_entries() if e.group == group]
             if members:
                 pane.show_group(members)
-            panel.show(None, "a model's row: highlight one of its files")
+            panel.show(None, "highlight one of this model's files to see its fit")
             return
         e = self.state.entry(key)
         if e is not None:

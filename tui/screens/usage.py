@@ -93,7 +93,8 @@ class UsageScreen(Screen):
     def hash_worker(self) -> None:
         worker = get_current_worker()
         files = [part for e in self.state.entries if not e.error for part in e.parts]
-        groups = find_duplicates(files, lambda d, t: self.post_message(OperationProgress(d, t)))
+        progress = lambda d, t: self.post_message(OperationProgress(d, t))  # noqa: E731
+        groups = find_duplicates(files, progress, self.state.roots())
         if not worker.is_cancelled:
             self.post_message(DuplicatesFound(groups))
 
