@@ -13,6 +13,7 @@ import threading
 import psutil
 
 from quanttui.core.quality.host import ModelHost
+from tests.core.test_ab_hostile import _gone
 
 BUSY_SCRIPT = """
 import sys
@@ -35,18 +36,6 @@ def told(p):
 text = EvalText.load(sys.argv[3])
 evaluate(sys.argv[1], [sys.argv[2]] * 50, text=text, ctx=64, on_progress=told, use_cache=False)
 """
-
-
-def _gone(pid: int, timeout: float = 10) -> bool:
-    """The process has ended (a zombie nobody reaped counts as ended)."""
-    try:
-        p = psutil.Process(pid)
-        p.wait(timeout)
-        return True
-    except psutil.NoSuchProcess:
-        return True
-    except psutil.TimeoutExpired:
-        return p.status() == psutil.STATUS_ZOMBIE
 
 
 def _quality_workers(parent: psutil.Process) -> list[psutil.Process]:
