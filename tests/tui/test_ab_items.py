@@ -121,9 +121,10 @@ async def test_marks_of_earlier_turns_stay_and_a_cancel_drops_numbers_and_sparkl
 
 
 async def test_a_prompt_sent_while_busy_is_queued_and_scoring_is_said(tiny, tmp_path):
+    looper = write_tiny_model(tmp_path / "looper-F16.gguf", output_scale=0.0)  # never ends early (no EOS)
     app = ab_app(tmp_path)
     async with app.run_test(size=(100, 30)) as pilot:
-        screen = await open_ab(pilot, tiny.quants["Q8_0"], tiny.quants["Q4_K_M"])
+        screen = await open_ab(pilot, looper, tiny.quants["Q4_K_M"])
         screen.cfg.mode, screen.cfg.max_tokens = "completion", 100_000  # until its context is full
         phases: list[str] = []
         set_phase = screen._set_phase
