@@ -3,19 +3,17 @@ quality only as the quant type's typical figure from llama.cpp's published table
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import socket
-import sys
 from pathlib import Path
 
 import pytest
 
 from quanttui.core.modelfile import inspect_file
 from quanttui.core.quality import typical
-from quanttui.tui import quality_cli
 from tests.conftest import REPO
+from tests.core.test_quality import _cli
 from tests.hubserver import Faults, HubRepo
 from tests.modelgen import quantize
 
@@ -23,17 +21,6 @@ LADDER = "someone/Ladder-GGUF"
 README = Path("/tmp/llama-cpp-python-src/vendor/llama.cpp/tools/perplexity/README.md")
 
 
-def _cli(capsys, *argv: str) -> tuple[int, str, str]:
-    parser = argparse.ArgumentParser()
-    quality_cli.add_parsers(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
-    try:
-        code = args.func(args)
-    except quality_cli.QualityCliError as e:
-        code = 2
-        print(f"quanttui: {e}", file=sys.stderr)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture(scope="module")
