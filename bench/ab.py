@@ -10,7 +10,9 @@
   256 tokens in completion mode: scoring seconds against generation seconds (goal <= 50%), and
   the scoring it replaced (float64 log-softmax of every row) as the baseline, on the same turn
   (`--score`; the models are built once into --models, by default a folder under the temp dir).
-Run: python bench/ab.py [--tokens 128] [--gpu [--shape 7b]] | --templates | --score [--tokens 256]
+- the same in a four-turn chat, turn by turn: scoring that resumes from the earlier turns against
+  scoring the whole conversation again, on the same turns (`--score --chat`).
+Run: python bench/ab.py [--tokens 128] [--gpu [--shape 7b]] | --templates | --score [--tokens 256] [--chat]
 The A/B pair runs in the worker process the app uses, so the IPC per token is in the figures.
 """
 
@@ -35,7 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from quanttui.core.ab import ABSession, GenConfig, Plan  # noqa: E402
-from quanttui.core.ab.engine import Side  # noqa: E402
+from quanttui.core.ab.side import Side  # noqa: E402
 from quanttui.core.fit.measure import LlamaLogCapture  # noqa: E402
 from tests.modelgen import quantize, write_tiny_model  # noqa: E402
 
@@ -191,9 +193,7 @@ def template_figures(turns: int = 20, repeat: int = 200) -> None:
     print(f"quanttui, next prompts (compiled once, watched) {ours * 1000:8.3f} ms   ratio {ours / base:.2f}x")
 
 
-SCORE_PROMPT = (
-    "The history of the printing press begins in the fifteenth century, when Johannes Gutenberg"
-)
+SCORE_PROMPT = "The history of the printing press begins in the fifteenth century, when Johannes Gutenberg"
 
 
 def _log_softmax(x: np.ndarray) -> np.ndarray:
@@ -240,16 +240,17 @@ def score_figures(folder: Path, tokens: int, repeat: int, labels: tuple[str, str
     models = build(folder, labels)
     a, b = (models.quants[label] for label in labels)
     cfg = GenConfig(mode="completion", max_tokens=tokens, n_ctx=1024)
-    rows: dict[str, list[float]] = {"gen": [], "score": [], "base": []}
+    rows: dict[str, list[float]] = {"gen": [], "score": [], "base": [], "busy": []}
     for _ in range(repeat):
         s = ABSession(str(a), str(b), cfg, Plan(False, {"a": NGL, "b": NGL}, ""), isolate=False)
         t = time.perf_counter()
         turn = s.ask(SCORE_PROMPT, scoring=False)
         rows["gen"].append(time.perf_counter() - t)
         heard: list[tuple[int, int]] = []
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         s.score(turn, on_progress=lambda done, total, heard=heard: heard.append((done, total)))
         rows["score"].append(time.perf_counter() - t)
+        rows["busy"].append((time.process_time() - cpu) / rows["score"][-1])
         t = time.perf_counter()
         base = baseline_cross_score(s, turn)
         rows["base"].append(time.perf_counter() - t)
@@ -274,6 +275,49 @@ def score_figures(folder: Path, tokens: int, repeat: int, labels: tuple[str, str
     print(f"baseline scoring (before)        {base:7.2f} s   ratio {base / gen:.0%} of generation")
     print(f"cross-scoring (now)              {now:7.2f} s   ratio {now / gen:.0%} of generation (goal: 50%)")
     print(f"cross-scoring against the baseline: {now / base:.0%} of its time ({base / now:.1f}x faster)")
+    print(f"cores busy while cross-scoring: {m['busy']:.2f} of {os.cpu_count()}")
+
+
+CHAT_QUESTIONS = (
+    "Tell me about the printing press.",
+    "Who was Gutenberg?",
+    "What came after the press?",
+    "Summarize all that in detail.",
+)
+
+
+def chat_score_figures(folder: Path, tokens: int, labels: tuple[str, str]) -> None:
+    """A chat of four turns: per turn, generation, scoring that resumes from the earlier turns
+    (now), and scoring from the start of the conversation (before), both on the same turn."""
+    from quanttui.core.ab.kept import KeptPrefixes
+    from tests.realmodel import build
+
+    models = build(folder, labels)
+    a, b = (models.quants[label] for label in labels)
+    cfg = GenConfig(mode="chat", max_tokens=tokens, n_ctx=4096)
+    s = ABSession(str(a), str(b), cfg, Plan(False, {"a": 0, "b": 0}, ""), isolate=False)
+    engine = s.engine
+    print(f"chat, {labels[0]} vs {labels[1]}, answers of up to {tokens} tokens, CPU, {os.cpu_count()} cores:")
+    print("turn  prompt  generation  scoring from the start  scoring resumed (now)")
+    for i, q in enumerate(CHAT_QUESTIONS, 1):
+        t0 = time.perf_counter()
+        turn = s.ask(q, scoring=False)
+        gen = time.perf_counter() - t0
+        kept, engine.kept = engine.kept, KeptPrefixes()  # type: ignore[union-attr]
+        t0 = time.perf_counter()
+        s.score(turn)
+        before = time.perf_counter() - t0
+        fresh = turn.scores_a.kld_mean
+        engine.kept = kept  # type: ignore[union-attr]
+        t0 = time.perf_counter()
+        s.score(turn)
+        now = time.perf_counter() - t0
+        assert abs(turn.scores_a.kld_mean - fresh) <= 0.02 * fresh + 1e-3, (turn.scores_a.kld_mean, fresh)
+        print(
+            f"{i:4d}  {len(turn.a.prompt_ids):6d}  {gen:8.2f} s  {before:8.2f} s ({before / gen:4.0%})"
+            f"       {now:8.2f} s ({now / gen:4.0%})"
+        )
+    s.close()
 
 
 def main() -> None:
@@ -286,12 +330,16 @@ def main() -> None:
     ap.add_argument("--score", action="store_true", help="only the cross-scoring figure, real model")
     ap.add_argument("--models", type=Path, default=Path(tempfile.gettempdir()) / "quanttui-bench-gemma")
     ap.add_argument("--pair", default="Q8_0,Q2_K", help="--score: the two quants, A,B")
+    ap.add_argument("--chat", action="store_true", help="--score: a four-turn chat, turn by turn")
     args = ap.parse_args()
     if args.templates:
         template_figures()
         return
     if args.score:
         pair = tuple(args.pair.split(","))
+        if args.chat:
+            chat_score_figures(args.models, args.tokens or 192, pair)  # type: ignore[arg-type]
+            return
         score_figures(args.models, args.tokens or 256, args.repeat, pair)  # type: ignore[arg-type]
         return
     args.tokens = args.tokens or 128

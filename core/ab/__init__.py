@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from .engine import ABEngine, GenConfig, SideResult
+from .engine import ABEngine
 from .plan import ContextRefused, Plan, check_context, plan_pair
 from .session import ABSession, Turn
+from .side import GenConfig, SideResult
 from .template import TemplateError
 
 __all__ = [

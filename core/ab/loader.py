@@ -14,7 +14,7 @@ from ..fit.measure import LlamaLogCapture
 from ..textsafe import clean
 
 if TYPE_CHECKING:
-    from .engine import GenConfig
+    from .side import GenConfig
 
 
 def load_model(path: str, cfg: GenConfig, n_gpu_layers: int, main_gpu: int | None) -> Any:

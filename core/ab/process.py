@@ -23,8 +23,10 @@ from typing import Any
 from ..childproc import how_it_ended, reap, spawn_worker
 from ..paths import cache_dir
 from ..textsafe import clean
-from .engine import GenConfig, OnRender, OnToken, Pair, SideResult, load_error
+from .engine import Pair
+from .loader import load_error
 from .scoring import OnProgress, Scores
+from .side import GenConfig, OnRender, OnToken, SideResult
 
 SIDES = ("a", "b")
 LOG_LIMIT = 4 << 20
@@ -194,6 +196,8 @@ class ProcessEngine(Pair):
         return {**self._errors, **self.failed}
 
     def same_tokenizer(self) -> bool:
+        if self.sequential and not self._same and self._ready():  # known once both have loaded
+            self._same = bool(self._call(("same",)))
         return self._same
 
     def loaded(self) -> list[str]:

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from .kept import KeptPrefixes, load_seq, save_seq
+
 CHUNK = 64  # positions per decode while scoring: the grain of progress and of a cancel
 SUB = 1  # rows per numpy step: a row's temporaries stay in cache (fastest, measured on 262k columns)
 AHEAD = 2  # chunks one model's thread may run ahead of the other's (their rows wait as copies)
@@ -59,11 +61,21 @@ class Scores:
 
 
 def logit_rows(
-    llm: Any, tokens: Sequence[int], start: int, lo: int, hi: int, rows: int = CHUNK
+    llm: Any,
+    tokens: Sequence[int],
+    start: int,
+    lo: int,
+    hi: int,
+    rows: int = CHUNK,
+    *,
+    resume: tuple[int, Any] | None = None,
+    on_end: Callable[[Any], None] | None = None,
 ) -> Iterator[np.ndarray]:
     """The logits of the positions that predict tokens[start+lo : start+hi] (start >= 1), `rows`
     positions per decode, as float32 views valid until this model decodes again. The positions
-    before them are decoded in full batches with no logits asked for."""
+    before them are decoded in full batches with no logits asked for; `resume` = (n, saved
+    sequence) takes the first n of them from a sequence kept earlier (kept.save_seq), and `on_end`
+    is handed this model's sequence once the last rows have been taken."""
     if hi <= lo:
         return
     ctx, batch = llm._ctx, llm._batch.batch
@@ -71,9 +83,12 @@ def logit_rows(
     first, end = start - 1 + lo, start - 1 + hi  # the positions whose logits are wanted
     rows = max(1, min(rows, llm.n_batch))
     llm.reset()
-    ctx.kv_cache_clear()
+    pos = 0
+    if resume and 0 < resume[0] <= first and load_seq(llm, resume[1], resume[0]):
+        pos = resume[0]
+    else:
+        ctx.kv_cache_clear()
     try:
-        pos = 0
         while pos < end:
             size = min(llm.n_batch, first - pos) if pos < first else min(rows, end - pos)
             for j in range(size):
@@ -85,6 +100,8 @@ def logit_rows(
             if pos >= first:
                 yield np.ctypeslib.as_array(ctx.get_logits(), shape=(size, n_vocab))
             pos += size
+        if on_end is not None:
+            on_end(save_seq(llm))
     finally:
         llm.reset()
 
@@ -138,19 +155,33 @@ class _Progress:
 
 @dataclass
 class _Span:
-    """A side's answer as scoring sees it: prompt and answer ids, where the answer starts, its length."""
+    """A side's answer as scoring sees it: prompt and answer ids, where the answer starts, its
+    length, how many leading tokens both models take from what was kept, and what they keep now."""
 
+    side: str
     seq: list[int]
     start: int
     n: int
+    resume: int = 0
+    saved: dict[str, Any] = field(default_factory=dict)  # model name -> its sequence at the end
 
     @classmethod
-    def of(cls, result: Any) -> _Span:
+    def of(cls, side: str, result: Any) -> _Span:
         seq, start = [*result.prompt_ids, *result.token_ids], len(result.prompt_ids)
-        return cls(seq, start, len(result.token_ids) if start >= 1 else 0)  # nothing predicts token 0
+        return cls(side, seq, start, len(result.token_ids) if start >= 1 else 0)  # nothing predicts token 0
 
-    def rows(self, llm: Any) -> Iterator[np.ndarray]:
-        return logit_rows(llm, self.seq, self.start, 0, self.n)
+    def rows(self, name: str, llm: Any, kept: KeptPrefixes | None) -> Iterator[np.ndarray]:
+        resume = (self.resume, kept.state(self.side, name)) if kept and self.resume else None
+
+        def keep(state: Any) -> None:
+            self.saved[name] = state
+
+        return logit_rows(llm, self.seq, self.start, 0, self.n, resume=resume, on_end=keep)
+
+    @property
+    def decoded(self) -> list[int]:
+        """The tokens each model has in its cache once done: all but the last."""
+        return self.seq[: self.start - 1 + self.n]
 
 
 @contextlib.contextmanager
@@ -182,34 +213,63 @@ class _Out:
         return {n: Scores(self.kld[n].tolist(), self.top1[n].tolist()) for n in self.kld}
 
 
-def _together(llms: dict[str, Any], spans: dict[str, _Span], step: _Progress, out: _Out) -> bool:
-    """Both models at once, one thread each, on both answers; False when cancelled."""
+def _together(
+    llms: dict[str, Any], spans: dict[str, _Span], step: _Progress, out: _Out, kept: KeptPrefixes | None
+) -> bool:
+    """Both models at once, one thread each, on both answers; False when cancelled. The first model
+    at a chunk leaves a copy of its rows; the second queues the pair, and a thread that is ahead
+    (or has no decoding left) compares it, so the slower model is not slowed further."""
     board: dict[tuple[str, int], np.ndarray] = {}  # the first model's rows of a chunk, copied
+    jobs: list[tuple[str, int, np.ndarray, np.ndarray]] = []  # (side, lo, reference rows, other rows)
+    done = dict.fromkeys(llms, 0)
     turn = threading.Condition()
     stop = threading.Event()
     failed: list[BaseException] = []
 
+    def compare(ahead_of: str | None) -> bool:
+        """Compare one queued chunk if any (only while ahead of `ahead_of`'s decoding)."""
+        with turn:
+            if not jobs or (ahead_of is not None and done[ahead_of] >= sum(done.values()) / 2):
+                return False
+            job = jobs.pop(0)
+        out.put(*job)
+        return True
+
     def work(me: str) -> None:
         llm = llms[me]
+        other = next(n for n in llms if n != me)
         try:
             with _batch_threads(llm, llm.n_threads):
                 for side, span in spans.items():
                     lo = 0
-                    for rows in span.rows(llm):
+                    for rows in span.rows(me, llm, kept):
                         with turn:
                             theirs = board.pop((side, lo), None)
                             if theirs is None:  # first here: leave a copy, without running far ahead
                                 board[(side, lo)] = rows.copy()
-                                while len(board) > AHEAD and not stop.is_set():
-                                    turn.wait(0.1)
+                            done[me] += len(rows)
                             turn.notify_all()
                         if theirs is not None:
-                            ref, other = (rows, theirs) if side == me else (theirs, rows)
-                            out.put(side, lo, ref, other)
+                            pair = (rows, theirs) if side == me else (theirs, rows)
+                            if len(jobs) < AHEAD:  # copied: the rows are gone at the next decode
+                                with turn:
+                                    jobs.append((side, lo, *(r.copy() if r is rows else r for r in pair)))
+                                    turn.notify_all()
+                            else:
+                                out.put(side, lo, *pair)
+                        while True:  # compare while ahead, and while too far ahead to decode on
+                            while compare(other):
+                                pass
+                            with turn:
+                                if len(board) <= AHEAD or stop.is_set():
+                                    break
+                                turn.wait(0.1)
                         if stop.is_set() or not step(len(rows)):
                             stop.set()
                             return
                         lo += len(rows)
+            while not stop.is_set() and compare(None):
+                pass
         except BaseException as e:  # noqa: BLE001  handed to the caller's thread
             failed.append(e)
             stop.set()
@@ -228,27 +288,32 @@ def _together(llms: dict[str, Any], spans: dict[str, _Span], step: _Progress, ou
 
 
 def _one_at_a_time(
-    model: Callable[[str], Any], order: tuple[str, str], spans: dict[str, _Span], step: _Progress, out: _Out
+    model: Callable[[str], Any],
+    order: tuple[str, str],
+    spans: dict[str, _Span],
+    step: _Progress,
+    out: _Out,
+    kept: KeptPrefixes | None,
 ) -> bool:
     """The models take turns: the loaded one's rows on both answers are copied, then the other
     loads and is compared with them; False when cancelled."""
     now, later = order
-    kept: dict[str, list[np.ndarray]] = {}
+    rows_of: dict[str, list[np.ndarray]] = {}
     for side, span in spans.items():
-        kept[side] = []
-        for rows in span.rows(model(now)):
-            kept[side].append(rows.copy())
+        rows_of[side] = []
+        for rows in span.rows(now, model(now), kept):
+            rows_of[side].append(rows.copy())
             if not step(len(rows)):
                 return False
     for side, span in spans.items():
         lo = 0
-        for rows, theirs in zip(span.rows(model(later)), kept[side], strict=True):
+        for rows, theirs in zip(span.rows(later, model(later), kept), rows_of[side], strict=True):
             ref, other = (theirs, rows) if side == now else (rows, theirs)
             out.put(side, lo, ref, other)
             lo += len(rows)
             if not step(len(rows)):
                 return False
-        kept[side] = []
+        rows_of[side] = []
     return True
 
 
@@ -260,11 +325,16 @@ def cross_score(
     together: bool = True,
     on_progress: OnProgress | None = None,
     cancel: threading.Event | None = None,
+    kept: KeptPrefixes | None = None,
 ) -> dict[str, Scores] | None:
     """Per side, KL(side || other) and top-1 agreement on the side's own tokens (None when
     cancelled). `llm_of(name)` gives that side's model, loading it when the models take turns
-    (`together` False; `order[0]` is the one loaded now, so it goes first)."""
-    spans = {name: _Span.of(r) for name, r in results.items()}
+    (`together` False; `order[0]` is the one loaded now, so it goes first). With `kept`, each
+    side resumes from the prefix both models decoded in an earlier call, and keeps this one's."""
+    spans = {name: _Span.of(name, r) for name, r in results.items()}
+    if kept is not None:
+        for side, span in spans.items():
+            span.resume = kept.resume_at(side, span.seq, span.start - 1, order) if span.n else 0
     step = _Progress(2 * sum(s.n for s in spans.values()), on_progress, cancel)
     out = _Out(spans)
     if not step():
@@ -277,7 +347,13 @@ def cross_score(
         return llm
 
     if together:
-        done = _together({n: model(n) for n in order}, spans, step, out)
+        done = _together({n: model(n) for n in order}, spans, step, out, kept)
     else:
-        done = _one_at_a_time(model, order, spans, step, out)
-    return out.scores() if done else None
+        done = _one_at_a_time(model, order, spans, step, out, kept)
+    if not done:
+        return None
+    if kept is not None:
+        for side, span in spans.items():
+            if span.n:
+                kept.keep(side, span.decoded, span.saved)
+    return out.scores()

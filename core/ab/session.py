@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from ..paths import data_dir
-from .engine import ABEngine, GenConfig, OnStatus, OnToken, SideResult
+from .engine import ABEngine
 from .metrics import first_divergence
 from .plan import Plan, plan_pair
 from .process import ProcessEngine
 from .scoring import OnProgress, Scores
+from .side import GenConfig, OnStatus, OnToken, SideResult
 
 
 @dataclass
@@ -125,7 +126,7 @@ class ABSession:
         messages = {n: self.messages(n, prompt, continue_text=continue_text) for n in ("a", "b")}
         results = self.engine.run(messages, on_token, cancel, stop_loops=stop_loops)
         a, b = results["a"], results["b"]
-        same = self.engine.same_tokenizer() if not self.engine.sequential else self._same_vocab(a, b)
+        same = self.engine.same_tokenizer()
         if same:
             div, basis = first_divergence(a.token_ids, b.token_ids), "tokens"
         else:
@@ -168,10 +169,6 @@ class ABSession:
             self.history[n] = self.history[n][:-2]
             self._carried[n].pop()
         return self.ask(last.prompt, on_token, cancel, scoring=scoring, stop_loops=stop_loops)
-
-    @staticmethod
-    def _same_vocab(a: SideResult, b: SideResult) -> bool:
-        return bool(a.prompt_ids) and a.prompt_ids == b.prompt_ids
 
     @staticmethod
     def scorable(turn: Turn) -> bool:

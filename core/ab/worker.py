@@ -117,6 +117,8 @@ def _handle(link: _Link, engine: ABEngine | None, op: str, args: tuple[Any, ...]
         return engine, engine.loaded()
     if op == "describe":
         return engine, engine.describe()
+    if op == "same":
+        return engine, engine.same_tokenizer()
     raise ValueError(f"unknown request {op!r}")
 
 
@@ -142,6 +144,7 @@ def serve(conn: Connection) -> None:
 
 def main(argv: list[str]) -> int:
     return worker_main(serve, argv)
+
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv))
