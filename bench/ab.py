@@ -11,7 +11,8 @@
   the scoring it replaced (float64 log-softmax of every row) as the baseline, on the same turn
   (`--score`; the models are built once into --models, by default a folder under the temp dir).
 - the same in a four-turn chat, turn by turn: scoring that resumes from the earlier turns against
-  scoring the whole conversation again, on the same turns (`--score --chat`).
+  scoring the whole conversation again, on the same turns (`--score --chat`; the model has no chat
+  template, so the engine joins the turns as plain text: the conversation grows as a chat's does).
 Run: python bench/ab.py [--tokens 128] [--gpu [--shape 7b]] | --templates | --score [--tokens 256] [--chat]
 The A/B pair runs in the worker process the app uses, so the IPC per token is in the figures.
 """
