@@ -110,17 +110,27 @@ class DetailPane(VerticalScroll):
     def show_group(self, members: list[LibraryEntry]) -> None:
         title = safe(f"{members[0].group_label}: quant ladder")
         t = Table(title=title, title_justify="left", box=None)
-        for col in ("quant", "bpw", "size", "imatrix", "file"):
-            t.add_column(col, justify="right" if col in ("bpw", "size") else "left")
+        rows = []
         for e in members:
             bpw = e.fact("bpw")
-            t.add_row(
-                safe(e.quant or "?"),
-                Text(f"{bpw:.2f}" if bpw else "?"),
-                Text(fmt.size(e.size_bytes)),
-                Text("yes" if e.fact("imatrix") else "-"),
-                safe(e.name),
+            rows.append(
+                (
+                    safe(e.quant or "?"),
+                    Text(f"{bpw:.2f}" if bpw else "?"),
+                    Text(fmt.size(e.size_bytes)),
+                    Text("yes" if e.fact("imatrix") else "-"),
+                    safe(e.name),
+                )
             )
+        # The figures keep their full width in a narrow pane (rich would cut every column); the
+        # file name gives way.
+        for i, col in enumerate(("quant", "bpw", "size", "imatrix")):
+            least = max([3 if col == "imatrix" else len(col), *(r[i].cell_len for r in rows)])
+            side = "right" if col in ("bpw", "size") else "left"
+            t.add_column(col, justify=side, no_wrap=True, min_width=least)
+        t.add_column("file", no_wrap=True, overflow="ellipsis", min_width=4)
+        for r in rows:
+            t.add_row(*r)
         self.query_one("#detail-facts", Static).update(t)
         self.query_one("#detail-chart", BpwChart).bars = []
 

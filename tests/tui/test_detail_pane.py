@@ -1,0 +1,33 @@
+"""The side pane's quant ladder in a narrow pane: every figure stays whole (rich would cut each
+column to fit), and the file name gives way."""
+
+from __future__ import annotations
+
+import pytest
+
+from quanttui.core import format as fmt
+from quanttui.core.fit import hardware
+from quanttui.core.library import Root
+from quanttui.tui.app import create_app
+from tests.tui.test_hostile_text import screen_text
+from tests.tui.test_library_layout import lib  # noqa: F401  (the fixture)
+from tests.tui.test_library_screen import _loaded
+
+
+@pytest.mark.parametrize("size", [(100, 30), (160, 48)])
+async def test_the_ladder_keeps_quant_bpw_and_size_whole_in_a_narrow_pane(lib, size):  # noqa: F811
+    app = create_app([Root(lib, "folder", False)], hardware("0", "32GiB"))
+    async with app.run_test(size=size) as pilot:
+        table = await _loaded(pilot)
+        table.move_cursor(row=0)  # the model's row: its ladder in the side pane
+        await pilot.pause(0.3)
+        text = screen_text(app)
+        assert "quant ladder" in text
+        entries = {e.quant: e for e in app.library.entries}
+        pane = "\n".join(ln.split("▏", 1)[1] for ln in text.splitlines() if "▏" in ln)
+        ladder = pane[pane.index("quant ladder") :]
+        for quant in ("Q8_0", "Q4_K_M", "Q2_K"):
+            size_text = fmt.size(entries[quant].size_bytes)
+            line = next(ln for ln in ladder.splitlines() if f" {quant} " in ln)
+            assert size_text in line, line  # the size on one line, whole
+            assert f"{entries[quant].fact('bpw'):.2f}" in line
