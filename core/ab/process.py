@@ -16,121 +16,32 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any
 
-from ..childproc import how_it_ended, reap, spawn_worker
-from ..paths import cache_dir
 from ..textsafe import clean
 from .engine import Pair
 from .loader import load_error
 from .scoring import OnProgress, Scores
 from .side import GenConfig, OnRender, OnToken, SideResult
+from .worker_client import WorkerClient, WorkerDied
 
 SIDES = ("a", "b")
-LOG_LIMIT = 4 << 20
 CANCEL_GRACE = 3.0  # seconds a run has to stop after a cancel before its worker is killed
 RENDER_GRACE = 5.0  # beyond the template's own time limit, before its worker is killed
-CLOSE_GRACE = 5.0  # seconds a closing worker has to unload before it is killed
 
 
-class WorkerDied(RuntimeError):
-    """The worker process ended in the middle of a request; the text says how (signal, last log line)."""
-
-
-def worker_log() -> Path:
-    """Where the worker's stdout and stderr go: llama.cpp's log goes to a callback, but its aborts
-    (GGML_ASSERT, CUDA errors) print there, and the last line names the cause of a crash."""
-    return cache_dir() / "ab-worker.log"
-
-
-def _last_log_line(path: Path, start: int) -> str:
-    """The last non-empty line the worker wrote after `start` (where its own output began)."""
-    try:
-        with path.open("rb") as f:
-            f.seek(0, 2)
-            f.seek(max(start, f.tell() - 4096))
-            lines = f.read().decode("utf-8", errors="replace").splitlines()
-    except OSError:
-        return ""
-    lines = [line.strip() for line in lines if line.strip()]
-    return lines[-1][:200] if lines else ""
-
-
-class ProcessEngine(Pair):
+class ProcessEngine(WorkerClient, Pair):
     """Loads A and B in a worker process and runs both on each prompt, like ABEngine in-process."""
 
     def __init__(self, path_a: str, path_b: str, cfg: GenConfig, **kw: Any) -> None:
         # Set from any thread (the screen is left while loading): the load stops, its worker killed.
         self.abort: threading.Event = kw.pop("abort", None) or threading.Event()
         super().__init__(path_a, path_b, cfg, **kw)  # `failed` grows when loading kills the worker
-        self.crashed: str | None = None  # how the worker last died, until a new one has loaded
         self._errors: dict[str, str] = {}
         self._same = False
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._conn: Connection | None = None
-        self._send_lock = threading.Lock()
-        self._log_start = 0  # where this worker's output begins in the shared log
         self._load()
 
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc else None
-
     # the process ------------------------------------------------------------------------------------
-
-    def _start(self) -> None:
-        log = worker_log()
-        # Appended to, so two apps at once do not erase each other's crash; kept under LOG_LIMIT.
-        big = log.is_file() and log.stat().st_size > LOG_LIMIT
-        self._proc, self._conn, self._log_start = spawn_worker("quanttui.core.ab.worker", log, append=not big)
-
-    def _died(self) -> WorkerDied:
-        proc, conn = self._proc, self._conn
-        self._proc = self._conn = None
-        if conn is not None:
-            conn.close()
-        code = reap(proc) if proc is not None else None  # reaped: its in-use markers read as stale
-        how = how_it_ended(code)
-        tail = _last_log_line(worker_log(), self._log_start)
-        self.crashed = f"the model process crashed ({how}{': ' + tail if tail else ''})"
-        return WorkerDied(self.crashed)
-
-    def _send(self, *msg: Any) -> None:
-        if self._conn is None:
-            raise self._died()
-        with self._send_lock:
-            try:
-                self._conn.send(msg)
-            except OSError:
-                raise self._died() from None
-
-    def _call(
-        self,
-        msg: tuple[Any, ...],
-        on_event: Callable[..., None] | None = None,
-        sent: Callable[[], None] | None = None,
-    ) -> Any:
-        """Send a request (then call `sent`) and read events until its reply; WorkerDied if the
-        process ends first."""
-        self._send(*msg)
-        if sent is not None:
-            sent()
-        while True:
-            try:
-                reply = self._conn.recv() if self._conn else None
-            except (EOFError, OSError):
-                reply = None
-            if reply is None:
-                raise self._died()
-            kind = reply[0]
-            if kind == "ok":
-                return reply[1]
-            if kind == "err":
-                raise RuntimeError(reply[1])
-            if on_event is not None:
-                on_event(*reply)
 
     def _status(self, loading: dict[str, str | None]) -> Callable[..., None]:
         def on_event(kind: str, *args: Any) -> None:
@@ -392,26 +303,3 @@ class ProcessEngine(Pair):
             return self._call(("score", a, b), on_event, sent)
         finally:
             ended.set()
-
-    def close(self) -> None:
-        """Stop any run, let the worker unload for a few seconds, then kill it if it has not ended."""
-        proc, conn = self._proc, self._conn
-        self._proc = self._conn = None
-        if proc is None:
-            return
-        deadline = time.monotonic() + CLOSE_GRACE
-        if conn is not None:
-            try:
-                with self._send_lock:
-                    conn.send(("cancel",))  # a run still going (Ctrl+C in the CLI) stops now
-                    conn.send(("close",))
-                while conn.poll(max(0.0, deadline - time.monotonic())):
-                    conn.recv()  # events and replies, until the worker closes its end
-            except (EOFError, OSError):
-                pass
-            conn.close()
-        try:
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()

@@ -12,7 +12,8 @@ import math
 from typing import Any
 
 from ..textsafe import clean
-from .reader import ArrayRef, Header
+from .reader import Header
+from .values import ArrayRef
 
 # Bounds far beyond any real model (the largest have ~160 layers, 16k embeddings, 262k-token
 # vocabularies and 10M-token contexts), small enough that work per layer stays trivial.

@@ -23,7 +23,7 @@ from quanttui.core.library.groups import group_of
 from quanttui.core.library.scan import LibraryEntry, sort_entries
 from quanttui.core.modelfile import GGUFError, inspect_file, read_header
 from quanttui.core.modelfile.checks import facts_problem
-from quanttui.core.modelfile.reader import EAGER_ITEMS_BUDGET, ArrayRef
+from quanttui.core.modelfile.values import EAGER_ITEMS_BUDGET, ArrayRef
 from quanttui.tui import cli
 from tests.modelgen import HEADER_KEYS, WRONG_VALUES, raw_gguf, raw_llama
 

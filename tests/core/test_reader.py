@@ -18,7 +18,7 @@ from quanttui.core.modelfile import (
     parse_header,
     read_header,
 )
-from quanttui.core.modelfile.reader import ArrayRef
+from quanttui.core.modelfile.values import ArrayRef
 from tests.modelgen import VOCAB, write_tiny_model, write_vocab_header
 
 
