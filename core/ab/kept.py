@@ -14,7 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import psutil
+
 BUDGET = 512 * 2**20  # bytes of KV kept in all; a longer conversation is decoded again instead
+RAM_SHARE = 8  # and never more than an eighth of the memory available when it is kept
 
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -86,12 +89,14 @@ class KeptPrefixes:
         return self._sides[side].states[model]
 
     def keep(self, side: str, tokens: Sequence[int], states: dict[str, Any]) -> None:
-        """Keep both models' sequences for `tokens`, unless that would pass the budget."""
+        """Keep both models' sequences for `tokens`, unless that would pass the budget or take
+        more than a share of the memory available now."""
         self._sides.pop(side, None)
         if any(s is None for s in states.values()):
             return
         held = sum(len(s) for k in self._sides.values() for s in k.states.values())
-        if held + sum(len(s) for s in states.values()) <= self.budget:
+        limit = min(self.budget, psutil.virtual_memory().available // RAM_SHARE)
+        if held + sum(len(s) for s in states.values()) <= limit:
             self._sides[side] = _Side(list(tokens), dict(states))
 
     def clear(self) -> None:
