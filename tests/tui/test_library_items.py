@@ -289,3 +289,33 @@ def test_roots_add_says_when_a_folder_is_already_a_root(tmp_path, capsys, again)
     assert capsys.readouterr().out.strip() == f"{again}: {lib}"
     assert settings_mod.load().roots.count(str(lib)) == 1
     assert os.path.isdir(lib)
+
+
+async def test_backspace_from_the_table_edits_the_filter(tiny, tmp_path):
+    d = _lib(tiny, tmp_path)
+    app = create_app([Root(d, "folder", False)], hardware("0", "32GiB"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = await _loaded(pilot)
+        filt = app.screen.query_one("#filter")
+        await pilot.press(*"tiny q2", "down")
+        assert filt.value == "tiny q2" and app.screen.focused is table
+        assert [Path(k).name for k in row_keys(table)[1:]] == ["tiny-Q2_K.gguf"]
+        await pilot.press("backspace")  # from the table: the filter's last character goes
+        assert filt.value == "tiny q" and app.screen.focused is table
+        assert len(row_keys(table)) == 4  # every tiny-Q file matches again
+        await pilot.press("ctrl+w")  # the last word
+        assert filt.value == "tiny " and app.screen.focused is table
+        await pilot.press("ctrl+backspace")
+        assert filt.value == "" and app.screen.focused is table
+        await pilot.press("backspace")  # nothing left: nothing happens
+        assert filt.value == "" and app.screen.focused is table and len(row_keys(table)) == 4
+        await pilot.press("f1")
+        rows = {(key, what) for _, key, what in app.screen.rows}
+        assert ("⌫", "Filter: delete last character") in rows
+        assert ("^w", "Filter: delete last word") in rows and ("^⌫", "Filter: delete last word") in rows
+        await pilot.press("escape")
+        filt.focus()
+        await pilot.press(*"q4 km", "ctrl+backspace")  # in the box: the word left of the cursor
+        assert filt.value == "q4 "
+        await pilot.press("backspace")
+        assert filt.value == "q4" and app.screen.focused is filt

@@ -27,7 +27,7 @@ from ..safe import safe
 from ..state import Change, LibraryState, library_state
 from ..tones import tone
 from ..widgets.detail_pane import DetailPane
-from ..widgets.filter_input import FilterInput, types_into_filter
+from ..widgets.filter_input import FilterInput, drop_last, types_into_filter
 from ..widgets.fit_panel import FitPanel, verdict_cell
 from ..widgets.key_footer import KeyFooter
 from ..widgets.model_table import GROUP_PREFIX, ModelTable
@@ -55,42 +55,29 @@ def summary(state: LibraryState, warning: str = "yellow") -> Text:
     return text
 
 
+def _quiet(key: str, action: str, description: str, id: str) -> Binding:
+    """A priority key that Help and the palette list and the footer leaves out."""
+    return Binding(key, action, description, show=False, id=id, priority=True)
+
+
 class LibraryScreen(OrganizeActions, Screen):
     CSS_PATH = "library.tcss"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-medium"), (140, "-wide")]
     BINDINGS = [
         Binding("slash", "focus_filter", "Filter", id="library.filter", priority=True),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="library.clear_filter"),
-        Binding("ctrl+s", "cycle_sort", "Sort", show=False, id="library.sort", priority=True),
-        Binding("ctrl+o", "reverse_sort", "Reverse order", show=False, id="library.reverse", priority=True),
-        Binding("ctrl+r", "rescan", "Rescan", show=False, id="library.rescan", priority=True),
-        Binding("ctrl+a", "add_root", "Add folder", show=False, id="library.add_root", priority=True),
-        Binding(
-            "left_square_bracket", "fit_ctx(0.5)", "Context ÷2", show=False, id="fit.ctx_down", priority=True
-        ),
-        Binding(
-            "right_square_bracket", "fit_ctx(2)", "Context ×2", show=False, id="fit.ctx_up", priority=True
-        ),
-        Binding(
-            "left_curly_bracket",
-            "fit_layers(-1)",
-            "GPU layers −1",
-            show=False,
-            id="fit.layers_down",
-            priority=True,
-        ),
-        Binding(
-            "right_curly_bracket",
-            "fit_layers(1)",
-            "GPU layers +1",
-            show=False,
-            id="fit.layers_up",
-            priority=True,
-        ),
-        Binding("semicolon", "fit_kv", "KV cache type", show=False, id="fit.kv", priority=True),
-        Binding(
-            "apostrophe", "fit_flash_attn", "Flash attention", show=False, id="fit.flash_attn", priority=True
-        ),
+        Binding("backspace", "filter_back", "Filter: delete last character", show=False, id="library.back"),
+        Binding("ctrl+w,ctrl+backspace", "filter_back(True)", "Filter: delete last word", show=False),
+        _quiet("ctrl+s", "cycle_sort", "Sort", "library.sort"),
+        _quiet("ctrl+o", "reverse_sort", "Reverse order", "library.reverse"),
+        _quiet("ctrl+r", "rescan", "Rescan", "library.rescan"),
+        _quiet("ctrl+a", "add_root", "Add folder", "library.add_root"),
+        _quiet("left_square_bracket", "fit_ctx(0.5)", "Context ÷2", "fit.ctx_down"),
+        _quiet("right_square_bracket", "fit_ctx(2)", "Context ×2", "fit.ctx_up"),
+        _quiet("left_curly_bracket", "fit_layers(-1)", "GPU layers −1", "fit.layers_down"),
+        _quiet("right_curly_bracket", "fit_layers(1)", "GPU layers +1", "fit.layers_up"),
+        _quiet("semicolon", "fit_kv", "KV cache type", "fit.kv"),
+        _quiet("apostrophe", "fit_flash_attn", "Flash attention", "fit.flash_attn"),
         Binding("space", "mark", "Mark", id="library.mark"),
         Binding("ctrl+b", "open_ab", "A/B", id="library.ab", priority=True),
         Binding("ctrl+k", "quality", "Quality", id="library.quality"),
@@ -99,9 +86,9 @@ class LibraryScreen(OrganizeActions, Screen):
             "shift+delete", "delete(True)", "Delete permanently", show=False, id="organize.delete_permanent"
         ),
         Binding("ctrl+x", "move", "Move", id="organize.move", priority=True),
-        Binding("ctrl+n", "rename", "Rename", show=False, id="organize.rename", priority=True),
+        _quiet("ctrl+n", "rename", "Rename", "organize.rename"),
         Binding("ctrl+u", "usage", "Disk usage", id="organize.usage", priority=True),
-        Binding("f2", "toggle_side", "Side pane", show=False, id="library.side", priority=True),
+        _quiet("f2", "toggle_side", "Side pane", "library.side"),
     ]
 
     def __init__(self) -> None:
@@ -284,6 +271,12 @@ class LibraryScreen(OrganizeActions, Screen):
 
     def action_focus_filter(self) -> None:
         self.query_one(FilterInput).focus()
+
+    def action_filter_back(self, word: bool = False) -> None:
+        """Backspace from the table edits the filter, as letters do: its last character (or word) goes."""
+        filt = self.query_one(FilterInput)
+        filt.value = drop_last(filt.value, word=word)
+        filt.cursor_position = len(filt.value)
 
     def action_clear_filter(self) -> None:
         self.query_one(FilterInput).value = ""

@@ -3,6 +3,7 @@ screen's punctuation actions, Up and Down) is passed on, so the screen's keys wo
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from textual.binding import Binding
@@ -17,6 +18,11 @@ def types_into_filter(char: str | None) -> bool:
     return bool(char) and len(char) == 1 and (char.isalnum() or char in FILTER_CHARS)  # type: ignore[union-attr]
 
 
+def drop_last(query: str, *, word: bool = False) -> str:
+    """`query` less its last character, or with `word` its last word and the spaces after it."""
+    return re.sub(r"\S*\s*$", "", query, count=1) if word else query[:-1]
+
+
 class FilterInput(Input):
     """An Input that consumes only the characters a filter query holds; Down and Up leave it for the
     table (posting `Leave`), so arrow keys never stop at the box."""
@@ -24,6 +30,7 @@ class FilterInput(Input):
     BINDINGS = [
         Binding("down", "leave(1)", "Table", show=False, id="filter.down"),
         Binding("up", "leave(-1)", "Table", show=False, id="filter.up"),
+        Binding("ctrl+backspace", "delete_left_word", "Delete word left", show=False, id="filter.back_word"),
     ]
 
     @dataclass
