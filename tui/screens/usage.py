@@ -16,6 +16,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from ...core.format import size
 from ...core.organize import (
     DuplicateGroup,
+    Usage,
     disk_usage,
     find_duplicates,
     link_extras,
@@ -73,17 +74,43 @@ class UsageScreen(Screen):
     def on_mount(self) -> None:
         self.sub_title = "Disk usage"
         entries = self.state.entries
-        u = disk_usage(entries).to_dict()
+        usage = disk_usage(entries, self.state.roots())
+        u = usage.to_dict()
         models = len({e.group for e in entries})
         self.query_one("#usage", Static).update(
             Group(
                 Text(f"total {size(u['total'])} in {len(entries)} files of {models} models", style="bold"),
+                *self.outside_lines(usage),
                 bars("by root", u["roots"]),
                 bars("by model", u["groups"]),
                 bars("by quant", u["quants"]),
             )
         )
         self.rehash()
+
+    def outside_lines(self, usage: Usage, limit: int = 10) -> list[Text]:
+        """How many files in the roots are links to data outside them (counted as 0 bytes), and which."""
+        links = usage.outside_links
+        if not links:
+            return []
+        n = len(links)
+        lines = [
+            Text(
+                f"{n} link{'s to files' if n != 1 else ' to a file'} outside the roots, not counted "
+                f"({size(usage.outside_bytes)} there; deleting a link frees nothing)",
+                style=tone(self, "warning"),
+            )
+        ]
+        for link in links[:limit]:
+            line = Text("  link  ", style="dim")
+            line.append_text(safe(link.path))
+            line.append(" → ", style="dim")
+            line.append_text(safe(link.target))
+            line.append(f"  [{size(link.size)}]", style="dim")
+            lines.append(line)
+        if n > limit:
+            lines.append(Text(f"  and {n - limit} more", style="dim"))
+        return lines
 
     def rehash(self) -> None:
         self.bar.show_progress("hashing to find duplicates…")
