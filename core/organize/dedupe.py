@@ -3,8 +3,10 @@ reclaim the space: delete the extras, or replace them with hard links on the sam
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -15,10 +17,13 @@ from .. import pathgate
 from ..library.roots import Root
 from ..paths import cache_dir
 from ..textsafe import clean_path
+from .journal import Journal, failpoint, fsync_dir
 from .move import sha256_file
 from .safety import OrganizeError, gate, in_use, log_operation
 
 Progress = Callable[[int, int], None]
+# The temporary hard link beside an extra: `.NAME.link-PID`, renamed over NAME.
+TEMP_PREFIX, TEMP_MARK = ".", ".link-"
 
 
 @dataclass
@@ -123,24 +128,69 @@ def find_duplicates(
 
 def link_extras(group: DuplicateGroup, roots: list[Root]) -> list[Path]:
     """Replace each extra with a hard link to `keep` (same filesystem only), atomically per file; the
-    kept copy and every extra (where it sits and what it points to) pass the path gate first."""
+    kept copy and every extra (where it sits and what it points to) pass the path gate first. Each
+    link is made under a temporary name beside the extra and renamed over it; a journal names that
+    temporary link first, so a kill in between leaves nothing behind after the next start."""
     paths = [group.keep, *group.extras]
     gate(paths, roots, follow=False)
     gate(paths, roots, follow=True)
     keep_real = Path(os.path.realpath(group.keep))
+    keep_st = keep_real.stat()
+    journal = Journal("dedupe", {"keep": str(keep_real), "keep_id": [keep_st.st_dev, keep_st.st_ino]})
     linked = []
-    for extra in group.extras:
-        real = Path(os.path.realpath(extra))
-        if in_use(real):
-            raise OrganizeError(f"{clean_path(extra)}: open in a running A/B session; close it first")
-        if real.stat().st_dev != keep_real.stat().st_dev:
-            continue  # hard links cannot cross filesystems; this extra stays a copy
-        if sha256_file(real) != group.sha256:
-            raise OrganizeError(f"{clean_path(extra)}: changed since it was hashed; rerun dedupe")
-        tmp = real.with_name(f".{real.name}.link-{os.getpid()}")
-        tmp.unlink(missing_ok=True)
-        os.link(keep_real, tmp)
-        os.replace(tmp, real)
-        linked.append(extra)
+    try:
+        for extra in group.extras:
+            real = Path(os.path.realpath(extra))
+            if in_use(real):
+                raise OrganizeError(f"{clean_path(extra)}: open in a running A/B session; close it first")
+            if real.stat().st_dev != keep_st.st_dev:
+                continue  # hard links cannot cross filesystems; this extra stays a copy
+            if sha256_file(real) != group.sha256:
+                raise OrganizeError(f"{clean_path(extra)}: changed since it was hashed; rerun dedupe")
+            tmp = real.with_name(f"{TEMP_PREFIX}{real.name}{TEMP_MARK}{os.getpid()}")
+            tmp.unlink(missing_ok=True)
+            journal.save(extra=str(real), tmp=str(tmp))
+            failpoint("dedupe:journaled")
+            os.link(keep_real, tmp)
+            failpoint("dedupe:linked")
+            os.replace(tmp, real)
+            failpoint("dedupe:replaced")
+            linked.append(extra)
+    except BaseException:
+        # A link made but not renamed goes and the extra stays a copy; if that fails too, the journal
+        # stays and the next start removes it.
+        with contextlib.suppress(OSError):
+            recover_dedupe(journal.data)
+            journal.close()
+        raise
+    journal.close()
     log_operation("dedupe-link", keep=str(group.keep), linked=[str(p) for p in linked])
     return linked
+
+
+def recover_dedupe(data: dict[str, Any]) -> list[str]:
+    """Remove the temporary link an interrupted dedupe left beside an extra, which then stays a copy.
+    Only a file of the temporary name, in the extra's folder, that is the kept copy's own inode is
+    removed; anything else there is left in place and named."""
+    tmp_name, extra_name = data.get("tmp"), data.get("extra")
+    if not isinstance(tmp_name, str) or not isinstance(extra_name, str):
+        return []  # stopped before its first link
+    tmp, extra = Path(tmp_name), Path(extra_name)
+    try:
+        pathgate.check(tmp, [extra.parent], follow=False)
+        ok = tmp.name.startswith(f"{TEMP_PREFIX}{extra.name}{TEMP_MARK}")
+    except pathgate.PathRefused:
+        ok = False
+    try:
+        st = os.lstat(tmp)
+    except FileNotFoundError:
+        return [f"the interrupted dedupe of {clean_path(extra)} had left nothing behind"]
+    keep_id = data.get("keep_id")
+    if not ok or not stat.S_ISREG(st.st_mode) or [st.st_dev, st.st_ino] != keep_id:
+        return [f"{clean_path(tmp)}: not the link an interrupted dedupe made; left in place"]
+    tmp.unlink()
+    fsync_dir(tmp.parent)
+    return [
+        f"rolled back the interrupted dedupe of {clean_path(extra)}: removed its temporary link; "
+        "it stays a copy"
+    ]

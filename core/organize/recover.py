@@ -8,12 +8,13 @@ import os
 import psutil
 
 from ..textsafe import clean, clean_path
+from .dedupe import recover_dedupe
 from .delete import recover_delete
 from .journal import pending
 from .move import recover_move
 from .safety import log_operation
 
-_RECOVER = {"delete": recover_delete, "move": recover_move}
+_RECOVER = {"delete": recover_delete, "move": recover_move, "dedupe": recover_dedupe}
 
 
 def _owner_alive(data: dict[str, object]) -> bool:
