@@ -102,7 +102,8 @@ def test_a_sequence_that_cannot_be_put_back_is_decoded_from_the_start(tiny):
     assert all(np.array_equal(x, y) for x, y in zip(fresh, again, strict=True))
     saved: list = []
     list(logit_rows(llm, seq, start, 0, len(seq) - start, on_end=saved.append))
-    resumed = [r.copy() for r in logit_rows(llm, seq, start, 0, len(seq) - start, resume=(start - 1, saved[0]))]
+    again_from = (start - 1, saved[0])
+    resumed = [r.copy() for r in logit_rows(llm, seq, start, 0, len(seq) - start, resume=again_from)]
     assert all(np.allclose(x, y, atol=1e-5) for x, y in zip(fresh, resumed, strict=True))
     assert save_seq(llm) is not None
     llm.close()
