@@ -50,3 +50,8 @@ def parse_size(text: str) -> int:
     if not m or m.group(2).upper() not in _UNITS:
         raise ValueError(f"cannot read size {text!r} (try 24GiB, 8GB or 512MiB)")
     return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+
+
+def plural(n: int, word: str) -> str:
+    """`n word` with an `s` unless n is 1: "1 file", "3 models"."""
+    return f"{n} {word}{'' if n == 1 else 's'}"

@@ -130,12 +130,18 @@ def dedupe(args: argparse.Namespace) -> int:
 
 
 def du(args: argparse.Namespace) -> int:
-    usage = disk_usage(scan(_roots()))
+    roots = _roots()
+    usage = disk_usage(scan(roots), roots)
     if args.json:
         print(json.dumps(usage.to_dict(), indent=2))
         return 0
     d = usage.to_dict()
     print(f"total {fmt.size(d['total'])}")
+    if usage.outside_links:
+        print(
+            f"{fmt.plural(len(usage.outside_links), 'link')} to files outside the roots, not counted "
+            f"({fmt.size(usage.outside_bytes)} there; deleting a link frees nothing)"
+        )
     for title in ("roots", "groups", "quants"):
         print(f"by {title[:-1]}:")
         for name, size in d[title].items():

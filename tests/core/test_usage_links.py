@@ -8,6 +8,7 @@ import os
 import shutil
 from pathlib import Path
 
+from quanttui.core import format as fmt
 from quanttui.core.library import Root, scan
 from quanttui.core.organize import disk_usage
 from quanttui.core.organize.usage import OutsideLink
@@ -82,3 +83,13 @@ def test_cli_du_json_counts_only_inside_bytes_and_names_the_link(tiny, tmp_path,
     assert sum(u["roots"].values()) == sum(u["groups"].values()) == real.stat().st_size
     assert u["outside_links"] == [{"path": str(link), "target": str(victim), "size": victim.stat().st_size}]
     assert os.path.exists(victim)
+
+
+def test_cli_du_says_how_many_links_were_left_out(tiny, tmp_path, capsys):
+    lib, real, link, victim = _layout(tiny, tmp_path)
+    assert main(["roots", "add", str(lib)]) == 0
+    capsys.readouterr()
+    assert main(["du"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == f"total {fmt.size(real.stat().st_size)}"
+    assert f"1 link to files outside the roots, not counted ({fmt.size(victim.stat().st_size)} there" in out

@@ -13,7 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Header, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from ...core.format import size
+from ...core.format import plural, size
 from ...core.organize import (
     DuplicateGroup,
     Usage,
@@ -77,9 +77,10 @@ class UsageScreen(Screen):
         usage = disk_usage(entries, self.state.roots())
         u = usage.to_dict()
         models = len({e.group for e in entries})
+        total = f"total {size(u['total'])} in {plural(len(entries), 'file')} of {plural(models, 'model')}"
         self.query_one("#usage", Static).update(
             Group(
-                Text(f"total {size(u['total'])} in {len(entries)} files of {models} models", style="bold"),
+                Text(total, style="bold"),
                 *self.outside_lines(usage),
                 bars("by root", u["roots"]),
                 bars("by model", u["groups"]),
