@@ -90,6 +90,7 @@ async def test_eval_from_the_quality_view_marks_the_recommended_quant(lib, size)
         assert table.virtual_size.width <= table.size.width  # no column runs past the screen
         chart = rendered(screen.query_one(KldChart))
         assert "KLD (log scale)" in chart and chart.count("●") + chart.count("◆") == len(QUANTS)
+        assert "reference F16 (KLD 0 by definition) not plotted" in chart  # said, not left out silently
         assert _workers() == []  # the model process ended with the eval
 
 
@@ -171,6 +172,34 @@ def test_the_chart_places_size_right_and_kld_up():
     pts = [Point("Q8_0", 300, 0.01), Point("Q4_K_M", 200, 0.1), Point("Q2_K", 100, 1.0, recommended=True)]
     placed = {p.label: (col, row) for col, row, p in layout(pts, 41, 11)}
     assert placed == {"Q2_K": (0, 0), "Q4_K_M": (20, 5), "Q8_0": (40, 10)}  # log scale: 0.1 is midway
+
+
+async def test_the_chart_says_what_it_leaves_out_in_a_line_of_its_own():
+    from textual.app import App
+
+    class One(App):
+        def compose(self):
+            yield KldChart()
+
+    app = One()
+    async with app.run_test(size=(60, 14)) as pilot:
+        chart = app.query_one(KldChart)
+        chart.points = [Point("Q4_K_M", 200, 0.1), Point("Q2_K", 100, 1.0, recommended=True)]
+        chart.footnote = "reference [b]Q8\x1b[2J_0[/b] (KLD 0 by definition) not plotted"
+        await pilot.pause(0.1)
+        lines = rendered(chart).splitlines()  # 60 columns: the footnote takes two lines
+        assert " ".join(s.strip() for s in lines[-2:]) == (
+            "reference [b]Q8\\x1b[2J_0[/b] (KLD 0 by definition) not plotted"
+        )
+        assert "└" in lines[-4] and sum(line.count("●") + line.count("◆") for line in lines) == 2
+        chart.footnote = "reference Q8_0 (KLD 0 by definition) not plotted"
+        await pilot.pause(0.1)
+        lines = rendered(chart).splitlines()
+        assert lines[-1].rstrip() == " " * 10 + chart.footnote  # under the plot, past the KLD labels
+        assert "└" in lines[-3]
+        chart.footnote = ""
+        await pilot.pause(0.1)
+        assert "└" in rendered(chart).splitlines()[-2]  # without a footnote the plot takes the line
 
 
 async def test_outside_names_are_shown_cleaned_never_as_markup(lib, tiny):

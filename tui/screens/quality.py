@@ -218,7 +218,10 @@ class QualityScreen(Screen):
             for r in a.rows
             if r.quality and isinstance(r.quality.get("kld_mean"), (int, float)) and not r.is_reference
         ]
-        self.query_one(KldChart).note = f"reference {Path(a.reference).name}" if a.reference else ""
+        ref = next((r for r in a.rows if r.is_reference), None)
+        self.query_one(KldChart).footnote = (
+            f"reference {ref.quant or Path(ref.model).stem} (KLD 0 by definition) not plotted" if ref else ""
+        )
 
     def _notes(self) -> None:
         lines: list[Text] = []

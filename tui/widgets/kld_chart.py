@@ -1,5 +1,6 @@
 """A scatter of KL divergence (log scale) against file size, drawn with Unicode in any size of box:
-one marker per measured quant, its label beside it when there is room, the recommended one marked."""
+one marker per measured quant, its label beside it when there is room, the recommended one marked,
+and a line under the axis for what the chart leaves out (the reference, whose KLD is 0)."""
 
 from __future__ import annotations
 
@@ -53,19 +54,26 @@ class KldChart(Widget):
 
     DEFAULT_CSS = "KldChart { height: 1fr; min-height: 5; }"
     points: reactive[list[Point]] = reactive(list, layout=True)
-    note: reactive[str] = reactive("")
+    footnote: reactive[str] = reactive("")  # outside text (a quant label): drawn through safe()
 
     def on_resize(self) -> None:
         self.refresh()
 
+    def _footnote(self, width: int) -> Text | None:
+        """The footnote, under the plot when it fits on one line there, else from the left edge."""
+        if not self.footnote:
+            return None
+        note = safe(self.footnote, style="dim")
+        indent = Y_LABEL + 1 if Y_LABEL + 1 + note.cell_len <= width else 0
+        return Text(" " * indent) + note
+
     def render(self) -> Text:
         title = Text("KLD (log scale) against file size", style="bold")
-        if self.note:
-            title.append("  ")
-            title.append_text(safe(self.note, style="dim"))
         points = self.points
         width, height = self.content_size.width, self.content_size.height
-        plot_w, plot_h = width - Y_LABEL - 1, height - 3
+        note = self._footnote(width)
+        note_h = len(note.wrap(self.app.console, width)) if note else 0
+        plot_w, plot_h = width - Y_LABEL - 1, height - 3 - note_h
         if not points:
             title.append("\nnothing measured yet: press e to run the eval", style="dim")
             return title
@@ -98,4 +106,7 @@ class KldChart(Widget):
         left, right = fmt_size(min(sizes)), fmt_size(max(sizes))
         gap = max(1, plot_w - len(left) - len(right))
         out.append("\n" + " " * (Y_LABEL + 1) + left + " " * gap + (right if max(sizes) > min(sizes) else ""))
+        if note:
+            out.append("\n")
+            out.append_text(note)
         return out
