@@ -17,21 +17,20 @@ from textual.widgets import Header, Input, Static
 from textual.worker import Worker, WorkerState
 
 from ...core.ab import ABSession, ContextRefused, GenConfig, check_context
-from ...core.ab.metrics import loop_at_end
 from ..pacing import Pacer
 from ..safe import safe
 from ..widgets.chat_pane import ChatPane
 from ..widgets.key_footer import KeyFooter
 from . import ab_commands as cmd
+from .ab_actions import SIDES, ABActions
 from .ab_commands import CommandRefused
 from .ab_messages import ContextChecked, Loaded, LoadStatus, Scoring, ScoringProgress, SideTokens, TurnDone
 from .ab_status import carry_notes, info_text
 
 FRAME = 1 / 12  # the fastest the panes redraw while answers stream (tui/pacing.py slows it down)
-SIDES = ("a", "b")
 
 
-class ABScreen(Screen):
+class ABScreen(ABActions, Screen):
     """Loading, answering and scoring run in workers; the phase they are in is always on screen, and a
     prompt sent while a turn is busy waits its turn instead of being dropped."""
 
@@ -354,60 +353,6 @@ class ABScreen(Screen):
         self._prompt().disabled = self.session is None
         line = f"{what.get(event.worker.group, event.worker.name)} failed: {event.worker.error}"
         self.query_one("#ab-info", Static).update(safe(line, style="b red"))
-
-    # actions ----------------------------------------------------------------------------------------
-
-    def action_cancel_or_back(self) -> None:
-        if self.phase == "answering":
-            self.cancel.set()
-        elif self.phase == "scoring":
-            self.cancel.set()  # scoring stops after its current batch; the turn keeps its answers
-            self.notify("scoring stopped: this turn keeps both answers, without scores", timeout=3)
-        else:
-            self.abort.set()  # a load under way stops (its worker is killed) as the screen goes
-            self.app.pop_screen()
-
-    def action_regenerate(self) -> None:
-        if self.session and self.session.turns and not self.running and self.phase == "ready":
-            for side in SIDES:
-                self._pane(side).forget_last()
-            self.ask(self.session.turns[-1].prompt, regenerate=True)
-
-    def action_edit_last(self) -> None:
-        prompt = self._prompt()
-        prompt.value = self.last_prompt
-        prompt.cursor_position = len(prompt.value)
-        prompt.focus()
-
-    def action_save(self) -> None:
-        if self.session and self.session.turns:
-            js, md = self.session.save()
-            self.notify(f"saved {md.name} and {js.name} in {md.parent}")
-        else:
-            self.notify("nothing to save yet: no finished turn", timeout=2)
-
-    def looping(self) -> list[str]:
-        """The sides whose answer, as it streams now, ends in a loop."""
-        return [s for s in SIDES if loop_at_end(self._latest.get(s, ()))]
-
-    def action_loop_stop(self) -> None:
-        """While answering: a side stuck in a loop stops now, the other goes on and the turn is kept;
-        idle: toggle stopping loops for later prompts."""
-        if self.phase != "answering":
-            self.cfg.stop_on_loop = not self.cfg.stop_on_loop
-            state = "on" if self.cfg.stop_on_loop else "off"
-            self.notify(f"stop a side stuck in a loop: {state} (from the next prompt)", timeout=2)
-            self._show_info()
-            return
-        self.stop_loops.set()
-        stuck = self.looping()
-        if not stuck:
-            self.notify(
-                "neither side is looping now; one that starts looping in this answer stops", timeout=3
-            )
-        else:
-            who = " and ".join(s.upper() for s in stuck)
-            self.notify(f"stopping {who} now: {'they were' if len(stuck) > 1 else 'it was'} looping")
 
     def on_unmount(self) -> None:
         self.cancel.set()
