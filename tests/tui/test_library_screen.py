@@ -234,3 +234,15 @@ async def test_adding_the_first_folder_gives_the_table_the_keys(tiny, tmp_path):
         assert app.screen.focused is table  # so the next keys move, mark and act, not type
         await pilot.press("down", "space")
         assert app.screen.marked == [str(models / "tiny-Q2_K.gguf")]
+
+
+async def test_a_letter_typed_while_nothing_has_focus_filters(lib):
+    """The table is hidden while the library is empty and focused again once rows come: a letter typed
+    in between, with nothing focused, still reaches the filter."""
+    app = create_app([Root(lib, "folder", False)])
+    async with app.run_test(size=(100, 30)) as pilot:
+        table = await _loaded(pilot)
+        app.screen.set_focus(None)
+        await pilot.press("i", "q", "4")
+        assert app.screen.query_one("#filter").value == "iq4"
+        assert len(row_keys(table)) == 2

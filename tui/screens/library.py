@@ -246,11 +246,12 @@ class LibraryScreen(OrganizeActions, Screen):
     def on_key(self, event: Key) -> None:
         # Letters and digits always filter; every action sits on a ctrl key or punctuation. Focus
         # moves after the keys already queued (a paste, tmux), so those follow the first letter into
-        # the filter, spaces included, instead of firing the table's bindings.
+        # the filter, spaces included, instead of firing the table's bindings. With no focus (the
+        # table was hidden while the library was empty and is not focused again yet) they filter too.
         char = event.character or ""
         follows = self._typing_into_filter and char == " "
         if (
-            self.focused is self.table
+            self.focused in (self.table, None)
             and event.is_printable
             and (types_into_filter(char) and char != " " or follows)
         ):
