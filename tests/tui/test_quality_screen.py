@@ -51,6 +51,8 @@ async def _open(pilot, **kw) -> QualityScreen:
     screen = pilot.app.screen
     assert isinstance(screen, QualityScreen)
     await until(pilot, lambda: screen.advice is not None)
+    first = os.path.basename(screen.advice.rows[0].model)
+    await until(pilot, lambda: first in screen_text(pilot.app))  # the table's rows are drawn
     return screen
 
 
@@ -212,5 +214,5 @@ async def test_outside_names_are_shown_cleaned_never_as_markup(lib, tiny):
         await app.push_screen(QualityScreen(entry.group))
         screen = app.screen
         await until(pilot, lambda: screen.advice is not None)
-        text = screen_text(app)
-        assert "tiny-[bold]x[red]y" in text and "\x1b" not in text
+        await until(pilot, lambda: "tiny-[bold]x[red]y" in screen_text(app))  # once the rows are drawn
+        assert "\x1b" not in screen_text(app)
