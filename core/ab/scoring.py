@@ -23,6 +23,11 @@ import numpy as np
 from .kept import KeptPrefixes, load_seq, save_seq
 
 CHUNK = 64  # positions per decode while scoring: the grain of progress and of a cancel
+# Every decode while scoring is a multiple of this many positions. llama.cpp computes a row with
+# other kernels when it is one of the last (n mod 4) rows of an n-row batch or in a batch of fewer
+# than 8 rows (CPU, repacked types; CUDA: 8 rows or fewer), and such a row changes the cache every
+# later position reads: on Gemma 3 270M Q4_K_M, logits then differ by up to 11.
+BLOCK = 16
 SUB = 1  # rows per numpy step: a row's temporaries stay in cache (fastest, measured on 262k columns)
 AHEAD = 2  # chunks one model's thread may run ahead of the other's (their rows wait as copies)
 
@@ -71,17 +76,32 @@ def logit_rows(
     resume: tuple[int, Any] | None = None,
     on_end: Callable[[Any], None] | None = None,
 ) -> Iterator[np.ndarray]:
-    """The logits of the positions that predict tokens[start+lo : start+hi] (start >= 1), `rows`
-    positions per decode, as float32 views valid until this model decodes again. The positions
-    before them are decoded in full batches with no logits asked for; `resume` = (n, saved
-    sequence) takes the first n of them from a sequence kept earlier (kept.save_seq), and `on_end`
-    is handed this model's sequence once the last rows have been taken."""
+    """The logits of the positions that predict tokens[start+lo : start+hi] (start >= 1), about
+    `rows` positions per decode, as float32 views valid until this model decodes again. The
+    positions before them are decoded in large batches with no logits asked for; `resume` = (n,
+    saved sequence) takes the first n of them from a sequence kept earlier (kept.save_seq), and
+    `on_end` is handed this model's sequence once the last rows have been taken.
+
+    Every decode is a whole number of BLOCK positions, all with logits once any are wanted: the
+    last chunk starts early enough to be whole (its first positions decoded again), so each
+    position's cache and logits come out the same however the sequence was cut."""
     if hi <= lo:
         return
     ctx, batch = llm._ctx, llm._batch.batch
     n_vocab = llm.n_vocab()
     first, end = start - 1 + lo, start - 1 + hi  # the positions whose logits are wanted
-    rows = max(1, min(rows, llm.n_batch))
+    most = max(BLOCK, llm.n_batch - llm.n_batch % BLOCK)
+    rows = min(max(BLOCK, rows - rows % BLOCK), most)
+
+    def decode(at: int, size: int, logits: bool) -> None:
+        for j in range(size):
+            k = min(at + j, len(tokens) - 1)  # past the sequence (a short one): its last token again
+            batch.token[j], batch.pos[j] = tokens[k], at + j
+            batch.n_seq_id[j], batch.seq_id[j][0] = 1, 0
+            batch.logits[j] = logits
+        batch.n_tokens = size
+        ctx.decode(llm._batch)
+
     llm.reset()
     pos = 0
     if resume and 0 < resume[0] <= first and load_seq(llm, resume[1], resume[0]):
@@ -89,17 +109,26 @@ def logit_rows(
     else:
         ctx.kv_cache_clear()
     try:
-        while pos < end:
-            size = min(llm.n_batch, first - pos) if pos < first else min(rows, end - pos)
-            for j in range(size):
-                batch.token[j], batch.pos[j] = tokens[pos + j], pos + j
-                batch.n_seq_id[j], batch.seq_id[j][0] = 1, 0
-                batch.logits[j] = pos + j >= first
-            batch.n_tokens = size
-            ctx.decode(llm._batch)
-            if pos >= first:
-                yield np.ctypeslib.as_array(ctx.get_logits(), shape=(size, n_vocab))
+        while first - pos >= BLOCK:
+            size = min(most, first - pos - (first - pos) % BLOCK)
+            decode(pos, size, logits=False)
             pos += size
+        given = first  # the positions before this one have been handed out (or are not wanted)
+        while given < end:
+            size = min(rows, -(-(end - pos) // BLOCK) * BLOCK)
+            if pos + size > end:  # the last chunk: start it earlier so that it is whole
+                back = max(0, end - size)
+                if back < pos:
+                    ctx.kv_cache_seq_rm(0, back, -1)
+                    pos = back
+                if pos + size > llm.n_ctx():
+                    size = end - pos
+            decode(pos, size, logits=True)
+            out = np.ctypeslib.as_array(ctx.get_logits(), shape=(size, n_vocab))
+            yield out[given - pos : min(size, end - pos)]
+            pos += size
+            given = min(pos, end)
+        ctx.kv_cache_seq_rm(0, end, -1)  # a short sequence's repeated last tokens
         if on_end is not None:
             on_end(save_seq(llm))
     finally:
