@@ -210,7 +210,7 @@ class Side:
         if room <= 0:
             result.stop_reason, result.error = (
                 "context_full",
-                f"prompt of {len(prompt)} tokens fills the context",
+                f"prompt of {len(prompt):,} tokens fills the context of {cfg.n_ctx:,}",
             )
             return result
         vocab = llm._model.vocab

@@ -41,6 +41,9 @@ async def test_ctx_is_bounded_by_training_and_by_type_and_a_refusal_reloads_noth
         await pilot.press(*"/ctx 1024", "enter")  # within training and memory: both load again
         await until(pilot, lambda: screen.session is not None and not prompt.disabled)
         assert screen.session.engine.describe()["a"]["n_ctx"] == 1024 and screen.session.engine.pid != pid
+        for side in ("a", "b"):  # the conversation is gone with the old models, and the pane says so
+            past = " ".join(rendered(screen.query_one(f"#pane-{side} .past")).split())  # lines joined
+            assert "context set to 1,024: the next prompt starts afresh" in past
 
 
 async def test_esc_while_loading_stops_the_load_and_leaves_no_worker(tiny, tmp_path):

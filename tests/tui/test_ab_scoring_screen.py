@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import threading
 
-from tests.tui.pilot_help import ab_app, notes, open_ab, rendered, until
+import pytest
+
+from tests.tui.pilot_help import ab_app, notes, open_ab, rendered, turn, until
 
 
-async def test_scoring_shows_its_progress_and_esc_stops_it(tiny, tmp_path):
+@pytest.mark.parametrize("size", [(80, 24), (100, 30)])
+async def test_scoring_shows_its_progress_and_esc_stops_it(tiny, tmp_path, size):
     app = ab_app(tmp_path)
-    async with app.run_test(size=(100, 30)) as pilot:
+    async with app.run_test(size=size) as pilot:
         screen = await open_ab(pilot, tiny.quants["Q8_0"], tiny.quants["Q4_K_M"])
         screen.cfg.mode, screen.cfg.max_tokens = "completion", 150
         session = screen.session
@@ -35,7 +38,7 @@ async def test_scoring_shows_its_progress_and_esc_stops_it(tiny, tmp_path):
         said = f"scoring both answers… {done / total:.0%} · "
         await until(pilot, lambda: said in rendered(info))
         line = next(x.strip() for x in rendered(info).splitlines() if "scoring both answers" in x)
-        assert line.endswith("; Esc stops scoring; Enter queues the next prompt")  # one line at 100 columns
+        assert line.endswith(" · Esc stops it · Enter queues a prompt")  # one line, also at 80 columns
         await pilot.press("escape")
         assert notes(app)[-1] == "scoring stopped: this turn keeps both answers, without scores"
         gate.set()
@@ -50,3 +53,19 @@ async def test_scoring_shows_its_progress_and_esc_stops_it(tiny, tmp_path):
         await until(pilot, lambda: screen.phase == "ready" and len(session.turns) == 2, tries=1200)
         assert session.turns[1].scores_a is not None and screen._scored is not None
         assert screen._scored[0] == screen._scored[1] > 0
+
+
+async def test_a_model_against_itself_scores_zero_and_names_no_worst_tokens(tiny, tmp_path):
+    twin = tmp_path / "twin-Q8_0.gguf"
+    twin.write_bytes(tiny.quants["Q8_0"].read_bytes())
+    app = ab_app(tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await open_ab(pilot, tiny.quants["Q8_0"], twin)
+        screen.cfg.mode, screen.cfg.max_tokens = "completion", 24
+        await turn(pilot, screen, "Hello")
+        for side in ("a", "b"):
+            meters = screen.query_one(f"#pane-{side} .meters")
+            await until(pilot, lambda meters=meters: "mean KLD" in rendered(meters))
+            text = rendered(meters)
+            assert "mean KLD 0.0000 · top-1 agreement 100.0%" in text
+            assert "worst" not in text

@@ -140,6 +140,8 @@ class ABScreen(ABActions, Screen):
         self.cfg.n_ctx = n_ctx
         if self.session is not None:
             self.session.close()
+            for side in SIDES:
+                self._pane(side).cleared(f"context set to {n_ctx:,}")
         self.session = None
         self.phase = "loading"
         self._prompt().disabled = True

@@ -32,7 +32,7 @@ def info_text(
         done, total = scored or (0, 0)
         info += Text(
             f"\nscoring both answers… {done / total if total else 0:.0%} · "
-            f"{scoring_for:.0f} s; Esc stops scoring; Enter queues the next prompt",
+            f"{scoring_for:.0f} s · Esc stops it · Enter queues a prompt",  # one line at 80 columns
             style="bold",
         )
     if queued is not None:

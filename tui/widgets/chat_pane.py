@@ -140,9 +140,9 @@ class ChatPane(Vertical):
         """The line under the title: what this side carries into its next prompt."""
         self.query_one(".note", Static).update(safe(note))
 
-    def cleared(self) -> None:
-        """The conversation was forgotten: earlier turns stay on screen, above a line that says so."""
-        line = Text("── history cleared: the next prompt starts afresh ──", style="italic")
+    def cleared(self, why: str = "history cleared") -> None:
+        """The conversation was forgotten: earlier turns stay on screen, above a line that says why."""
+        line = Text(f"── {why}: the next prompt starts afresh ──", style="italic")
         self._notes.add(id(line))
         self.past.append(line)
         self._show(Text(""))
@@ -189,7 +189,8 @@ class ChatPane(Vertical):
         line = meters(r)
         if scores is not None and scores.kld:
             line += f"\nmean KLD {scores.kld_mean:.4f} · top-1 agreement {scores.top1_agreement:.1%}"
-            line += " · worst (marked) " + ", ".join(f"{i} ({v:.2f})" for i, v in worst)
+            if marked:  # a model against itself disagrees nowhere: no worst positions to name
+                line += " · worst (marked) " + ", ".join(f"{i} ({v:.2f})" for i, v in worst if v > 0)
         if turn.first_divergence is not None:
             unit = "character" if turn.divergence_basis == "text" else "token"
             line += f"\ndiverges from the other side at {unit} {turn.first_divergence}"
