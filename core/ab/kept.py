@@ -4,7 +4,8 @@ teacher-forced and each model's KV cache for them, so a chat's next turn decodes
 Without it every turn decodes the whole conversation again, four times (each model on each side's
 answer): on Gemma 3 270M (CPU, 2 cores, 192-token answers) scoring took 76% of generation's time on
 the first turn and 97% on the fourth. Both models of a side always resume from the same prefix,
-decoded in the same chunks, so a model against itself still scores exactly 0.
+and every position was decoded in a whole block (scoring.BLOCK), so a resumed turn scores exactly
+as one decoded from the start, and a model against itself still scores 0.
 """
 
 from __future__ import annotations
@@ -16,17 +17,10 @@ from typing import Any
 
 import psutil
 
+from .metrics import first_divergence
+
 BUDGET = 512 * 2**20  # bytes of KV kept in all; a longer conversation is decoded again instead
 RAM_SHARE = 8  # and never more than an eighth of the memory available when it is kept
-
-
-def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def keeps_prefixes(llm: Any) -> bool:
@@ -83,7 +77,8 @@ class KeptPrefixes:
         kept = self._sides.get(side)
         if kept is None or any(m not in kept.states for m in models):
             return 0
-        return min(common_prefix(kept.tokens, tokens), limit)
+        shared = first_divergence(kept.tokens, tokens)
+        return min(len(kept.tokens) if shared is None else shared, limit)
 
     def state(self, side: str, model: str) -> Any:
         return self._sides[side].states[model]
@@ -98,6 +93,3 @@ class KeptPrefixes:
         limit = min(self.budget, psutil.virtual_memory().available // RAM_SHARE)
         if held + sum(len(s) for s in states.values()) <= limit:
             self._sides[side] = _Side(list(tokens), dict(states))
-
-    def clear(self) -> None:
-        self._sides.clear()

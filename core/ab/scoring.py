@@ -255,10 +255,10 @@ def _together(
     stop = threading.Event()
     failed: list[BaseException] = []
 
-    def compare(ahead_of: str | None) -> bool:
-        """Compare one queued chunk if any (only while ahead of `ahead_of`'s decoding)."""
+    def compare() -> bool:
+        """Compare one queued chunk; False when none is queued."""
         with turn:
-            if not jobs or (ahead_of is not None and done[ahead_of] >= sum(done.values()) / 2):
+            if not jobs:
                 return False
             job = jobs.pop(0)
         out.put(*job)
@@ -287,7 +287,7 @@ def _together(
                             else:
                                 out.put(side, lo, *pair)
                         while True:  # compare while ahead, and while too far ahead to decode on
-                            while compare(other):
+                            while done[me] > done[other] and compare():
                                 pass
                             with turn:
                                 if len(board) <= AHEAD or stop.is_set():
@@ -297,7 +297,7 @@ def _together(
                             stop.set()
                             return
                         lo += len(rows)
-            while not stop.is_set() and compare(None):
+            while not stop.is_set() and compare():
                 pass
         except BaseException as e:  # noqa: BLE001  handed to the caller's thread
             failed.append(e)
