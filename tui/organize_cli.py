@@ -119,7 +119,7 @@ def dedupe(args: argparse.Namespace) -> int:
             n = sum(len(done) for _, done in linked)
             kept = sum(len(g.extras) - len(done) for g, done in linked)
             freed = sum(g.size * len(done) for g, done in linked)
-            line = f"linked {n} extra{'s' if n != 1 else ''} to their kept copy, freed {fmt.size(freed)}"
+            line = f"linked {fmt.plural(n, 'extra')} to their kept copy, freed {fmt.size(freed)}"
             print(line + (f"; {kept} on another filesystem stay copies" if kept else ""))
         else:
             print("nothing linked")

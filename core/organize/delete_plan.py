@@ -74,13 +74,13 @@ class DeletePlan:
     def summary(self) -> str:
         how = "permanently delete" if self.permanent else "move to the trash"
         n = len(self.files)
-        return f"{how} {n} file{'s' if n != 1 else ''}, freeing {self.bytes_freed:,} bytes"
+        return f"{how} {fmt.plural(n, 'file')}, freeing {self.bytes_freed:,} bytes"
 
     def done_text(self) -> str:
         """What happened, once it has: the line shown after a delete (summary() asks before it)."""
         how = "permanently deleted" if self.permanent else "moved to the trash"
         n = len(self.files)
-        return f"{how} {n} file{'s' if n != 1 else ''}, freed {fmt.size(self.bytes_freed)}"
+        return f"{how} {fmt.plural(n, 'file')}, freed {fmt.size(self.bytes_freed)}"
 
     def all_paths(self) -> list[Path]:
         return [*self.files, *self.links, *self.refs, *self.manifests, *self.dirs]

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import format as fmt
 from ..errors import QuanttuiError
 from ..fit import FitError, FitSettings, Hardware, estimate
 from ..hub import HubError, parse_hf_path, remote_facts, repo_variants
@@ -176,7 +177,7 @@ def _pick(rows: list[QuantRow], ctx: int, hub: bool = False) -> tuple[QuantRow |
     kld = _typical_kld if hub else _measured_kld
 
     full = [r for r in fits if r.fit["fully_on_gpu"]]
-    where = f"the {len(full)} quant{'s' if len(full) != 1 else ''} that fit fully on the GPU at context {ctx}"
+    where = f"the {fmt.plural(len(full), 'quant')} that fit fully on the GPU at context {ctx}"
     if not full:
         most = max(r.fit["gpu_layers"] for r in fits)
         full = [r for r in fits if r.fit["gpu_layers"] == most]

@@ -261,7 +261,7 @@ class RepoScreen(Screen):
             refused = self.listing.refused
             if refused:
                 n = len(refused)
-                line += safe(f"\n{n} file{'s' if n != 1 else ''} refused: ", style="bold red")
+                line += safe(f"\n{fmt.plural(n, 'file')} refused: ", style="bold red")
                 line += safe("; ".join(r.reason for r in refused[:3]) + ("; …" if n > 3 else ""))
             status.update(line)
             table.focus()

@@ -20,7 +20,7 @@ from textual.screen import Screen
 from textual.widgets import Header, Input, Static
 
 from ...core.fit import FitSettings, Hardware
-from ...core.format import size
+from ...core.format import plural, size
 from ...core.library import LibraryEntry, Root
 from ..messages import OperationDone
 from ..safe import safe
@@ -41,7 +41,7 @@ def summary(state: LibraryState, warning: str = "yellow") -> Text:
     files = state.entries
     models = len({e.group for e in files})
     text = Text(
-        f"{len(files)} file{'s' if len(files) != 1 else ''} in {models} model{'s' if models != 1 else ''}, "
+        f"{plural(len(files), 'file')} in {plural(models, 'model')}, "
         f"{size(sum(e.size_bytes for e in files))}"
     )
     errors = sum(1 for e in files if e.error)
@@ -49,7 +49,7 @@ def summary(state: LibraryState, warning: str = "yellow") -> Text:
         text.append(f", {errors} unreadable")
     if state.skipped:
         text.append(
-            f", {len(state.skipped)} folder{'s' if len(state.skipped) != 1 else ''} skipped: ", warning
+            f", {plural(len(state.skipped), 'folder')} skipped: ", warning
         )
         text.append_text(safe("; ".join(state.skipped), style=warning))
     return text

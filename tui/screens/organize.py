@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from textual.app import SystemCommand
 
-from ...core.format import size
+from ...core.format import plural, size
 from ...core.organize import OrganizeError, canonical_folder, execute_delete, move, plan_delete, rename
 from ...core.textsafe import clean
 from .dialogs import AskScreen, ConfirmScreen
@@ -85,7 +85,7 @@ class OrganizeActions:
     def _hidden_note(hidden: int) -> list[str]:
         if not hidden:
             return []
-        return ["", f"({hidden} marked file{'s' if hidden != 1 else ''} hidden by the filter: left alone)"]
+        return ["", f"({plural(hidden, 'marked file')} hidden by the filter: left alone)"]
 
     def action_delete(self, permanent: bool) -> None:
         targets, hidden = self.targets()
@@ -112,7 +112,7 @@ class OrganizeActions:
             return
         suggested = self._suggested_folder(self.state.entry(targets[0]))
         roots = self.state.move_roots()
-        count = f"{len(targets)} file{'s' if len(targets) != 1 else ''}"
+        count = plural(len(targets), "file")
 
         def chosen(dest: str | None) -> None:
             if not dest:
@@ -120,7 +120,7 @@ class OrganizeActions:
 
             def job(progress: object) -> str:
                 moved = move(targets, dest, roots, progress=progress)  # type: ignore[arg-type]
-                return f"moved {len(moved)} file{'s' if len(moved) != 1 else ''} to {clean(dest)}"
+                return f"moved {plural(len(moved), 'file')} to {clean(dest)}"
 
             self.bar.start("move", job, self.operation_finished)
 

@@ -24,6 +24,7 @@ from textual.widgets import Header, ProgressBar, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from ...core.fit import FitResult
+from ...core.format import plural
 from ...core.library import LibraryEntry
 from ...core.quality.advise import Advice, QuantRow, advise_rows
 from ...core.quality.bench import bench
@@ -191,7 +192,7 @@ class QualityScreen(Screen):
         s = self.state.fit_settings
         about = safe(a.group, style="bold")
         about.append(
-            f"  {len(a.rows)} file{'s' if len(a.rows) != 1 else ''}, fit at context {s.n_ctx}, KV {s.type_k}"
+            f"  {plural(len(a.rows), 'file')}, fit at context {s.n_ctx}, KV {s.type_k}"
         )
         about.append("\nquality: ")
         if a.reference:

@@ -179,7 +179,7 @@ class UsageScreen(Screen):
 
         def job(progress: object) -> str:
             n = sum(len(link_extras(g, roots)) for g in groups)
-            return f"{n} file{'s' if n != 1 else ''} are now hard links to the kept copy"
+            return f"{plural(n, 'file')} are now hard links to the kept copy"
 
         def answered(yes: bool | None) -> None:
             if yes:

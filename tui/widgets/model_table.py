@@ -253,7 +253,7 @@ class ModelTable(SafeTable):
         for group in arrange(self.visible_entries(), self.sort_key, self.sort_reverse):
             count = len(group)
             title = safe(group[0].group_label, style="bold")
-            title.append(f"  {count} file{'s' if count != 1 else ''}", style="italic")
+            title.append(f"  {fmt.plural(count, 'file')}", style="italic")
             self.add_row(title, *[""] * (len(keys) - 1), key=GROUP_PREFIX + group[0].group)
             for i, e in enumerate(group):
                 cells = self._cells(e, self.fits.get(e.path, Text("")), last=i == count - 1)
