@@ -168,7 +168,7 @@ async def test_fit_panel_names_its_file_and_bounds_its_keys(tiny, tmp_path):
     async with app.run_test(size=(160, 48)) as pilot:
         await _loaded(pilot)
         panel = app.screen.query_one("#fit")
-        assert "highlight one of this model's files" in rendered(panel)  # the group row: no file's numbers
+        await _until(pilot, lambda: "highlight one of this model's files" in rendered(panel))  # the group row
         await pilot.press("down")
         assert "tiny-Q8_0.gguf" in rendered(panel)
         await pilot.press("right_square_bracket")  # already past the trained 2048: refused, not lowered

@@ -35,6 +35,7 @@ async def _loaded(pilot) -> ModelTable:
     for _ in range(100):
         await pilot.pause(0.05)
         if table.row_count:
+            await pilot.pause(0.05)  # the rows' first highlight reaches the panes
             return table
     raise AssertionError("the library never loaded")
 
