@@ -65,7 +65,9 @@ class ABEngine(Pair):
         super().__init__(path_a, path_b, cfg, **kw)
         self.sides: dict[str, Side] = {}
         self.kept = KeptPrefixes()  # what scoring decoded, for the next turn
+        self.share = True  # the second answer takes what it has in common with the first from it
         self._tokenizers: dict[str, tuple[int, list[int]]] = {}  # vocabulary size, PROBE's ids
+        self._cuts: dict[str, bool] = {}  # whether the model's cache can be cut back to a prefix
         if not self.sequential:
             for n in ("a", "b"):
                 self.sides[n] = self._load(n)
@@ -77,6 +79,7 @@ class ABEngine(Pair):
         side = Side(name, self.paths[name], self.cfg, self.gpu_layers[name], self.failed.get(name), gpu)
         if side.llm is not None:  # kept past unloading, so models taking turns can be compared
             self._tokenizers[name] = (side.llm.n_vocab(), side.llm.tokenize(PROBE, special=True))
+            self._cuts[name] = keeps_prefixes(side.llm)
         return side
 
     def side(self, name: str) -> Side:
@@ -152,6 +155,7 @@ class ABEngine(Pair):
         loaded = self.loaded()
         first = loaded[0] if self.sequential and loaded else "b"  # one at a time: the loaded one first
         order = (first, "a" if first == "b" else "b")
+        cut = self._cuts.get("a", False) and self._cuts.get("b", False)  # both resume alike, or neither
         out = cross_score(
             lambda n: self.side(n).llm,
             {"a": a, "b": b},
@@ -159,7 +163,8 @@ class ABEngine(Pair):
             together=not self.sequential,
             on_progress=on_progress,
             cancel=cancel,
-            kept=self.kept if all(keeps_prefixes(s.llm) for s in self.sides.values() if s.llm) else None,
+            kept=self.kept if cut else None,
+            share=cut and self.share,
         )
         return (out["a"], out["b"]) if out else (None, None)
 

@@ -14,21 +14,16 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .kept import KeptPrefixes, load_seq, save_seq
+from .kept import KeptPrefixes
+from .logits import compare_both, compare_logits, logit_rows
+from .metrics import first_divergence
 
-CHUNK = 64  # positions per decode while scoring: the grain of progress and of a cancel
-# Every decode while scoring is a multiple of this many positions. llama.cpp computes a row with
-# other kernels when it is one of the last (n mod 4) rows of an n-row batch or in a batch of fewer
-# than 8 rows (CPU, repacked types; CUDA: 8 rows or fewer), and such a row changes the cache every
-# later position reads: on Gemma 3 270M Q4_K_M, logits then differ by up to 11.
-BLOCK = 16
-SUB = 1  # rows per numpy step: a row's temporaries stay in cache (fastest, measured on 262k columns)
 AHEAD = 2  # chunks one model's thread may run ahead of the other's (their rows wait as copies)
 
 # rows evaluated so far and in all: each model at each scored position of both answers
@@ -65,103 +60,6 @@ class Scores:
         }
 
 
-def logit_rows(
-    llm: Any,
-    tokens: Sequence[int],
-    start: int,
-    lo: int,
-    hi: int,
-    rows: int = CHUNK,
-    *,
-    resume: tuple[int, Any] | None = None,
-    on_end: Callable[[Any], None] | None = None,
-) -> Iterator[np.ndarray]:
-    """The logits of the positions that predict tokens[start+lo : start+hi] (start >= 1), about
-    `rows` positions per decode, as float32 views valid until this model decodes again. The
-    positions before them are decoded in large batches with no logits asked for; `resume` = (n,
-    saved sequence) takes the first n of them from a sequence kept earlier (kept.save_seq), and
-    `on_end` is handed this model's sequence once the last rows have been taken.
-
-    Every decode is a whole number of BLOCK positions, all with logits once any are wanted: the
-    last chunk starts early enough to be whole (its first positions decoded again), so each
-    position's cache and logits come out the same however the sequence was cut."""
-    if hi <= lo:
-        return
-    ctx, batch = llm._ctx, llm._batch.batch
-    n_vocab = llm.n_vocab()
-    first, end = start - 1 + lo, start - 1 + hi  # the positions whose logits are wanted
-    most = max(BLOCK, llm.n_batch - llm.n_batch % BLOCK)
-    rows = min(max(BLOCK, rows - rows % BLOCK), most)
-
-    def decode(at: int, size: int, logits: bool) -> None:
-        for j in range(size):
-            k = min(at + j, len(tokens) - 1)  # past the sequence (a short one): its last token again
-            batch.token[j], batch.pos[j] = tokens[k], at + j
-            batch.n_seq_id[j], batch.seq_id[j][0] = 1, 0
-            batch.logits[j] = logits
-        batch.n_tokens = size
-        ctx.decode(llm._batch)
-
-    llm.reset()
-    pos = 0
-    if resume and 0 < resume[0] <= first and load_seq(llm, resume[1], resume[0]):
-        pos = resume[0]
-    else:
-        ctx.kv_cache_clear()
-    try:
-        while first - pos >= BLOCK:
-            size = min(most, first - pos - (first - pos) % BLOCK)
-            decode(pos, size, logits=False)
-            pos += size
-        given = first  # the positions before this one have been handed out (or are not wanted)
-        while given < end:
-            size = min(rows, -(-(end - pos) // BLOCK) * BLOCK)
-            if pos + size > end:  # the last chunk: start it earlier so that it is whole
-                back = max(0, end - size)
-                if back < pos:
-                    ctx.kv_cache_seq_rm(0, back, -1)
-                    pos = back
-                if pos + size > llm.n_ctx():
-                    size = end - pos
-            decode(pos, size, logits=True)
-            out = np.ctypeslib.as_array(ctx.get_logits(), shape=(size, n_vocab))
-            yield out[given - pos : min(size, end - pos)]
-            pos += size
-            given = min(pos, end)
-        ctx.kv_cache_seq_rm(0, end, -1)  # a short sequence's repeated last tokens
-        if on_end is not None:
-            on_end(save_seq(llm))
-    finally:
-        llm.reset()
-
-
-def compare_logits(ref: np.ndarray, other: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """KL(softmax(ref) || softmax(other)) per row (float64, at least 0) and whether the rows'
-    argmax agree, from two float32 logit matrices, SUB rows at a time.
-
-    KL = sum p (zp - zq) + lse(zq) - lse(zp), p = softmax(zp): two exp passes, no log-softmax;
-    equal models give exactly 0."""
-    n = min(len(ref), len(other))
-    kld, top1 = np.empty(n, np.float64), np.empty(n, bool)
-    width = ref.shape[1]
-    buf_p = np.empty((min(SUB, n), width), np.float32)
-    buf_q = np.empty_like(buf_p)
-    for lo in range(0, n, SUB):
-        zp, zq = ref[lo : lo + SUB], other[lo : lo + SUB]
-        m = len(zp)
-        ep, eq = buf_p[:m], buf_q[:m]
-        mp, mq = zp.max(axis=1, keepdims=True), zq.max(axis=1, keepdims=True)
-        np.exp(np.subtract(zp, mp, out=ep), out=ep)
-        np.exp(np.subtract(zq, mq, out=eq), out=eq)
-        sp, sq = ep.sum(axis=1, dtype=np.float64), eq.sum(axis=1, dtype=np.float64)
-        diff = np.subtract(zp, zq, out=eq)
-        dot = np.multiply(ep, diff, out=diff).sum(axis=1, dtype=np.float64)
-        lse_gap = (mq[:, 0].astype(np.float64) + np.log(sq)) - (mp[:, 0].astype(np.float64) + np.log(sp))
-        kld[lo : lo + m] = np.maximum(dot / sp + lse_gap, 0.0)
-        top1[lo : lo + m] = zp.argmax(axis=1) == zq.argmax(axis=1)
-    return kld, top1
-
-
 class _Progress:
     """Counts rows evaluated, reports them, and says whether to go on (False once cancelled)."""
 
@@ -185,7 +83,8 @@ class _Progress:
 @dataclass
 class _Span:
     """A side's answer as scoring sees it: prompt and answer ids, where the answer starts, its
-    length, how many leading tokens both models take from what was kept, and what they keep now."""
+    length, how many leading tokens both models take from what was kept, and what they keep now.
+    From `lo` on (answer positions) it is decoded; the positions before it are the giver's own."""
 
     side: str
     seq: list[int]
@@ -193,19 +92,38 @@ class _Span:
     n: int
     resume: int = 0
     saved: dict[str, Any] = field(default_factory=dict)  # model name -> its sequence at the end
+    lo: int = 0
+    giver: _Span | None = None  # the side decoded first, whose rows and cache the positions before lo share
 
     @classmethod
     def of(cls, side: str, result: Any) -> _Span:
         seq, start = [*result.prompt_ids, *result.token_ids], len(result.prompt_ids)
         return cls(side, seq, start, len(result.token_ids) if start >= 1 else 0)  # nothing predicts token 0
 
+    def share(self, giver: _Span) -> None:
+        """Take the answer positions whose tokens so far are the giver's too (the same prompt and
+        the same answer up to there) from the giver: each model's rows there are the same."""
+        if not (self.n and giver.n and self.start == giver.start):
+            return
+        cut = first_divergence(giver.seq, self.seq)
+        cut = len(self.seq) if cut is None else cut
+        if cut >= self.start:  # position start-1+i sees tokens 0..start-1+i: shared while <= cut-1
+            self.lo, self.giver = min(cut - self.start + 1, self.n, giver.n), giver
+
     def rows(self, name: str, llm: Any, kept: KeptPrefixes | None) -> Iterator[np.ndarray]:
         resume = (self.resume, kept.state(self.side, name)) if kept and self.resume else None
+        if self.giver is not None:
+            resume = (self.start - 1 + self.lo, self.giver.saved.get(name))
+            if resume[1] is None:
+                raise RuntimeError(f"model {name.upper()}'s cache for the other answer was not kept")
 
         def keep(state: Any) -> None:
             self.saved[name] = state
 
-        return logit_rows(llm, self.seq, self.start, 0, self.n, resume=resume, on_end=keep)
+        strict = self.giver is not None  # both models must resume alike: their chunks pair up
+        return logit_rows(
+            llm, self.seq, self.start, self.lo, self.n, resume=resume, on_end=keep, strict=strict
+        )
 
     @property
     def decoded(self) -> list[int]:
@@ -227,14 +145,25 @@ def _batch_threads(llm: Any, n: int) -> Iterator[None]:
 
 
 class _Out:
-    """Each side's figures, filled chunk by chunk in any order."""
+    """Each side's figures, filled chunk by chunk in any order; a chunk of the giver's rows that the
+    other side shares fills the other side's figures too, the other way round."""
 
     def __init__(self, spans: dict[str, _Span]) -> None:
         self.kld = {n: np.zeros(s.n) for n, s in spans.items()}
         self.top1 = {n: np.zeros(s.n, bool) for n, s in spans.items()}
+        self.taker = {s.giver.side: s for s in spans.values() if s.giver is not None}
 
     def put(self, side: str, lo: int, ref: np.ndarray, other: np.ndarray) -> None:
-        kld, top1 = compare_logits(ref, other)
+        taker = self.taker.get(side)
+        both = 0 if taker is None else max(0, min(len(ref), taker.lo - lo))
+        if both:
+            kld, back, top1 = compare_both(ref[:both], other[:both])
+            self._fill(side, lo, kld, top1)
+            self._fill(taker.side, lo, back, top1)
+        if both < len(ref):
+            self._fill(side, lo + both, *compare_logits(ref[both:], other[both:]))
+
+    def _fill(self, side: str, lo: int, kld: np.ndarray, top1: np.ndarray) -> None:
         self.kld[side][lo : lo + len(kld)] = kld
         self.top1[side][lo : lo + len(top1)] = top1
 
@@ -270,7 +199,7 @@ def _together(
         try:
             with _batch_threads(llm, llm.n_threads):
                 for side, span in spans.items():
-                    lo = 0
+                    lo = span.lo
                     for rows in span.rows(me, llm, kept):
                         with turn:
                             theirs = board.pop((side, lo), None)
@@ -335,7 +264,7 @@ def _one_at_a_time(
             if not step(len(rows)):
                 return False
     for side, span in spans.items():
-        lo = 0
+        lo = span.lo
         for rows, theirs in zip(span.rows(later, model(later), kept), rows_of[side], strict=True):
             ref, other = (theirs, rows) if side == now else (rows, theirs)
             out.put(side, lo, ref, other)
@@ -355,16 +284,22 @@ def cross_score(
     on_progress: OnProgress | None = None,
     cancel: threading.Event | None = None,
     kept: KeptPrefixes | None = None,
+    share: bool = False,
 ) -> dict[str, Scores] | None:
     """Per side, KL(side || other) and top-1 agreement on the side's own tokens (None when
     cancelled). `llm_of(name)` gives that side's model, loading it when the models take turns
     (`together` False; `order[0]` is the one loaded now, so it goes first). With `kept`, each
-    side resumes from the prefix both models decoded in an earlier call, and keeps this one's."""
+    side resumes from the prefix both models decoded in an earlier call, and keeps this one's. With
+    `share` (models whose cache can be cut back), the second side takes what its answer has in
+    common with the first's from the first: a pair that answers alike costs half."""
     spans = {name: _Span.of(name, r) for name, r in results.items()}
     if kept is not None:
         for side, span in spans.items():
             span.resume = kept.resume_at(side, span.seq, span.start - 1, order) if span.n else 0
-    step = _Progress(2 * sum(s.n for s in spans.values()), on_progress, cancel)
+    if share:
+        giver, taker = spans.values()
+        taker.share(giver)
+    step = _Progress(2 * sum(s.n - s.lo for s in spans.values()), on_progress, cancel)
     out = _Out(spans)
     if not step():
         return None

@@ -11,7 +11,7 @@ import pytest
 
 from quanttui.core.ab import ABSession, GenConfig, Plan
 from quanttui.core.ab.kept import KeptPrefixes, load_seq, save_seq
-from quanttui.core.ab.scoring import BLOCK, logit_rows
+from quanttui.core.ab.logits import BLOCK, logit_rows
 from tests.core.test_ab import TOGETHER, raw_llama
 from tests.core.test_ab_scoring import direct
 

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from quanttui.core.ab import ABSession, GenConfig, Plan
-from quanttui.core.ab.scoring import compare_logits
+from quanttui.core.ab.logits import compare_logits
+from quanttui.core.ab.metrics import first_divergence
 from tests.core.test_ab import PROMPT, TOGETHER, log_softmax, raw_llama
 from tests.realmodel import real  # noqa: F401  (the session fixture)
 
@@ -22,6 +23,13 @@ ONE_BY_ONE = Plan(True, {"a": 0, "b": 0}, "one at a time")
 def session(a, b, plan=TOGETHER, isolate=False, **cfg) -> ABSession:
     cfg = GenConfig(**{"mode": "completion", "max_tokens": 24, "n_ctx": 512, **cfg})
     return ABSession(str(a), str(b), cfg, plan, isolate=isolate)
+
+
+def shared(turn) -> int:
+    """B's answer positions whose tokens so far are A's too: each model's rows there are A's."""
+    a, b = turn.a.token_ids, turn.b.token_ids
+    same = first_divergence(a, b)
+    return min(len(a) if same is None else same + 1, len(a), len(b))
 
 
 def direct(paths: dict[str, object], turn) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -92,7 +100,7 @@ def test_progress_reaches_every_row_and_scores_are_the_same_as_without_it(tiny, 
     assert t.scores_a is None and t.scores_b is None
     heard: list[tuple[int, int]] = []
     s.score(t, on_progress=lambda done, total: heard.append((done, total)))
-    total = 2 * (len(t.a.token_ids) + len(t.b.token_ids))  # each model at each position of both
+    total = 2 * (len(t.a.token_ids) + len(t.b.token_ids) - shared(t))  # each model at each position of both
     assert heard[0] == (0, total) and heard[-1] == (total, total)
     assert all(b[0] >= a[0] and b[1] == total for a, b in zip(heard, heard[1:], strict=False))
     assert len(heard) >= 1 + 2 * 2 * 3  # 150 positions are three batches per model and answer
