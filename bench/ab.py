@@ -38,6 +38,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from quanttui.core.ab import ABSession, GenConfig, Plan  # noqa: E402
+from quanttui.core.ab.metrics import first_divergence  # noqa: E402
 from quanttui.core.ab.side import Side  # noqa: E402
 from quanttui.core.fit.measure import LlamaLogCapture  # noqa: E402
 from tests.modelgen import quantize, write_tiny_model  # noqa: E402
@@ -241,7 +242,7 @@ def score_figures(folder: Path, tokens: int, repeat: int, labels: tuple[str, str
     models = build(folder, labels)
     a, b = (models.quants[label] for label in labels)
     cfg = GenConfig(mode="completion", max_tokens=tokens, n_ctx=1024)
-    rows: dict[str, list[float]] = {"gen": [], "score": [], "base": [], "busy": []}
+    rows: dict[str, list[float]] = {"gen": [], "score": [], "apart": [], "base": [], "busy": []}
     for _ in range(repeat):
         s = ABSession(str(a), str(b), cfg, Plan(False, {"a": NGL, "b": NGL}, ""), isolate=False)
         t = time.perf_counter()
@@ -252,6 +253,14 @@ def score_figures(folder: Path, tokens: int, repeat: int, labels: tuple[str, str
         s.score(turn, on_progress=lambda done, total, heard=heard: heard.append((done, total)))
         rows["score"].append(time.perf_counter() - t)
         rows["busy"].append((time.process_time() - cpu) / rows["score"][-1])
+        kept = (turn.scores_a, turn.scores_b)
+        s.engine.share = False  # the second answer decoded whole, as if nothing were in common
+        t = time.perf_counter()
+        s.score(turn)
+        rows["apart"].append(time.perf_counter() - t)
+        s.engine.share = True
+        assert (turn.scores_a.kld, turn.scores_b.kld) == (kept[0].kld, kept[1].kld)
+        turn.scores_a, turn.scores_b = kept
         t = time.perf_counter()
         base = baseline_cross_score(s, turn)
         rows["base"].append(time.perf_counter() - t)
@@ -275,6 +284,12 @@ def score_figures(folder: Path, tokens: int, repeat: int, labels: tuple[str, str
     print(f"generation (both sides at once)  {gen:7.2f} s")
     print(f"baseline scoring (before)        {base:7.2f} s   ratio {base / gen:.0%} of generation")
     print(f"cross-scoring (now)              {now:7.2f} s   ratio {now / gen:.0%} of generation (goal: 50%)")
+    apart = m["apart"]
+    shared = first_divergence(turn.a.token_ids, turn.b.token_ids)
+    print(
+        f"  answers alike for {counts[0] if shared is None else shared} tokens; B's answer decoded whole "
+        f"instead: {apart:.2f} s, ratio {apart / gen:.0%}"
+    )
     print(f"cross-scoring against the baseline: {now / base:.0%} of its time ({base / now:.1f}x faster)")
     print(f"cores busy while cross-scoring: {m['busy']:.2f} of {os.cpu_count()}")
 
