@@ -105,11 +105,15 @@ def print_turn(t: Turn) -> None:
             f"[{len(r['token_ids'])} tokens, {r['tokens_per_second']} tok/s, stop: {r['stop_reason']}, "
             f"longest loop {r['longest_loop']}, distinct-1 {r['distinct_1']}, distinct-2 {r['distinct_2']}]"
         )
+    if d["divergence_basis"] is None:
+        print(f"--- not compared: {clean(d['unscored'] or 'a side failed')}")
+        return
     basis = "" if d["divergence_basis"] == "tokens" else " (compared as text: the tokenizers differ)"
     div = "identical" if d["first_divergence"] is None else f"at {d['first_divergence']}{basis}"
+    why = f"; not scored: {clean(d['unscored'])}" if d["unscored"] else ""
     print(
         f"--- first divergence {div}; mean KLD {_fmt(d['kld_mean'], '.4f')}; "
-        f"top-1 agreement {_fmt(d['top1_agreement'], '.1%')}"
+        f"top-1 agreement {_fmt(d['top1_agreement'], '.1%')}{why}"
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import threading
@@ -12,6 +11,7 @@ from typing import Any
 
 from ..paths import data_dir
 from .engine import ABEngine
+from .loader import one_line
 from .metrics import first_divergence
 from .plan import Plan, plan_pair
 from .process import ProcessEngine
@@ -28,6 +28,7 @@ class Turn:
     divergence_basis: str | None  # "tokens", or "text" (a character index) when tokenizers differ
     scores_a: Scores | None = None  # KL(A || B) on A's tokens
     scores_b: Scores | None = None  # KL(B || A) on B's tokens
+    unscored: str = ""  # why the turn has no scores, once scoring was tried or ruled out
     when: str = field(default_factory=lambda: dt.datetime.now().isoformat(timespec="seconds"))
 
     def to_dict(self) -> dict[str, Any]:
@@ -41,6 +42,7 @@ class Turn:
             "top1_agreement": self.scores_a.top1_agreement if self.scores_a else None,
             "scores_a": self.scores_a.to_dict() if self.scores_a else None,
             "scores_b": self.scores_b.to_dict() if self.scores_b else None,
+            "unscored": self.unscored or None,
             "when": self.when,
         }
 
@@ -127,7 +129,9 @@ class ABSession:
         results = self.engine.run(messages, on_token, cancel, stop_loops=stop_loops)
         a, b = results["a"], results["b"]
         same = self.engine.same_tokenizer()
-        if same:
+        if a.error or b.error:  # nothing to compare with
+            div, basis = None, None
+        elif same:
             div, basis = first_divergence(a.token_ids, b.token_ids), "tokens"
         else:
             div, basis = first_divergence(list(a.text), list(b.text)), "text"
@@ -173,7 +177,17 @@ class ABSession:
     @staticmethod
     def scorable(turn: Turn) -> bool:
         """Whether the turn can be scored: both sides answered, with one tokenizer."""
-        return turn.divergence_basis == "tokens" and not (turn.a.error or turn.b.error)
+        return not ABSession.unscorable(turn)
+
+    @staticmethod
+    def unscorable(turn: Turn) -> str:
+        """Why the turn cannot be scored, or "" when it can."""
+        failed = [n.upper() for n in ("a", "b") if getattr(turn, n).error]
+        if failed:
+            return f"{' and '.join(failed)} failed"
+        if turn.divergence_basis != "tokens":
+            return "the models' tokenizers differ (KL divergence needs the same tokens)"
+        return ""
 
     def score(
         self,
@@ -183,15 +197,21 @@ class ABSession:
     ) -> None:
         """KL divergence both ways and top-1 agreement on a finished turn (`scorable`), into its
         `scores_a` and `scores_b`. `on_progress(done, total)` hears how far it is (scoring.OnProgress);
-        setting `cancel` stops it between batches, and the turn then has no scores."""
+        setting `cancel` stops it between batches, and the turn then has no scores. A turn left
+        without scores says why in `unscored`."""
         turn.scores_a = turn.scores_b = None
-        if not self.scorable(turn):
+        turn.unscored = self.unscorable(turn)
+        if turn.unscored:
             return
-        # The worker died, or a model could not load again: the answers stand without scores.
-        with contextlib.suppress(RuntimeError):
+        try:
             scores = self.engine.cross_score(turn.a, turn.b, on_progress, cancel)
-            if not (cancel is not None and cancel.is_set()):  # one that came in as it ended counts too
-                turn.scores_a, turn.scores_b = scores
+        except RuntimeError as e:  # the worker died, or a model could not load again: answers stand
+            turn.unscored = f"scoring failed: {one_line(e)}"
+            return
+        if cancel is not None and cancel.is_set():  # one that came in as it ended counts too
+            turn.unscored = "scoring was cancelled"
+        else:
+            turn.scores_a, turn.scores_b = scores
 
     # saving -----------------------------------------------------------------------------------------
 
@@ -223,9 +243,10 @@ class ABSession:
                 )
             kld = f"{d['kld_mean']:.4f}" if d["kld_mean"] is not None else "n/a"
             top1 = f"{d['top1_agreement']:.1%}" if d["top1_agreement"] is not None else "n/a"
+            why = f"; not scored: {t.unscored}" if t.unscored else ""
             lines.append(
-                f"First divergence: {d['first_divergence']} ({d['divergence_basis']}); "
-                f"mean KLD {kld}; top-1 agreement {top1}\n"
+                f"First divergence: {d['first_divergence']} ({d['divergence_basis'] or 'not compared'}); "
+                f"mean KLD {kld}; top-1 agreement {top1}{why}\n"
             )
         return "\n".join(lines)
 

@@ -18,7 +18,9 @@ from quanttui.core.ab.process import ProcessEngine
 from quanttui.core.ab.worker_client import worker_log
 from quanttui.core.fit.measure import LlamaLogCapture
 from quanttui.core.modelfile import inspect_file
+from quanttui.tui.ab_cli import print_turn
 from quanttui.tui.cli import main
+from tests.realmodel import real  # noqa: F401  (the session fixture)
 
 TOGETHER = Plan(False, {"a": 0, "b": 0}, "")
 PROMPT = "Tell me about quantization."
@@ -127,8 +129,23 @@ def test_a_model_that_fails_to_load_leaves_the_other_answering(tiny, tmp_path):
     t = s.ask(PROMPT)
     assert t.b.stop_reason == "error" and "could not load broken.gguf" in t.b.error
     assert t.a.token_ids and t.a.stop_reason in ("max_tokens", "eos")
-    assert t.scores_a is None
+    assert t.scores_a is None and t.unscored == "B failed"
+    assert t.first_divergence is None and t.divergence_basis is None  # not "diverges at 0", not "identical"
+    assert "(not compared); mean KLD n/a; top-1 agreement n/a; not scored: B failed" in s.to_markdown()
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        print_turn(t)
+    assert "--- not compared: B failed" in out.getvalue() and "identical" not in out.getvalue()
     s.close()
+
+
+def test_models_with_different_tokenizers_are_compared_as_text_and_say_why_unscored(tiny, real):  # noqa: F811
+    s = session(tiny.quants["Q8_0"], real.quants["Q8_0"], max_tokens=6, mode="completion")
+    t = s.ask(PROMPT)
+    s.close()
+    assert t.divergence_basis == "text" and t.scores_a is None and t.scores_b is None
+    assert t.unscored == "the models' tokenizers differ (KL divergence needs the same tokens)"
+    assert t.to_dict()["unscored"] == t.unscored
 
 
 @pytest.mark.parametrize("isolate", [False, True], ids=["in-process", "worker"])

@@ -127,13 +127,14 @@ def test_a_cancel_stops_scoring_between_batches_and_the_turn_stays_without_score
             cancel.set()
 
     s.score(t, on_progress=stop_after_first_batch, cancel=cancel)
-    assert t.scores_a is None and t.scores_b is None
+    assert t.scores_a is None and t.scores_b is None and t.unscored == "scoring was cancelled"
     total = 2 * (len(t.a.token_ids) + len(t.b.token_ids))
     # In-process it stops at the next batch; the worker hears the cancel over a socket, and the
     # tiny models make a batch in milliseconds, so it may have done a few more by then.
     assert max(heard) <= (total - 1 if isolate else 64 * 3)
     again = s.ask(PROMPT)  # the models stay usable, and a new turn is scored in full
     assert again.a.token_ids == t.a.token_ids and len(again.scores_a.kld) == len(t.a.token_ids)
+    assert again.unscored == ""
     assert s.turns == [t, again]
     s.close()
 

@@ -83,7 +83,9 @@ async def test_a_side_that_fails_to_load_shows_its_error_in_place(tiny, tmp_path
         await pilot.press(*"Hi", "enter")
         await _until(pilot, lambda: not screen.running and screen.session.turns)
         assert len(screen.session.turns[-1].a.token_ids) == 8
-        assert "8 tokens" in rendered(screen.query_one("#pane-a").query_one(".meters"))
+        meters = rendered(screen.query_one("#pane-a").query_one(".meters"))
+        assert "8 tokens" in meters and "not scored: B failed" in meters
+        assert "diverges" not in meters and "identical" not in meters
 
 
 def _library_app(tiny, folder):

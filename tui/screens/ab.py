@@ -284,9 +284,10 @@ class ABScreen(ABActions, Screen):
         else:
             turn = session.ask(prompt, on_token, cancel, scoring=False, stop_loops=stop_loops)
         cancelled = cancel.is_set()  # while answering; a cancel while scoring keeps the turn
-        if turn is not None and not cancelled and session.scorable(turn):
-            self.post_message(Scoring(len(turn.a.token_ids) + len(turn.b.token_ids)))
-            session.score(turn, on_progress, cancel)
+        if turn is not None and not cancelled:
+            if session.scorable(turn):
+                self.post_message(Scoring(len(turn.a.token_ids) + len(turn.b.token_ids)))
+            session.score(turn, on_progress, cancel)  # one that cannot be scored is told why
         with self._life:
             if self._gone:
                 session.close()

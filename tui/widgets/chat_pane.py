@@ -191,7 +191,11 @@ class ChatPane(Vertical):
             line += f"\nmean KLD {scores.kld_mean:.4f} · top-1 agreement {scores.top1_agreement:.1%}"
             if marked:  # a model against itself disagrees nowhere: no worst positions to name
                 line += " · worst (marked) " + ", ".join(f"{i} ({v:.2f})" for i, v in worst if v > 0)
-        if turn.first_divergence is not None:
+        if scores is None and turn.unscored:
+            line += f"\nnot scored: {turn.unscored}"
+        if turn.divergence_basis is None:  # the other side failed: nothing to compare with
+            pass
+        elif turn.first_divergence is not None:
             unit = "character" if turn.divergence_basis == "text" else "token"
             line += f"\ndiverges from the other side at {unit} {turn.first_divergence}"
         elif turn.a.token_ids or turn.b.token_ids:
