@@ -7,6 +7,7 @@ LibraryState; it holds no library state of its own."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 
 from rich.console import Group
@@ -309,11 +310,11 @@ class LibraryScreen(OrganizeActions, Screen):
 
         self.app.push_screen(AskScreen("Add a folder to the library", placeholder="/path/to/models"), added)
 
-    def action_fit_ctx(self, factor: float) -> None:
-        self.query_one(FitPanel).change_ctx(factor)
+    def action_fit_ctx(self, factor: float) -> None:  # bounded by the highlighted file's trained context
+        self.after_typed(partial(self.query_one(FitPanel).change_ctx, factor))
 
     def action_fit_layers(self, step: int) -> None:
-        self.query_one(FitPanel).change_layers(step)
+        self.after_typed(partial(self.query_one(FitPanel).change_layers, step))
 
     def action_fit_kv(self) -> None:
         self.query_one(FitPanel).cycle_kv()
@@ -336,6 +337,9 @@ class LibraryScreen(OrganizeActions, Screen):
         self.notify(f"marked {names}" if names else "no file marked", timeout=2)
 
     def action_open_ab(self) -> None:
+        self.after_typed(self._open_ab)
+
+    def _open_ab(self) -> None:
         from .ab import ABScreen
 
         paths = list(self.state.marks[:2])

@@ -65,11 +65,26 @@ class OrganizeActions:
     if TYPE_CHECKING:  # provided by the screen this is mixed into
         app: Any
 
+        focused: Any
+
         def highlighted_entry(self) -> LibraryEntry | None: ...
         def operation_finished(self, message: OperationDone) -> None: ...
         def notify(
             self, message: str, *, severity: Any = "information", timeout: float | None = None
         ) -> None: ...
+
+    def after_typed(self, action: Callable[[], None]) -> None:
+        """Run a priority key's `action` after the keys already on their way to the focused widget:
+        a priority key is handled as it arrives, ahead of them, so typed fast ("down space ctrl+b")
+        it would act on the cursor and marks as they were before those keys. Such a key bubbles from
+        the focused widget up to the app, where its binding runs: `action` follows it hop by hop."""
+        chain = list(self.focused.ancestors_with_self) if self.focused is not None else []
+
+        def hop(at: int) -> None:
+            if at == len(chain) or not chain[at].call_later(hop, at + 1):
+                action()
+
+        hop(0)
 
     def targets(self) -> tuple[list[str], int]:
         """The files to act on and how many marked files the filter hides (left alone)."""
@@ -106,6 +121,9 @@ class OrganizeActions:
         return canonical_folder(first.origin, first.group_label, top)
 
     def action_move(self) -> None:
+        self.after_typed(self._move)
+
+    def _move(self) -> None:
         targets, hidden = self.targets()
         if not targets:
             self.notify("highlight a file, or mark files with space, first", timeout=2)
@@ -130,6 +148,9 @@ class OrganizeActions:
         self.app.push_screen(dialog, chosen)  # type: ignore[attr-defined]
 
     def action_rename(self) -> None:
+        self.after_typed(self._rename)
+
+    def _rename(self) -> None:
         e = self.highlighted_entry()
         if e is None or e.error:
             return

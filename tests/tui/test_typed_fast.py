@@ -1,0 +1,51 @@
+"""Keys that arrive together (fast typing, a terminal delivering a burst) act in the order typed: a
+priority key (ctrl+b, ctrl+x, ctrl+n, `]`) acts on the cursor and marks the keys before it left,
+not on those before them."""
+
+from __future__ import annotations
+
+from textual import events
+
+from quanttui.core.fit import hardware
+from quanttui.core.library import Root
+from quanttui.tui.app import create_app
+from quanttui.tui.screens.ab import ABScreen
+from quanttui.tui.screens.dialogs import AskScreen
+from tests.tui.test_library_items import _lib, notes
+from tests.tui.test_library_screen import _loaded, row_keys
+
+CHARS = {"space": " ", "right_square_bracket": "]"}
+
+
+def burst(app, *keys: str) -> None:
+    """Post the keys as the terminal driver does, all before any is handled."""
+    for key in keys:
+        app.post_message(events.Key(key, CHARS.get(key)))
+
+
+async def test_marks_typed_just_before_ctrl_b_open_those_two(tiny, tmp_path):
+    d = _lib(tiny, tmp_path)
+    app = create_app([Root(d, "folder", False)], hardware("0", "32GiB"))
+    async with app.run_test(size=(100, 30)) as pilot:
+        table = await _loaded(pilot)
+        files = row_keys(table)[1:3]
+        burst(app, "down", "space", "down", "space", "ctrl+b")
+        await pilot.pause(0.5)
+        assert "mark two files with space, then press ctrl+b" not in notes(app)
+        assert isinstance(app.screen, ABScreen)
+        assert app.screen.paths == tuple(files)
+
+
+async def test_move_and_rename_act_on_the_file_the_cursor_just_reached(tiny, tmp_path):
+    d = _lib(tiny, tmp_path)
+    app = create_app([Root(d, "folder", False)], hardware("0", "32GiB"))
+    async with app.run_test(size=(100, 30)) as pilot:
+        table = await _loaded(pilot)
+        third = row_keys(table)[3]
+        burst(app, "down", "down", "down", "ctrl+x")
+        await pilot.pause(0.5)
+        assert isinstance(app.screen, AskScreen) and app.screen.lines == [third]
+        await pilot.press("escape")
+        burst(app, "up", "ctrl+n")
+        await pilot.pause(0.5)
+        assert isinstance(app.screen, AskScreen) and app.screen.lines == [row_keys(table)[2]]
