@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .kept import KeptPrefixes, keeps_prefixes
+from .kept import KeptPrefixes, keeps_prefixes, window
 from .scoring import OnProgress, Scores, cross_score
 from .side import GenConfig, OnRender, OnStatus, OnToken, Prompt, Side, SideResult
 
@@ -68,6 +68,7 @@ class ABEngine(Pair):
         self.share = True  # the second answer takes what it has in common with the first from it
         self._tokenizers: dict[str, tuple[int, list[int]]] = {}  # vocabulary size, PROBE's ids
         self._cuts: dict[str, bool] = {}  # whether the model's cache can be cut back to a prefix
+        self._windows: dict[str, int] = {}  # its sliding attention window (0: none)
         if not self.sequential:
             for n in ("a", "b"):
                 self.sides[n] = self._load(n)
@@ -80,6 +81,7 @@ class ABEngine(Pair):
         if side.llm is not None:  # kept past unloading, so models taking turns can be compared
             self._tokenizers[name] = (side.llm.n_vocab(), side.llm.tokenize(PROBE, special=True))
             self._cuts[name] = keeps_prefixes(side.llm)
+            self._windows[name] = window(side.llm)
         return side
 
     def side(self, name: str) -> Side:
@@ -165,6 +167,7 @@ class ABEngine(Pair):
             cancel=cancel,
             kept=self.kept if cut else None,
             share=cut and self.share,
+            window=min((w for w in self._windows.values() if w), default=0),
         )
         return (out["a"], out["b"]) if out else (None, None)
 

@@ -31,6 +31,21 @@ def keeps_prefixes(llm: Any) -> bool:
     return not (llama_cpp.llama_model_is_recurrent(model) or llama_cpp.llama_model_is_hybrid(model))
 
 
+def window(llm: Any) -> int:
+    """The model's sliding attention window in positions (0: none)."""
+    import llama_cpp
+
+    return max(0, int(llama_cpp.llama_model_n_swa(llm._model.model)))
+
+
+def resumable(saved: int, window: int) -> bool:
+    """Whether a sequence saved with `saved` positions can be put back and cut back. llama.cpp
+    saves a sliding-window cache without the positions already out of the window, and such a
+    sequence put back scores differently from one decoded from the start (Gemma 3 270M, 512-position
+    window: up to 1.5 in a logit, 0.39 even with nothing cut); one that fits the window is exact."""
+    return not window or saved <= window
+
+
 def save_seq(llm: Any) -> Any:
     """A copy of the model's KV cache for sequence 0 (a ctypes byte array), or None."""
     import llama_cpp
@@ -71,14 +86,17 @@ class KeptPrefixes:
         self.budget = budget
         self._sides: dict[str, _Side] = {}
 
-    def resume_at(self, side: str, tokens: Sequence[int], limit: int, models: Sequence[str]) -> int:
+    def resume_at(
+        self, side: str, tokens: Sequence[int], limit: int, models: Sequence[str], window: int = 0
+    ) -> int:
         """How many leading tokens of `tokens` (at most `limit`) every model in `models` can take
-        from what was kept for `side`; 0 when nothing can be."""
+        from what was kept for `side`; 0 when nothing can be (`window`: see `resumable`)."""
         kept = self._sides.get(side)
         if kept is None or any(m not in kept.states for m in models):
             return 0
         shared = first_divergence(kept.tokens, tokens)
-        return min(len(kept.tokens) if shared is None else shared, limit)
+        n = min(len(kept.tokens) if shared is None else shared, limit)
+        return n if resumable(len(kept.tokens), window) else 0
 
     def state(self, side: str, model: str) -> Any:
         return self._sides[side].states[model]

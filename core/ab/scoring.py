@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .kept import KeptPrefixes
+from .kept import KeptPrefixes, resumable
 from .logits import compare_both, compare_logits, logit_rows
 from .metrics import first_divergence
 
@@ -93,26 +93,29 @@ class _Span:
     resume: int = 0
     saved: dict[str, Any] = field(default_factory=dict)  # model name -> its sequence at the end
     lo: int = 0
-    giver: _Span | None = None  # the side decoded first, whose rows and cache the positions before lo share
+    giver: _Span | None = None  # the side decoded first, whose rows the positions before lo share
+    cache: bool = False  # and whose models' caches this side resumes from (else decoded to lo again)
 
     @classmethod
     def of(cls, side: str, result: Any) -> _Span:
         seq, start = [*result.prompt_ids, *result.token_ids], len(result.prompt_ids)
         return cls(side, seq, start, len(result.token_ids) if start >= 1 else 0)  # nothing predicts token 0
 
-    def share(self, giver: _Span) -> None:
+    def share(self, giver: _Span, window: int) -> None:
         """Take the answer positions whose tokens so far are the giver's too (the same prompt and
-        the same answer up to there) from the giver: each model's rows there are the same."""
+        the same answer up to there) from the giver: each model's rows there are the same, and so
+        is its cache, where it can be cut back there (kept.resumable)."""
         if not (self.n and giver.n and self.start == giver.start):
             return
         cut = first_divergence(giver.seq, self.seq)
         cut = len(self.seq) if cut is None else cut
         if cut >= self.start:  # position start-1+i sees tokens 0..start-1+i: shared while <= cut-1
             self.lo, self.giver = min(cut - self.start + 1, self.n, giver.n), giver
+            self.cache = resumable(len(giver.decoded), window)
 
     def rows(self, name: str, llm: Any, kept: KeptPrefixes | None) -> Iterator[np.ndarray]:
         resume = (self.resume, kept.state(self.side, name)) if kept and self.resume else None
-        if self.giver is not None:
+        if self.cache and self.giver is not None:
             resume = (self.start - 1 + self.lo, self.giver.saved.get(name))
             if resume[1] is None:
                 raise RuntimeError(f"model {name.upper()}'s cache for the other answer was not kept")
@@ -120,7 +123,7 @@ class _Span:
         def keep(state: Any) -> None:
             self.saved[name] = state
 
-        strict = self.giver is not None  # both models must resume alike: their chunks pair up
+        strict = self.cache  # both models must resume alike: their chunks pair up
         return logit_rows(
             llm, self.seq, self.start, self.lo, self.n, resume=resume, on_end=keep, strict=strict
         )
@@ -285,20 +288,23 @@ def cross_score(
     cancel: threading.Event | None = None,
     kept: KeptPrefixes | None = None,
     share: bool = False,
+    window: int = 0,
 ) -> dict[str, Scores] | None:
     """Per side, KL(side || other) and top-1 agreement on the side's own tokens (None when
     cancelled). `llm_of(name)` gives that side's model, loading it when the models take turns
     (`together` False; `order[0]` is the one loaded now, so it goes first). With `kept`, each
     side resumes from the prefix both models decoded in an earlier call, and keeps this one's. With
     `share` (models whose cache can be cut back), the second side takes what its answer has in
-    common with the first's from the first: a pair that answers alike costs half."""
+    common with the first's from the first: a pair that answers alike costs half. `window`: the
+    smallest sliding attention window of the two models (0: none), which bounds what a kept
+    cache can be cut back to."""
     spans = {name: _Span.of(name, r) for name, r in results.items()}
     if kept is not None:
         for side, span in spans.items():
-            span.resume = kept.resume_at(side, span.seq, span.start - 1, order) if span.n else 0
+            span.resume = kept.resume_at(side, span.seq, span.start - 1, order, window) if span.n else 0
     if share:
         giver, taker = spans.values()
-        taker.share(giver)
+        taker.share(giver, window)
     step = _Progress(2 * sum(s.n - s.lo for s in spans.values()), on_progress, cancel)
     out = _Out(spans)
     if not step():
