@@ -1,29 +1,93 @@
-"""Helpers for Pilot tests of the A/B, Hub and Downloads screens: waiting, reading what is drawn,
-the notifications shown, and an A/B screen opened on two tiny models."""
+"""Helpers for Pilot tests: waiting for what a message, worker, timer or screen change brings (a
+fixed pause is too short on a busy machine), reading what is drawn, the notifications shown, the
+Library's panes following its cursor, and an A/B screen opened on two tiny models."""
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import io
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
+from textual.css.query import NoMatches
 
 from quanttui.core.fit import hardware
 from quanttui.core.library import Root
 from quanttui.tui.app import create_app
 from quanttui.tui.screens.ab import ABScreen
+from quanttui.tui.widgets.fit_panel import FitPanel
+from quanttui.tui.widgets.model_table import GROUP_PREFIX, ModelTable
 
 SIZES = [(80, 24), (100, 30), (160, 48)]
 
 
-async def until(pilot, check, tries: int = 400) -> None:
-    """Wait (up to tries × 50 ms) until `check()` is true."""
+async def until(pilot, check: Callable[[], object], tries: int = 400) -> None:
+    """Wait (up to tries × 50 ms) until `check()` is true; a check that raises (a widget not mounted
+    yet) is not true yet, and the timeout names the check and its last error."""
+    error: Exception | None = None
     for _ in range(tries):
         await pilot.pause(0.05)
-        if check():
+        try:
+            if check():
+                return
+        except Exception as e:  # noqa: BLE001 (reported with the timeout)
+            error = e
+    try:
+        what = inspect.getsource(check).strip()
+    except (OSError, TypeError):
+        what = repr(check)
+    last = f" (last: {error!r})" if error else ""
+    raise AssertionError(f"timed out waiting for the screen: {what}{last}")
+
+
+async def eventually(pilot, check: Callable[[], None], tries: int = 400) -> None:
+    """Run `check` (assertions on what the screen shows) until it passes, up to tries × 50 ms; the
+    last try's own failure is raised, so the assertion says what was wrong."""
+    for _ in range(tries - 1):
+        try:
+            check()
             return
-    raise AssertionError("timed out waiting for the screen")
+        except (AssertionError, NoMatches):
+            await pilot.pause(0.05)
+    check()
+
+
+async def drained(pilot) -> None:
+    """Wait until the keys already sent have been handled, bindings included: a callback follows them
+    from the app's queue to the focused widget and back up through each of its ancestors, one queue
+    at a time, as a key that nothing stops travels."""
+    app = pilot.app
+    focused = app.screen.focused
+    chain = [app, *(focused.ancestors_with_self if focused is not None else (app.screen, app))]
+    done = asyncio.Event()
+
+    def hop(at: int) -> None:
+        if at == len(chain) or not chain[at].call_later(hop, at + 1):
+            done.set()
+
+    hop(0)
+    await asyncio.wait_for(done.wait(), 30)
+
+
+def follows_cursor(screen) -> bool:
+    """True once the Library's panes show the row under its table's cursor: the highlight (a message
+    from the table to the screen) has arrived."""
+    table, panel = screen.query_one(ModelTable), screen.query_one(FitPanel)
+    key = table.cursor_key()
+    if key is None:
+        return False
+    if key.startswith(GROUP_PREFIX):
+        return panel.entry is None and panel.note.startswith("highlight one of this model's files")
+    return panel.entry is not None and panel.entry.path == key
+
+
+async def at_row(pilot, row: int) -> None:
+    """Wait until the Library's cursor is on `row` and its panes show that row."""
+    table = pilot.app.screen.query_one(ModelTable)
+    await until(pilot, lambda: table.cursor_row == row and follows_cursor(pilot.app.screen))
 
 
 def rendered(widget) -> str:
@@ -42,6 +106,17 @@ def screen_text(app) -> str:
 def notes(app) -> list[str]:
     """The notifications shown so far, oldest first."""
     return [n.message for n in app._notifications]
+
+
+def note_ids(app) -> set[str]:
+    """The identities of the notifications shown now, to tell a later one apart (one that expires
+    leaves the list, so counting them would not do)."""
+    return {n.identity for n in app._notifications}
+
+
+def notes_since(app, ids: set[str]) -> list[str]:
+    """The notifications shown since `ids` was taken, oldest first."""
+    return [n.message for n in app._notifications if n.identity not in ids]
 
 
 def ab_app(folder: Path, *models: Path):

@@ -11,7 +11,17 @@ import pytest
 from quanttui.tui.screens import ab_commands as cmd
 from quanttui.tui.screens.ab_commands import CommandRefused, SideFacts
 from tests.modelgen import write_model_with_template, write_tiny_model
-from tests.tui.pilot_help import ab_app, notes, open_ab, rendered, turn, until
+from tests.tui.pilot_help import (
+    ab_app,
+    eventually,
+    note_ids,
+    notes,
+    notes_since,
+    open_ab,
+    rendered,
+    turn,
+    until,
+)
 
 
 def _workers() -> list[psutil.Process]:
@@ -32,18 +42,19 @@ async def test_ctx_is_bounded_by_training_and_by_type_and_a_refusal_reloads_noth
             ("abc", "must be a whole number"),
             ("-5", "a context of -5 tokens is out of range"),
         ):
-            before = len(notes(app))
+            before = note_ids(app)
             await pilot.press(*f"/ctx {arg}", "enter")
-            await until(pilot, lambda before=before: len(notes(app)) > before and not prompt.disabled)
+            await until(pilot, lambda before=before: notes_since(app, before) and not prompt.disabled)
             said = notes(app)[-1]
             assert said.startswith("/ctx refused:") and why in said
             assert screen.cfg.n_ctx == 2048 and screen.session.engine.pid == pid
         await pilot.press(*"/ctx 1024", "enter")  # within training and memory: both load again
         await until(pilot, lambda: screen.session is not None and not prompt.disabled)
         assert screen.session.engine.describe()["a"]["n_ctx"] == 1024 and screen.session.engine.pid != pid
+        said = "context set to 1,024: the next prompt starts afresh"
         for side in ("a", "b"):  # the conversation is gone with the old models, and the pane says so
-            past = " ".join(rendered(screen.query_one(f"#pane-{side} .past")).split())  # lines joined
-            assert "context set to 1,024: the next prompt starts afresh" in past
+            past = screen.query_one(f"#pane-{side} .past")
+            await until(pilot, lambda past=past: said in " ".join(rendered(past).split()))  # lines joined
 
 
 async def test_esc_while_loading_stops_the_load_and_leaves_no_worker(tiny, tmp_path):
@@ -52,7 +63,8 @@ async def test_esc_while_loading_stops_the_load_and_leaves_no_worker(tiny, tmp_p
         screen = await open_ab(pilot, tiny.quants["Q8_0"], tiny.quants["Q4_K_M"], ready=False)
         assert screen.phase == "loading"
         await pilot.press("escape")
-        assert screen.abort.is_set() and app.screen is not screen
+        await until(pilot, lambda: app.screen is not screen)
+        assert screen.abort.is_set()
         await until(pilot, lambda: screen._pending is not None and screen._pending.engine.pid is None)
         await until(pilot, lambda: not _workers())
 
@@ -67,20 +79,26 @@ async def test_completion_prompts_stand_alone_chat_shows_what_each_side_carries_
         await turn(pilot, screen, "One")
         carried = screen.session.carried()
         assert carried["a"] > 0 and carried["b"] > 0
-        for side, note in zip("ab", notes_, strict=True):
-            assert f"carries {carried[side]:,} of 2,048 tokens" in rendered(note)
+
+        def carries() -> None:
+            for side, note in zip("ab", notes_, strict=True):
+                assert f"carries {carried[side]:,} of 2,048 tokens" in rendered(note)
+
+        await eventually(pilot, carries)
         await turn(pilot, screen, "Two")
         assert screen.session.carried()["a"] > carried["a"]
         await pilot.press(*"/clear", "enter")
+        await until(pilot, lambda: screen.session.carried()["a"] == 0)
         assert screen.session.carried() == {"a": 0, "b": 0}
-        assert all("carries 0 of 2,048 tokens" in rendered(n) for n in notes_)
+        await until(pilot, lambda: all("carries 0 of 2,048 tokens" in rendered(n) for n in notes_))
         await until(pilot, lambda: "history cleared" in rendered(screen.query_one("#pane-a .past")))
         await turn(pilot, screen, "Three")  # asked without the conversation before the clear
         assert screen.session.carried()["a"] < carried["a"] + 1_000
         assert screen.session.messages("a", "x")[0]["content"] == "Three"
         # Completion mode: the same input on both sides, each prompt on its own.
         await pilot.press(*"/mode completion", "enter")
-        assert all("each prompt stands alone" in rendered(n) for n in notes_)
+        await until(pilot, lambda: screen.cfg.mode == "completion")
+        await until(pilot, lambda: all("each prompt stands alone" in rendered(n) for n in notes_))
         await turn(pilot, screen, "Four")
         await turn(pilot, screen, "Five")
         last = screen.session.turns[-1]
@@ -95,9 +113,11 @@ async def test_ctrl_e_reaches_edit_last_while_the_prompt_has_focus(tiny, tmp_pat
         screen.cfg.max_tokens = 4
         await turn(pilot, screen, "Hello there")
         prompt = screen.query_one("#ab-prompt")
-        assert prompt.has_focus and prompt.value == ""
+        await until(pilot, lambda: prompt.has_focus)
+        assert prompt.value == ""
         await pilot.press("ctrl+e")
-        assert prompt.value == "Hello there" and prompt.has_focus
+        await until(pilot, lambda: prompt.value == "Hello there")
+        assert prompt.has_focus
 
 
 async def test_marks_of_earlier_turns_stay_and_a_cancel_drops_numbers_and_sparkline(tiny, tmp_path):
@@ -107,11 +127,16 @@ async def test_marks_of_earlier_turns_stay_and_a_cancel_drops_numbers_and_sparkl
         screen.cfg.mode, screen.cfg.max_tokens = "completion", 16
         pane = screen.query_one("#pane-a")
         await turn(pilot, screen, "One")
+        await until(pilot, lambda: pane.past)
         assert any("reverse" in str(s.style) for s in pane.past[0].spans)  # the worst tokens, marked
         await turn(pilot, screen, "Two")
-        first = pane.past[0]
-        assert "One" in first.plain and any("reverse" in str(s.style) for s in first.spans)
-        assert len(pane.query_one("Sparkline").data) == 16
+
+        def two_turns() -> None:
+            first = pane.past[0]
+            assert "One" in first.plain and any("reverse" in str(s.style) for s in first.spans)
+            assert len(pane.query_one("Sparkline").data) == 16
+
+        await eventually(pilot, two_turns)
         screen.cfg.max_tokens = 100_000  # runs until its context is full: long enough to cancel
         await pilot.press(*"Three", "enter")
         await until(pilot, lambda: len(screen._latest.get("a", ())) > 20)
@@ -119,7 +144,12 @@ async def test_marks_of_earlier_turns_stay_and_a_cancel_drops_numbers_and_sparkl
         await pilot.press("escape")
         await until(pilot, lambda: screen.phase == "ready")
         assert any(n.startswith("cancelled") for n in notes(app))
-        assert pane.query_one("Sparkline").data == [] and rendered(pane.query_one(".meters")).strip() == ""
+
+        def dropped() -> None:
+            assert pane.query_one("Sparkline").data == []
+            assert rendered(pane.query_one(".meters")).strip() == ""
+
+        await eventually(pilot, dropped)
         assert len(screen.session.turns) == 2
 
 
@@ -135,8 +165,10 @@ async def test_a_prompt_sent_while_busy_is_queued_and_scoring_is_said(tiny, tmp_
         await pilot.press(*"One", "enter")
         await until(pilot, lambda: len(screen._latest.get("a", ())) > 20)
         await pilot.press(*"Two", "enter")
-        assert screen.queued == "Two" and notes(app)[-1] == "queued: it is sent when this turn is done"
-        assert "queued, sent when this turn is done: Two" in rendered(screen.query_one("#ab-info"))
+        await until(pilot, lambda: screen.queued == "Two")
+        assert notes(app)[-1] == "queued: it is sent when this turn is done"
+        info = screen.query_one("#ab-info")
+        await until(pilot, lambda: "queued, sent when this turn is done: Two" in rendered(info))
         screen.cfg.max_tokens = 8  # for "Two": the answer under way keeps the settings it began with
         await until(pilot, lambda: screen.phase == "ready" and len(screen.session.turns) == 2, tries=2400)
         assert [t.prompt for t in screen.session.turns] == ["One", "Two"]
@@ -144,7 +176,9 @@ async def test_a_prompt_sent_while_busy_is_queued_and_scoring_is_said(tiny, tmp_
         assert screen.session.turns[0].scores_a is not None and screen.queued is None
         # Cancelled with a prompt waiting: the waiting prompt goes back into the box, not lost.
         screen.cfg.max_tokens = 100_000
+        cancels = sum(n.startswith("cancelled") for n in notes(app))
         await pilot.press(*"Three", "enter", *"Four", "enter", "escape")
+        await until(pilot, lambda: sum(n.startswith("cancelled") for n in notes(app)) > cancels)
         await until(pilot, lambda: screen.phase == "ready")
         assert screen.query_one("#ab-prompt").value == "Four" and len(screen.session.turns) == 2
 
@@ -155,14 +189,17 @@ async def test_ctrl_l_stops_a_looping_side_now_and_says_so(tiny, tmp_path):
     async with app.run_test(size=(100, 30)) as pilot:
         screen = await open_ab(pilot, looper, tiny.quants["Q8_0"])
         await pilot.press("ctrl+l")  # idle: a setting for the next prompts, said as such
-        assert screen.cfg.stop_on_loop and "from the next prompt" in notes(app)[-1]
+        await until(pilot, lambda: screen.cfg.stop_on_loop)
+        assert "from the next prompt" in notes(app)[-1]
         await pilot.press("ctrl+l")
-        assert not screen.cfg.stop_on_loop
+        await until(pilot, lambda: not screen.cfg.stop_on_loop)
         screen.cfg.mode, screen.cfg.max_tokens = "completion", 1500
         await pilot.press(*"One", "enter")
         await until(pilot, lambda: len(screen._latest.get("a", ())) > 40)
         assert screen.looping() == ["a"]
+        said = note_ids(app)
         await pilot.press("ctrl+l")  # answering: A stops now, B goes on, the turn is kept
+        await until(pilot, lambda: notes_since(app, said))
         assert notes(app)[-1] == "stopping A now: it was looping"
         await until(pilot, lambda: screen.phase == "ready" and len(screen.session.turns) == 1)
         done = screen.session.turns[-1]
@@ -185,15 +222,18 @@ async def test_commands_say_what_was_wrong(tiny, tmp_path):
             ("/mode banana", "/mode needs chat or completion"),
             ("/ctx", "/ctx needs a number of tokens"),
         ):
+            before = note_ids(app)
             await pilot.press(*typed, "enter")
+            await until(pilot, lambda before=before: notes_since(app, before))
             assert notes(app)[-1].startswith(said), notes(app)[-1]
         assert screen.cfg.max_tokens == 256 and screen.cfg.mode == "completion"
         await pilot.press(*"/mode chat", "enter")
-        assert screen.cfg.mode == "chat"
+        await until(pilot, lambda: screen.cfg.mode == "chat")
         warned = "mode: chat; B (plain.gguf) has no chat template: it gets each prompt as plain text"
         assert notes(app)[-1] == warned
         await pilot.press(*"/max 16", "enter")
-        assert screen.cfg.max_tokens == 16 and notes(app)[-1] == "max tokens: 16"
+        await until(pilot, lambda: screen.cfg.max_tokens == 16)
+        assert notes(app)[-1] == "max tokens: 16"
 
 
 def test_chat_mode_is_refused_when_neither_side_has_a_template():

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from tests.tui.pilot_help import ab_app, notes, open_ab, rendered, turn, until
+from tests.tui.pilot_help import ab_app, note_ids, notes, notes_since, open_ab, rendered, turn, until
 
 
 @pytest.mark.parametrize("size", [(80, 24), (100, 30)])
@@ -39,7 +39,9 @@ async def test_scoring_shows_its_progress_and_esc_stops_it(tiny, tmp_path, size)
         await until(pilot, lambda: said in rendered(info))
         line = next(x.strip() for x in rendered(info).splitlines() if "scoring both answers" in x)
         assert line.endswith(" · Esc stops it · Enter queues a prompt")  # one line, also at 80 columns
+        said = note_ids(app)
         await pilot.press("escape")
+        await until(pilot, lambda: notes_since(app, said))
         assert notes(app)[-1] == "scoring stopped: this turn keeps both answers, without scores"
         gate.set()
         await until(pilot, lambda: screen.phase == "ready")

@@ -12,15 +12,13 @@ from quanttui.core.library import Root
 from quanttui.tui.app import create_app
 from quanttui.tui.screens.ab import ABScreen
 from quanttui.tui.widgets.chat_pane import DIVERGENCE_MARK, answer_text, printable
+from tests.tui.pilot_help import eventually, until
 from tests.tui.test_library_screen import _loaded, rendered
 
 
 async def _until(pilot, check, tries: int = 200) -> None:
-    for _ in range(tries):
-        await pilot.pause(0.05)
-        if check():
-            return
-    raise AssertionError("timed out waiting for the screen")
+    """Wait (up to tries × 50 ms) until `check()` is true."""
+    await until(pilot, check, tries)
 
 
 async def test_mark_two_files_send_a_prompt_see_both_and_the_divergence(tiny, tmp_path):
@@ -32,14 +30,15 @@ async def test_mark_two_files_send_a_prompt_see_both_and_the_divergence(tiny, tm
     async with app.run_test(size=(160, 48)) as pilot:
         await _loaded(pilot)
         await pilot.press("down", "space", "down", "space")
+        await _until(pilot, lambda: len(app.screen.marked) == 2)
         assert [p.rsplit("/", 1)[-1] for p in app.screen.marked] == ["tiny-Q8_0.gguf", "tiny-Q2_K.gguf"]
         await pilot.press("ctrl+b")
+        await _until(pilot, lambda: isinstance(app.screen, ABScreen) and app.screen.is_mounted)
         screen = app.screen
-        assert isinstance(screen, ABScreen)
         prompt = screen.query_one("#ab-prompt")
         await _until(pilot, lambda: not prompt.disabled)
         await pilot.press(*"/max 16", "enter")
-        assert screen.cfg.max_tokens == 16
+        await _until(pilot, lambda: screen.cfg.max_tokens == 16)
         await pilot.press(*"/ctx 1024", "enter")
         await _until(pilot, lambda: screen.session is not None and not prompt.disabled)
         assert screen.session.engine.describe()["a"]["n_ctx"] == 1024
@@ -49,23 +48,27 @@ async def test_mark_two_files_send_a_prompt_see_both_and_the_divergence(tiny, tm
         await _until(pilot, lambda: all("diverges" in rendered(m) for m in meters))  # laid out again
         turn = screen.session.turns[-1]
         assert turn.first_divergence == 0  # the tiny Q2_K departs from Q8_0 at once
-        for side in ("a", "b"):
-            pane = screen.query_one(f"#pane-{side}")
-            body = rendered(pane.query_one(".body"))
-            answer = printable(getattr(turn, side).text)
-            assert "> Hello" in body and DIVERGENCE_MARK in body
-            assert answer[:10].strip()[:5] in body.replace(DIVERGENCE_MARK, "")
-            meters = rendered(pane.query_one(".meters"))
-            assert (
-                "16 tokens" in meters
-                and "mean KLD" in meters
-                and "diverges from the other side at token 0" in meters
-            )
-            assert len(pane.query_one("Sparkline").data) == 16
+
+        def both_panes() -> None:
+            for side in ("a", "b"):
+                pane = screen.query_one(f"#pane-{side}")
+                body = rendered(pane.query_one(".body"))
+                answer = printable(getattr(turn, side).text)
+                assert "> Hello" in body and DIVERGENCE_MARK in body
+                assert answer[:10].strip()[:5] in body.replace(DIVERGENCE_MARK, "")
+                meters = rendered(pane.query_one(".meters"))
+                assert (
+                    "16 tokens" in meters
+                    and "mean KLD" in meters
+                    and "diverges from the other side at token 0" in meters
+                )
+                assert len(pane.query_one("Sparkline").data) == 16
+
+        await eventually(pilot, both_panes)
         saved = list((tmp_path / "data" / "sessions").glob("ab-*.json"))
         assert len(saved) == 1 and '"prompt": "Hello"' in saved[0].read_text()
         await pilot.press("escape")  # idle: back to the Library
-        assert not isinstance(app.screen, ABScreen)
+        await _until(pilot, lambda: not isinstance(app.screen, ABScreen))
 
 
 async def test_a_side_that_fails_to_load_shows_its_error_in_place(tiny, tmp_path):
@@ -78,12 +81,15 @@ async def test_a_side_that_fails_to_load_shows_its_error_in_place(tiny, tmp_path
         await app.push_screen(screen)
         prompt = screen.query_one("#ab-prompt")
         await _until(pilot, lambda: not prompt.disabled)
-        assert "could not load broken.gguf" in rendered(screen.query_one("#pane-b").query_one(".body"))
+        body_b = screen.query_one("#pane-b").query_one(".body")
+        await _until(pilot, lambda: "could not load broken.gguf" in rendered(body_b))
         screen.cfg.max_tokens = 8
         await pilot.press(*"Hi", "enter")
         await _until(pilot, lambda: not screen.running and screen.session.turns)
         assert len(screen.session.turns[-1].a.token_ids) == 8
-        meters = rendered(screen.query_one("#pane-a").query_one(".meters"))
+        meters_a = screen.query_one("#pane-a").query_one(".meters")
+        await _until(pilot, lambda: "not scored: B failed" in rendered(meters_a))
+        meters = rendered(meters_a)
         assert "8 tokens" in meters and "not scored: B failed" in meters
         assert "diverges" not in meters and "identical" not in meters
 
@@ -114,12 +120,16 @@ async def test_a_crashed_model_process_is_reported_and_the_app_goes_on(tiny, tmp
         os.kill(screen.session.engine.pid, signal.SIGSEGV)  # between turns, as a driver fault would
         await pilot.press(*"Again", "enter")
         await _until(pilot, lambda: not screen.running and len(screen.session.turns) == 2)
-        info = rendered(screen.query_one("#ab-info"))
-        assert "the model process crashed (killed by SIGSEGV)" in info
-        for side in ("a", "b"):
-            pane = screen.query_one(f"#pane-{side}")
-            past, body = rendered(pane.query_one(".past")), rendered(pane.query_one(".body"))
-            assert "> Hi" in past and "> Again" in body and "killed by SIGSEGV" in body
+
+        def crash_said() -> None:
+            info = rendered(screen.query_one("#ab-info"))
+            assert "the model process crashed (killed by SIGSEGV)" in info
+            for side in ("a", "b"):
+                pane = screen.query_one(f"#pane-{side}")
+                past, body = rendered(pane.query_one(".past")), rendered(pane.query_one(".body"))
+                assert "> Hi" in past and "> Again" in body and "killed by SIGSEGV" in body
+
+        await eventually(pilot, crash_said)
         await pilot.press(*"Third", "enter")
         await _until(pilot, lambda: not screen.running and len(screen.session.turns) == 3)
         turn = screen.session.turns[-1]
@@ -133,7 +143,7 @@ async def test_leaving_while_the_models_load_frees_them(tiny, tmp_path):
     async with app.run_test(size=(160, 48)) as pilot:
         screen = await _open_ab(pilot, tiny, ready=False)
         await pilot.press("escape")  # idle (nothing asked yet): back to the Library at once
-        assert not isinstance(app.screen, ABScreen)
+        await _until(pilot, lambda: not isinstance(app.screen, ABScreen))
         await _until(pilot, lambda: screen._pending is not None and screen._pending.engine.pid is None)
 
 
@@ -154,8 +164,12 @@ async def test_earlier_turns_stay_above_and_a_cancelled_turn_leaves_no_trace(tin
         await _until(pilot, lambda: "> Three" in rendered(pane.query_one(".body")))
         await pilot.press("escape")
         await _until(pilot, lambda: not screen.running)
-        past, body = rendered(pane.query_one(".past")), rendered(pane.query_one(".body"))
-        assert past.count("> One") == 1 and past.count("> Two") == 1 and "Three" not in past + body
+
+        def no_trace() -> None:
+            past, body = rendered(pane.query_one(".past")), rendered(pane.query_one(".body"))
+            assert past.count("> One") == 1 and past.count("> Two") == 1 and "Three" not in past + body
+
+        await eventually(pilot, no_trace)
         assert len(screen.session.turns) == 2 and isinstance(app.screen, ABScreen)
 
 

@@ -22,6 +22,7 @@ from quanttui.tui.screens.hub import HubScreen
 from quanttui.tui.screens.usage import UsageScreen
 from tests.core.test_cli_hostile import HOSTILE_FILES, HOSTILE_NAMES, RAW, write_arch_model
 from tests.modelgen import write_tiny_model
+from tests.tui.pilot_help import at_row, until
 from tests.tui.test_ab_screen import _until
 from tests.tui.test_library_screen import _loaded, rendered, row_keys
 
@@ -59,9 +60,9 @@ async def test_every_row_detail_and_disk_usage_render_hostile_names_literally(ti
     async with app.run_test(size=(160, 48)) as pilot:
         table = await _loaded(pilot)
         seen = ""
-        for _ in range(table.row_count):  # every row, group rows included, with its detail pane
+        for row in range(table.row_count):  # every row, group rows included, with its detail pane
             await pilot.press("down")
-            await pilot.pause()
+            await at_row(pilot, min(row + 1, table.row_count - 1))
             text = screen_text(app)
             assert_clean(text)
             seen += text
@@ -69,19 +70,20 @@ async def test_every_row_detail_and_disk_usage_render_hostile_names_literally(ti
         assert "e\\x1b[31mvil.gguf" in seen and "n\\u202eman.gguf" in seen and "caf\\xff.gguf" in seen
         assert "[/]arch\\x1b[5m" in seen  # a group row and the quant ladder titled by general.name
         table.move_cursor(row=row_keys(table).index(str(d / "name-markup.gguf")))
-        await pilot.pause()
-        detail = rendered(app.screen.query_one("#detail-facts"))
-        assert "[/][bold]M[link=file:///etc/passwd]x[" in detail  # exactly as written: no tag parsed
+        await at_row(pilot, row_keys(table).index(str(d / "name-markup.gguf")))
+        detail = app.screen.query_one("#detail-facts")
+        literal = "[/][bold]M[link=file:///etc/passwd]x["  # exactly as written: no tag parsed
+        await until(pilot, lambda: literal in rendered(detail))
         table.move_cursor(row=row_keys(table).index(str(d / "name-title.gguf")))
-        await pilot.pause()
-        assert "T\\x1b]0;pwned\\x07" in rendered(app.screen.query_one("#detail-facts"))
+        await at_row(pilot, row_keys(table).index(str(d / "name-title.gguf")))
+        await until(pilot, lambda: "T\\x1b]0;pwned\\x07" in rendered(detail))
         table.move_cursor(row=row_keys(table).index(str(d / "x[bold]y.gguf")))
         await pilot.press("space")  # the notification names the marked file literally
         await _until(pilot, lambda: any(n.message == "marked A x[bold]y.gguf" for n in app._notifications))
         assert not any(n.markup for n in app._notifications)  # shown as written, never as markup
         await pilot.press("ctrl+u")
+        await until(pilot, lambda: isinstance(app.screen, UsageScreen))
         screen = app.screen
-        assert isinstance(screen, UsageScreen)
         await _until(pilot, lambda: "duplicate" in rendered(screen.query_one("#dupes")))
         text = screen_text(app)
         assert_clean(text)
@@ -97,7 +99,7 @@ async def test_delete_confirmation_names_the_exact_file_and_trashes_only_it(tiny
         before = sorted(p.name for p in d.iterdir())
         table.move_cursor(row=row_keys(table).index(str(target)))
         await pilot.press("delete")
-        assert isinstance(app.screen, ConfirmScreen)
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen) and app.screen.is_mounted)
         assert rendered(app.screen.query_one("#confirm-files")).strip() == str(target)
         assert_clean(screen_text(app))
         await pilot.press("y")
@@ -109,6 +111,7 @@ async def test_delete_confirmation_names_the_exact_file_and_trashes_only_it(tiny
         evil = d / "e\x1b[31mvil.gguf"
         table.move_cursor(row=row_keys(table).index(str(evil)))
         await pilot.press("delete")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen) and app.screen.is_mounted)
         assert rendered(app.screen.query_one("#confirm-files")).strip() == f"{d}/e\\x1b[31mvil.gguf"
         await pilot.press("y")
         await _until(pilot, lambda: not evil.exists())
@@ -144,20 +147,19 @@ async def test_hub_results_and_download_rows_with_hostile_metadata(hub, tiny, tm
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.pause(0.3)
         await pilot.press("ctrl+f")
-        assert isinstance(app.screen, HubScreen)
+        await until(pilot, lambda: isinstance(app.screen, HubScreen) and app.screen.focused is not None)
         await pilot.press(*"tiny", "enter")
         results = app.screen.query_one("#hub-results")
         await _until(pilot, lambda: results.row_count == 2)
-        text = screen_text(app)
-        assert_clean(text)
-        assert "[/]ar\\x1b]0;pwned\\x07ch" in text
+        await until(pilot, lambda: "[/]ar\\x1b]0;pwned\\x07ch" in screen_text(app))
+        assert_clean(screen_text(app))
         job = DownloadJob("evil/[/]x\x1b]0;t\x07", Variant("[bold]Q\x9b", []), status="failed")
         job.error = "refused [/] \x1b]52;c;eA==\x07"
         app.downloads.append(job)
         await pilot.press("ctrl+g")
-        assert isinstance(app.screen, DownloadsScreen)
+        await until(pilot, lambda: isinstance(app.screen, DownloadsScreen) and app.screen.is_mounted)
         app.screen.refresh_jobs()
-        await pilot.pause()
+        await until(pilot, lambda: "refused [/]" in screen_text(app))
         text = screen_text(app)
         assert_clean(text)
         assert "evil/[/]x\\x1b]0;t\\x07 [bold]Q\\x9b" in text and "refused [/] \\x1b]52;c;eA==\\x07" in text

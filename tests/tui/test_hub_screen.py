@@ -9,6 +9,7 @@ from quanttui.tui.app import create_app
 from quanttui.tui.screens.downloads import DownloadsScreen
 from quanttui.tui.screens.hub import DiffScreen, HubScreen, RepoScreen
 from tests.conftest import REPO
+from tests.tui.pilot_help import until
 from tests.tui.test_ab_screen import _until
 from tests.tui.test_library_screen import rendered
 
@@ -19,13 +20,14 @@ async def test_search_open_repo_download(hub, tiny, tmp_path):
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.pause(0.3)
         await pilot.press("ctrl+f")
-        assert isinstance(app.screen, HubScreen)
+        await until(pilot, lambda: isinstance(app.screen, HubScreen) and app.screen.focused is not None)
         await pilot.press(*"tiny", "enter")
         results = app.screen.query_one("#hub-results")
         await _until(pilot, lambda: results.row_count == 2)
         await pilot.press("down", "enter")  # the second hit: the tiny llama repo (fewer downloads)
+        await until(pilot, lambda: isinstance(app.screen, RepoScreen))
         repo = app.screen
-        assert isinstance(repo, RepoScreen) and repo.repo == REPO
+        assert repo.repo == REPO
         table = repo.query_one("#variants")
         await _until(pilot, lambda: table.row_count == 6 and len(repo.facts) == 6)
         q8 = "tiny-Q8_0.gguf"
@@ -33,20 +35,21 @@ async def test_search_open_repo_download(hub, tiny, tmp_path):
         assert str(table.get_cell("tiny-IQ4_XS.gguf", "imatrix")) == "yes"
         assert str(table.get_cell("mislabeled-Q6_K.gguf", "quant")) == "Q6_K (header: Q2_K)"
         table.move_cursor(row=table.get_row_index(q8))
-        await pilot.pause(0.1)
-        assert "Q8_0" in rendered(repo.query_one("#variant-facts"))
+        await until(pilot, lambda: "Q8_0" in rendered(repo.query_one("#variant-facts")))
         await pilot.press("m")
+        await until(pilot, lambda: repo.marked == [q8])
         table.move_cursor(row=table.get_row_index("tiny-Q4_K_M.gguf"))
         await pilot.press("m", "x")
-        assert isinstance(app.screen, DiffScreen)
+        await until(pilot, lambda: isinstance(app.screen, DiffScreen) and app.screen.is_mounted)
         assert "tensors differ in type" in rendered(app.screen.query_one("#diff-summary"))
         await pilot.press("escape")
+        await until(pilot, lambda: app.screen is repo)
         table.move_cursor(row=table.get_row_index(q8))
         await pilot.press("d")
         dest = models_dir() / REPO / q8
         await _until(pilot, lambda: dest.exists())
         await pilot.press("ctrl+g")
-        assert isinstance(app.screen, DownloadsScreen)
+        await until(pilot, lambda: isinstance(app.screen, DownloadsScreen))
         await _until(pilot, lambda: "done" in rendered(app.screen.query_one("#jobs")))
         assert dest.read_bytes() == tiny.quants["Q8_0"].read_bytes()
 

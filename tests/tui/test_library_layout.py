@@ -14,6 +14,7 @@ from quanttui.tui.app import create_app
 from quanttui.tui.screens.help import GENERIC, HelpScreen
 from quanttui.tui.screens.usage import UsageScreen
 from quanttui.tui.widgets.model_table import MODEL_MIN, PRIORITY, WIDTHS, ModelTable, plan_columns
+from tests.tui.pilot_help import eventually, until
 from tests.tui.test_ab_screen import _until
 from tests.tui.test_hostile_text import screen_text
 from tests.tui.test_library_screen import _loaded, rendered
@@ -42,26 +43,29 @@ async def test_library_fits_each_size(lib, size):
     app = create_app([Root(lib, "folder", False)], hardware("0", "32GiB"))
     async with app.run_test(size=size) as pilot:
         table = await _loaded(pilot)
-        await pilot.pause(0.2)
-        shown = [str(c.label) for c in table.columns.values()]
-        head = screen_text(app)
-        for must in ("Model ▲", "Quant", "Size", "Fit"):  # the sort arrow is never cut
-            assert must in head
-        assert "tiny-Q4_K_M.gguf" in head  # a whole file name
-        assert table.virtual_size.width <= table.size.width  # no column runs past the table
-        assert table.region.right <= size[0]
-        footer = footer_line(app)
-        assert footer.lstrip().startswith("^q Quit") and "f1 Help" in footer
-        if size[0] >= 160:  # every column but Store, the least needed, beside a 60-wide side pane
-            assert sorted(shown) == sorted(
-                f"{v} ▲" if k == "model" else v for k, v in LABELS.items() if k != "store"
-            )
-            assert app.screen.query_one("#right-column").region.width > 40
+
+        def fitted() -> None:
+            shown = [str(c.label) for c in table.columns.values()]
+            head = screen_text(app)
+            for must in ("Model ▲", "Quant", "Size", "Fit"):  # the sort arrow is never cut
+                assert must in head
+            assert "tiny-Q4_K_M.gguf" in head  # a whole file name
+            assert table.virtual_size.width <= table.size.width  # no column runs past the table
+            assert table.region.right <= size[0]
+            footer = footer_line(app)
+            assert footer.lstrip().startswith("^q Quit") and "f1 Help" in footer
+            if size[0] >= 160:  # every column but Store, the least needed, beside a 60-wide side pane
+                assert sorted(shown) == sorted(
+                    f"{v} ▲" if k == "model" else v for k, v in LABELS.items() if k != "store"
+                )
+                assert app.screen.query_one("#right-column").region.width > 40
+            if size[0] < 100:
+                assert app.screen.query_one("#right-column").region.width == 0  # side pane hidden
+
+        await eventually(pilot, fitted)  # columns and footer are fitted to the size a few frames on
         if size[0] < 100:
-            assert app.screen.query_one("#right-column").region.width == 0  # side pane hidden
             await pilot.press("f2")  # shows it in the table's place
-            await pilot.pause(0.1)
-            assert "memory fit" in screen_text(app)
+            await until(pilot, lambda: "memory fit" in screen_text(app))
             await pilot.press("f2")
             await _until(pilot, lambda: app.screen.focused is table)
 
@@ -72,14 +76,18 @@ async def test_disk_usage_fits_each_size(lib, size):
     async with app.run_test(size=size) as pilot:
         await _loaded(pilot)
         await pilot.press("ctrl+u")
+        await until(pilot, lambda: isinstance(app.screen, UsageScreen))
         screen = app.screen
-        assert isinstance(screen, UsageScreen)
         await _until(pilot, lambda: "reclaimable" in rendered(screen.query_one("#dupes")))
-        text = screen_text(app)
-        assert "by root" in text and "total" in text
-        assert "4 files of 1 model" in text and "1 models" not in text
-        footer = footer_line(app)
-        assert footer.lstrip().startswith("^q Quit") and "f1 Help" in footer and "Back" in footer
+
+        def fitted() -> None:
+            text = screen_text(app)
+            assert "by root" in text and "total" in text
+            assert "4 files of 1 model" in text and "1 models" not in text
+            footer = footer_line(app)
+            assert footer.lstrip().startswith("^q Quit") and "f1 Help" in footer and "Back" in footer
+
+        await eventually(pilot, fitted)
 
 
 def test_columns_by_priority_fit_the_width():
@@ -116,7 +124,7 @@ async def test_rows_drawn_before_the_table_measures_them_are_full_width(lib):
         table = app.query_one(ModelTable)
         table.load(entries, {}, [])  # no await: the table has had no idle pass since its rows came
         before = {c.key.value: c.get_render_width(table) for c in table.columns.values()}
-        await pilot.pause(0.2)
+        await until(pilot, lambda: not table._require_update_dimensions)  # its idle pass has measured
         after = {c.key.value: c.get_render_width(table) for c in table.columns.values()}
         assert before == after  # a draw in between would use these widths
         assert "tiny-Q4_K_M.gguf" in rendered(table) and "3.34 MiB" in rendered(table)
@@ -127,7 +135,7 @@ async def test_help_lists_every_key_of_the_screen_and_the_app(lib):
     async with app.run_test(size=(100, 30)) as pilot:
         await _loaded(pilot)
         await pilot.press("question_mark")
-        assert isinstance(app.screen, HelpScreen)
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
         keys = {(key, what) for _, key, what in app.screen.rows}
         for pair in [("]", "Context ×2"), ("^x", "Move"), ("^u", "Disk usage"), ("^q", "Quit")]:
             assert pair in keys
@@ -137,10 +145,11 @@ async def test_help_lists_every_key_of_the_screen_and_the_app(lib):
         generic = [what in GENERIC for _, _, what in rows]
         assert generic == sorted(generic) and ("tab", "Focus Next") in keys
         await pilot.press("escape")
-        assert not isinstance(app.screen, HelpScreen)
+        await until(pilot, lambda: not isinstance(app.screen, HelpScreen))
         app.screen.query_one("#filter").focus()
+        await until(pilot, lambda: app.screen.focused is app.screen.query_one("#filter"))
         await pilot.press("f1")  # from the filter too
-        assert isinstance(app.screen, HelpScreen)
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
         assert ("]", "Context ×2") in {(key, what) for _, key, what in app.screen.rows}
         await pilot.press("escape")
 
@@ -153,6 +162,7 @@ async def test_palette_commands_come_from_the_screen(lib):
         for title in ("Rescan library", "Fit: double the context", "Move to folder", "Side pane"):
             assert title in titles
         await pilot.press("ctrl+u")
+        await until(pilot, lambda: isinstance(app.screen, UsageScreen))
         titles = [c.title for c in app.get_system_commands(app.screen)]
         assert "Rescan library" not in titles and "Toggle dark/light theme" in titles
 

@@ -18,7 +18,7 @@ from quanttui.tui.screens.quality import QualityScreen
 from quanttui.tui.widgets.kld_chart import KldChart, Point, layout
 from quanttui.tui.widgets.model_table import ModelTable
 from quanttui.tui.widgets.quality_table import QualityTable
-from tests.tui.pilot_help import SIZES, rendered, screen_text, until
+from tests.tui.pilot_help import SIZES, eventually, rendered, screen_text, until
 from tests.tui.test_library_screen import _loaded
 
 QUANTS = ("Q8_0", "Q4_K_M", "Q2_K")
@@ -48,8 +48,8 @@ async def _open(pilot, **kw) -> QualityScreen:
         await pilot.app.push_screen(QualityScreen(group, **kw))
     else:
         await pilot.press("ctrl+k")
+    await until(pilot, lambda: isinstance(pilot.app.screen, QualityScreen))
     screen = pilot.app.screen
-    assert isinstance(screen, QualityScreen)
     await until(pilot, lambda: screen.advice is not None)
     first = os.path.basename(screen.advice.rows[0].model)
     await until(pilot, lambda: first in screen_text(pilot.app))  # the table's rows are drawn
@@ -70,11 +70,15 @@ async def test_eval_from_the_quality_view_marks_the_recommended_quant(lib, size)
     app = _app(lib)
     async with app.run_test(size=size) as pilot:
         screen = await _open(pilot)
-        text = screen_text(app)
-        assert "not measured" in text and "tiny-Q2_K.gguf" in text
-        assert "nothing measured yet" in rendered(screen.query_one(KldChart))
-        footer = text.rstrip("\n").splitlines()[-1]
-        assert footer.lstrip().startswith("^q Quit") and "f1 Help" in footer and "e Eval" in footer
+
+        def unmeasured() -> None:
+            text = screen_text(app)
+            assert "not measured" in text and "tiny-Q2_K.gguf" in text
+            assert "nothing measured yet" in rendered(screen.query_one(KldChart))
+            footer = text.rstrip("\n").splitlines()[-1]
+            assert footer.lstrip().startswith("^q Quit") and "f1 Help" in footer and "e Eval" in footer
+
+        await eventually(pilot, unmeasured)  # the footer is fitted a few frames after the screen shows
         screen.eval_ctx, screen.eval_chunks = 64, 2
         await pilot.press("e")
         await until(pilot, lambda: screen.running is None and "eval done" in screen.status, tries=1200)
@@ -84,15 +88,19 @@ async def test_eval_from_the_quality_view_marks_the_recommended_quant(lib, size)
         klds = {os.path.basename(r.model): r.quality["kld_mean"] for r in advice.rows}
         assert klds["tiny-F16.gguf"] == 0.0 and all(klds[f"tiny-{q}.gguf"] > 0 for q in QUANTS)
         assert advice.recommended and advice.reason
-        marked = [k.value for k in table.rows if _row_text(table, k.value).startswith("→")]
-        assert marked == [advice.recommended]
-        text = screen_text(app)
-        assert f"recommended: {os.path.basename(advice.recommended)}" in text
-        assert "reference" in text  # the reference's KLD cell
-        assert table.virtual_size.width <= table.size.width  # no column runs past the screen
-        chart = rendered(screen.query_one(KldChart))
-        assert "KLD (log scale)" in chart and chart.count("●") + chart.count("◆") == len(QUANTS)
-        assert "reference F16 (KLD 0 by definition) not plotted" in chart  # said, not left out silently
+
+        def measured() -> None:
+            marked = [k.value for k in table.rows if _row_text(table, k.value).startswith("→")]
+            assert marked == [advice.recommended]
+            text = screen_text(app)
+            assert f"recommended: {os.path.basename(advice.recommended)}" in text
+            assert "reference" in text  # the reference's KLD cell
+            assert table.virtual_size.width <= table.size.width  # no column runs past the screen
+            chart = rendered(screen.query_one(KldChart))
+            assert "KLD (log scale)" in chart and chart.count("●") + chart.count("◆") == len(QUANTS)
+            assert "reference F16 (KLD 0 by definition) not plotted" in chart  # said, not left out silently
+
+        await eventually(pilot, measured)
         assert _workers() == []  # the model process ended with the eval
 
 
@@ -105,7 +113,7 @@ async def test_esc_cancels_a_running_eval_and_its_model_process_then_goes_back(l
         assert _workers()
         await pilot.press("escape")
         await until(pilot, lambda: screen.running is None, tries=1200)
-        assert "eval cancelled" in screen.status
+        await until(pilot, lambda: "eval cancelled" in screen.status)
         assert app.screen is screen  # the first Esc cancels, it does not leave
         for _ in range(100):
             if not _workers():
@@ -127,9 +135,13 @@ async def test_a_model_that_fails_is_an_error_row_and_the_others_are_measured(li
         assert "1 failed" in screen.status
         await until(pilot, lambda: screen.advice.reference is not None)
         table = screen.query_one(QualityTable)
-        assert "error" in _row_text(table, str(gone))
-        notes = rendered(screen.query_one("#q-notes"))
-        assert "error tiny-Q2_K.gguf: cannot read" in notes
+
+        def error_row() -> None:
+            assert "error" in _row_text(table, str(gone))
+            notes = rendered(screen.query_one("#q-notes"))
+            assert "error tiny-Q2_K.gguf: cannot read" in notes
+
+        await eventually(pilot, error_row)
         measured = [r for r in screen.advice.rows if r.quality and not r.is_reference]
         assert sorted(os.path.basename(r.model) for r in measured) == ["tiny-Q4_K_M.gguf", "tiny-Q8_0.gguf"]
 
@@ -154,7 +166,7 @@ async def test_the_library_shows_kld_once_measured(lib):
         assert cells[str(lib / "tiny-F16.gguf")] == "ref"
         for q in QUANTS:
             assert float(cells[str(lib / f"tiny-{q}.gguf")]) > 0
-        assert "KLD" in screen_text(app)
+        await until(pilot, lambda: "KLD" in screen_text(app))
 
 
 async def test_the_quality_view_is_in_the_palette_and_needs_a_model_row(lib):
@@ -165,7 +177,7 @@ async def test_the_quality_view_is_in_the_palette_and_needs_a_model_row(lib):
         assert "Quality view" in titles
         app.screen.query_one(ModelTable).move_cursor(row=2)  # one of the model's files
         await pilot.press("ctrl+k")
-        assert isinstance(app.screen, QualityScreen)
+        await until(pilot, lambda: isinstance(app.screen, QualityScreen))
         titles = [c.title for c in app.screen.system_commands()]
         assert "Quality: run the eval" in titles and "Quality: run the bench" in titles
 
@@ -188,20 +200,25 @@ async def test_the_chart_says_what_it_leaves_out_in_a_line_of_its_own():
         chart = app.query_one(KldChart)
         chart.points = [Point("Q4_K_M", 200, 0.1), Point("Q2_K", 100, 1.0, recommended=True)]
         chart.footnote = "reference [b]Q8\x1b[2J_0[/b] (KLD 0 by definition) not plotted"
-        await pilot.pause(0.1)
-        lines = rendered(chart).splitlines()  # 60 columns: the footnote takes two lines
-        assert " ".join(s.strip() for s in lines[-2:]) == (
-            "reference [b]Q8\\x1b[2J_0[/b] (KLD 0 by definition) not plotted"
-        )
-        assert "└" in lines[-4] and sum(line.count("●") + line.count("◆") for line in lines) == 2
+
+        def two_line_footnote() -> None:
+            lines = rendered(chart).splitlines()  # 60 columns: the footnote takes two lines
+            assert " ".join(s.strip() for s in lines[-2:]) == (
+                "reference [b]Q8\\x1b[2J_0[/b] (KLD 0 by definition) not plotted"
+            )
+            assert "└" in lines[-4] and sum(line.count("●") + line.count("◆") for line in lines) == 2
+
+        await eventually(pilot, two_line_footnote)
         chart.footnote = "reference Q8_0 (KLD 0 by definition) not plotted"
-        await pilot.pause(0.1)
-        lines = rendered(chart).splitlines()
-        assert lines[-1].rstrip() == " " * 10 + chart.footnote  # under the plot, past the KLD labels
-        assert "└" in lines[-3]
+
+        def one_line_footnote() -> None:
+            lines = rendered(chart).splitlines()
+            assert lines[-1].rstrip() == " " * 10 + chart.footnote  # under the plot, past the KLD labels
+            assert "└" in lines[-3]
+
+        await eventually(pilot, one_line_footnote)
         chart.footnote = ""
-        await pilot.pause(0.1)
-        assert "└" in rendered(chart).splitlines()[-2]  # without a footnote the plot takes the line
+        await until(pilot, lambda: "└" in rendered(chart).splitlines()[-2])  # the plot takes the line
 
 
 async def test_outside_names_are_shown_cleaned_never_as_markup(lib, tiny):

@@ -17,6 +17,7 @@ from quanttui.core.library import Root
 from quanttui.themes import THEMES
 from quanttui.tui.app import create_app
 from quanttui.tui.screens.usage import UsageScreen
+from tests.tui.pilot_help import at_row, eventually, rendered, until
 from tests.tui.test_library_items import _lib
 from tests.tui.test_library_screen import _loaded
 
@@ -79,9 +80,18 @@ async def test_library_and_disk_usage_are_readable_in_each_theme(tiny, tmp_path,
         app.theme = theme
         table = await _loaded(pilot)
         table.move_cursor(row=0)  # the model's row: the side pane shows the ladder, no machine paths
-        await pilot.pause(0.3)
-        assert unreadable(app) == []
-        check_snapshot(app, f"library-{theme}")
+        await at_row(pilot, 0)
+
+        def library_drawn() -> None:
+            assert unreadable(app) == []
+            check_snapshot(app, f"library-{theme}")
+
+        await eventually(pilot, library_drawn)  # the same once the footer and panes are laid out
         app.push_screen(UsageScreen())
-        await pilot.pause(0.5)
-        assert unreadable(app) == []
+        await until(pilot, lambda: isinstance(app.screen, UsageScreen))
+        await until(pilot, lambda: "by root" in rendered(app.screen.query_one("#usage")))
+
+        def usage_readable() -> None:
+            assert unreadable(app) == []
+
+        await eventually(pilot, usage_readable)

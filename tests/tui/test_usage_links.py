@@ -9,6 +9,7 @@ from quanttui.core.library import Root
 from quanttui.tui.app import create_app
 from quanttui.tui.screens.usage import UsageScreen
 from tests.core.test_usage_links import _layout
+from tests.tui.pilot_help import until
 from tests.tui.test_ab_screen import _until
 from tests.tui.test_library_screen import _loaded, rendered
 
@@ -19,8 +20,8 @@ async def test_disk_usage_shows_links_out_of_the_roots_apart(tiny, tmp_path):
     async with app.run_test(size=(100, 30)) as pilot:
         await _loaded(pilot)
         await pilot.press("ctrl+u")
+        await until(pilot, lambda: isinstance(app.screen, UsageScreen))
         screen = app.screen
-        assert isinstance(screen, UsageScreen)
         await _until(pilot, lambda: "duplicate" in rendered(screen.query_one("#dupes")))
         text = rendered(screen.query_one("#usage"))
         assert f"total {fmt.size(real.stat().st_size)} in 2 files" in text
