@@ -39,19 +39,26 @@ async def test_scoring_shows_its_progress_and_esc_stops_it(tiny, tmp_path, size)
         await until(pilot, lambda: said in rendered(info))
         line = next(x.strip() for x in rendered(info).splitlines() if "scoring both answers" in x)
         assert line.endswith(" · Esc stops it · Enter queues a prompt")  # one line, also at 80 columns
+        await pilot.press(*"Two", "enter")  # queued behind the turn
+        await until(pilot, lambda: screen.queued == "Two")
         said = note_ids(app)
         await pilot.press("escape")
         await until(pilot, lambda: notes_since(app, said))
         assert notes(app)[-1] == "scoring stopped: this turn keeps both answers, without scores"
+        said = note_ids(app)
         gate.set()
-        await until(pilot, lambda: screen.phase == "ready")
-        (t,) = session.turns
+        await until(pilot, lambda: screen.phase == "ready" and notes_since(app, said))
+        (t,) = session.turns  # the queued prompt is not sent: Esc stops what was to follow too
         assert t.scores_a is None and t.scores_b is None and t.a.token_ids and t.b.token_ids
+        assert screen.query_one("#ab-prompt").value == "Two" and screen.queued is None
+        assert notes(app)[-1] == "your queued prompt is back in the box: Enter sends it"
         assert screen.app.screen is screen  # Esc while scoring stops it; it does not leave the screen
+        meters = screen.query_one("#pane-a").query_one(".meters")
+        await until(pilot, lambda: "not scored: scoring was cancelled" in rendered(meters))
         assert "mean KLD" not in rendered(screen.query_one("#pane-a"))
         # The next turn is scored in full, its progress heard to the end.
         session.score = real_score
-        await pilot.press(*"Two", "enter")
+        await pilot.press("enter")
         await until(pilot, lambda: screen.phase == "ready" and len(session.turns) == 2, tries=1200)
         assert session.turns[1].scores_a is not None and screen._scored is not None
         assert screen._scored[0] == screen._scored[1] > 0

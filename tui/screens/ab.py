@@ -344,7 +344,10 @@ class ABScreen(ABActions, Screen):
                 self.session.save()  # every finished turn is kept under the data dir
             except OSError as e:
                 self.notify(f"could not save the session: {e}", severity="warning")
-        if queued is not None:
+        if queued is not None and self.cancel.is_set():  # Esc while scoring stops what was to follow too
+            self._prompt().value = queued
+            self.notify("your queued prompt is back in the box: Enter sends it", timeout=3)
+        elif queued is not None:
             self._submit(queued)
 
     @on(Worker.StateChanged)
