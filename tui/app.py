@@ -25,6 +25,7 @@ from .downloads import DownloadJob, run_job
 from .messages import DownloadUpdate, ScanDone, ScanProgress
 from .screens.library import LibraryScreen
 from .state import LibraryState, ScanStatus
+from .terminal_input import tolerate_invalid_bytes
 
 
 class QuantApp(App):
@@ -216,5 +217,6 @@ def create_app(roots: list[Root] | None = None, hw: Hardware | None = None) -> Q
 
 
 def run_app() -> int:
+    tolerate_invalid_bytes()
     create_app().run()
     return 0
