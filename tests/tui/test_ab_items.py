@@ -44,13 +44,18 @@ async def test_ctx_is_bounded_by_training_and_by_type_and_a_refusal_reloads_noth
         ):
             before = note_ids(app)
             await pilot.press(*f"/ctx {arg}", "enter")
-            await until(pilot, lambda before=before: notes_since(app, before) and not prompt.disabled)
+            await until(pilot, lambda before=before: notes_since(app, before) and screen.phase == "ready")
             said = notes(app)[-1]
             assert said.startswith("/ctx refused:") and why in said
             assert screen.cfg.n_ctx == 2048 and screen.session.engine.pid == pid
-        await pilot.press(*"/ctx 1024", "enter")  # within training and memory: both load again
-        await until(pilot, lambda: screen.session is not None and not prompt.disabled)
-        assert screen.session.engine.describe()["a"]["n_ctx"] == 1024 and screen.session.engine.pid != pid
+        screen.cfg.max_tokens = 6
+        # Within training and memory: both load again. A prompt sent meanwhile waits for them.
+        await pilot.press(*"/ctx 1024", "enter", *"Hi", "enter")
+        await until(pilot, lambda: "queued: it is sent when both models have loaded" in notes(app))
+        await until(pilot, lambda: screen.session is not None and screen.session.engine.pid != pid)
+        await until(pilot, lambda: screen.phase == "ready" and len(screen.session.turns) == 1)
+        assert screen.session.turns[0].prompt == "Hi" and screen.focused is prompt
+        assert screen.session.engine.describe()["a"]["n_ctx"] == 1024
         said = "context set to 1,024: the next prompt starts afresh"
         for side in ("a", "b"):  # the conversation is gone with the old models, and the pane says so
             past = screen.query_one(f"#pane-{side} .past")

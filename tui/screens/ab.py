@@ -134,6 +134,9 @@ class ABScreen(ABActions, Screen):
         self._show_info()
         self._prompt().disabled = False
         self._prompt().focus()
+        queued, self.queued = self.queued, None
+        if queued is not None:  # sent while the models loaded again (/ctx)
+            self._submit(queued)
 
     def _reload(self, n_ctx: int) -> None:
         """Both models load again with context `n_ctx` (the context is fixed at load)."""
@@ -143,8 +146,7 @@ class ABScreen(ABActions, Screen):
             for side in SIDES:
                 self._pane(side).cleared(f"context set to {n_ctx:,}")
         self.session = None
-        self.phase = "loading"
-        self._prompt().disabled = True
+        self.phase = "loading"  # the prompt box stays open: what is sent meanwhile waits for the models
         self.query_one("#ab-info", Static).update(Text(f"loading both models with context {n_ctx:,}…"))
         self.load()
 
@@ -168,13 +170,16 @@ class ABScreen(ABActions, Screen):
     @on(Input.Submitted, "#ab-prompt")
     def _send(self, event: Input.Submitted) -> None:
         text = event.value.strip()
-        if not text or self.session is None:
+        if not text:
             return
         event.input.value = ""
-        if self.running:
+        if self.running or self.phase in ("checking", "loading"):
             self.queued = text
-            self.notify("queued: it is sent when this turn is done", timeout=2)
-            self._show_info()
+            if self.running:
+                self.notify("queued: it is sent when this turn is done", timeout=2)
+                self._show_info()
+            else:  # the info line says what is loading
+                self.notify("queued: it is sent when both models have loaded", timeout=3)
             return
         self._submit(text)
 
@@ -203,7 +208,6 @@ class ABScreen(ABActions, Screen):
         elif name == "ctx":
             arg = cmd.ctx_arg(arg)
             self.phase = "checking"
-            self._prompt().disabled = True
             self.query_one("#ab-info", Static).update(safe(f"checking a context of {arg[:20]}…"))
             self.check_ctx(arg)
             return
@@ -233,8 +237,10 @@ class ABScreen(ABActions, Screen):
             return
         if message.n_ctx is None:
             self.phase = "ready"
-            self._prompt().disabled = False
             self._prompt().focus()
+            queued, self.queued = self.queued, None
+            if queued is not None and not self._prompt().value:  # not sent: the context is as it was
+                self._prompt().value = queued
             self.notify(f"/ctx refused: {message.error}", severity="warning", timeout=6)
             self._show_info()
             return
