@@ -10,6 +10,7 @@ import pytest
 
 from quanttui.tui.screens import ab_commands as cmd
 from quanttui.tui.screens.ab_commands import CommandRefused, SideFacts
+from quanttui.tui.screens.help import HelpScreen
 from tests.modelgen import write_model_with_template, write_tiny_model
 from tests.tui.pilot_help import (
     ab_app,
@@ -248,3 +249,17 @@ def test_chat_mode_is_refused_when_neither_side_has_a_template():
     assert cmd.mode("completion", sides) == ("completion", None)
     assert cmd.default_ctx(sides) == 2048 and cmd.default_mode(sides) == "completion"
     assert cmd.default_ctx({"a": SideFacts("a", 512, True), "b": SideFacts("b", None, None)}) == 512
+
+
+async def test_help_lists_the_slash_commands_first(tiny, tmp_path):
+    app = ab_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_ab(pilot, tiny.quants["Q8_0"], tiny.quants["Q4_K_M"])
+        await pilot.press("f1")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        keys = app.screen.query_one("#help-keys")
+        await until(pilot, lambda: "/ctx N" in rendered(keys))
+        text = " ".join(rendered(keys).split())
+        for name, what in cmd.DESCRIBED:
+            assert name in text and " ".join(what.split()[:3]) in text
+        assert text.index("/system TEXT") < text.index("Stop/back")  # before the keys

@@ -34,6 +34,7 @@ class ABScreen(ABActions, Screen):
     """Loading, answering and scoring run in workers; the phase they are in is always on screen, and a
     prompt sent while a turn is busy waits its turn instead of being dropped."""
 
+    HELP_TYPED = cmd.DESCRIBED  # the slash commands, listed first in Help
     BINDINGS = [
         Binding("escape", "cancel_or_back", "Stop/back", id="ab.cancel"),
         Binding("ctrl+r", "regenerate", "Redo", id="ab.regenerate"),

@@ -10,7 +10,16 @@ from ...core.errors import QuanttuiError
 from ...core.modelfile import GGUFError, inspect_file
 from ...core.textsafe import clean
 
-COMMANDS = "/system TEXT, /max N, /ctx N, /mode chat|completion, /clear, /save"
+# What each slash command does, for Help; COMMANDS lists them on one line.
+DESCRIBED = (
+    ("/system TEXT", "system prompt for both sides (empty: none)"),
+    ("/max N", "answer length in tokens"),
+    ("/ctx N", "context in tokens: both models load again, the conversation starts afresh"),
+    ("/mode chat|completion", "chat template turns, or plain text continued"),
+    ("/clear", "forget the conversation"),
+    ("/save", "save the session as JSON and Markdown"),
+)
+COMMANDS = ", ".join(name for name, _ in DESCRIBED)
 DEFAULT_CTX = 2048  # the context both models load with unless /ctx says otherwise (or training is less)
 
 

@@ -15,7 +15,8 @@ from ..safe import safe
 
 
 def key_rows(screen: Screen) -> list[tuple[str, str, str]]:
-    """(where, key, what) for every active binding of `screen` and the app that has a description."""
+    """(where, key, what) for every active binding of `screen` and the app that has a description,
+    after what the screen's HELP_TYPED lists (commands typed into it, with what they do)."""
     app = screen.app
     rows: list[tuple[str, str, str]] = []
     seen: set[tuple[str, str]] = set()
@@ -29,7 +30,9 @@ def key_rows(screen: Screen) -> list[tuple[str, str, str]]:
         seen.add((key, binding.description))
         rows.append((where, key, binding.description))
     order = {"this screen": 0, "everywhere": 1, "focused box": 2}  # the screen's own actions first
-    return sorted(rows, key=lambda r: (r[2] in GENERIC, order[r[0]]))  # Textual's own keys last
+    rows.sort(key=lambda r: (r[2] in GENERIC, order[r[0]]))  # Textual's own keys last
+    typed = [("typed", name, what) for name, what in getattr(screen, "HELP_TYPED", ())]
+    return typed + rows
 
 
 GENERIC = {"Focus Next", "Focus Previous", "Copy selected text", "Command palette", "Maximize", "Minimize"}
