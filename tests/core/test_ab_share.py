@@ -30,6 +30,20 @@ def test_compare_both_is_compare_logits_each_way_bit_for_bit():
     assert back[2] == kld[2] == 0.0 and back[4] > 1.0 and back[4] != kld[4]
 
 
+def scored_with_and_without_sharing(s, t, n: int) -> None:
+    """Score turn `t` with B taking its first `n` positions from A, then with B decoded whole: the
+    same floats position by position, and the first decodes only what follows the shared stretch."""
+    figures = {}
+    for share in (True, False):
+        s.engine.share = share
+        heard: list[tuple[int, int]] = []
+        s.score(t, on_progress=lambda done, total, heard=heard: heard.append((done, total)))
+        figures[share] = (t.scores_a.kld, t.scores_a.top1, t.scores_b.kld, t.scores_b.top1)
+        rows = 2 * (len(t.a.token_ids) + len(t.b.token_ids) - (n if share else 0))
+        assert heard[-1] == (rows, rows)
+    assert figures[True] == figures[False]
+
+
 def _forged(turn, common: int):
     """The turn with B's answer made to start with A's first `common` tokens (scoring is
     teacher-forced: any tokens can be scored)."""
@@ -44,16 +58,8 @@ def test_a_shared_stretch_scores_as_decoded_apart_and_as_numpy(tiny, plan):
     t = _forged(s.ask(PROMPT, scoring=False), 70)  # 70 shared tokens: more than a chunk, not whole blocks
     n = shared(t)
     assert 71 <= n <= 100
-    figures = {}
-    for share in (True, False):
-        s.engine.share = share
-        heard: list[tuple[int, int]] = []
-        s.score(t, on_progress=lambda done, total, heard=heard: heard.append((done, total)))
-        figures[share] = (t.scores_a.kld, t.scores_a.top1, t.scores_b.kld, t.scores_b.top1)
-        rows = 2 * (len(t.a.token_ids) + len(t.b.token_ids) - (n if share else 0))
-        assert heard[-1] == (rows, rows)  # B decodes only what follows the shared stretch
+    scored_with_and_without_sharing(s, t, n)
     s.close()
-    assert figures[True] == figures[False]  # the same floats, position by position
     want = direct(paths, t)
     for side, scores in (("a", t.scores_a), ("b", t.scores_b)):
         kld, top1 = want[side]

@@ -10,6 +10,7 @@ import dataclasses
 
 from quanttui.core.ab.kept import KeptPrefixes, resumable, window
 from tests.core.test_ab_scoring import session, shared
+from tests.core.test_ab_share import scored_with_and_without_sharing
 from tests.realmodel import real  # noqa: F401  (the session fixture)
 
 TEXT = (
@@ -45,16 +46,8 @@ def test_gemma_shares_rows_past_the_window_and_scores_as_decoded_apart(real):  #
         t, a=dataclasses.replace(t.a, token_ids=a), b=dataclasses.replace(t.b, token_ids=b)
     )
     assert shared(t) == 301
-    figures = {}
-    for share in (True, False):
-        s.engine.share = share
-        heard: list[tuple[int, int]] = []
-        s.score(t, on_progress=lambda done, total, heard=heard: heard.append((done, total)))
-        figures[share] = (t.scores_a.kld, t.scores_b.kld, t.scores_a.top1, t.scores_b.top1)
-        rows = 2 * (len(a) + len(b) - (301 if share else 0))
-        assert heard[-1] == (rows, rows)  # the shared rows are not decoded again with logits
+    scored_with_and_without_sharing(s, t, 301)  # the shared rows are not decoded again with logits
     s.close()
-    assert figures[True] == figures[False]
     assert max(t.scores_b.kld[301:]) > 0
 
 
