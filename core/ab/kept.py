@@ -92,11 +92,12 @@ class KeptPrefixes:
         """How many leading tokens of `tokens` (at most `limit`) every model in `models` can take
         from what was kept for `side`; 0 when nothing can be (`window`: see `resumable`)."""
         kept = self._sides.get(side)
-        if kept is None or any(m not in kept.states for m in models):
+        if kept is None or not resumable(len(kept.tokens), window):
+            return 0
+        if any(m not in kept.states for m in models):
             return 0
         shared = first_divergence(kept.tokens, tokens)
-        n = min(len(kept.tokens) if shared is None else shared, limit)
-        return n if resumable(len(kept.tokens), window) else 0
+        return min(len(kept.tokens) if shared is None else shared, limit)
 
     def state(self, side: str, model: str) -> Any:
         return self._sides[side].states[model]
@@ -105,7 +106,7 @@ class KeptPrefixes:
         """Keep both models' sequences for `tokens`, unless that would pass the budget or take
         more than a share of the memory available now."""
         self._sides.pop(side, None)
-        if any(s is None for s in states.values()):
+        if not states or any(s is None for s in states.values()):
             return
         held = sum(len(s) for k in self._sides.values() for s in k.states.values())
         limit = min(self.budget, psutil.virtual_memory().available // RAM_SHARE)

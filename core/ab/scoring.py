@@ -95,23 +95,24 @@ class _Span:
     lo: int = 0
     giver: _Span | None = None  # the side decoded first, whose rows the positions before lo share
     cache: bool = False  # and whose models' caches this side resumes from (else decoded to lo again)
+    keeps: bool = False  # whether each model's cache is saved at the end, to be resumed from later
 
     @classmethod
     def of(cls, side: str, result: Any) -> _Span:
         seq, start = [*result.prompt_ids, *result.token_ids], len(result.prompt_ids)
         return cls(side, seq, start, len(result.token_ids) if start >= 1 else 0)  # nothing predicts token 0
 
-    def share(self, giver: _Span, window: int) -> None:
+    def share(self, giver: _Span) -> None:
         """Take the answer positions whose tokens so far are the giver's too (the same prompt and
         the same answer up to there) from the giver: each model's rows there are the same, and so
-        is its cache, where it can be cut back there (kept.resumable)."""
+        is its cache, where the giver keeps it."""
         if not (self.n and giver.n and self.start == giver.start):
             return
         cut = first_divergence(giver.seq, self.seq)
         cut = len(self.seq) if cut is None else cut
         if cut >= self.start:  # position start-1+i sees tokens 0..start-1+i: shared while <= cut-1
             self.lo, self.giver = min(cut - self.start + 1, self.n, giver.n), giver
-            self.cache = resumable(len(giver.decoded), window)
+            self.cache = giver.keeps
 
     def rows(self, name: str, llm: Any, kept: KeptPrefixes | None) -> Iterator[np.ndarray]:
         resume = (self.resume, kept.state(self.side, name)) if kept and self.resume else None
@@ -124,8 +125,9 @@ class _Span:
             self.saved[name] = state
 
         strict = self.cache  # both models must resume alike: their chunks pair up
+        on_end = keep if self.keeps else None
         return logit_rows(
-            llm, self.seq, self.start, self.lo, self.n, resume=resume, on_end=keep, strict=strict
+            llm, self.seq, self.start, self.lo, self.n, resume=resume, on_end=on_end, strict=strict
         )
 
     @property
@@ -302,9 +304,11 @@ def cross_score(
     if kept is not None:
         for side, span in spans.items():
             span.resume = kept.resume_at(side, span.seq, span.start - 1, order, window) if span.n else 0
+    for span in spans.values():  # a cache that cannot be resumed from is not saved
+        span.keeps = (kept is not None or share) and resumable(len(span.decoded), window)
     if share:
         giver, taker = spans.values()
-        taker.share(giver, window)
+        taker.share(giver)
     step = _Progress(2 * sum(s.n - s.lo for s in spans.values()), on_progress, cancel)
     out = _Out(spans)
     if not step():
