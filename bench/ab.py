@@ -40,7 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from quanttui.core.ab import ABSession, GenConfig, Plan  # noqa: E402
 from quanttui.core.ab.metrics import first_divergence  # noqa: E402
 from quanttui.core.ab.side import Side  # noqa: E402
-from quanttui.core.fit.measure import LlamaLogCapture  # noqa: E402
+from quanttui.core.llama import LlamaLogCapture, lib  # noqa: E402
+from quanttui.core.llama.lib import chat_format_module  # noqa: E402
 from tests.modelgen import quantize, write_tiny_model  # noqa: E402
 
 PROMPT = "Tell me about quantization."  # both CPU-shape quants run to 128 tokens on it (no early end)
@@ -67,11 +68,9 @@ def _raw_generate(llm: object, n: int, out: list[float]) -> None:
 
 
 def _raw_llama(path: Path) -> object:
-    import llama_cpp
-
     LlamaLogCapture.install()
     with contextlib.redirect_stderr(io.StringIO()):
-        return llama_cpp.Llama(model_path=str(path), n_ctx=1024, n_gpu_layers=NGL, verbose=True, seed=1)
+        return lib().Llama(model_path=str(path), n_ctx=1024, n_gpu_layers=NGL, verbose=True, seed=1)
 
 
 def raw_tokens_per_second(path: Path, n: int) -> float:
@@ -162,7 +161,7 @@ def template_figures(turns: int = 20, repeat: int = 200) -> None:
     """Median time to make one prompt of 2*turns+1 messages: quanttui's renderer (first prompt,
     and later ones with the template compiled) against llama-cpp-python's Jinja2ChatFormatter
     built per prompt, as the engine used it before (the baseline)."""
-    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+    Jinja2ChatFormatter = chat_format_module().Jinja2ChatFormatter
 
     from quanttui.core.ab.template import _compiled, render_chat
 

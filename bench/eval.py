@@ -21,10 +21,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import llama_cpp  # noqa: E402,I001  (before numpy, as a CUDA build needs)
+from quanttui.core.llama import lib  # noqa: E402,I001  (llama_cpp before numpy, as a CUDA build needs)
 import numpy as np  # noqa: E402
 
 from quanttui.core.quality import cache  # noqa: E402
@@ -36,7 +37,10 @@ from tests.realmodel import build  # noqa: E402
 ROWS = 16
 
 
-def _load(path: Path, ctx: int, threads: int) -> llama_cpp.Llama:
+llama_cpp = lib()  # raw llama-cpp-python: llama-perplexity's procedure by hand
+
+
+def _load(path: Path, ctx: int, threads: int) -> Any:
     with contextlib.redirect_stderr(io.StringIO()):
         return llama_cpp.Llama(
             str(path),
@@ -50,7 +54,7 @@ def _load(path: Path, ctx: int, threads: int) -> llama_cpp.Llama:
         )
 
 
-def _chunk_logits(llm: llama_cpp.Llama, part: list[int], first: int):
+def _chunk_logits(llm: Any, part: list[int], first: int):
     """Decode a chunk as llama-perplexity does, logits only for positions >= first (until ctx-2)."""
     batch, n_vocab = llm._batch.batch, llm.n_vocab()
     llm._ctx.kv_cache_clear()
@@ -68,7 +72,7 @@ def _chunk_logits(llm: llama_cpp.Llama, part: list[int], first: int):
             yield np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(n_out, n_vocab))
 
 
-def _chunks(llm: llama_cpp.Llama, text: str, ctx: int, n_chunks: int | None) -> list[list[int]]:
+def _chunks(llm: Any, text: str, ctx: int, n_chunks: int | None) -> list[list[int]]:
     tokens = llm.tokenize(text.encode(), add_bos=True, special=False)
     n = min(n_chunks or len(tokens) // ctx, len(tokens) // ctx)
     out = []

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -68,7 +67,7 @@ DEFAULT_SHAPES = ("qwen05-like", "head256-like", "7b-mha-like")
 
 def child(path: str, cfg: dict) -> None:
     """Runs in a fresh process: llama_cpp is imported before numpy (a CUDA build crashed otherwise)."""
-    import llama_cpp  # noqa: I001  (must come first)
+    from quanttui.core.llama import LlamaLogCapture, lib  # noqa: I001  (llama_cpp must come first)
     import threading
 
     import pynvml
@@ -89,11 +88,11 @@ def child(path: str, cfg: dict) -> None:
             time.sleep(0.01)
 
     threading.Thread(target=poll, daemon=True).start()
-    from quanttui.core.fit.measure import GGML_TYPES, LlamaLogCapture, parse_buffers
+    from quanttui.core.fit.measure import GGML_TYPES, parse_buffers
 
     sink = LlamaLogCapture.start()
     t = GGML_TYPES[cfg["kv"]]
-    llm = llama_cpp.Llama(
+    llm = lib().Llama(
         model_path=path,
         n_ctx=cfg["n_ctx"],
         n_gpu_layers=cfg["ngl"],
@@ -170,9 +169,8 @@ def quantize(src: Path, quant: str) -> Path:
     dst = src.with_name(src.name.replace("F16", quant))
     if not dst.exists():
         code = (
-            "import llama_cpp, ctypes, sys; p = llama_cpp.llama_model_quantize_default_params();"
-            f"p.ftype = {dict(Q4_K_M=15, Q8_0=7)[quant]}; p.nthread = {os.cpu_count()};"
-            f"sys.exit(llama_cpp.llama_model_quantize(b'{src}', b'{dst}', ctypes.byref(p)))"
+            "from quanttui.core.llama import quantize;"
+            f"quantize({str(src)!r}, {str(dst)!r}, {quant!r})"
         )
         subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
     return dst

@@ -18,7 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import llama_cpp  # noqa: E402,I001  (before numpy, as a CUDA build needs)
+from quanttui.core.llama import lib  # noqa: E402,I001  (llama_cpp before numpy, as a CUDA build needs)
+
+llama_cpp = lib()  # raw llama-cpp-python, llama.cpp's defaults: the baseline
 
 from quanttui.core.quality.bench import N_GEN, N_PROMPT, bench  # noqa: E402
 from quanttui.core.quality.runtime import default_threads  # noqa: E402

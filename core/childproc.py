@@ -61,10 +61,11 @@ def die_with_parent(parent: int) -> None:
 
 
 def spawn_worker(
-    module: str, log: Path, *, append: bool = True
+    module: str, log: Path, *, append: bool = True, env: dict[str, str] | None = None
 ) -> tuple[subprocess.Popen[bytes], Connection, int]:
-    """Start `python -m module FD PARENT_PID` with its output in `log` (appended, or written anew);
-    returns the process, the app's end of the socket pair and where this worker's output begins."""
+    """Start `python -m module FD PARENT_PID` with its output in `log` (appended, or written anew)
+    and `env` added to this process's environment; returns the process, the app's end of the
+    socket pair and where this worker's output begins."""
     log.parent.mkdir(parents=True, exist_ok=True)
     ours, theirs = socket.socketpair()
     with ours, theirs, log.open("ab" if append else "wb") as out:
@@ -72,7 +73,12 @@ def spawn_worker(
         args = [sys.executable, "-m", module, str(theirs.fileno()), str(os.getpid())]
         proc = start_on_lasting_thread(
             lambda: subprocess.Popen(
-                args, pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=out, stderr=out
+                args,
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                env={**os.environ, **(env or {})},
             )
         )
         return proc, Connection(ours.detach()), start
@@ -98,10 +104,51 @@ def how_it_ended(code: int | None) -> str:
     return f"exit status {code}"
 
 
+def last_words(log: Path, start: int) -> str:
+    """The last line a worker wrote to its log after `start` that is not llama.cpp's routine
+    reporting: an abort's message, a warning or error of llama.cpp's (before any Python fault dump)."""
+    try:
+        with log.open("rb") as f:
+            f.seek(0, 2)
+            at = max(start, f.tell() - 16384)
+            f.seek(at)
+            text = f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    if at > start:
+        text = text.partition("\n")[2]  # the first line read may be a part of one
+    from .llama.log import INFO_MARK, WARN_MARK
+
+    text = text.split("Fatal Python error", 1)[0]
+    lines = [ln.removeprefix(WARN_MARK).strip() for ln in text.splitlines() if not ln.startswith(INFO_MARK)]
+    lines = [line for line in lines if line]
+    return lines[-1][:200] if lines else ""
+
+
+def death_note(code: int | None, log: Path, start: int, cause: str = "") -> tuple[str, str]:
+    """How a model process ended: a head ("the model process crashed (killed by SIGSEGV: its last
+    log line)") and a detail to follow it: the likely cause (`cause`, or the OOM killer for a
+    SIGKILL) and the log file to read."""
+    how = how_it_ended(code)
+    words = last_words(log, start)
+    head = f"the model process crashed ({how}{': ' + words if words else ''})"
+    if not cause and code == -signal.SIGKILL:
+        cause = "likely out of memory (the kernel's OOM killer)"
+    return head, (f"; {cause}" if cause else "") + f"; log: {log}"
+
+
 def worker_main(serve: Callable[[Connection], None], argv: list[str]) -> int:
-    """A worker's entry point: Ctrl+C is the app's to handle (it closes us), die with the app, serve."""
+    """A worker's entry point: Ctrl+C is the app's to handle (it closes us), die with the app,
+    llama.cpp's log and a crash's Python stack to the log file (stderr), serve."""
+    import faulthandler
+
+    from .llama.log import LlamaLogCapture
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if len(argv) > 2:
         die_with_parent(int(argv[2]))
+    faulthandler.enable()
+    with contextlib.suppress(Exception):
+        LlamaLogCapture.echo_to(2)
     serve(Connection(int(argv[1])))
     return 0

@@ -1,4 +1,5 @@
-"""User settings persisted as JSON under the config dir: extra roots, hidden roots, theme."""
+"""User settings persisted as JSON under the config dir: extra roots, hidden roots, theme, fit,
+downloads and llama.cpp's extra buffers."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ class Settings:
     theme: str = DEFAULT_THEME
     fit: dict[str, Any] = field(default_factory=dict)  # the fit panel's last settings (FitSettings fields)
     download_to: str = "library"  # "library" (quanttui's models folder) or "hf-cache"
+    extra_buffers: str = "auto"  # llama.cpp's extra buffer types (AMX, CPU_REPACK): auto, on or off
     load_error: str | None = field(default=None, compare=False)
 
 
@@ -32,6 +34,7 @@ def settings_path() -> Path:
 
 
 DOWNLOAD_TO = ("library", "hf-cache")
+EXTRA_BUFFERS = ("auto", "on", "off")
 
 
 def load() -> Settings:
@@ -86,6 +89,7 @@ _CHECKS = {
     "theme": lambda v: isinstance(v, str) and 0 < len(v) <= 200,
     "fit": lambda v: isinstance(v, dict),
     "download_to": lambda v: v in DOWNLOAD_TO,
+    "extra_buffers": lambda v: v in EXTRA_BUFFERS,
 }
 
 

@@ -30,9 +30,27 @@ class TinyModels:
     tied: Path
 
 
+@pytest.fixture(scope="session")
+def machine_verdict(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """llama.cpp's extra-buffer verdict for this host, probed once per session as quanttui does once
+    per machine (on a host whose extra buffers crash, every test then runs without them)."""
+    cache = tmp_path_factory.mktemp("machine")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("QUANTTUI_CACHE_DIR", str(cache))
+        mp.setenv("QUANTTUI_CONFIG_DIR", str(cache / "config"))
+        mp.delenv("QUANTTUI_EXTRA_BUFFERS", raising=False)
+        mp.delenv("QUANTTUI_FAILPOINT", raising=False)
+        from quanttui.core.llama import extra
+
+        extra.decide()
+    store = cache / "llama-machine.json"
+    return store.read_bytes() if store.exists() else b""
+
+
 @pytest.fixture(autouse=True)
-def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every store quanttui looks at points into this test's own folder."""
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, machine_verdict: bytes) -> Path:
+    """Every store quanttui looks at points into this test's own folder; the session's extra-buffer
+    verdict is there as on a machine that has probed."""
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
@@ -40,6 +58,12 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("QUANTTUI_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setenv("QUANTTUI_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("QUANTTUI_CACHE_DIR", str(tmp_path / "cache"))
+    from quanttui.core.llama.extra import take_notices
+
+    take_notices()  # fallbacks an earlier test made are not this test's to say
+    if machine_verdict:
+        (tmp_path / "cache").mkdir(exist_ok=True)
+        (tmp_path / "cache" / "llama-machine.json").write_bytes(machine_verdict)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
     monkeypatch.setenv("LLAMA_CACHE", str(tmp_path / "llama.cpp"))
     monkeypatch.setenv("OLLAMA_MODELS", str(tmp_path / "ollama"))

@@ -5,118 +5,23 @@ Used by the tests and bench/; quantizing goes through llama.cpp's own quantizer.
 
 from __future__ import annotations
 
-import ctypes
 from pathlib import Path
 from typing import Any
 
 import gguf
 import numpy as np
 
-CHAT_TEMPLATE = (
-    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}</s>{% endfor %}"
-    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
-)
-SPECIALS = ["<unk>", "<s>", "</s>"]
-BYTE_TOKENS = [f"<0x{i:02X}>" for i in range(256)]
-VOCAB = SPECIALS + BYTE_TOKENS  # 259 tokens: SentencePiece with byte fallback
+from quanttui.core.llama.load import FTYPES, last_quantize_log
+from quanttui.core.llama.load import quantize as llama_quantize
+from quanttui.core.llama.tinymodel import BYTE_TOKENS, CHAT_TEMPLATE, SPECIALS, VOCAB, write_tiny_model
 
-FTYPES = {"F32": 0, "F16": 1, "Q8_0": 7, "Q2_K": 10, "Q4_K_M": 15, "Q6_K": 18, "IQ4_XS": 30}
-
-
-def write_tiny_model(
-    path: str | Path,
-    *,
-    seed: int = 0,
-    n_layer: int = 4,
-    n_embd: int = 256,
-    n_ff: int = 768,
-    n_head: int = 4,
-    n_head_kv: int = 2,
-    n_ctx: int = 2048,
-    name: str = "Tiny Llama",
-    extra_kv: dict[str, Any] | None = None,
-    split_max_tensors: int = 0,
-    tied: bool = False,
-    output_scale: float = 0.3,
-) -> Path:
-    """Write an F16 llama model that llama.cpp loads; dims are multiples of 256 so k-quants apply.
-    `output_scale=0` zeroes the output layer: every logit ties, so greedy decoding repeats one token
-    (a model that loops for sure)."""
-    path = Path(path)
-    rng = np.random.default_rng(seed)
-    w = gguf.GGUFWriter(path, "llama", split_max_tensors=split_max_tensors)
-    w.add_name(name)
-    w.add_basename("tiny-llama")
-    w.add_size_label("3M")
-    w.add_block_count(n_layer)
-    w.add_context_length(n_ctx)
-    w.add_embedding_length(n_embd)
-    w.add_feed_forward_length(n_ff)
-    w.add_head_count(n_head)
-    w.add_head_count_kv(n_head_kv)
-    w.add_layer_norm_rms_eps(1e-5)
-    w.add_rope_freq_base(10000.0)
-    w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
-    w.add_tokenizer_model("llama")
-    w.add_token_list(VOCAB)
-    w.add_token_scores([0.0] * len(VOCAB))
-    w.add_token_types([2, 3, 3] + [6] * 256)  # UNKNOWN, CONTROL, CONTROL, then BYTE
-    w.add_unk_token_id(0)
-    w.add_bos_token_id(1)
-    w.add_eos_token_id(2)
-    w.add_chat_template(CHAT_TEMPLATE)
-    for key, value in (extra_kv or {}).items():
-        if isinstance(value, str):
-            w.add_string(key, value)
-        else:
-            w.add_uint32(key, value)
-    n_vocab = len(VOCAB)
-    head_dim = n_embd // n_head
-
-    def mat(rows: int, cols: int, scale: float = 0.08) -> np.ndarray:
-        return (rng.standard_normal((rows, cols)) * scale).astype(np.float16)
-
-    def norm(n: int) -> np.ndarray:
-        return np.ones(n, dtype=np.float32)
-
-    w.add_tensor("token_embd.weight", mat(n_vocab, n_embd, 1.0))
-    for i in range(n_layer):
-        p = f"blk.{i}."
-        w.add_tensor(p + "attn_norm.weight", norm(n_embd))
-        w.add_tensor(p + "attn_q.weight", mat(n_embd, n_embd))
-        w.add_tensor(p + "attn_k.weight", mat(n_head_kv * head_dim, n_embd))
-        w.add_tensor(p + "attn_v.weight", mat(n_head_kv * head_dim, n_embd))
-        w.add_tensor(p + "attn_output.weight", mat(n_embd, n_embd))
-        w.add_tensor(p + "ffn_norm.weight", norm(n_embd))
-        w.add_tensor(p + "ffn_gate.weight", mat(n_ff, n_embd))
-        w.add_tensor(p + "ffn_up.weight", mat(n_ff, n_embd))
-        w.add_tensor(p + "ffn_down.weight", mat(n_embd, n_ff))
-    w.add_tensor("output_norm.weight", norm(n_embd))
-    if not tied:
-        w.add_tensor("output.weight", mat(n_vocab, n_embd, output_scale))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    return path
+__all__ = ["BYTE_TOKENS", "CHAT_TEMPLATE", "FTYPES", "SPECIALS", "VOCAB", "quantize", "write_tiny_model"]
 
 
 def quantize(src: str | Path, dst: str | Path, label: str) -> Path:
-    """Quantize with llama.cpp's own quantizer (llama_model_quantize)."""
-    import llama_cpp
-
-    from quanttui.core.fit.measure import LlamaLogCapture
-
-    params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = FTYPES[label]
-    sink = LlamaLogCapture.start()  # the quantizer's log goes here, never to the terminal
-    try:
-        rc = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), ctypes.byref(params))
-    finally:
-        LlamaLogCapture.stop(sink)
-    _quant_log[:] = sink
-    if rc != 0:
-        raise RuntimeError(f"llama_model_quantize({label}) returned {rc}")
+    """Quantize with llama.cpp's own quantizer, through quanttui's llama.cpp boundary."""
+    llama_quantize(src, dst, FTYPES[label])
+    _quant_log[:] = last_quantize_log
     return Path(dst)
 
 
@@ -180,13 +85,7 @@ def quantized_bpw() -> float:
 
 def write_model_with_template(path: str | Path, template: str, **kw: Any) -> Path:
     """A tiny model (as write_tiny_model) whose `tokenizer.chat_template` is `template`."""
-    global CHAT_TEMPLATE
-    usual = CHAT_TEMPLATE
-    CHAT_TEMPLATE = template
-    try:
-        return write_tiny_model(path, **kw)
-    finally:
-        CHAT_TEMPLATE = usual
+    return write_tiny_model(path, chat_template=template, **kw)
 
 
 # Raw GGUF bytes, for headers no writer would produce (wrong value types, hostile counts) ----------

@@ -46,6 +46,7 @@ class QuantApp(App):
         self.downloads: list[DownloadJob] = []
         self._scan: Worker[None] | None = None
         self._theme_ready = False  # the saved theme is applied before theme changes are saved
+        self._extra_said = False  # the machine's extra-buffer verdict is said once a run
 
     def on_mount(self) -> None:
         register_themes(self)
@@ -57,6 +58,24 @@ class QuantApp(App):
         if s.load_error:
             self.notify(s.load_error, severity="warning")
         self.push_screen(LibraryScreen())
+        self.say_extra_buffers()
+
+    def say_extra_buffers(self) -> None:
+        """Say, once a run, that llama.cpp's extra buffers are off on this machine and why; and each
+        fallback a model process's crash made since (screens call this after their model work)."""
+        from ..core.llama import LlamaUnavailable
+        from ..core.llama.extra import decide, take_notices
+
+        try:
+            lines = take_notices()
+            if not self._extra_said and not lines:
+                d = decide(probe=False)
+                lines = [d.notice()] if d.turned_off else []
+        except (LlamaUnavailable, OSError):
+            return
+        for line in lines:
+            self._extra_said = True
+            self.notify(clean(line), title="extra buffers off", severity="warning", timeout=15)
 
     # the library scan -----------------------------------------------------------------------------
 

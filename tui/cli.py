@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 import time
 import traceback
@@ -22,7 +23,7 @@ from ..core.library import active_roots, add_root, all_roots, remove_root, scan
 from ..core.modelfile import inspect_file
 from ..core.paths import cache_dir
 from ..core.textsafe import clean
-from . import ab_cli, fit_cli, hub_cli, organize_cli, quality_cli, report
+from . import ab_cli, doctor_cli, fit_cli, hub_cli, organize_cli, quality_cli, report
 
 
 class CliError(QuanttuiError):
@@ -130,6 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
     organize_cli.add_parsers(sub)
     hub_cli.add_parsers(sub)
     quality_cli.add_parsers(sub)
+    for name in (*LOADS_MODELS, "fit"):
+        sub.choices[name].add_argument(
+            "--extra-buffers",
+            choices=("auto", "on", "off"),
+            help="llama.cpp's extra buffer types (AMX, CPU_REPACK): auto probes this machine once (default)",
+        )
+    doctor_cli.add_parser(sub)
     return p
 
 
@@ -147,6 +155,24 @@ def _recover_interrupted() -> None:
 
     for line in recover_interrupted():
         _err(line)
+
+
+LOADS_MODELS = ("ab", "eval", "bench", "demo")
+
+
+def _say_extra_buffers(before: bool) -> None:
+    """Before a command that loads models: say once that this machine runs without llama.cpp's
+    extra buffers, and why; after it: any fallback a crash made meanwhile."""
+    from ..core.llama import LlamaUnavailable
+    from ..core.llama.extra import machine_notice, take_notices
+
+    try:
+        lines = [machine_notice()] if before else take_notices()
+    except (LlamaUnavailable, OSError):
+        return
+    for line in lines:
+        if line:
+            _err(f"note: {line}")
 
 
 def _unexpected(e: Exception, argv: Sequence[str]) -> int:
@@ -174,7 +200,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_app()
         _recover_interrupted()
-        return args.func(args)
+        if getattr(args, "extra_buffers", None):
+            os.environ["QUANTTUI_EXTRA_BUFFERS"] = args.extra_buffers  # model processes inherit it
+        loads = args.command in LOADS_MODELS or getattr(args, "measure", False)
+        if loads:
+            _say_extra_buffers(before=True)
+        try:
+            return args.func(args)
+        finally:
+            if loads:
+                _say_extra_buffers(before=False)
     except (
         QuanttuiError,
         fit_cli.FitCliError,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..core import format as fmt
 from ..core import settings as settings_mod
 from ..core.errors import QuanttuiError
 from ..core.library import all_roots
@@ -152,8 +153,12 @@ def build(
 
 
 def next_steps(demo: Demo) -> str:
-    lines = [f"demo ready in {clean_path(demo.folder)}", ""]
     report = demo.report
+    failed = [c for c in report.candidates if c.error] if report is not None else []
+    head = f"demo ready in {clean_path(demo.folder)}"
+    if failed:
+        head = f"demo made in {clean_path(demo.folder)}, but {fmt.plural(len(failed), 'eval')} failed (below)"
+    lines = [head, ""]
     if report is not None:
         lines.append(f"what each quant loses against {clean(demo.f16.name)} (KL divergence, top-1):")
         for c in report.candidates:

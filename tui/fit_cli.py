@@ -132,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         raise FitCliError(str(e)) from None
     measured = None
     if args.measure:
-        from ..core.fit.measure import measure
+        from ..core.fit.measure import compare, measure
 
         try:
             measured = measure(args.model, settings)
@@ -142,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
         out = result.to_dict()
         if measured is not None:
             out["measured"] = measured
+            out["comparison"] = compare(result, measured)
         print(json.dumps(out, indent=2))
     else:
         print(clean(args.model))
@@ -161,4 +162,19 @@ def run(args: argparse.Namespace) -> int:
             for name, parts in measured.items():
                 cells = ", ".join(f"{k} {fmt.size(v)}" for k, v in parts.items())
                 print(f"    {clean(name):<14} {cells}")
+            print(comparison_table(compare(result, measured)))
     return 0 if result.fits else 1
+
+
+def comparison_table(rows: list[dict[str, Any]]) -> str:
+    """Estimate and measured side by side, per device and part, with the difference."""
+    out = ["  estimate beside llama.cpp's buffers:"]
+    out.append(f"    {'':<26}{'estimate':>12}{'measured':>12}{'difference':>13}")
+    for r in rows:
+        d = r["difference"]
+        pct = f" ({100 * d / r['measured']:+.1f}%)" if r["measured"] else ""
+        label = clean(f"{r['device'][:12]} {r['part']}")
+        diff = ("+" if d > 0 else "-" if d < 0 else "") + fmt.size(abs(d))
+        est, got = fmt.size(r["estimate"]), fmt.size(r["measured"])
+        out.append(f"    {label:<26}{est:>12}{got:>12}{diff:>13}{pct}")
+    return "\n".join(out)

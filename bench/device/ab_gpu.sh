@@ -4,10 +4,10 @@
 # llama-cpp-python (goal >= 95%). Builds first unless a warm machine has the build (build.sh).
 #   bash bench/device/ab_gpu.sh build        # the build alone (one call)
 #   bash bench/device/ab_gpu.sh 7b [REPEAT]  # the bench; 7b writes an 11 GiB random F16 first
-# llama_cpp is imported before ab.py runs: this CUDA build crashed when numpy came first.
+# quanttui.core (llama_cpp first) is imported before ab.py runs: this CUDA build crashed when numpy came first.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source bench/device/build.sh
 [ "${1:-build}" = build ] && exit 0
-"$py" -c 'import sys, runpy; import llama_cpp; sys.argv = ["bench/ab.py", *sys.argv[1:]]; runpy.run_path("bench/ab.py", run_name="__main__")' \
+"$py" -c 'import sys, runpy; import quanttui.core; sys.argv = ["bench/ab.py", *sys.argv[1:]]; runpy.run_path("bench/ab.py", run_name="__main__")' \
     --gpu --shape "$1" --repeat "${2:-3}" 2>&1 | tee "${OUT:-.}/ab_gpu_$1.txt"

@@ -17,6 +17,7 @@ from typing import Any
 
 import psutil
 
+from ..llama import lib
 from .metrics import first_divergence
 
 BUDGET = 512 * 2**20  # bytes of KV kept in all; a longer conversation is decoded again instead
@@ -25,7 +26,7 @@ RAM_SHARE = 8  # and never more than an eighth of the memory available when it i
 
 def keeps_prefixes(llm: Any) -> bool:
     """Whether a model's cache can be cut back to a prefix (not so for recurrent state)."""
-    import llama_cpp
+    llama_cpp = lib()
 
     model = llm._model.model
     return not (llama_cpp.llama_model_is_recurrent(model) or llama_cpp.llama_model_is_hybrid(model))
@@ -33,7 +34,7 @@ def keeps_prefixes(llm: Any) -> bool:
 
 def window(llm: Any) -> int:
     """The model's sliding attention window in positions (0: none)."""
-    import llama_cpp
+    llama_cpp = lib()
 
     return max(0, int(llama_cpp.llama_model_n_swa(llm._model.model)))
 
@@ -48,7 +49,7 @@ def resumable(saved: int, window: int) -> bool:
 
 def save_seq(llm: Any) -> Any:
     """A copy of the model's KV cache for sequence 0 (a ctypes byte array), or None."""
-    import llama_cpp
+    llama_cpp = lib()
 
     ctx = llm._ctx.ctx
     size = llama_cpp.llama_state_seq_get_size(ctx, 0)
@@ -61,7 +62,7 @@ def save_seq(llm: Any) -> Any:
 def load_seq(llm: Any, state: Any, keep: int) -> bool:
     """Put a saved sequence back and drop its positions from `keep` on; False (and an empty cache)
     where the model refuses either step, as a recurrent model does for a partial removal."""
-    import llama_cpp
+    llama_cpp = lib()
 
     ctx = llm._ctx
     ctx.kv_cache_clear()

@@ -4,13 +4,13 @@ left uncompiled (they are untrusted code, rendered only by template.py), failure
 from __future__ import annotations
 
 import contextlib
-import io
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..fit.measure import LlamaLogCapture
+from ..llama import lib, load
+from ..llama.lib import chat_format_module
 from ..textsafe import clean
 
 if TYPE_CHECKING:
@@ -19,29 +19,13 @@ if TYPE_CHECKING:
 
 def load_model(path: str, cfg: GenConfig, n_gpu_layers: int, main_gpu: int | None) -> Any:
     """A `Llama` for the file, silent, its chat templates left as text."""
-    import llama_cpp
-
     # A GPU of its own: the whole model there (split mode "none"), not spread over every GPU.
     own: dict[str, int] = {}
     if main_gpu is not None:
-        own = {"split_mode": llama_cpp.LLAMA_SPLIT_MODE_NONE, "main_gpu": main_gpu}
-
-    LlamaLogCapture.install()
-    # verbose=True keeps llama-cpp-python from redirecting the process's stdout/stderr (which would
-    # blank a running TUI); its own prints are caught here, llama.cpp's log by the callback.
-    with (
-        _templates_uncompiled(),
-        contextlib.redirect_stderr(io.StringIO()),
-        contextlib.redirect_stdout(io.StringIO()),
-    ):
-        return llama_cpp.Llama(
-            model_path=path,
-            n_ctx=cfg.n_ctx,
-            n_gpu_layers=n_gpu_layers,
-            flash_attn=cfg.flash_attn,
-            seed=1,
-            verbose=True,
-            **own,
+        own = {"split_mode": lib().LLAMA_SPLIT_MODE_NONE, "main_gpu": main_gpu}
+    with _templates_uncompiled():
+        return load(
+            path, n_ctx=cfg.n_ctx, n_gpu_layers=n_gpu_layers, flash_attn=cfg.flash_attn, seed=1, **own
         )
 
 
@@ -65,8 +49,7 @@ _PATCH = threading.Lock()
 @contextlib.contextmanager
 def _templates_uncompiled() -> Any:
     """`Llama.__init__` compiles every `tokenizer.chat_template*` it finds: not while we load."""
-    import llama_cpp.llama_chat_format as formats
-
+    formats = chat_format_module()
     with _PATCH:
         real = getattr(formats, "Jinja2ChatFormatter", None)
         formats.Jinja2ChatFormatter = _Uncompiled  # type: ignore[misc,assignment]

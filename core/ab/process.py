@@ -54,7 +54,7 @@ class ProcessEngine(WorkerClient, Pair):
 
     def _load(self) -> None:
         """A fresh worker with both models; a side whose loading kills the worker is marked failed."""
-        for _ in range(len(SIDES) + 1):
+        for _ in range(len(SIDES) + 2):  # each side may crash once, and extra buffers go off once
             if self.abort.is_set():
                 self._errors = {n: "loading was cancelled" for n in SIDES}
                 return
@@ -77,6 +77,8 @@ class ProcessEngine(WorkerClient, Pair):
                 if side is None:
                     self._errors = {n: f"could not start the model process: {e}" for n in SIDES}
                     return
+                if self.fall_back(f"while loading {side.upper()}"):
+                    continue
                 self.failed[side] = load_error(self.paths[side], e)
                 continue
             finally:
@@ -206,6 +208,8 @@ class ProcessEngine(WorkerClient, Pair):
         except WorkerDied as e:
             if killed:
                 return self._after_kill(killed.get("side"), partial, finished)
+            if self.fall_back("while answering") and self._ready():
+                return self.run(messages, on_token, cancel, on_render, stop_loops)
             return self._after_crash(e, partial, finished, loading["side"])
         finally:
             ended.set()
@@ -256,7 +260,7 @@ class ProcessEngine(WorkerClient, Pair):
         for n in unfinished:
             r = partial[n]
             r.stop_reason = "error"
-            r.error = self.failed.get(n) or f"{e} {who}; it loads again for the next prompt"
+            r.error = self.failed.get(n) or f"{e.head} {who}{e.detail}; it loads again for the next prompt"
         return {n: finished.get(n, partial[n]) for n in SIDES}
 
     def cross_score(
@@ -301,5 +305,10 @@ class ProcessEngine(WorkerClient, Pair):
 
         try:
             return self._call(("score", a, b), on_event, sent)
+        except WorkerDied:
+            if not cancel.is_set() and self.fall_back("while scoring") and self._ready():
+                ended.set()
+                return self.cross_score(a, b, on_progress, cancel)
+            raise
         finally:
             ended.set()

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ..llama import lib
 from .kept import KeptPrefixes, resumable
 from .logits import compare_both, compare_logits, logit_rows
 from .metrics import first_divergence
@@ -139,7 +140,7 @@ class _Span:
 @contextlib.contextmanager
 def _batch_threads(llm: Any, n: int) -> Iterator[None]:
     """Batches decode with `n` threads meanwhile (the logits do not depend on the thread count)."""
-    import llama_cpp
+    llama_cpp = lib()
 
     ctx, before = llm._ctx.ctx, (llm.n_threads, llm.n_threads_batch)
     llama_cpp.llama_set_n_threads(ctx, before[0], n)

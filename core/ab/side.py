@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..llama import lib
 from ..organize.safety import mark_in_use, unmark_in_use
 from .loader import load_error, load_model, one_line
 from .metrics import distinct_n, longest_loop, loop_at_end
@@ -199,7 +200,7 @@ class Side:
         cancel: threading.Event,
         stop_loops: threading.Event | None = None,
     ) -> SideResult:
-        import llama_cpp
+        llama_cpp = lib()
 
         llm = self.llm
         prompt, template_stop = prepared

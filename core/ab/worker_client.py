@@ -11,7 +11,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from ..childproc import how_it_ended, reap, spawn_worker
+from ..childproc import death_note, reap, spawn_worker
+from ..llama.extra import WorkerChoice
 from ..paths import cache_dir
 
 LOG_LIMIT = 4 << 20
@@ -19,26 +20,18 @@ CLOSE_GRACE = 5.0  # seconds a closing worker has to unload before it is killed
 
 
 class WorkerDied(RuntimeError):
-    """The worker process ended in the middle of a request; the text says how (signal, last log line)."""
+    """The worker process ended in the middle of a request; the text says how (signal, last log line),
+    `head` and `detail` split it where a pane puts what the sides were doing."""
+
+    def __init__(self, head: str, detail: str = "") -> None:
+        super().__init__(head + detail)
+        self.head, self.detail = head, detail
 
 
 def worker_log() -> Path:
     """Where the worker's stdout and stderr go: llama.cpp's log goes to a callback, but its aborts
     (GGML_ASSERT, CUDA errors) print there, and the last line names the cause of a crash."""
     return cache_dir() / "ab-worker.log"
-
-
-def _last_log_line(path: Path, start: int) -> str:
-    """The last non-empty line the worker wrote after `start` (where its own output began)."""
-    try:
-        with path.open("rb") as f:
-            f.seek(0, 2)
-            f.seek(max(start, f.tell() - 4096))
-            lines = f.read().decode("utf-8", errors="replace").splitlines()
-    except OSError:
-        return ""
-    lines = [line.strip() for line in lines if line.strip()]
-    return lines[-1][:200] if lines else ""
 
 
 class WorkerClient:
@@ -51,6 +44,8 @@ class WorkerClient:
         self._conn: Connection | None = None
         self._send_lock = threading.Lock()
         self._log_start = 0  # where this worker's output begins in the shared log
+        self.extra = WorkerChoice()  # llama.cpp's extra buffers for the next worker
+        self.last_exit: int | None = None  # the last worker's exit status, once it has died
         super().__init__(*args, **kw)
 
     @property
@@ -61,7 +56,9 @@ class WorkerClient:
         log = worker_log()
         # Appended to, so two apps at once do not erase each other's crash; kept under LOG_LIMIT.
         big = log.is_file() and log.stat().st_size > LOG_LIMIT
-        self._proc, self._conn, self._log_start = spawn_worker("quanttui.core.ab.worker", log, append=not big)
+        self._proc, self._conn, self._log_start = spawn_worker(
+            "quanttui.core.ab.worker", log, append=not big, env=self.extra.env()
+        )
 
     def _died(self) -> WorkerDied:
         proc, conn = self._proc, self._conn
@@ -69,10 +66,15 @@ class WorkerClient:
         if conn is not None:
             conn.close()
         code = reap(proc) if proc is not None else None  # reaped: its in-use markers read as stale
-        how = how_it_ended(code)
-        tail = _last_log_line(worker_log(), self._log_start)
-        self.crashed = f"the model process crashed ({how}{': ' + tail if tail else ''})"
-        return WorkerDied(self.crashed)
+        self.last_exit = code
+        head, detail = death_note(code, worker_log(), self._log_start, self.extra.cause())
+        self.crashed = head + detail
+        return WorkerDied(head, detail)
+
+    def fall_back(self, during: str) -> bool:
+        """After the worker died: True when extra buffers were on in auto and are now off for this
+        machine, so the caller tries again (once) with a fresh worker."""
+        return self.extra.fall_back(self.last_exit, during)
 
     def _send(self, *msg: Any) -> None:
         if self._conn is None:

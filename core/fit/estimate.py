@@ -79,6 +79,13 @@ class DeviceUse:
     output: int = 0
     overhead: int = 0
     layers: int = 0
+    extra_buffers: dict[str, int] = field(default_factory=dict)  # of `weights`: llama.cpp's AMX, CPU_REPACK
+
+    def add_extra(self, alloc: dict[str, int], orig: int, beside_map: bool) -> None:
+        """Weights copied into extra buffers: beside the mapped file, or instead of their plain copy."""
+        for name, n in alloc.items():
+            self.extra_buffers[name] = self.extra_buffers.get(name, 0) + n
+        self.weights += sum(alloc.values()) - (0 if beside_map else orig)
 
     @property
     def total(self) -> int:
@@ -101,6 +108,7 @@ class DeviceUse:
             "overhead": self.overhead,
             "total": self.total,
             "layers": self.layers,
+            "extra_buffers": dict(self.extra_buffers),
             "fits": self.fits,
         }
 
@@ -202,21 +210,21 @@ def layout(shape: Shape, s: FitSettings, hw: Hardware, n_gpu: int, overheads: Ov
         return ram if i < 0 else devs[i]
 
     ram.weights += shape.embd_bytes
-    repack = overheads.cpu_repack if s.use_mmap else ()
+    place = overheads.placement()
     for il in range(shape.n_layer):
         d = dev(where[il])
         d.weights += shape.block_bytes[il]
-        if d is ram and repack:
-            ram.weights += shape.repack_bytes(il, repack)
+        if d is ram:
+            ram.add_extra(*shape.extra_bytes(il, place), beside_map=s.use_mmap)
         d.kv_cache += shape.kv_layer_bytes(il, cells, s)
         d.layers += 1
     out_dev = dev(where[shape.n_layer])
     out_dev.weights += shape.output_bytes
-    if out_dev is ram and repack:
-        ram.weights += shape.repack_bytes(shape.n_layer, repack)
     out_dev.layers += 1
-    if shape.tied and where[shape.n_layer] < 0:
-        out_dev.weights -= shape.embd_bytes  # on the CPU the output reads token_embd itself
+    if out_dev is ram:
+        if shape.tied:
+            out_dev.weights -= shape.embd_bytes  # on the CPU the output reads token_embd itself...
+        ram.add_extra(*shape.extra_bytes(shape.n_layer, place), beside_map=s.use_mmap or shape.tied)
     ram.output += 4 * shape.n_vocab * s.n_parallel
     used = [i for i, d in enumerate(devs) if d.layers]
     if used:

@@ -6,14 +6,11 @@ process's stdout/stderr, which blanks a running Textual screen.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import io
 import re
-import threading
 from typing import Any
 
-from .estimate import FitSettings
+from ..llama import captured, load
+from .estimate import FitResult, FitSettings
 
 _BUFFER_RE = re.compile(r"(\S+)\s+(model|output|KV|compute|RS) buffer size =\s+([\d.]+) MiB")
 _PART = {"model": "weights", "KV": "kv_cache", "RS": "kv_cache", "compute": "compute", "output": "output"}
@@ -30,42 +27,6 @@ GGML_TYPES = {
 }
 
 
-class LlamaLogCapture:
-    """Routes llama.cpp's log to Python once per process; `capture()` collects lines for a while."""
-
-    _lock = threading.Lock()
-    _installed: Any = None
-    _sinks: list[list[str]] = []
-
-    @classmethod
-    def install(cls) -> None:
-        with cls._lock:
-            if cls._installed is not None:
-                return
-            import llama_cpp
-
-            @llama_cpp.llama_log_callback
-            def _log(level: int, text: bytes, user_data: Any) -> None:
-                line = text.decode("utf-8", errors="replace")
-                for sink in list(cls._sinks):
-                    sink.append(line)
-
-            cls._installed = _log  # llama.cpp keeps only the raw pointer
-            llama_cpp.llama_log_set(_log, ctypes.c_void_p(0))
-
-    @classmethod
-    def start(cls) -> list[str]:
-        cls.install()
-        sink: list[str] = []
-        cls._sinks.append(sink)
-        return sink
-
-    @classmethod
-    def stop(cls, sink: list[str]) -> None:
-        if sink in cls._sinks:
-            cls._sinks.remove(sink)
-
-
 def parse_buffers(lines: list[str]) -> dict[str, dict[str, int]]:
     """{buffer name (CPU, CUDA0, CPU_Mapped...): {part: bytes}} from llama.cpp's log lines."""
     out: dict[str, dict[str, int]] = {}
@@ -78,20 +39,20 @@ def parse_buffers(lines: list[str]) -> dict[str, dict[str, int]]:
     return out
 
 
-def measure(path: str, settings: FitSettings, *, use_mmap: bool | None = None) -> dict[str, dict[str, int]]:
-    """Load `path` with llama-cpp-python at `settings` and return the buffers llama.cpp reported."""
-    import llama_cpp
-
+def measure(
+    path: str, settings: FitSettings, *, use_mmap: bool | None = None, extra_buffers: bool | None = None
+) -> dict[str, dict[str, int]]:
+    """Load `path` with llama-cpp-python at `settings` and return the buffers llama.cpp reported
+    (extra buffers as the machine's decision has them unless `extra_buffers` says)."""
     if use_mmap is None:
         use_mmap = settings.use_mmap
     gl = settings.gpu_layers
     n_gpu = -1 if gl in ("all", "auto") else int(gl)
-    sink = LlamaLogCapture.start()
-    try:
-        # verbose=True sends llama.cpp's log to the callback; llama-cpp-python's own prints go here.
-        with contextlib.redirect_stderr(io.StringIO()):
-            llm = llama_cpp.Llama(
-                model_path=str(path),
+    with captured() as sink:
+        try:
+            llm = load(
+                path,
+                extra_buffers=extra_buffers,
                 n_ctx=settings.n_ctx,
                 n_batch=settings.n_batch,
                 n_ubatch=settings.n_ubatch,
@@ -101,12 +62,60 @@ def measure(path: str, settings: FitSettings, *, use_mmap: bool | None = None) -
                 type_v=GGML_TYPES[settings.type_v],
                 swa_full=settings.swa_full,
                 use_mmap=use_mmap,
-                verbose=True,
             )
             llm.close()
-    except (ValueError, RuntimeError) as e:
-        tail = [line.strip() for line in sink if line.strip()][-1:] or [str(e)]
-        raise RuntimeError(f"llama.cpp could not load the model: {tail[0]}") from None
-    finally:
-        LlamaLogCapture.stop(sink)
+        except (ValueError, RuntimeError) as e:
+            tail = [line.strip() for line in sink if line.strip()][-1:] or [str(e)]
+            raise RuntimeError(f"llama.cpp could not load the model: {tail[0]}") from None
     return parse_buffers(sink)
+
+
+_GPU_BUFFER = re.compile(r"^(?:CUDA|ROCm|Vulkan|SYCL|MTL|Metal|RPC\[.*\]|CANN|MUSA)(\d*)$")
+PARTS = ("weights", "kv_cache", "compute", "output")
+
+
+def compare(result: FitResult, measured: dict[str, dict[str, int]]) -> list[dict[str, Any]]:
+    """Estimate beside llama.cpp's logged buffers, a row per device and part, RAM's weights split
+    into the plain buffers and each extra buffer (AMX, CPU_REPACK...). GPU overheads llama.cpp does
+    not log (CUDA context, pools) are left out of both sides."""
+    ram = result.devices[-1]
+    host = {n: p for n, p in measured.items() if not _GPU_BUFFER.match(n)}
+    extras = set(ram.extra_buffers) | (set(host) & _known_extra())
+    rows = []
+
+    def row(device: str, part: str, est: int, got: int) -> None:
+        diff = est - got
+        rows.append({"device": device, "part": part, "estimate": est, "measured": got, "difference": diff})
+
+    plain = {n: p for n, p in host.items() if n not in extras}
+    row("RAM", "weights", ram.weights - sum(ram.extra_buffers.values()), _sum(plain, "weights"))
+    for name in sorted(extras):
+        row("RAM", f"weights in {name}", ram.extra_buffers.get(name, 0), host.get(name, {}).get("weights", 0))
+    for part in PARTS[1:]:
+        row("RAM", part, getattr(ram, part), _sum(host, part))
+    row("RAM", "total", ram.total, sum(_sum(host, p) for p in PARTS))
+    gpus = [d for d in result.devices[:-1] if d.layers]
+    for i, dev in enumerate(gpus):
+        mine = {n: p for n, p in measured.items() if _gpu_index(n) == i}
+        for part in PARTS:
+            row(dev.name, part, getattr(dev, part), _sum(mine, part))
+        row(dev.name, "total (logged)", dev.total - dev.overhead, sum(_sum(mine, p) for p in PARTS))
+    return rows
+
+
+def _gpu_index(name: str) -> int | None:
+    m = _GPU_BUFFER.match(name)
+    return int(m.group(1) or 0) if m else None
+
+
+def _sum(buffers: dict[str, dict[str, int]], part: str) -> int:
+    return sum(p.get(part, 0) for p in buffers.values())
+
+
+def _known_extra() -> set[str]:
+    try:
+        from ..llama import ggml
+
+        return set(ggml.extra_buffer_types())
+    except (ImportError, OSError, AttributeError):
+        return set()

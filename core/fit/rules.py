@@ -6,8 +6,8 @@ H100, CUDA build of llama-cpp-python 0.3.36). Each can be overridden through `Ov
 
 from __future__ import annotations
 
-import platform
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import gguf
 
@@ -31,26 +31,25 @@ def kv_row_bytes(kv_type: str, n_elements: int) -> int:
 SWA_PATTERN_DEFAULTS = {"gemma2": 2, "gemma3": 6, "gemma3n": 5, "cohere2": 4, "gpt-oss": 2, "exaone4": 4}
 RECURRENT_ARCHS = ("mamba", "mamba2", "rwkv6", "rwkv6qwen2", "rwkv7", "arwkv7")
 
+# (ggml type, ne0, ne1, ne2) -> (extra buffer, bytes there), or None for the plain CPU buffer.
+Placement = Callable[[int, int, int, int], "tuple[str, int] | None"]
 
-def cpu_repack_types() -> tuple[str, ...]:
-    """Tensor types llama.cpp's CPU backend repacks into a CPU_REPACK buffer on this machine.
 
-    Matrices of these types (rows a multiple of 8) on the CPU get an interleaved copy for faster
-    matmul: with mmap on, that copy comes on top of the mapped file. Measured on x86-64 with AVX2
-    (llama-cpp-python 0.3.x): Q4_0, Q4_K and IQ4_NL; Q8_0, Q2_K, Q3_K, Q5_K, Q6_K and IQ4_XS are
-    not. ARM builds repack Q4_0 and IQ4_NL (unmeasured here); other CPUs are assumed not to.
-    """
-    machine = platform.machine().lower()
-    if machine in ("x86_64", "amd64"):
-        try:
-            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
-                flags = fh.read(1 << 16)
-        except OSError:
-            flags = " avx2 "  # not Linux: x86-64 CPUs of the last decade have AVX2
-        return ("Q4_0", "Q4_K", "IQ4_NL") if " avx2" in flags else ()
-    if machine in ("arm64", "aarch64"):
-        return ("Q4_0", "IQ4_NL")
-    return ()
+def machine_placement() -> Placement | None:
+    """Where llama.cpp on this machine puts each CPU weight matrix: its extra buffers as ggml
+    answers (AMX, CPU_REPACK..., asked once per shape), or None when loads here run without them
+    (the machine's verdict or a person's setting) or llama.cpp cannot be asked."""
+    try:
+        from ..llama import ggml
+        from ..llama.extra import cached_use
+
+        return ggml.placement if cached_use() and ggml.extra_buffer_types() else None
+    except (ImportError, OSError, AttributeError, RuntimeError):
+        return None
+
+
+def _no_extra(type_id: int, ne0: int, ne1: int, ne2: int) -> tuple[str, int] | None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -70,8 +69,14 @@ class Overheads:
     prompt_fa_float: int = 174 * MIB
     # Unmeasured backends: Metal keeps no CUDA-sized context; CPU-only processes pay nothing extra here.
     metal_runtime: int = 64 * MIB
-    # Types the CPU backend repacks (an extra copy in RAM for layers on the CPU when mmap is on).
-    cpu_repack: tuple[str, ...] = field(default_factory=cpu_repack_types)
+    # Where CPU weights go: llama.cpp's extra buffers on this machine (None: ask it at each estimate);
+    # `no_extra_buffers` for a machine without them.
+    extra_placement: Placement | None = None
+
+    def placement(self) -> Placement:
+        if self.extra_placement is not None:
+            return self.extra_placement
+        return machine_placement() or _no_extra
 
     def gpu(self, backend: str, flash_attn: bool, float_weights: bool) -> int:
         if backend == "metal":

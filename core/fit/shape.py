@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import QuanttuiError
 from ..modelfile.checks import facts_problem
-from .rules import CTX_PAD, MAX_CTX, RECURRENT_ARCHS, SWA_PATTERN_DEFAULTS, kv_row_bytes
+from .rules import CTX_PAD, MAX_CTX, RECURRENT_ARCHS, SWA_PATTERN_DEFAULTS, Placement, kv_row_bytes
 
 if TYPE_CHECKING:
     from .estimate import FitSettings
@@ -43,8 +43,9 @@ class Shape:
     output_bytes: int
     tied: bool
     float_weights: bool
-    # Matrix bytes per tensor type of blocks 0..n_layer-1 and, last, the output layer (repack candidates).
-    matrix_bytes: tuple[dict[str, int], ...] = ()
+    # Weight matrices [ggml type, ne0, ne1, ne2, bytes] of blocks 0..n_layer-1 and, last, the output
+    # layer (a tied output's is token_embd's): candidates for llama.cpp's extra buffers.
+    matrices: tuple[tuple[tuple[int, ...], ...], ...] = ()
 
     @classmethod
     def from_facts(cls, f: Any) -> Shape:
@@ -78,18 +79,15 @@ class Shape:
 
         blocks = [padded(f"blk.{i}") for i in range(n_layer)]
 
-        def matrices(*names: str) -> dict[str, int]:
-            out: dict[str, int] = {}
-            for name in names:
-                for t, n in layers.get(name, {}).get("matrix_bytes", {}).items():
-                    out[t] = out.get(t, 0) + n
-            return out
+        def matrices(*names: str) -> tuple[tuple[int, ...], ...]:
+            return tuple(tuple(m) for name in names for m in layers.get(name, {}).get("matrices", []))
 
-        # token_embd is read by row (GET_ROWS) and never repacked; a tied output is not counted (unmeasured).
-        matrix_bytes = tuple(matrices(f"blk.{i}") for i in range(n_layer)) + (matrices("output", "other"),)
+        tied = bool(f.get("tied_embeddings"))
+        # token_embd is read by row (GET_ROWS), never from an extra buffer; a tied output is a copy of it.
+        output_names = ("output", "other", "token_embd") if tied else ("output", "other")
+        mats = tuple(matrices(f"blk.{i}") for i in range(n_layer)) + (matrices(*output_names),)
         output = padded("output") + padded("output_norm") + padded("other")
         embd = padded("token_embd")
-        tied = bool(f.get("tied_embeddings"))
         if tied:
             output += embd
         ssm = f.get("ssm") or {}
@@ -128,14 +126,20 @@ class Shape:
             output_bytes=output,
             tied=tied,
             float_weights=(f.get("dominant_type") or "") in FLOAT_TYPES,
-            matrix_bytes=matrix_bytes,
+            matrices=mats,
         )
 
-    def repack_bytes(self, il: int, types: tuple[str, ...]) -> int:
-        """Bytes of layer `il` (n_layer = the output layer) the CPU backend copies into CPU_REPACK."""
-        if il >= len(self.matrix_bytes):
-            return 0
-        return sum(n for t, n in self.matrix_bytes[il].items() if t in types)
+    def extra_bytes(self, il: int, place: Placement) -> tuple[dict[str, int], int]:
+        """({extra buffer: bytes there}, those matrices' bytes in the file) of layer `il` (n_layer:
+        the output layer) on the CPU, as `place` says llama.cpp puts each matrix."""
+        alloc: dict[str, int] = {}
+        orig = 0
+        for t, ne0, ne1, ne2, nbytes in self.matrices[il] if il < len(self.matrices) else ():
+            where = place(t, ne0, ne1, ne2)
+            if where is not None:
+                alloc[where[0]] = alloc.get(where[0], 0) + where[1]
+                orig += nbytes
+        return alloc, orig
 
     @property
     def n_embd_gqa(self) -> int:

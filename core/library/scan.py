@@ -20,7 +20,7 @@ from .groups import group_of, quant_from_name
 from .roots import Root
 
 # Bump when the facts written to the index change shape, so stale entries are re-read.
-INDEX_VERSION = 7
+INDEX_VERSION = 8
 Progress = Callable[[int, int, str], None]
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import gguf
+
 from ..textsafe import clean
 from .reader import Header
 from .values import ArrayRef
@@ -27,8 +29,20 @@ MAX_EXPERTS = 1 << 16
 MAX_VOCAB = 1 << 24
 MAX_TOKEN_ID = (1 << 32) - 1
 MAX_STATE = 1 << 24
+KNOWN_TYPE_IDS = frozenset(int(t) for t in gguf.GGMLQuantizationType)
 MAX_TEXT = 1024  # names, labels and the like; a longer value is cut with an ellipsis
 MAX_ARCH = 128
+
+
+def _matrix_ok(m: Any) -> bool:
+    """[ggml type, ne0, ne1, ne2, bytes], each a non-negative int, the type one gguf knows."""
+    return (
+        isinstance(m, list)
+        and len(m) == 5
+        and all(_int_ok(v, False) for v in m)
+        and m[0] in KNOWN_TYPE_IDS
+        and all(0 < v < 1 << 40 for v in m[1:4])
+    )
 
 
 def _kind(value: Any) -> str:
@@ -222,8 +236,8 @@ def _tables_problem(f: dict[str, Any]) -> str | None:
             and isinstance(layer.get("name"), str)
             and all(_int_ok(layer.get(k, 0), False) for k in ("parameters", "bytes", "padded"))
             and _number_ok(layer.get("bpw", 0))
-            and isinstance(layer.get("matrix_bytes", {}), dict)
-            and all(_int_ok(v, False) for v in layer.get("matrix_bytes", {}).values())
+            and isinstance(layer.get("matrices", []), list)
+            and all(_matrix_ok(m) for m in layer.get("matrices", []))
         ):
             return "layers holds a row that is not a layer"
     imatrix = f.get("imatrix")

@@ -25,6 +25,9 @@ class TypeStat:
     parameters: int = 0
 
 
+# Weights of 2+ dimensions that llama.cpp uses in other ops than a matrix product (never in an extra buffer).
+NOT_MATMUL = ("norm", "conv1d", "pos_embd", "token_types", "ssm_a", "ssm_d", "time_mix_", "channel_mix_")
+
 @dataclass
 class LayerStat:
     """A layer's weights; `padded` rounds each tensor up to the file's alignment, as buffers hold them."""
@@ -34,9 +37,9 @@ class LayerStat:
     bytes: int
     bpw: float
     padded: int = 0
-    # Bytes of matrices (2+ dims, rows a multiple of 8) per tensor type: what llama.cpp's CPU backend
-    # may repack into a CPU_REPACK buffer of its own (see fit.rules.cpu_repack_types).
-    matrix_bytes: dict[str, int] = field(default_factory=dict)
+    # The layer's weight matrices as [ggml type, ne0, ne1, ne2, bytes]: what llama.cpp's CPU backend
+    # may copy into an extra buffer (AMX, CPU_REPACK) of its own; fit asks llama.cpp which (ggml.py).
+    matrices: list[list[int]] = field(default_factory=list)
 
 
 @dataclass
@@ -160,7 +163,7 @@ def summarize(headers: list[Header], path: str, size_bytes: int, split: dict[str
     label, guessed = file_type_label(file_type_id)
     types: dict[str, TypeStat] = {}
     layers: dict[str, list[int]] = {}
-    matrices: dict[str, dict[str, int]] = {}
+    matrices: dict[str, list[list[int]]] = {}
     big_params: dict[str, int] = {}  # matrices of the repeating blocks, which the quant label describes
     other_params: dict[str, int] = {}  # the embedding table and output (often kept at a higher type)
     tensor_rows: list[dict[str, Any]] = []
@@ -186,15 +189,17 @@ def summarize(headers: list[Header], path: str, size_bytes: int, split: dict[str
             if len(t.shape) >= 2:
                 into = big_params if _layer_name(t.name).startswith("blk.") else other_params
                 into[tname] = into.get(tname, 0) + n
-                if t.shape[1] % 8 == 0 and nbytes:
-                    m = matrices.setdefault(_layer_name(t.name), {})
-                    m[tname] = m.get(tname, 0) + nbytes
+                if nbytes and len(t.shape) <= 3 and not any(k in t.name for k in NOT_MATMUL):
+                    ne2 = t.shape[2] if len(t.shape) > 2 else 1
+                    matrices.setdefault(_layer_name(t.name), []).append(
+                        [t.type_id, t.shape[0], t.shape[1], ne2, nbytes]
+                    )
             tensor_rows.append({"name": t.name, "type": tname, "shape": list(t.shape), "bytes": nbytes})
     mix = big_params or other_params
     dominant = max(mix, key=mix.__getitem__) if mix else None
     expected = PRIMARY_TYPE.get(label) if label else None
     layer_stats = [
-        LayerStat(name, p, b, round(8 * b / p, 4) if p else 0.0, padded, matrices.get(name, {}))
+        LayerStat(name, p, b, round(8 * b / p, 4) if p else 0.0, padded, matrices.get(name, []))
         for name, (p, b, padded) in sorted(layers.items(), key=lambda kv: _layer_order(kv[0]))
     ]
     tensor_count = sum(len(h.tensors) for h in headers)

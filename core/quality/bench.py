@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..llama.extra import decide
 from ..modelfile import GGUFError, inspect_file
 from ..textsafe import clean, clean_path
 from . import cache
@@ -35,7 +36,7 @@ class BenchResult:
     cached: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        names = ("pp_tokens_per_second", "tg_tokens_per_second", "load_seconds", "threads")
+        names = ("pp_tokens_per_second", "tg_tokens_per_second", "load_seconds", "threads", "extra_buffers")
         out: dict[str, Any] = {"model": self.model, **{n: self.figures.get(n) for n in names}}
         if self.error:
             out["error"] = self.error
@@ -96,7 +97,8 @@ def _bench_each(
             facts = inspect_file(path).to_dict()
             pp, tg = sizes(facts.get("context_length"))
             layers = gpu_layers(facts, max(pp, tg))
-            k = cache.key("bench", cache.identity(path), pp, tg, reps, threads, layers)
+            extra_on = decide().use  # llama.cpp's repacked kernels change the speed: part of the key
+            k = cache.key("bench", cache.identity(path), pp, tg, reps, threads, layers, extra_on)
         except (GGUFError, OSError) as e:
             out.append(BenchResult(path, error=f"cannot read {clean_path(name)}: {clean(str(e))}"))
             continue
@@ -107,6 +109,7 @@ def _bench_each(
         try:
             host.call("load", path, max(pp, tg), layers, threads)
             figures = {**host.call("bench", pp, tg, reps), "gpu_layers": layers}
+            figures["extra_buffers"] = bool(host.extra.decision and host.extra.decision.use)
             host.call("unload")
         except (WorkerError, WorkerDied) as e:
             why = "cancelled" if cancel.is_set() else f"could not run {clean_path(name)}: {clean(str(e))}"

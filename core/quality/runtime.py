@@ -8,6 +8,7 @@ from typing import Any
 import psutil
 
 from ..fit import FitError, FitSettings, detect, estimate
+from ..llama import LlamaUnavailable, lib
 
 
 def default_threads() -> int:
@@ -18,11 +19,9 @@ def default_threads() -> int:
 def gpu_layers(facts: dict[str, Any] | None, n_ctx: int) -> int:
     """Layers to offload at this context: 0 without a GPU build, else fit's largest that fits."""
     try:
-        import llama_cpp
-
-        if not llama_cpp.llama_supports_gpu_offload():
+        if not lib().llama_supports_gpu_offload():
             return 0
-    except ImportError:
+    except LlamaUnavailable:
         return 0
     if not facts:
         return 0

@@ -11,7 +11,6 @@ which a CUDA build needs. Its stdout and stderr go to a log file, never the term
 from __future__ import annotations
 
 import contextlib
-import io
 import random
 import sys
 import time
@@ -22,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..childproc import worker_main
-from ..fit.measure import LlamaLogCapture
+from ..llama import lib, load
 from .score import MAX_KEEP, RefRows, Stats, compare_rows, reference_rows
 
 BATCH = 512  # tokens per decode, as llama-perplexity and llama-bench use by default
@@ -32,33 +31,25 @@ class Model:
     """One loaded model: scored logits rows of a chunk, and llama-bench's pp/tg timings."""
 
     def __init__(self, path: str, n_ctx: int, n_gpu_layers: int = 0, threads: int | None = None) -> None:
-        import llama_cpp
-
         if not Path(path).is_file():
             raise ValueError(f"no such file: {path}")
-        LlamaLogCapture.install()
         start = time.perf_counter()
-        # verbose=True keeps llama-cpp-python from redirecting this process's fds; its prints land here.
-        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
-            self.llm = llama_cpp.Llama(
-                model_path=path,
-                n_ctx=n_ctx,
-                n_batch=min(n_ctx, BATCH),
-                n_ubatch=min(n_ctx, BATCH),
-                n_gpu_layers=n_gpu_layers,
-                n_threads=threads,
-                n_threads_batch=threads,
-                seed=1,
-                verbose=True,
-            )
+        self.llm = load(
+            path,
+            n_ctx=n_ctx,
+            n_batch=min(n_ctx, BATCH),
+            n_ubatch=min(n_ctx, BATCH),
+            n_gpu_layers=n_gpu_layers,
+            n_threads=threads,
+            n_threads_batch=threads,
+            seed=1,
+        )
         self.load_seconds = time.perf_counter() - start
         self.threads = self.llm.n_threads
 
     def info(self) -> dict[str, Any]:
-        import llama_cpp
-
         model = self.llm._model
-        add_bos = bool(llama_cpp.llama_vocab_get_add_bos(model.vocab))
+        add_bos = bool(lib().llama_vocab_get_add_bos(model.vocab))
         return {
             "n_vocab": self.llm.n_vocab(),
             "n_ctx_train": self.llm._model.n_ctx_train(),

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from quanttui.core.fit import DEFAULT_OVERHEADS, FitError, FitSettings, estimate, fit_pair, hardware
+from quanttui.core.fit import FitError, FitSettings, estimate, fit_pair, hardware
 from quanttui.core.fit.devices import Device, Hardware, cuda_visible, parse_sizes
 from quanttui.core.fit.measure import measure
 from quanttui.core.modelfile import inspect_file
+from tests.modelgen import quantize
 
 MIB = 1 << 20
 CALIBRATION = Path(__file__).resolve().parents[1] / "data" / "gpu-memory-h100-calibration.json"
@@ -279,23 +280,28 @@ def test_cuda_visible_devices_decide_which_gpus_fit_counts(value, expected):
     assert cuda_visible(value, uuids) == expected
 
 
-@pytest.mark.parametrize("label", ["Q4_0", "Q4_K_M", "Q8_0"])
-def test_mmap_on_counts_the_cpu_repack_copy(tiny, tmp_path, label):
-    """With mmap on (llama-cpp-python's default) the CPU backend keeps a repacked copy of some types
-    beside the mapped file: the estimate adds exactly the CPU_REPACK buffer llama.cpp logs. (Its
+@pytest.mark.parametrize("extra", ["auto", "off"])
+@pytest.mark.parametrize("label", ["Q4_0", "Q4_K_M", "Q8_0", "tied-Q4_0"])
+def test_mmap_on_counts_the_extra_buffer_copies(tiny, tmp_path, label, extra, monkeypatch):
+    """With mmap on (llama-cpp-python's default) the CPU backend keeps a copy of some weights in its
+    extra buffers (AMX, CPU_REPACK: whatever this host's llama.cpp has) beside the mapped file: the
+    estimate adds exactly the extra buffers llama.cpp logs here, and none when they are off. (Its
     CPU_Mapped figure spans only the tensors it maps, at most the whole data the estimate counts.)"""
-    from tests.modelgen import FTYPES, quantize
+    from quanttui.core.llama import ggml
 
-    FTYPES.setdefault("Q4_0", 2)
-    path = tiny.quants.get(label) or quantize(tiny.f16, tmp_path / f"tiny-{label}.gguf", label)
+    monkeypatch.setenv("QUANTTUI_EXTRA_BUFFERS", extra)
+    src = tiny.tied if label.startswith("tied") else tiny.f16
+    quant = label.removeprefix("tied-")
+    path = tiny.quants.get(label) or quantize(src, tmp_path / f"tiny-{label}.gguf", quant)
     facts = inspect_file(path).to_dict()
     settings = FitSettings(n_ctx=1024)
     ram = estimate(facts, settings, NO_GPU, search=False).devices[-1]
     no_map = estimate(facts, replace(settings, use_mmap=False), NO_GPU, search=False).devices[-1]
     measured = measure(str(path), settings)
-    repacked = measured.get("CPU_REPACK", {}).get("weights", 0)
-    assert mib2(ram.weights - no_map.weights) == mib2(repacked)
-    assert no_map.weights == sum(layer["padded"] for layer in facts["layers"])
+    copies = sum(measured.get(name, {}).get("weights", 0) for name in ggml.extra_buffer_types())
+    assert mib2(ram.weights - no_map.weights) == mib2(copies)
     assert mib2(no_map.weights) >= mib2(measured["CPU_Mapped"]["weights"])
-    if label == "Q4_0" and "Q4_0" in DEFAULT_OVERHEADS.cpu_repack:
-        assert repacked > 0.9 * no_map.weights  # every block matrix is Q4_0; token_embd is not repacked
+    if extra == "off":
+        assert copies == 0 and no_map.weights == sum(layer["padded"] for layer in facts["layers"])
+    elif quant == "Q4_0" and ggml.placement(2, 256, 256) is not None:
+        assert copies > 0.5 * no_map.weights  # every block matrix is Q4_0; token_embd is not copied

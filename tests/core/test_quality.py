@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from quanttui.core import llama
 from quanttui.core.paths import models_dir
 from quanttui.core.quality import cache
 from quanttui.core.quality.bench import bench
@@ -50,9 +51,7 @@ def _text(tmp_path: Path, content: str = PROSE) -> EvalText:
 def _direct(path: Path, text: str, ctx: int, n_chunks: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """llama-perplexity's procedure from first principles with logits_all: per chunk, the float64
     log-probs at positions ctx/2 .. ctx-2 and the tokens they predict."""
-    import llama_cpp
-
-    llm = llama_cpp.Llama(str(path), n_ctx=ctx, n_batch=ctx, logits_all=True, verbose=False, seed=1)
+    llm = llama.load(path, n_ctx=ctx, n_batch=ctx, logits_all=True, seed=1)
     tokens = llm.tokenize(text.encode(), add_bos=True, special=False)
     rows, nexts = [], []
     for i in range(n_chunks):

@@ -117,17 +117,17 @@ async def test_a_crashed_model_process_is_reported_and_the_app_goes_on(tiny, tmp
         screen.cfg.max_tokens = 8
         await pilot.press(*"Hi", "enter")
         await _until(pilot, lambda: not screen.running and screen.session.turns)
-        os.kill(screen.session.engine.pid, signal.SIGSEGV)  # between turns, as a driver fault would
+        os.kill(screen.session.engine.pid, signal.SIGABRT)  # between turns, as a driver's abort would
         await pilot.press(*"Again", "enter")
         await _until(pilot, lambda: not screen.running and len(screen.session.turns) == 2)
 
         def crash_said() -> None:
             info = rendered(screen.query_one("#ab-info"))
-            assert "the model process crashed (killed by SIGSEGV)" in info
+            assert "the model process crashed (killed by SIGABRT)" in info
             for side in ("a", "b"):
                 pane = screen.query_one(f"#pane-{side}")
                 past, body = rendered(pane.query_one(".past")), rendered(pane.query_one(".body"))
-                assert "> Hi" in past and "> Again" in body and "killed by SIGSEGV" in body
+                assert "> Hi" in past and "> Again" in body and "killed by SIGABRT" in body
 
         await eventually(pilot, crash_said)
         await pilot.press(*"Third", "enter")

@@ -132,6 +132,7 @@ class ABScreen(ABActions, Screen):
         self.phase = "ready"
         for side, error in self.session.engine.errors().items():
             self._pane(side).show_error(error)
+        self.app.say_extra_buffers()  # type: ignore[attr-defined]
         self._show_info()
         self._prompt().disabled = False
         self._prompt().focus()
@@ -344,6 +345,7 @@ class ABScreen(ABActions, Screen):
             return
         for side in SIDES:
             self._pane(side).finish(turn)
+        self.app.say_extra_buffers()  # type: ignore[attr-defined]
         self._show_info()
         self._prompt().focus()
         if self.session is not None:

@@ -345,6 +345,7 @@ class QualityScreen(Screen):
         if message.worker is not self._job:
             return  # a superseded run
         self._end(message)
+        self.app.say_extra_buffers()  # type: ignore[attr-defined]
 
     @on(Worker.StateChanged)
     def _worker_failed(self, event: Worker.StateChanged) -> None:
