@@ -12,7 +12,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import QuanttuiError
 from .paths import config_dir
+from .safeopen import read_text_bounded
 from .textsafe import clean, clean_path
 
 DEFAULT_THEME = "quanttui-dark"
@@ -37,6 +39,9 @@ DOWNLOAD_TO = ("library", "hf-cache")
 EXTRA_BUFFERS = ("auto", "on", "off")
 
 
+MAX_SETTINGS_BYTES = 1 << 20  # a real settings file is a few hundred bytes
+
+
 def load() -> Settings:
     """Read settings; a missing file gives defaults, an unreadable one gives defaults and says why.
 
@@ -46,7 +51,7 @@ def load() -> Settings:
     path = settings_path()
     where = clean_path(path)
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(read_text_bounded(path, MAX_SETTINGS_BYTES))  # never a FIFO's wait or /dev/zero
     except FileNotFoundError:
         return Settings()
     except (OSError, ValueError, RecursionError) as e:
@@ -93,15 +98,43 @@ _CHECKS = {
 }
 
 
+class SettingsSaveError(QuanttuiError, OSError):
+    """The settings could not be written; str() is one line: which file and why. Also an OSError, so
+    the app's callers that already catch OSError (theme, fit settings) keep working."""
+
+
+def _not_a_folder(folder: Path) -> Path | None:
+    """The first of `folder` and its parents that exists but is not a folder (a file where the config
+    dir should be), if any."""
+    for p in (folder, *folder.parents):
+        if os.path.lexists(p):
+            return None if p.is_dir() else p
+    return None
+
+
 def save(settings: Settings) -> None:
-    """Write atomically, so a crash mid-write never leaves a half file."""
+    """Write atomically, so a crash mid-write never leaves a half file (nor a temp file behind);
+    SettingsSaveError when the file cannot be written."""
     path = settings_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = {k: v for k, v in asdict(settings).items() if k != "load_error"}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".settings-", suffix=".json")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2)
-    os.replace(tmp, path)
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".settings-", suffix=".json")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2)
+        os.replace(tmp, path)
+    except OSError as e:
+        if tmp:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        blocker = _not_a_folder(path.parent)
+        why = clean(e.strerror or e)
+        if blocker is not None:
+            why = f"{clean_path(blocker)} is a file, not a folder"
+            if os.environ.get("QUANTTUI_CONFIG_DIR"):
+                why += " (QUANTTUI_CONFIG_DIR must name a folder)"
+        raise SettingsSaveError(f"cannot save the settings to {clean_path(path)}: {why}") from None
 
 
 @contextlib.contextmanager

@@ -1,14 +1,18 @@
 """A Hub-compatible HTTP server on 127.0.0.1 for tests and bench/: search, model info, tree, resolve
 with HEAD, ETag, X-Repo-Commit, Content-Length and Range. It can misbehave on request, also as an
 adversary: hostile file names and repo ids are plain data in its repos (any name is listed as given),
-and `Faults` sends wrong Content-Ranges, overlong bodies, junk JSON, hostile headers and stalls."""
+and `Faults` sends wrong Content-Ranges, overlong bodies, junk JSON, hostile headers, stalls, answers
+dripped a byte at a time and gzip bombs."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import struct
 import sys
 import threading
+import zlib
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -51,9 +55,55 @@ class Faults:
     range_header: str | None = None  # a 206 carrying this Content-Range, whatever was asked
     api_json: Any = None  # answer API requests with this JSON instead of the real answer
     headers: dict[str, str] = field(default_factory=dict)  # extra headers on every answer
+    drip: float = 0.0  # send answers one byte every `drip` seconds, status line and headers included
+    drip_body: bool = False  # with drip: the headers at once, then the body a byte at a time
+    gzip_bomb: int = 0  # answer with `[`, this many spaces and `]`, gzip-encoded (about 1,000 to 1)
 
     def applies(self, path: str) -> bool:
         return self.only is None or self.only in path
+
+
+@functools.lru_cache(maxsize=4)
+def gzip_bomb(spaces: int) -> bytes:
+    """A valid gzip of `[`, `spaces` spaces (rounded down to whole MiB) and `]`, built without holding
+    the expanded text: after a full flush deflate starts afresh, so one compressed MiB is repeated."""
+    mib = b" " * (1 << 20)
+    n = spaces >> 20
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    head = c.compress(b"[") + c.flush(zlib.Z_FULL_FLUSH)
+    block = c.compress(mib) + c.flush(zlib.Z_FULL_FLUSH)
+    tail = c.compress(b"]") + c.flush(zlib.Z_FINISH)
+    crc = zlib.crc32(b"[")
+    for _ in range(n):
+        crc = zlib.crc32(mib, crc)
+    crc = zlib.crc32(b"]", crc)
+    size = (2 + (n << 20)) & 0xFFFFFFFF
+    gzip_header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
+    return gzip_header + head + block * n + tail + struct.pack("<II", crc, size)
+
+
+class _Drip:
+    """The handler's output, sent a byte every `every` seconds once `active`, until the client hangs up
+    (the write fails) or the server stops."""
+
+    def __init__(self, out: Any, every: float, server: HubServer, active: bool) -> None:
+        self.out, self.every, self.server, self.active = out, every, server, active
+
+    def write(self, data: bytes) -> int:
+        if not self.active:
+            return self.out.write(data)
+        for i in range(len(data)):
+            if self.server.quiet.wait(self.every):
+                raise ConnectionAbortedError("the server is stopping")
+            try:
+                self.out.write(data[i : i + 1])
+            except OSError:
+                self.server.hangups += 1
+                raise
+        return len(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.out, name)
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -73,6 +123,7 @@ class HubServer:
         self.faults = Faults()
         self.quiet = threading.Event()
         self.requests: list[dict[str, Any]] = []
+        self.hangups = 0  # dripped answers whose client hung up (a write failed)
         self.httpd = _QuietServer(("127.0.0.1", 0), self._handler())
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
@@ -133,11 +184,19 @@ class HubServer:
                 f = server.faults
                 return f if f.applies(unquote(urlparse(self.path).path)) else Faults()
 
+            def end_headers(self) -> None:
+                super().end_headers()
+                if isinstance(self.wfile, _Drip):
+                    self.wfile.active = True  # drip_body: from here on, a byte at a time
+
             def _json(self, data: Any, status: int = 200, headers: dict[str, str] | None = None) -> None:
                 f = self.faults()
                 if f.api_json is not None and status == 200:
                     data = f.api_json
                 body = b"<html>oops" if f.garbage_json else json.dumps(data).encode()
+                if f.gzip_bomb:
+                    body = gzip_bomb(f.gzip_bomb)
+                    headers = {**(headers or {}), "Content-Encoding": "gzip"}
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -167,6 +226,8 @@ class HubServer:
                     }
                 )
                 f = self.faults()
+                if f.drip:
+                    self.wfile = _Drip(self.wfile, f.drip, server, active=not f.drip_body)
                 if f.stall and f.stall_after is None:
                     server.quiet.wait(f.stall)  # nothing sent; stop() lets go
                 if f.status:
@@ -243,6 +304,8 @@ class HubServer:
                 body = data[start : end + 1]
                 if f.corrupt:
                     body = bytes(b ^ 0x5A for b in body)
+                if f.gzip_bomb:
+                    body = gzip_bomb(f.gzip_bomb)
                 junk = b"\xee" * f.overlong
                 self.send_response(status)
                 if not f.overlong:
@@ -252,6 +315,8 @@ class HubServer:
                 else:
                     self.send_header("Connection", "close")  # the body ends when the connection does
                 hdrs = {"Accept-Ranges": "bytes", "ETag": f'"{repo.sha256(name)}"', "X-Repo-Commit": repo.sha}
+                if f.gzip_bomb:
+                    hdrs["Content-Encoding"] = "gzip"
                 if status == 206:
                     hdrs["Content-Range"] = f.range_header or f"bytes {start}-{end}/{size}"
                 for k, v in {**hdrs, **f.headers}.items():

@@ -12,9 +12,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..core.ab import ABSession, GenConfig, Turn
+from ..core.ab import ABSession, ContextRefused, GenConfig, Turn, check_context
+from ..core.ab.context import default_ctx, default_mode, side_facts
 from ..core.errors import QuanttuiError
 from ..core.textsafe import clean, clean_path
+
+DEFAULT_CTX = 4096  # unless --ctx says otherwise, or either model was trained for less
 
 
 class AbCliError(QuanttuiError):
@@ -35,7 +38,11 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--system", help="system prompt (chat mode)")
     p.add_argument("--max-tokens", type=int, default=256)
-    p.add_argument("--ctx", type=int, default=4096)
+    p.add_argument(
+        "--ctx",
+        type=int,
+        help=f"context in tokens (default: {DEFAULT_CTX}, or less if a model was trained for less)",
+    )
     p.add_argument("--stop-on-loop", action="store_true", help="stop a side that is stuck in a loop")
     p.add_argument(
         "--save", action="store_true", help="also save the session (JSON and Markdown) in the data dir"
@@ -62,18 +69,6 @@ def read_suite(path: Path) -> list[str]:
     if not prompts:
         raise AbCliError(f"{clean_path(path)}: the suite has no prompts")
     return prompts
-
-
-def _mode(args: argparse.Namespace) -> str:
-    if args.mode:
-        return args.mode
-    from ..core.modelfile import GGUFError, inspect_file
-
-    try:
-        both = all(inspect_file(p).has_chat_template for p in (args.model_a, args.model_b))
-    except (GGUFError, OSError):
-        both = False
-    return "chat" if both else "completion"
 
 
 def turn_row(t: Turn) -> dict[str, Any]:
@@ -118,13 +113,19 @@ def print_turn(t: Turn) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.max_tokens < 1 or args.ctx < 16:
-        raise AbCliError("--max-tokens must be at least 1 and --ctx at least 16")
+    if args.max_tokens < 1:
+        raise AbCliError("--max-tokens must be at least 1")
+    sides = {"a": side_facts(args.model_a), "b": side_facts(args.model_b)}
+    n_ctx = default_ctx(sides, DEFAULT_CTX) if args.ctx is None else args.ctx
+    try:  # as the A/B screen's /ctx: within both models' training and what fits, before either loads
+        check_context(args.model_a, args.model_b, n_ctx)
+    except ContextRefused as e:
+        raise AbCliError(f"--ctx refused: {e}") from None
     prompts = read_suite(args.suite) if args.suite else [args.prompt]
     cfg = GenConfig(
-        mode=_mode(args),
+        mode=args.mode or default_mode(sides),
         max_tokens=args.max_tokens,
-        n_ctx=args.ctx,
+        n_ctx=n_ctx,
         system=args.system,
         stop_on_loop=args.stop_on_loop,
     )

@@ -196,6 +196,12 @@ class QuantApp(App):
         while job := next((j for j in self.downloads if j.status == "queued"), None):
             run_job(job, lambda *a: self.post_message(DownloadUpdate(*a)))
 
+    def on_unmount(self) -> None:
+        """Quitting stops downloads at once (each keeps its .partial to resume from next time): the
+        process waits for its worker threads before it exits."""
+        for job in self.downloads:
+            job.cancel.set()
+
     @on(DownloadUpdate)
     def _download_update(self, message: DownloadUpdate) -> None:
         job = next((j for j in self.downloads if j.id == message.job_id), None)

@@ -19,6 +19,7 @@ from ..core.organize import (
     move,
     plan_delete,
 )
+from ..core.organize.dedupe import plan_delete_extras
 from ..core.textsafe import clean, clean_path
 
 
@@ -108,7 +109,7 @@ def dedupe(args: argparse.Namespace) -> int:
         return 0
     try:
         if args.apply == "delete":
-            plan = plan_delete([p for g in groups for p in g.extras], roots)
+            plan = plan_delete_extras(groups, roots)
             if not _confirm(f"{plan.summary()}?", args.yes):
                 print("nothing deleted")
                 return 1

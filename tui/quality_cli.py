@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -54,8 +55,16 @@ def add_parsers(sub: Any) -> None:
 
 
 def _interruptible(work: Callable[[threading.Event], T]) -> tuple[T, bool]:
-    """Run `work(cancel)` in a thread; Ctrl+C sets cancel and waits for what it finished."""
+    """Run `work(cancel)` in a thread; Ctrl+C sets cancel and waits for what it finished (a second
+    Ctrl+C quits at once). True with the result when it was cancelled.
+
+    Ctrl+C is a SIGINT handler that only sets the event, and the wait is on an event the thread sets
+    when done, never `Thread.join`: on CPython 3.11 a KeyboardInterrupt that lands in `join()` marks
+    the thread as stopped while it still runs (`is_alive()` turns False), so the caller read a result
+    that was not there yet (KeyError: 'value') and lost every finished row.
+    """
     cancel = threading.Event()
+    done = threading.Event()
     box: dict[str, Any] = {}
 
     def target() -> None:
@@ -63,19 +72,34 @@ def _interruptible(work: Callable[[threading.Event], T]) -> tuple[T, bool]:
             box["value"] = work(cancel)
         except BaseException as e:  # noqa: BLE001  handed to the main thread
             box["error"] = e
+        finally:
+            done.set()
 
-    t = threading.Thread(target=target, name="quality", daemon=True)
-    t.start()
-    interrupted = False
-    while t.is_alive():
-        try:
-            t.join(0.2)
-        except KeyboardInterrupt:
-            interrupted = True
-            cancel.set()
+    def on_sigint(signum: int, frame: Any) -> None:
+        if cancel.is_set():
+            raise KeyboardInterrupt  # the second Ctrl+C: quit without waiting
+        cancel.set()
+
+    installed, previous = _handle_sigint(on_sigint)
+    try:
+        threading.Thread(target=target, name="quality", daemon=True).start()
+        while not done.wait(0.2):
+            pass
+    finally:
+        if installed:
+            signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
     if "error" in box:
         raise box["error"]
-    return box["value"], interrupted
+    return box["value"], cancel.is_set()
+
+
+def _handle_sigint(handler: Callable[[int, Any], None]) -> tuple[bool, Any]:
+    """Install `handler` for SIGINT: (True, the handler it replaces), or (False, None) where none can
+    be set (on a thread other than the main one, where Ctrl+C is not delivered anyway)."""
+    try:
+        return True, signal.signal(signal.SIGINT, handler)
+    except ValueError:
+        return False, None
 
 
 def _progress(quiet: bool) -> Callable[[Progress], None] | None:
@@ -172,6 +196,8 @@ def run_bench(args: argparse.Namespace) -> int:
                 f"{_num(f.get('tg_tokens_per_second'), '.1f'):>10}{_num(f.get('load_seconds'), '.2f'):>8}"
                 f"{_num(f.get('threads'), 'd'):>8}  {' '.join(x for x in (pp, tg, cached) if x)}"
             )
+        if interrupted:
+            print("cancelled: rows without figures were not finished")
     if interrupted:
         return 130
     return 1 if any(r.error for r in results) else 0

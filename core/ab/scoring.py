@@ -224,8 +224,8 @@ def _together(
                         while True:  # compare while ahead, and while too far ahead to decode on
                             while done[me] > done[other] and compare():
                                 pass
-                            with turn:
-                                if len(board) <= AHEAD or stop.is_set():
+                            with turn:  # only the side ahead waits: the one behind always decodes on
+                                if len(board) <= AHEAD or done[me] <= done[other] or stop.is_set():
                                     break
                                 turn.wait(0.1)
                         if stop.is_set() or not step(len(rows)):

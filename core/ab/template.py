@@ -1,17 +1,23 @@
 """Chat templates from model files, rendered as untrusted code: sandboxed, bounded and cancellable.
 
 A template is a Jinja program written by whoever made the file. It runs in jinja's immutable
-sandbox (no attribute escapes), with `*` and `**` bounded (no gigabyte strings from one operator),
-its output bounded, and a trace on the rendering thread that stops it when the caller cancels or
-the time limit passes. Whatever goes wrong becomes one `TemplateError` line. The worker process
-is the last line of defence: the app kills it when a render does not stop (process.py).
+sandbox (no attribute escapes), its output bounded, and a trace on the rendering thread that stops
+it when the caller cancels or the time limit passes. Whatever goes wrong becomes one `TemplateError`
+line. The worker process is the last line of defence: the app kills it when a render does not stop
+(process.py).
+
+Memory: every way a template makes a value (operators, calls, filters, `~`, a block's text) goes
+through template_bounds.py, which refuses a value over MAX_VALUE before it is made, so a one-call
+allocation bomb (`"a".ljust(1500000000)`) is a TemplateError, not gigabytes. A process memory
+limit (RLIMIT_AS or RLIMIT_DATA) is not used: the worker also holds llama.cpp's models, whose
+anonymous buffers and GPU mappings such a limit counts, so any cap loose enough for them would not
+stop a template, and one tight enough would break the models.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
-import json
 import sys
 import threading
 import time
@@ -21,10 +27,11 @@ from typing import Any
 
 from ..errors import QuanttuiError
 from ..textsafe import clean
+from . import template_bounds as bounds
+from .template_bounds import MAX_VALUE
 
 RENDER_SECONDS = 10.0  # a real template renders in milliseconds
-MAX_PROMPT_CHARS = 4 << 20  # rendered text; far beyond any context window
-MAX_OPERAND = 1 << 20  # the largest string or list `*` may build, and the largest `**` result bits
+MAX_PROMPT_CHARS = MAX_VALUE  # rendered text; far beyond any context window
 
 
 class TemplateError(QuanttuiError):
@@ -39,26 +46,19 @@ class _Stop(Exception):
     """Raised into the template's frames by the trace; not a subclass anything inside catches."""
 
 
-def _bounded_mul(left: Any, right: Any) -> Any:
-    for seq, n in ((left, right), (right, left)):
-        repeated = isinstance(seq, (str, bytes, list, tuple)) and isinstance(n, int)
-        if repeated and len(seq) * max(n, 0) > MAX_OPERAND:
-            raise OverflowError(f"a repeated value longer than {MAX_OPERAND} items")
-    return left * right
-
-
-def _bounded_pow(left: Any, right: Any) -> Any:
-    big = isinstance(left, int) and isinstance(right, int) and abs(left) > 1 and right > 0
-    if big and right * abs(left).bit_length() > MAX_OPERAND:
-        raise OverflowError(f"a power larger than 2**{MAX_OPERAND}")
-    return left**right
-
-
 @functools.lru_cache(maxsize=1)
 def _environment() -> Any:
     import jinja2
     import jinja2.ext
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
+    from jinja2.compiler import CodeGenerator
+    from jinja2.runtime import markup_join
+    from jinja2.sandbox import (
+        ImmutableSandboxedEnvironment,
+        SandboxedEscapeFormatter,
+        SandboxedFormatter,
+        SecurityError,
+    )
+    from markupsafe import Markup, soft_str
 
     class GenerationTag(jinja2.ext.Extension):
         """HuggingFace's `{% generation %}` tag, rendered as its body (as transformers does)."""
@@ -69,15 +69,86 @@ def _environment() -> Any:
             parser.stream.skip(1)
             return parser.parse_statements(("name:endgeneration",), drop_needle=True)
 
+    class Generator(CodeGenerator):
+        """`a ~ b` joins through `environment.join_checked`, which measures before it joins, and a
+        block's output collects in a measured `Buffer`."""
+
+        def buffer(self, frame: Any) -> None:
+            frame.buffer = self.temporary_identifier()
+            self.writeline(f"{frame.buffer} = environment.new_buffer()")
+
+        def visit_Concat(self, node: Any, frame: Any) -> None:
+            ctx = frame.eval_ctx
+            escape = "context.eval_ctx.autoescape" if ctx.volatile else repr(bool(ctx.autoescape))
+            self.write("environment.join_checked((")
+            for arg in node.nodes:
+                self.visit(arg, frame)
+                self.write(", ")
+            self.write(f"), {escape})")
+
+    class Sized(SandboxedFormatter):
+        """str.format with each field's width and precision bounded and the whole result measured."""
+
+        total = 0
+
+        def format_field(self, value: Any, format_spec: str) -> Any:
+            bounds.check_format_spec(format_spec)
+            out = super().format_field(value, format_spec)
+            self.total += len(out)
+            bounds.check(self.total, "format()")
+            return out
+
+    class SizedEscape(Sized, SandboxedEscapeFormatter):
+        pass
+
     class Env(ImmutableSandboxedEnvironment):
-        intercepted_binops = frozenset(["*", "**"])
+        intercepted_binops = frozenset(["*", "**", "+", "%"])
+        code_generator_class = Generator
+        concat = staticmethod(bounds.concat)
+        new_buffer = bounds.Buffer
 
         def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
             if operator == "*":
-                return _bounded_mul(left, right)
+                return bounds.bounded_mul(left, right)
             if operator == "**":
-                return _bounded_pow(left, right)
+                return bounds.bounded_pow(left, right)
+            if operator == "+":
+                return bounds.bounded_add(left, right)
+            if operator == "%":
+                return bounds.bounded_mod(left, right)
             return super().call_binop(context, operator, left, right)
+
+        def call(self, context: Any, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
+            if not self.is_safe_callable(obj):
+                raise SecurityError(f"{obj!r} is not safely callable")
+            args = bounds.checked_args(obj, args, kwargs)
+            what = f"{getattr(obj, '__name__', 'a call')}()"
+            return bounds.measured(context.call(obj, *args, **kwargs), what)
+
+        @staticmethod
+        def join_checked(items: tuple[Any, ...], escape: bool) -> str:
+            parts = [soft_str(x) if escape else str(x) for x in items]
+            bounds.made(sum(len(p) for p in parts), "a `~` join")
+            return markup_join(parts) if escape else "".join(parts)
+
+        def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+            """jinja's own wrapper of `str.format` and `format_map`, with the Sized formatter."""
+            name, owner = getattr(value, "__name__", ""), getattr(value, "__self__", None)
+            if name not in ("format", "format_map") or not isinstance(owner, str) or not callable(value):
+                return None
+
+            def wrapper(*args: Any, **kwargs: Any) -> str:
+                if name == "format_map":
+                    if kwargs or len(args) != 1:
+                        raise TypeError("format_map() takes exactly one argument")
+                    args, kwargs = (), args[0]
+                if isinstance(owner, Markup):
+                    formatter: Sized = SizedEscape(self, escape=owner.escape)
+                else:
+                    formatter = Sized(self)
+                return type(owner)(formatter.vformat(owner, args, kwargs))
+
+            return functools.update_wrapper(wrapper, value)
 
     env = Env(
         loader=jinja2.BaseLoader(),
@@ -85,14 +156,10 @@ def _environment() -> Any:
         lstrip_blocks=True,
         extensions=[GenerationTag, jinja2.ext.loopcontrols],
     )
-    env.filters["tojson"] = _tojson
+    env.filters["tojson"] = bounds.tojson
+    env.filters = {name: bounds.bounded_filter(name, f) for name, f in env.filters.items()}
+    env.globals["lipsum"] = bounds.lipsum
     return env
-
-
-def _tojson(x: Any, ensure_ascii: bool = False, indent: int | None = None, **kw: Any) -> str:
-    """Transformers' `tojson`: non-ASCII kept, `separators` and `sort_keys` as json.dumps takes them."""
-    keep = {k: v for k, v in kw.items() if k in ("separators", "sort_keys")}
-    return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, **keep)
 
 
 def _raise_exception(message: str) -> None:
@@ -155,6 +222,7 @@ def render_chat(
     """The conversation as the model's template writes it (with the generation prompt), and its
     stop strings; TemplateCancelled when `cancel` is set meanwhile, TemplateError otherwise."""
     watch = _Watch(cancel, seconds)
+    bounds.start_render()
     parts: list[str] = []
     size = 0
     previous = sys.gettrace()

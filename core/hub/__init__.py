@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from .client import HubError, HubUnreachable, endpoint
+from .client import HubError, HubUnreachable, Stopped, endpoint
 from .download import destination, partial_path, pull
+from .guard import cancel_on
 from .names import NameRefused
 from .remote import FetchStats, fetch_header, parse_hf_path, remote_facts
 from .search import Refused, RemoteFile, RepoHit, RepoListing, Variant, repo_variants, search
@@ -17,7 +18,9 @@ __all__ = [
     "RemoteFile",
     "RepoHit",
     "RepoListing",
+    "Stopped",
     "Variant",
+    "cancel_on",
     "destination",
     "endpoint",
     "fetch_header",

@@ -5,8 +5,10 @@ model. A later pull resumes from the bytes on disk with a Range request (hugging
 its partial file on failure, so it cannot resume across calls). The finished file is checked against
 the repo's SHA-256 before it is renamed into place. Every name is validated and every path checked
 against the models folder before the first folder is made; an answer whose Content-Range does not
-start where asked is refused before a byte is appended, and a body longer than the listed size is
-refused at that size, so a `.partial` never grows past it.
+start where asked is refused before a byte is appended, a body longer than the listed size is
+refused at that size, so a `.partial` never grows past it, and an encoded body (asked for as it is)
+is refused. A body has no overall deadline, only READ_TIMEOUT between bytes; a cancel ends it at any
+stage, also while the answer's headers arrive (client.stream, guard.py).
 """
 
 from __future__ import annotations
@@ -17,11 +19,9 @@ import hashlib
 import os
 import re
 import shutil
-import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from ..organize.move import partial_path, sha256_file
 from ..organize.safety import log_operation
@@ -29,7 +29,8 @@ from ..pathgate import PathRefused, check, join_inside
 from ..paths import models_dir
 from ..textsafe import clean, clean_path
 from . import client, names
-from .client import HubError, call, file_url, headers, session
+from .client import HubError, call, file_url
+from .guard import guarded
 from .search import RemoteFile
 
 Progress = Callable[[int, int, str], None]  # bytes done (all files), bytes total, current file
@@ -53,12 +54,6 @@ def destination(repo: str, name: str, root: Path | None = None) -> Path:
     return dest
 
 
-def _timeout() -> object:
-    import httpx2
-
-    return httpx2.Timeout(READ_TIMEOUT, connect=client.CONNECT_TIMEOUT)
-
-
 def _check_answer(resp: object, have: int, expected: int, name: str) -> int:
     """Where the body of a download answer starts in the file; HubError (nothing written yet) when
     its Content-Range or Content-Length does not fit the bytes asked for and the listed size."""
@@ -74,9 +69,13 @@ def _check_answer(resp: object, have: int, expected: int, name: str) -> int:
                 f"{have:,}-{expected - 1:,} of {expected:,}; refused, nothing appended"
             )
         start = have
+    coding = hdrs.get("Content-Encoding", "identity").strip().lower()
+    if coding not in ("", "identity"):  # asked for the bytes as they are: these are not the file's
+        raise HubError(
+            f"{name}: the Hub answered the file {clean(coding[:40])}-encoded; refused, nothing kept"
+        )
     length = hdrs.get("Content-Length")
-    encoded = hdrs.get("Content-Encoding", "identity").lower() != "identity"  # the length is of the encoding
-    if length is not None and not encoded and (not length.isdigit() or int(length) != expected - start):
+    if length is not None and (not length.isdigit() or int(length) != expected - start):
         raise HubError(
             f"{name}: the Hub announced {clean(length[:40])} bytes for bytes {start:,}-{expected - 1:,} "
             f"of the listed {expected:,}; refused, nothing written"
@@ -102,31 +101,6 @@ def _hash_existing(path: Path) -> tuple[hashlib._Hash, int]:
     return h, n
 
 
-@contextlib.contextmanager
-def _unblock_on_cancel(cancel: threading.Event, resp: Any) -> Iterator[None]:
-    """While reading `resp`, a cancel shuts its socket down, which wakes a read blocked on a stalled
-    connection at once (closing the response from another thread did not: it waited 20 s, until the
-    test server's stall ended)."""
-    done = threading.Event()
-
-    def watch() -> None:
-        while not done.is_set():
-            if cancel.wait(0.2):
-                stream = resp.extensions.get("network_stream")
-                sock = stream.get_extra_info("socket") if stream is not None else None
-                if sock is not None:
-                    with contextlib.suppress(OSError):
-                        sock.shutdown(socket.SHUT_RDWR)
-                return
-
-    watcher = threading.Thread(target=watch, name="download-cancel", daemon=True)
-    watcher.start()
-    try:
-        yield
-    finally:
-        done.set()
-
-
 def _fetch(
     url: str,
     part: Path,
@@ -143,17 +117,17 @@ def _fetch(
         h, have = hashlib.sha256(), 0
     if have == expected:
         return h
-    hdrs = {**headers(), **({"Range": f"bytes={have}-"} if have else {})}
-    with session().stream("GET", url, headers=hdrs, follow_redirects=True, timeout=_timeout()) as resp:
+    rng = {"Range": f"bytes={have}-"} if have else {}
+    with client.stream("GET", url, seconds=None, extra=rng, read=READ_TIMEOUT, cancel=cancel) as (resp, _):
         if resp.status_code not in (200, 206):
             raise HubError(f"{name}: the Hub answered HTTP {resp.status_code}")
         start = _check_answer(resp, have, expected, name)
         mode = "ab"
         if start != have:  # the server sent the whole file: start over
             h, have, mode = hashlib.sha256(), 0, "wb"
-        with open(part, mode) as fh, _unblock_on_cancel(cancel, resp):
+        with open(part, mode) as fh:
             try:
-                for chunk in resp.iter_bytes():  # as it arrives: nothing received is lost on a drop
+                for chunk in resp.iter_raw():  # as it arrives: nothing received is lost on a drop
                     if cancel.is_set():
                         raise HubError(f"{name}: cancelled; {have:,} bytes kept to resume")
                     if len(chunk) > expected - have:
@@ -281,14 +255,14 @@ def _pull_hf_cache(
     for f in files:
         call(f.name, lambda f=f: _preflight(repo, f.name, revision, cache))
         bar = _progress_bar(clean(f.name), f.size, done, total, progress, cancel)
-        path = Path(
-            call(
-                f.name,
-                lambda f=f, bar=bar: hf_hub_download(
+
+        def fetch(f: RemoteFile = f, bar: type = bar) -> str:
+            with guarded(None, cancel):  # a cancel wakes its reads; a HEAD's answer has a deadline
+                return hf_hub_download(
                     repo, f.name, revision=revision, cache_dir=cache, endpoint=endpoint(), tqdm_class=bar
-                ),
-            )
-        )
+                )
+
+        path = Path(call(f.name, fetch))
         try:
             check(path, [cache], follow=False)
             blob = check(path, [cache])
@@ -311,7 +285,8 @@ def _preflight(repo: str, name: str, revision: str, cache: Path) -> None:
 
     if isinstance(try_to_load_from_cache(repo, name, cache_dir=cache, revision=revision), str):
         return  # cached: huggingface_hub answers from the cache without retrying
-    session().head(file_url(repo, name, revision), headers=headers(), timeout=client.timeout())
+    with client.stream("HEAD", file_url(repo, name, revision), seconds=client.DEADLINE):
+        pass  # an error status is huggingface_hub's to say, as for a file already cached
 
 
 def _progress_bar(

@@ -3,7 +3,8 @@
 Each request asks for about what the reader says is still missing (it extrapolates token lists
 and tensor tables), so a 128k-token header arrives in a few requests with little over-read. Headers
 are cached on disk by (repo, revision, file), so a repo reopens instantly. Every answer must start
-where asked and agree on the file's size; a header is read to at most MAX_HEADER bytes.
+where asked and agree on the file's size; a header is read to at most MAX_HEADER bytes, and each
+request ends at a deadline that grows with the bytes it asks for (client.deadline_for).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from ..modelfile.facts import ModelFacts
 from ..paths import cache_dir
 from ..textsafe import clean
 from . import names
-from .client import HubError, call, file_url, headers, session, timeout
+from .client import HubError, call, deadline_for, file_url, stream
 
 FIRST_REQUEST = 1 << 20
 SLACK = 128 << 10
@@ -55,19 +56,18 @@ def _cache_file(repo: str, filename: str, revision: str) -> Path:
 
 def _range(url: str, start: int, end: int) -> tuple[bytes, int | None]:
     """Bytes [start, end] of the file and its total size; reads no more than asked even without 206,
-    and refuses a 206 that does not start at `start`."""
+    refuses a 206 that does not start at `start` and an encoded answer (its bytes are not the file's),
+    and ends at client.deadline_for(the bytes asked)."""
     want = end - start + 1
-    with session().stream(
-        "GET",
-        url,
-        headers={**headers(), "Range": f"bytes={start}-{end}"},
-        follow_redirects=True,
-        timeout=timeout(),
-    ) as resp:
+    asked = {"Range": f"bytes={start}-{end}"}
+    with stream("GET", url, seconds=deadline_for(end + 1), extra=asked) as (resp, guard):
         if resp.status_code == 416:
             return b"", None
         if resp.status_code not in (200, 206):
             raise HubError(f"the Hub answered HTTP {resp.status_code}")
+        coding = resp.headers.get("Content-Encoding", "identity").strip().lower()
+        if coding not in ("", "identity"):
+            raise HubError(f"the Hub answered the range {clean(coding[:40])}-encoded; refused")
         total = None
         cr = resp.headers.get("Content-Range", "")
         if resp.status_code == 206:
@@ -81,7 +81,8 @@ def _range(url: str, start: int, end: int) -> tuple[bytes, int | None]:
             total = int(resp.headers["Content-Length"])
         chunks, got = [], 0
         skip = start if resp.status_code == 200 else 0  # a server that ignored Range sends from byte 0
-        for chunk in resp.iter_bytes():
+        for chunk in resp.iter_raw():
+            guard.check()
             if skip:
                 cut = min(skip, len(chunk))
                 chunk, skip = chunk[cut:], skip - cut

@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ..library.groups import quant_from_name
-from ..modelfile.split import parse_split_name
+from ..modelfile.split import SplitName, missing_parts, parse_split_name
 from ..textsafe import clean
 from . import names
 from .client import HubError, call, get_json
@@ -102,7 +102,8 @@ class Variant:
 
     label: str
     files: list[RemoteFile]
-    missing: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # see modelfile.split.missing_parts
+    count: int = 1  # parts the names claim
 
     @property
     def size(self) -> int:
@@ -118,6 +119,7 @@ class Variant:
             "size": self.size,
             "files": [asdict(f) for f in self.files],
             "missing": self.missing,
+            "count": self.count,
         }
 
 
@@ -194,8 +196,8 @@ def repo_variants(repo: str, revision: str = "main") -> RepoListing:
             sets.setdefault((folder + sn.stem, sn.count), {})[sn.number] = f
     for (stem, count), parts in sets.items():
         files = [parts[i] for i in sorted(parts)]
-        missing = [f"{stem}-{i:05d}-of-{count:05d}.gguf" for i in range(1, count + 1) if i not in parts]
+        missing = missing_parts(SplitName(stem, 1, count), parts.keys())  # never `count` names
         base = stem.rsplit("/", 1)[-1]
-        singles.append(Variant(quant_from_name(base) or base, files, missing))
+        singles.append(Variant(quant_from_name(base) or base, files, missing, count))
     singles.sort(key=lambda v: -v.size)
     return RepoListing(repo, names.commit(info.get("sha")) or revision, singles, refused)

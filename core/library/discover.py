@@ -2,7 +2,8 @@
 
 HF cache: `models--OWNER--REPO/snapshots/REV/FILE` links into `blobs/`. Ollama: manifests under
 `manifests/REGISTRY/NAMESPACE/MODEL/TAG` name `blobs/sha256-HEX` layers. Everything else: `*.gguf`.
-Split parts are gathered into one candidate per set. Nothing outside a store is listed as one of its
+Split parts are gathered into one candidate per set, at a cost that follows the parts found (a name's
+`-of-99999` is not a list of 99,999 names). Nothing outside a store is listed as one of its
 models (a snapshot link or an Ollama digest that leads out is skipped), symlinked folders are not
 entered, and a folder that cannot be read or searched is skipped (and reported), never fatal.
 """
@@ -16,8 +17,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..modelfile.split import parse_split_name
+from ..modelfile.split import missing_parts, parse_split_name
 from ..pathgate import inside, valid_ollama_digest
+from ..safeopen import read_bounded
 from ..textsafe import clean_path
 from .roots import Root
 
@@ -31,8 +33,9 @@ class Candidate:
 
     path: Path
     parts: list[Path]
-    missing: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # see modelfile.split.missing_parts
     origin: dict[str, str] = field(default_factory=dict)
+    count: int = 1  # how many parts the set's names claim (1 for a file that is not split)
 
 
 def discover(root: Root, skipped: list[str] | None = None) -> Iterator[Candidate]:
@@ -80,11 +83,8 @@ def read_small(path: Path) -> str | None:
     if not _regular_file(path):
         return None
     try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_SMALL_FILE + 1)
+        data = read_bounded(path, MAX_SMALL_FILE)  # a FIFO or device is refused, never opened to block
     except OSError:
-        return None
-    if len(data) > MAX_SMALL_FILE:
         return None
     return data.decode("utf-8", errors="replace")
 
@@ -120,14 +120,16 @@ def _gather_splits(paths: Iterator[Path], origins: dict[Path, dict[str, str]]) -
         if sn is None:
             yield Candidate(path, [path], origin=origins.get(path, {}))
         else:
-            sets.setdefault((path.parent, sn.stem, sn.count), {})[sn.number] = path
+            found = sets.setdefault((path.parent, sn.stem, sn.count), {})
+            if sn.number not in found or path.name == sn.part_name(sn.number):  # as split_parts picks
+                found[sn.number] = path
     for (_parent, _stem, count), found in sorted(sets.items(), key=lambda kv: str(kv[0][0] / kv[0][1])):
         first = found[min(found)]
         sn = parse_split_name(first.name)
         assert sn is not None
-        missing = [sn.part_name(i) for i in range(1, count + 1) if i not in found]
+        missing = missing_parts(sn, found.keys())  # named while few, else counted: never `count` names
         parts = [found[i] for i in sorted(found)]
-        yield Candidate(first, parts, missing, origin=origins.get(first, {}))
+        yield Candidate(first, parts, missing, origin=origins.get(first, {}), count=count)
 
 
 def _hf_cache(hub: Path, skipped: list[str]) -> Iterator[Candidate]:

@@ -13,7 +13,9 @@ from typing import Any
 
 from ..modelfile import GGUFError, inspect_file
 from ..modelfile.checks import facts_problem
+from ..modelfile.split import shared_listings
 from ..paths import cache_dir
+from ..safeopen import read_text_bounded
 from ..textsafe import clean
 from .discover import Candidate, discover
 from .groups import group_of, quant_from_name
@@ -21,6 +23,7 @@ from .roots import Root
 
 # Bump when the facts written to the index change shape, so stale entries are re-read.
 INDEX_VERSION = 8
+MAX_INDEX_BYTES = 1 << 30  # the index of a very large library; past it the index is built again
 Progress = Callable[[int, int, str], None]
 
 
@@ -40,6 +43,7 @@ class LibraryEntry:
     group: str = ""
     group_label: str = ""
     cached: bool = field(default=False, compare=False)
+    part_count: int = 1  # parts the set's names claim; `missing` names the absent ones only while few
 
     @property
     def name(self) -> str:
@@ -70,7 +74,7 @@ def index_path() -> Path:
 
 def _load_index(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_text_bounded(path, MAX_INDEX_BYTES))
     except (OSError, ValueError, RecursionError):
         return {}
     if not isinstance(data, dict) or data.get("version") != INDEX_VERSION:
@@ -143,6 +147,22 @@ def scan(
             if real not in seen:
                 seen.add(real)
                 found.append((root, cand))
+    with shared_listings():  # a folder of split sets is listed once, not once per set
+        entries, new = _read_all(found, old, progress, should_stop)
+    if new != old:
+        # A read-only cache dir costs speed next time, never correctness.
+        with contextlib.suppress(OSError):
+            _save_index(index_file, new)
+    return sort_entries(entries)
+
+
+def _read_all(
+    found: list[tuple[Root, Candidate]],
+    old: dict[str, Any],
+    progress: Progress | None,
+    should_stop: Callable[[], bool] | None,
+) -> tuple[list[LibraryEntry], dict[str, Any]]:
+    """The entries of `found`, facts from the index `old` where still valid; and the new index."""
     new: dict[str, Any] = {}
     entries: list[LibraryEntry] = []
     total = len(found)
@@ -174,15 +194,12 @@ def scan(
                 group=gkey,
                 group_label=glabel,
                 cached=hit,
+                part_count=cand.count,
             )
         )
         if progress:
             progress(i + 1, total, key)
-    if new != old:
-        # A read-only cache dir costs speed next time, never correctness.
-        with contextlib.suppress(OSError):
-            _save_index(index_file, new)
-    return sort_entries(entries)
+    return entries, new
 
 
 def sort_entries(entries: list[LibraryEntry]) -> list[LibraryEntry]:

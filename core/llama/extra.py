@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..paths import cache_dir
+from ..safeopen import read_text_bounded
 from . import ggml
 from .lib import lib, version
 from .load import CRASH_WITH_EXTRA, FAILPOINT_ENV, system_info
@@ -98,7 +99,7 @@ def _store() -> Path:
 def recorded() -> dict[str, Any] | None:
     """The verdict remembered for this build and CPU, if any."""
     try:
-        data = json.loads(_store().read_text(encoding="utf-8"))
+        data = json.loads(read_text_bounded(_store(), 1 << 20))
         rec = data.get(build_key()) if isinstance(data, dict) else None
     except (OSError, ValueError):
         return None
@@ -111,7 +112,7 @@ def record(verdict: str, reason: str, **extra: Any) -> None:
     path = _store()
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_text_bounded(path, 1 << 20))
         data = data if isinstance(data, dict) else {}
     except (OSError, ValueError):
         data = {}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,7 @@ def _load() -> ctypes.CDLL:
     """libggml from llama-cpp-python's own folder (it brings ggml-base's symbols with it)."""
     folder = Path(lib().__file__).parent / "lib"
     names = {"linux": "libggml.so", "darwin": "libggml.dylib", "win32": "ggml.dll"}
-    key = next((k for k in names if os.sys.platform.startswith(k)), "linux")
+    key = next((k for k in names if sys.platform.startswith(k)), "linux")
     candidates = [folder / names[key], folder / "libggml.so", folder / "libggml.dylib"]
     path = next((p for p in candidates if p.exists()), None)
     if path is None:

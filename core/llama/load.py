@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from ..safeopen import UnsafeFileError, check_regular
 from .lib import lib, low_level
 from .log import captured
 
@@ -83,6 +84,7 @@ def load(path: str | Path, *, extra_buffers: bool | None = None, **kw: Any) -> A
     _wrap_defaults()
     _local.extra_buffers = extra_buffers
     kw.setdefault("verbose", True)  # False would redirect the process's stdout/stderr: a TUI blanks
+    _check_regular(path)
     try:
         with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
             llm = lib().Llama(model_path=str(path), **kw)
@@ -90,6 +92,18 @@ def load(path: str | Path, *, extra_buffers: bool | None = None, **kw: Any) -> A
         _local.extra_buffers = None
     failpoint_crash(extra_buffers)
     return llm
+
+
+def _check_regular(path: str | Path) -> None:
+    """Refuse a model path that is not a regular file before llama.cpp opens it: its open of a FIFO
+    waits for a writer forever, and a device (/dev/zero) reads without end. ValueError, as llama.cpp's
+    own load failures are."""
+    try:
+        check_regular(path)
+    except UnsafeFileError as e:
+        raise ValueError(str(e)) from None
+    except OSError as e:
+        raise ValueError(f"cannot open the model: {e.strerror or e}") from None
 
 
 def quantize(src: str | Path, dst: str | Path, ftype: int | str, *, allow_requantize: bool = False) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..safeopen import UnsafeFileError, open_regular
 from .errors import CorruptError, GGUFError, NeedMoreData, NotGGUFError, TruncatedError
 from .values import ArrayRef, Cursor
 
@@ -197,14 +198,18 @@ def read_header(path: str | os.PathLike[str], *, keep_buffer: bool = False) -> H
 
     No memory map: a file truncated by another process while it is mapped kills this one with
     SIGBUS; a read of a shrinking file just comes back short, which is reported as truncation.
+    Opened with safeopen: a FIFO or a device put where a model was is refused at once, never waited
+    on or read without end.
     """
     path = Path(path)
     try:
-        with open(path, "rb", buffering=0) as fh:
+        with open_regular(path, buffering=0) as fh:
             size = os.fstat(fh.fileno()).st_size
             if size == 0:
                 raise NotGGUFError("empty file")
             return _read_growing(fh, size, keep_buffer)
+    except UnsafeFileError as e:
+        raise GGUFError(f"{e}, not a GGUF file") from None
     except IsADirectoryError:
         raise GGUFError("is a directory, not a GGUF file") from None
     except FileNotFoundError:

@@ -1,5 +1,16 @@
 """Find identical GGUFs across the roots (size first, then SHA-256 computed once and cached) and
-reclaim the space: delete the extras, or replace them with hard links on the same filesystem."""
+reclaim the space: delete the extras, or replace them with hard links on the same filesystem.
+
+Dedupe decides per model, never per file: a split set is a duplicate of another only when the whole
+set is, part for part (a set with one part differing, or a part missing, is no one's duplicate), and
+the set kept stays whole. A delete expands every file to its set (and an HF file to its companions),
+so deciding per part could mark a part of each of two sets as the extra and the delete would take
+both sets, every copy. `plan_delete_extras` checks that the delete of the extras leaves every kept
+copy and takes no model data dedupe did not choose, before anything is touched.
+
+Linking stays consistent with this: each part of an extra set becomes a hard link to the kept set's
+same part under its own name, so every set keeps all its files (see `link_extras`).
+"""
 
 from __future__ import annotations
 
@@ -15,9 +26,12 @@ from typing import Any
 
 from .. import pathgate
 from ..library.roots import Root
+from ..modelfile.split import parse_split_name
 from ..paths import cache_dir
+from ..safeopen import open_regular
 from ..textsafe import clean_path
-from .journal import Journal, failpoint, fsync_dir
+from .delete_plan import DeletePlan, plan_delete
+from .journal import Journal, bounded_name, failpoint, fsync_dir
 from .move import sha256_file
 from .safety import OrganizeError, gate, in_use, log_operation
 
@@ -28,13 +42,17 @@ TEMP_PREFIX, TEMP_MARK = ".", ".link-"
 
 @dataclass
 class DuplicateGroup:
-    """Files with the same content; `keep` stays, `extras` are what dedupe reclaims."""
+    """One file's copies: `keep` stays, `extras` are what dedupe reclaims. For a split set there is one
+    group per part (`part` of `parts`), and the groups of one set list the same sets in the same order:
+    the kept set's parts are every group's `keep`, each extra set has its part in every group."""
 
     sha256: str
     size: int
     keep: Path
     extras: list[Path] = field(default_factory=list)
     linked: list[Path] = field(default_factory=list)  # already hard links to `keep`: nothing to reclaim
+    part: int = 1
+    parts: int = 1
 
     @property
     def reclaimable(self) -> int:
@@ -44,6 +62,8 @@ class DuplicateGroup:
         return {
             "sha256": self.sha256,
             "size": self.size,
+            "part": self.part,
+            "parts": self.parts,
             "keep": str(self.keep),
             "extras": [str(p) for p in self.extras],
             "linked": [str(p) for p in self.linked],
@@ -87,50 +107,213 @@ def cached_sha256(
     return digest
 
 
+@dataclass
+class _Model:
+    """One model as a delete or a move sees it: a file, or a split set's parts by position (None where
+    a part is missing), with what each part really is."""
+
+    paths: list[Path | None]
+    reals: list[str | None]
+    ids: list[tuple[int, int] | None]
+    sizes: tuple[int, ...]  # -1 for a missing part
+    mtime: int  # of its oldest part: the oldest model is the one kept
+    hashes: tuple[str | None, ...] = ()
+
+    @property
+    def present(self) -> list[Path]:
+        return [p for p in self.paths if p is not None]
+
+
+def _slots(path: Path) -> list[Path]:
+    """Where the parts of the model `path` belongs to are, in order: the file itself, or every name of
+    its split set (the same names a delete or a move takes)."""
+    sn = parse_split_name(path.name)
+    return [path] if sn is None else [path.with_name(sn.part_name(i)) for i in range(1, sn.count + 1)]
+
+
+def _model_of(slots: list[Path], tops: list[str] | None) -> _Model | None:
+    """The model whose parts sit at `slots`; None when a part is not a regular file or (with `tops`)
+    its data lies outside the roots."""
+    model = _Model([p if p.exists() else None for p in slots], [], [], (), 0)
+    sizes, mtimes = [], []
+    for p in model.paths:
+        if p is None:
+            model.reals.append(None)
+            model.ids.append(None)
+            sizes.append(-1)
+            continue
+        real = os.path.realpath(p)
+        if tops is not None and not any(pathgate.inside(real, t) for t in tops):
+            return None
+        try:
+            st, mtime = os.stat(real), os.stat(p).st_mtime_ns
+        except OSError:
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        model.reals.append(real)
+        model.ids.append((st.st_dev, st.st_ino))
+        sizes.append(st.st_size)
+        mtimes.append(mtime)
+    if not mtimes:
+        return None
+    model.sizes, model.mtime = tuple(sizes), min(mtimes)
+    return model
+
+
+def _models(files: Iterable[str | Path], tops: list[str] | None) -> list[_Model]:
+    """Each model of `files` once. A model sharing a file with one already taken (HF revisions linking
+    the same blobs, a link to another model's part) is the same data and left out; one that shares
+    only some of its files is left out too, so no delete of one can take what the other keeps."""
+    out: list[_Model] = []
+    claimed: set[str] = set()
+    seen: set[tuple[str, ...]] = set()
+    for f in files:
+        slots = _slots(Path(f))
+        key = tuple(os.path.abspath(p) for p in slots)
+        if key in seen:
+            continue
+        seen.add(key)
+        model = _model_of(slots, tops)
+        if model is None:
+            continue
+        reals = [r for r in model.reals if r is not None]
+        if len(set(reals)) != len(reals) or claimed.intersection(reals):
+            continue
+        claimed.update(reals)
+        out.append(model)
+    return out
+
+
+def _is_model_data(path: str | Path) -> bool:
+    """Whether a file holds model data (a GGUF); a file that cannot be read counts as data."""
+    try:
+        with open_regular(path) as fh:
+            return fh.read(4) == b"GGUF"
+    except OSError:
+        return True
+
+
+def _takes_more(model: _Model, roots: list[Root]) -> bool:
+    """Whether deleting this model would also take model data that is not its own (an Ollama model
+    whose layers hold another GGUF, or an HF file whose delete reaches namesakes in other revisions,
+    as delete plans once did). Such a model is kept first and never an extra: its delete is asked of
+    the same `plan_delete` the delete of the extras uses."""
+    try:
+        plan = plan_delete(model.present[:1], roots)
+    except OrganizeError:
+        return False  # a delete of it is refused anyway, and says why
+    own = set(model.reals)
+    return any(os.path.realpath(f) not in own and _is_model_data(f) for f in plan.files)
+
+
 def find_duplicates(
     files: Iterable[str | Path], progress: Progress | None = None, roots: Iterable[Root] | None = None
 ) -> list[DuplicateGroup]:
-    """Groups of identical files; only files sharing a size are hashed. With `roots`, a file whose data
-    lies outside them (a link planted in a root) is left out: it frees nothing and may not be changed."""
+    """Groups of identical files, decided per model: the parts of the kept set are kept together and
+    each extra set is an extra whole. Only models whose sizes match another's are hashed. With `roots`,
+    a model with data outside them (a link planted in a root) is left out: it frees nothing and may not
+    be changed; so is, as an extra, one whose delete would take more than itself."""
+    roots = list(roots) if roots is not None else None
     tops = [os.path.realpath(r.path) for r in roots] if roots is not None else None
-    by_size: dict[int, list[Path]] = {}
-    seen: set[str] = set()
-    for f in files:
-        real = os.path.realpath(f)
-        if real in seen or not os.path.isfile(real):
-            continue
-        if tops is not None and not any(pathgate.inside(real, t) for t in tops):
-            continue
-        seen.add(real)
-        by_size.setdefault(os.path.getsize(real), []).append(Path(f))
-    candidates = [group for group in by_size.values() if len(group) > 1]
-    total = sum(os.path.getsize(p) for g in candidates for p in g)
+    by_sizes: dict[tuple[int, ...], list[_Model]] = {}
+    for model in _models(files, tops):
+        by_sizes.setdefault(model.sizes, []).append(model)
+    candidates = [m for group in by_sizes.values() if len(group) > 1 for m in group]
+    total = sum(s for m in candidates for s in m.sizes if s > 0)
     cache = _load_hashes()
     done = 0
-    by_hash: dict[str, list[Path]] = {}
-    for group in candidates:
-        for p in group:
-            by_hash.setdefault(cached_sha256(p, cache, progress, done, total), []).append(p)
-            done += os.path.getsize(p)
+    by_content: dict[tuple[Any, ...], list[_Model]] = {}
+    for model in candidates:
+        hashes = []
+        for p, size in zip(model.paths, model.sizes, strict=True):
+            hashes.append(cached_sha256(p, cache, progress, done, total) if p is not None else None)
+            done += max(size, 0)
+        model.hashes = tuple(hashes)
+        by_content.setdefault((model.sizes, model.hashes), []).append(model)
     _save_hashes(cache)
-    out = []
-    for digest, paths in by_hash.items():
-        if len(paths) < 2:
+    out: list[list[DuplicateGroup]] = []
+    for same in by_content.values():
+        if len(same) > 1:
+            groups = _decide(same, roots)
+            if groups:
+                out.append(groups)
+    out.sort(key=lambda gs: -sum(g.reclaimable for g in gs))
+    return [g for gs in out for g in gs]
+
+
+def _decide(same: list[_Model], roots: list[Root] | None) -> list[DuplicateGroup]:
+    """Keep the oldest of identical models (one whose delete would take more is kept first) and make
+    the others extras whole, or linked where every part already is the kept part's inode."""
+    more = {id(m): roots is not None and _takes_more(m, roots) for m in same}
+    same.sort(key=lambda m: (not more[id(m)], m.mtime, str(m.present[0])))
+    keep, rest = same[0], [m for m in same[1:] if not more[id(m)]]
+    whole = [m for m in rest if m.ids == keep.ids]
+    extra = [m for m in rest if m.ids != keep.ids]
+    if not extra and not whole:
+        return []
+    groups = []
+    n = len(keep.paths)
+    for i, kept in enumerate(keep.paths):
+        if kept is None:
             continue
-        paths.sort(key=lambda p: (os.stat(p).st_mtime_ns, str(p)))
-        keep, inode = paths[0], os.stat(os.path.realpath(paths[0])).st_ino
-        g = DuplicateGroup(digest, os.path.getsize(keep), keep)
-        for p in paths[1:]:
-            (g.linked if os.stat(os.path.realpath(p)).st_ino == inode else g.extras).append(p)
-        out.append(g)
-    return sorted(out, key=lambda g: -g.reclaimable)
+        g = DuplicateGroup(str(keep.hashes[i]), keep.sizes[i], kept, part=i + 1, parts=n)
+        for m in extra:  # a part of an extra set that already is the kept inode frees nothing
+            (g.linked if m.ids[i] == keep.ids[i] else g.extras).append(m.paths[i])  # type: ignore[arg-type]
+        g.linked += [m.paths[i] for m in whole]  # type: ignore[misc]
+        groups.append(g)
+    return groups
+
+
+def check_extras_plan(plan: DeletePlan, groups: list[DuplicateGroup]) -> None:
+    """Refuse (OrganizeError, one line, nothing touched) a delete of dedupe's extras that would take a
+    kept copy, or model data that is not one of the duplicates found: a delete expands a file to its
+    set (and an HF or Ollama file to its companions), and after it every content found must still have
+    its kept copy, and nothing else may go. Call it on every plan made from `extras`."""
+    gone_real = {os.path.realpath(p) for p in plan.files}
+    gone_name = {os.path.abspath(p) for p in [*plan.files, *plan.links]}
+    gone_dirs = {os.path.realpath(d) for d in plan.dirs} | {os.path.abspath(d) for d in plan.dirs}
+    for g in groups:
+        name, real = os.path.abspath(g.keep), os.path.realpath(g.keep)
+        if (
+            real in gone_real
+            or name in gone_name
+            or any(pathgate.inside(p, d) for p in (name, real) for d in gone_dirs)
+        ):
+            raise OrganizeError(
+                f"{clean_path(g.keep)}: the delete of the extras would remove this kept copy; "
+                "nothing was deleted"
+            )
+    found = {os.path.realpath(p) for g in groups for p in [*g.extras, *g.linked]}
+    for f in plan.files:
+        if os.path.realpath(f) not in found and _is_model_data(f):
+            raise OrganizeError(
+                f"{clean_path(f)}: the delete of the extras would also remove this file, which is not a "
+                "duplicate dedupe found; nothing was deleted"
+            )
+
+
+def plan_delete_extras(
+    groups: list[DuplicateGroup], roots: list[Root], *, permanent: bool = False
+) -> DeletePlan:
+    """The delete of every extra (each set whole), checked by `check_extras_plan` before it is returned.
+    A Hugging Face extra goes from its own revision only: another revision's file is the user's."""
+    extras = [p for g in groups for p in g.extras]
+    plan = plan_delete(extras, roots, permanent=permanent, only_revision=True)
+    check_extras_plan(plan, groups)
+    return plan
 
 
 def link_extras(group: DuplicateGroup, roots: list[Root]) -> list[Path]:
     """Replace each extra with a hard link to `keep` (same filesystem only), atomically per file; the
     kept copy and every extra (where it sits and what it points to) pass the path gate first. Each
     link is made under a temporary name beside the extra and renamed over it; a journal names that
-    temporary link first, so a kill in between leaves nothing behind after the next start."""
+    temporary link first, so a kill in between leaves nothing behind after the next start.
+
+    Split sets stay whole: a group is one part, so each extra set's part becomes a link to the kept
+    set's same part (same bytes, checked again here) under its own name. Every set keeps all its names
+    and loads as before, whichever of its parts were linked (a part on another filesystem, or one left
+    after a refusal part-way, stays an identical copy); nothing is removed, so no copy can be lost."""
     paths = [group.keep, *group.extras]
     gate(paths, roots, follow=False)
     gate(paths, roots, follow=True)
@@ -147,7 +330,7 @@ def link_extras(group: DuplicateGroup, roots: list[Root]) -> list[Path]:
                 continue  # hard links cannot cross filesystems; this extra stays a copy
             if sha256_file(real) != group.sha256:
                 raise OrganizeError(f"{clean_path(extra)}: changed since it was hashed; rerun dedupe")
-            tmp = real.with_name(f"{TEMP_PREFIX}{real.name}{TEMP_MARK}{os.getpid()}")
+            tmp = real.with_name(f"{TEMP_PREFIX}{bounded_name(real.name)}{TEMP_MARK}{os.getpid()}")
             tmp.unlink(missing_ok=True)
             journal.save(extra=str(real), tmp=str(tmp))
             failpoint("dedupe:journaled")
@@ -178,7 +361,7 @@ def recover_dedupe(data: dict[str, Any]) -> list[str]:
     tmp, extra = Path(tmp_name), Path(extra_name)
     try:
         pathgate.check(tmp, [extra.parent], follow=False)
-        ok = tmp.name.startswith(f"{TEMP_PREFIX}{extra.name}{TEMP_MARK}")
+        ok = tmp.name.startswith(f"{TEMP_PREFIX}{bounded_name(extra.name)}{TEMP_MARK}")
     except pathgate.PathRefused:
         ok = False
     try:

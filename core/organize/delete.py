@@ -1,8 +1,13 @@
 """Delete models: to the trash by default, whole sets, and managed stores the way they expect.
 
-A delete is journaled (journal.py) and goes in two phases. First every file of every set is renamed
-into a staging folder beside it (`.quanttui-deleting-ID/SET/`): atomic, undone on any failure, and
-rolled back by `recover_delete` after a kill. Then, past the commit point, each set is removed whole:
+A delete is journaled (journal.py) and goes in two phases. First every file of every set is moved
+into a staging folder beside it (`.quanttui-deleting-ID/K/SET/`, K the set's number, so two sets of
+one name never meet): undone on any failure, and rolled back by `recover_delete` after a kill. Each
+file's staged name is chosen before the first move and written in the journal: its own name, or, when
+two files of the set share a name (HF links of two revisions that lead to two `m.gguf`), a numbered
+folder per file (`SET/1/m.gguf`, `SET/2/m.gguf`). A move never replaces a file: it links the new name
+(which fails if the name exists) and then unlinks the old one, where os.rename would silently
+overwrite and lose a file. Then, past the commit point, each set is removed whole:
 permanently (the journal says so first, so recovery completes it), or to the trash as one item (the
 file itself, or the set's folder), after which its links, refs, manifests and emptied folders go.
 If the trash refuses a set, that set and every later one are put back where they were.
@@ -10,9 +15,10 @@ If the trash refuses a set, that set and every later one are put back where they
 
 from __future__ import annotations
 
-import contextlib
+import errno
 import os
 import shutil
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -28,19 +34,32 @@ __all__ = ["DeletePlan", "DeleteUnit", "execute_delete", "plan_delete", "recover
 STAGE_PREFIX = ".quanttui-deleting-"
 
 
-def _stage_dir(unit: DeleteUnit, op_id: str) -> Path:
+def _stage_dir(unit: DeleteUnit, op_id: str, number: int) -> Path:
     """Where a set waits for its removal: beside its first file (same filesystem), under a hidden
-    folder; the set's own folder is what the trash shows."""
+    folder and a folder of its own number (labels repeat: `Q4/model.gguf`, `Q8/model.gguf`); the set's
+    own folder is what the trash shows."""
     n = len(unit.files)
     return (
         unit.files[0].parent
         / f"{STAGE_PREFIX}{op_id}"
+        / str(number)
         / (unit.label if n == 1 else f"{unit.label} ({n} files)")
     )
 
 
+def _staged_names(files: list[Path]) -> list[str]:
+    """Each file's name inside its stage, all different: its own name, or, when two files share one, a
+    numbered folder per file, so no staged file can take another's place."""
+    if len(Counter(f.name for f in files)) == len(files):
+        return [f.name for f in files]
+    return [f"{k}/{f.name}" for k, f in enumerate(files, 1)]
+
+
 def _unit_record(unit: DeleteUnit, stage: Path | None) -> dict[str, Any]:
-    moves = [[str(f), str(stage / f.name) if stage else None] for f in unit.files]
+    names = _staged_names(unit.files)
+    moves = [
+        [str(f), str(stage / name) if stage else None] for f, name in zip(unit.files, names, strict=True)
+    ]
     return {
         "label": unit.label,
         "stage": str(stage) if stage else None,
@@ -55,9 +74,9 @@ def execute_delete(plan: DeletePlan, roots: list[Root]) -> None:
     check_plan(plan, roots)
     journal = Journal("delete", {"permanent": plan.permanent, "state": "staging", "done": []})
     records = []
-    for unit in plan.units:
+    for k, unit in enumerate(plan.units, 1):
         staged = unit.files and (plan.permanent or len(unit.files) > 1)
-        records.append(_unit_record(unit, _stage_dir(unit, journal.id) if staged else None))
+        records.append(_unit_record(unit, _stage_dir(unit, journal.id, k) if staged else None))
     try:
         journal.save(units=records)
     except OSError as e:
@@ -95,17 +114,42 @@ def execute_delete(plan: DeletePlan, roots: list[Root]) -> None:
     )
 
 
+def move_no_replace(src: str | Path, dst: str | Path, step: str | None = None) -> None:
+    """Rename `src` to `dst`, refusing (FileExistsError) when `dst` exists: a hard link under the new
+    name (which the OS refuses over an existing name), then the old name's unlink. Where no hard link
+    can be made (a filesystem without them) the name is checked free first and renamed. A kill between
+    the two steps leaves both names on one inode; `_roll_back` then drops the staged one."""
+    try:
+        os.link(src, dst, follow_symlinks=False)
+    except FileExistsError:
+        raise
+    except (OSError, NotImplementedError) as e:
+        no_links = (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.ENOSYS)
+        if isinstance(e, OSError) and e.errno not in no_links:
+            raise
+        if os.path.lexists(dst):
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(dst)) from None
+        os.rename(src, dst)
+        return
+    if step:
+        failpoint(step)
+    os.unlink(src)
+
+
 def _stage_all(records: list[dict[str, Any]]) -> None:
     n = 0
     for rec in records:
         if not rec["stage"]:
             continue
-        Path(rec["stage"]).mkdir(parents=True)
+        stage = Path(rec["stage"])
+        stage.mkdir(parents=True)
         for orig, staged in rec["moves"]:
-            os.rename(orig, staged)
+            Path(staged).parent.mkdir(exist_ok=True)
             n += 1
+            move_no_replace(orig, staged, f"delete:stage-linked:{n}")
             failpoint(f"delete:staged:{n}")
-        fsync_dir(rec["stage"])
+        for folder in sorted({str(Path(p).parent) for pair in rec["moves"] for p in pair}):
+            fsync_dir(folder)  # both ends of every move durable before the next commit point
 
 
 def _trash_units(records: list[dict[str, Any]], journal: Journal, plan: DeletePlan) -> None:
@@ -146,30 +190,62 @@ def _finish(rec: dict[str, Any], *, trashed: bool = False) -> None:
             shutil.rmtree(d, ignore_errors=True)
 
 
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samestat(os.lstat(a), os.lstat(b))
+    except OSError:
+        return False
+
+
 def _roll_back(records: list[dict[str, Any]]) -> list[str]:
-    """Rename every staged file of these sets back to where it was; the paths put back."""
+    """Move every staged file of these sets back to where it was, never over another file; the paths
+    put back. A staged name that is a second link to the file still in place (a kill between link and
+    unlink) is only dropped."""
     back = []
     for rec in records:
         for orig, staged in rec["moves"]:
-            if staged and os.path.lexists(staged) and not os.path.lexists(orig):
-                os.rename(staged, orig)
+            if not staged or not os.path.lexists(staged):
+                continue
+            if not os.path.lexists(orig):
+                move_no_replace(staged, orig)
                 back.append(orig)
-        if rec["stage"]:
-            _rmdir_quiet(Path(rec["stage"]))
+            elif _same_file(orig, staged):
+                os.unlink(staged)
+        _prune(rec)
     return back
 
 
-def _rmdir_quiet(folder: Path) -> None:
-    with contextlib.suppress(OSError):
+def _rmdir_quiet(folder: Path) -> bool:
+    """Remove an empty folder; whether it is gone now (False: not empty, or not removable)."""
+    try:
         folder.rmdir()
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def _prune(rec: dict[str, Any]) -> None:
+    """Remove the set's staging folders that are empty: the numbered folders of its files, its stage
+    and the folders above it up to the `.quanttui-deleting-ID` one, never a folder outside that."""
+    if not rec["stage"]:
+        return
+    stage = Path(rec["stage"])
+    tops = [p for p in (stage, *stage.parents) if p.name.startswith(STAGE_PREFIX)]
+    if not tops:
+        return
+    for _, staged in rec["moves"]:
+        if staged and Path(staged).parent != stage:
+            _rmdir_quiet(Path(staged).parent)
+    folder = stage
+    while _rmdir_quiet(folder) and folder != tops[0]:
+        folder = folder.parent
 
 
 def _remove_stage_roots(records: list[dict[str, Any]]) -> None:
     for rec in records:
-        if rec["stage"]:
-            stage = Path(rec["stage"])
-            _rmdir_quiet(stage)
-            _rmdir_quiet(stage.parent)
+        _prune(rec)
 
 
 def _gone(rec: dict[str, Any]) -> bool:

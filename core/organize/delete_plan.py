@@ -1,12 +1,18 @@
 """What a delete touches, computed and checked whole before anything is touched.
 
-- HF cache: the snapshot links for the file in every revision, then revisions left empty (and the
-  refs that name them), then the blob; a repo left with no snapshot goes entirely, so
-  `huggingface_hub.scan_cache_dir()` and llama.cpp still agree afterwards.
+- HF cache: a snapshot file is its blob (the content `quanttui ls` lists once). `rm` removes that
+  content: every snapshot link to the blob in every revision, then revisions left empty (and the refs
+  that name them), then the blob; a repo left with no snapshot goes entirely, so
+  `huggingface_hub.scan_cache_dir()` and llama.cpp still agree afterwards. Another revision's file of
+  the same name with other content is another blob, never part of it. With `only_revision` (dedupe:
+  the content is kept elsewhere) only the named revision's link goes, and the blob only when no link
+  in any revision still points to it.
 - Ollama: the manifests naming the model, then only the blobs no remaining manifest uses; layer
-  digests that are not `sha256:` + 64 hex are ignored and never become paths.
+  digests that are not `sha256:` + 64 hex are ignored and never become paths. A manifest that cannot
+  be read (too big, not a regular file, not JSON) might use any blob, so it refuses the delete.
 Every path of the plan (data, links, refs, manifests, folders) passes the path gate before the plan
-is returned, so a companion that leads outside the roots refuses the whole delete.
+is returned, so a companion that leads outside the roots refuses the whole delete; no file of the
+plan may be loaded by an A/B session.
 """
 
 from __future__ import annotations
@@ -18,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import format as fmt
-from ..library.discover import ollama_manifests, read_small
+from .. import safeopen
+from ..library.discover import MAX_SMALL_FILE, ollama_manifests, read_small
 from ..library.roots import Root
 from ..modelfile.split import split_parts
 from ..pathgate import valid_ollama_digest
@@ -72,12 +79,16 @@ class DeletePlan:
         return self._all("dirs")
 
     def summary(self) -> str:
+        if not self.files and self.links:  # links only (their data is kept elsewhere): nothing to trash
+            return f"remove {fmt.plural(len(self.links), 'link')} (the data stays), freeing 0 bytes"
         how = "permanently delete" if self.permanent else "move to the trash"
         n = len(self.files)
         return f"{how} {fmt.plural(n, 'file')}, freeing {self.bytes_freed:,} bytes"
 
     def done_text(self) -> str:
         """What happened, once it has: the line shown after a delete (summary() asks before it)."""
+        if not self.files and self.links:
+            return f"removed {fmt.plural(len(self.links), 'link')}; the data stays"
         how = "permanently deleted" if self.permanent else "moved to the trash"
         n = len(self.files)
         return f"{how} {fmt.plural(n, 'file')}, freed {fmt.size(self.bytes_freed)}"
@@ -102,26 +113,29 @@ def _hf_repo_dir(path: Path, root: Root) -> tuple[Path, str, str]:
     return Path(root.path, rel[0]), rel[2], "/".join(rel[3:])
 
 
-def _plan_hf(path: Path, root: Root, unit: DeleteUnit) -> None:
-    repo, _, rel = _hf_repo_dir(path, root)
-    names = [p.name for p in split_parts(path)[0]]
-    rel_dir = str(Path(rel).parent)
-    files = {str(Path(rel_dir, n)) if rel_dir != "." else n for n in names}
+def _plan_hf(path: Path, root: Root, unit: DeleteUnit, *, only_revision: bool) -> None:
+    repo, rev_name, rel = _hf_repo_dir(path, root)
     snapshots = repo / "snapshots"
-    revs = sorted(snapshots.iterdir())
-    blobs = {os.path.realpath(rev / f) for rev in revs for f in files if (rev / f).exists()}
+    rel_dir = Path(rev_name, rel).parent
+    targets = {snapshots / rel_dir / p.name for p in split_parts(path)[0]}
+    targets = {t for t in targets if os.path.lexists(t)}
+    blobs = {os.path.realpath(t) for t in targets}  # the content asked for, and nothing else
+    still_used: set[str] = set()
     left: dict[str, int] = {}
-    for rev in revs:
+    for rev in sorted(snapshots.iterdir()):
         remaining = 0
         for p in rev.rglob("*"):
             if p.is_dir():
                 continue
-            if os.path.realpath(p) in blobs:
+            real = os.path.realpath(p)
+            if p in targets or (real in blobs and not only_revision):
                 unit.links.append(p)
-            else:
-                remaining += 1
+                continue
+            remaining += 1
+            if real in blobs:
+                still_used.add(real)  # another revision's link to it stays, so the blob stays
         left[rev.name] = remaining
-    unit.files += [Path(b) for b in sorted(blobs)]
+    unit.files += [Path(b) for b in sorted(blobs - still_used)]
     gone = {rev for rev, n in left.items() if n == 0}
     if gone == set(left):
         unit.dirs.append(repo)  # nothing left in any revision: the repo goes whole
@@ -132,20 +146,58 @@ def _plan_hf(path: Path, root: Root, unit: DeleteUnit) -> None:
         unit.refs += [r for r in ref_dir.rglob("*") if r.is_file() and (read_small(r) or "").strip() in gone]
 
 
-def _layer_blobs(manifest: Path) -> set[str] | None:
-    """The blob names (`sha256-HEX`) a manifest uses; malformed digests are left out, an unreadable
-    or malformed manifest gives None."""
-    text = read_small(manifest)
+MANIFEST_DEPTH = 3  # REGISTRY/NAMESPACE/MODEL/TAG (discover also lists REGISTRY/MODEL/TAG)
+
+
+class _Unreadable(Exception):
+    """A manifest (or a folder of them) whose layers cannot be known; str() is the reason."""
+
+
+def _read_manifest(manifest: Path) -> set[str]:
+    """The blob names (`sha256-HEX`) a manifest uses; malformed digests are left out (they name no
+    blob). _Unreadable when it is not a regular file of at most 1 MiB holding a JSON object (read
+    through safeopen: a FIFO or a device is never read, and nothing blocks)."""
     try:
-        data = json.loads(text) if text is not None else None
+        raw = safeopen.read_bounded(manifest, MAX_SMALL_FILE)
+    except OSError as e:  # safeopen.UnsafeFileError too: not a regular file, or over the limit
+        raise _Unreadable(e.strerror or str(e)) from None
+    try:
+        data = json.loads(raw.decode("utf-8"))
     except ValueError:
-        return None
+        raise _Unreadable("not JSON") from None
     if not isinstance(data, dict):
-        return None
+        raise _Unreadable("not a JSON object")
     layers = data.get("layers", [])
-    layers = [*(layers if isinstance(layers, list) else []), data.get("config")]
-    digests = (layer.get("digest") for layer in layers if isinstance(layer, dict))
+    if not isinstance(layers, list):
+        raise _Unreadable("its layers are not a list")
+    digests = (layer.get("digest") for layer in [*layers, data.get("config")] if isinstance(layer, dict))
     return {d.replace(":", "-") for d in digests if valid_ollama_digest(d)}
+
+
+def _manifests(top: Path) -> dict[Path, set[str]]:
+    """Every manifest under `top` with the blobs it uses. An entry where Ollama or discover looks for
+    one (a name not starting with `.`, at least MANIFEST_DEPTH deep, not a real folder) must be read,
+    else _Unreadable names it; so must a linked folder anywhere (it is not entered, and may hold
+    manifests). Anything else counts only when it reads as a manifest."""
+    found: dict[Path, set[str]] = {}
+    if not os.path.isdir(top):
+        return found
+    for dirpath, dirnames, filenames in os.walk(top, onerror=_unreadable_folder, followlinks=False):
+        depth = len(Path(dirpath).relative_to(top).parts) + 1
+        links = {d for d in dirnames if os.path.islink(os.path.join(dirpath, d))}
+        for name in sorted([*filenames, *links]):
+            path = Path(dirpath, name)
+            try:
+                found[path] = _read_manifest(path)
+            except _Unreadable as e:
+                if not name.startswith(".") and (depth >= MANIFEST_DEPTH or name in links):
+                    raise _Unreadable(f"{clean_path(path)}: cannot read this Ollama manifest ({e})") from None
+    return found
+
+
+def _unreadable_folder(e: OSError) -> None:
+    where = clean_path(e.filename or "")
+    raise _Unreadable(f"{where}: cannot read this folder of Ollama manifests ({e.strerror or e})")
 
 
 def _plan_ollama(path: Path, root: Root, unit: DeleteUnit) -> None:
@@ -153,12 +205,15 @@ def _plan_ollama(path: Path, root: Root, unit: DeleteUnit) -> None:
     names = usage.get(path) or usage.get(Path(os.path.abspath(path)))
     if not names or not valid_ollama_digest(path.name):
         raise OrganizeError(f"{clean_path(path)}: no Ollama manifest names this blob")
+    try:
+        manifests = _manifests(root.path / "manifests")
+    except _Unreadable as e:
+        raise OrganizeError(
+            f"{e}; it may use the blobs this delete would remove, so nothing was deleted"
+        ) from None
     keep_blobs: set[str] = set()
     drop_blobs: set[str] = set()
-    for m in sorted(p for p in (root.path / "manifests").rglob("*") if p.is_file()):
-        digests = _layer_blobs(m)
-        if digests is None:
-            continue
+    for m, digests in sorted(manifests.items()):
         if path.name in digests:
             unit.manifests.append(m)
             drop_blobs |= digests
@@ -170,9 +225,12 @@ def _plan_ollama(path: Path, root: Root, unit: DeleteUnit) -> None:
             unit.files.append(blob)
 
 
-def plan_delete(paths: Iterable[str | Path], roots: list[Root], *, permanent: bool = False) -> DeletePlan:
+def plan_delete(
+    paths: Iterable[str | Path], roots: list[Root], *, permanent: bool = False, only_revision: bool = False
+) -> DeletePlan:
     """What deleting `paths` would remove and free, every path through the gate. Raises OrganizeError
-    before touching anything."""
+    before touching anything. With `only_revision`, a Hugging Face snapshot file goes from its own
+    revision only (see the module docstring): what dedupe asks for, whose content is kept elsewhere."""
     plan = DeletePlan(permanent=permanent)
     seen: set[Path] = set()
     for raw in paths:
@@ -183,17 +241,12 @@ def plan_delete(paths: Iterable[str | Path], roots: list[Root], *, permanent: bo
         if root.kind in ("huggingface", "ollama") or not path.is_symlink():
             root_of(path, roots)  # the data itself must be inside too; a plain link only goes itself
         parts = split_parts(path)[0] if root.kind not in ("huggingface", "ollama") else [path]
-        for part in parts:
-            pid = in_use(part)
-            if pid:
-                raise OrganizeError(
-                    f"{clean_path(part)}: open in a running A/B session (process {pid}); close it first"
-                )
+        _refuse_in_use(parts)
         plan.targets.append(str(path))
         unit = DeleteUnit(path.name)
         try:
             if root.kind == "huggingface":
-                _plan_hf(path, root, unit)
+                _plan_hf(path, root, unit, only_revision=only_revision)
             elif root.kind == "ollama":
                 _plan_ollama(path, root, unit)
             else:
@@ -214,10 +267,20 @@ def plan_delete(paths: Iterable[str | Path], roots: list[Root], *, permanent: bo
                     f"{clean_path(path)}: cannot plan the delete ({e.strerror or e})"
                 ) from None
     check_plan(plan, roots)
+    _refuse_in_use(plan.files)  # a blob another revision or model links is loaded under that name
     for p in plan.files + plan.links:
         if not os.access(p.parent, os.W_OK):
             raise OrganizeError(f"{clean_path(p.parent)}: no permission to remove files here")
     return plan
+
+
+def _refuse_in_use(paths: Iterable[Path]) -> None:
+    for p in paths:
+        pid = in_use(p)
+        if pid:
+            raise OrganizeError(
+                f"{clean_path(p)}: open in a running A/B session (process {pid}); close it first"
+            )
 
 
 def check_plan(plan: DeletePlan, roots: list[Root]) -> None:

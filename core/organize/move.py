@@ -19,6 +19,7 @@ from typing import Any
 from .. import pathgate
 from ..library.roots import Root
 from ..modelfile.split import parse_split_name, split_parts
+from ..safeopen import open_regular
 from ..textsafe import clean, clean_path
 from .journal import Journal, failpoint
 from .safety import OrganizeError, gate, in_use, log_operation, root_of
@@ -30,7 +31,7 @@ MANAGED = ("huggingface", "ollama")
 
 def sha256_file(path: Path, progress: Progress | None = None, done: int = 0, total: int = 0) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:  # never blocks on a FIFO swapped in for a file
         while chunk := fh.read(CHUNK):
             h.update(chunk)
             done += len(chunk)
@@ -128,7 +129,13 @@ def move(
 def _check_targets(sources: list[Path], targets: list[Path], roots: list[Root], verb: str) -> None:
     gate(targets, roots, follow=False)
     gate(targets, roots, follow=True)
+    seen: dict[str, Path] = {}
     for s, t in zip(sources, targets, strict=True):
+        other = seen.setdefault(os.path.abspath(t), s)
+        if other is not s:  # two sources, one target: the second would replace the first
+            raise OrganizeError(
+                f"{clean_path(other)} and {clean_path(s)} would both become {clean_path(t)}; nothing {verb}"
+            )
         if os.path.lexists(t) and os.path.abspath(s) != os.path.abspath(t):
             raise OrganizeError(f"{clean_path(t)}: already exists; nothing {verb}")
 

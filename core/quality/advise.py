@@ -259,7 +259,7 @@ def _hub_row(repo: str, revision: str, v: Variant, ctx: int, hw: Hardware) -> Qu
     when its headers cannot be read."""
     row = QuantRow(f"hf:{repo}/{v.first}", v.label, v.size, None)
     if v.missing:
-        row.error = f"split set incomplete: {len(v.missing)} part(s) not listed"
+        row.error = f"split set incomplete: {v.count - len(v.files)} part(s) not listed"
         row.typical = typical.typical_for(v.label)
         return row
     try:

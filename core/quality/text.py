@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import QuanttuiError
+from ..safeopen import UnsafeFileError, read_bounded
 from ..textsafe import clean_path
 
 MIN_CTX = 16
@@ -43,9 +44,9 @@ class EvalText:
         else:
             p = Path(path)
             try:
-                if p.stat().st_size > MAX_TEXT_BYTES:
-                    raise QualityError(f"{clean_path(p)}: larger than {MAX_TEXT_BYTES >> 20} MiB")
-                data = p.read_bytes()
+                data = read_bounded(p, MAX_TEXT_BYTES)  # a FIFO or /dev/zero is refused, not read
+            except UnsafeFileError as e:
+                raise QualityError(f"cannot read the text {clean_path(p)}: {e}") from None
             except OSError as e:
                 raise QualityError(f"cannot read the text {clean_path(p)}: {e.strerror or e}") from None
             name = str(p)

@@ -4,15 +4,60 @@ measured and cleared, and a context length bounded by training and by memory."""
 from __future__ import annotations
 
 import threading
+from pathlib import Path
+from typing import Any
 
+import gguf
+import numpy as np
 import pytest
 
 from quanttui.core.ab import ABSession, GenConfig, Plan
+from quanttui.core.ab.metrics import MAX_PERIOD, longest_loop
 from quanttui.core.ab.plan import MIN_CTX, ContextRefused, check_context
 from quanttui.core.fit.devices import Device, Hardware
-from tests.modelgen import write_tiny_model
+from tests.modelgen import SPECIALS, write_tiny_model
 
 TOGETHER = Plan(False, {"a": 0, "b": 0}, "")
+# 94 characters that come back as the same tokens from text (a space would come back as "▁").
+PRINTABLE = "".join(map(chr, range(0x21, 0x7F)))
+
+
+def write_successor_model(path: Path, chars: str = PRINTABLE, **kw: Any) -> Path:
+    """write_tiny_model's model made to answer `chars` in order, cycling, on any CPU's kernels: the
+    token after a character of `chars` is the next one there, after any other token chars[0]. Its
+    blocks add nothing to the residual stream, so a position's logits depend on its own token only,
+    and the token picked leads the others by about 200 (a logit of 256 against dot products of random
+    signs, spread 16): no kernel's rounding changes an answer, which never has EOS nor a loop shorter
+    than len(chars). One block, unless `n_layer` says otherwise (4: as fast as the tiny models)."""
+    path = write_tiny_model(path, **{"n_layer": 1, **kw})
+    ids = [len(SPECIALS) + ord(c) for c in chars]  # byte tokens follow the specials
+    reader = gguf.GGUFReader(path, "r+")
+    w = {t.name: t.data for t in reader.tensors}
+    embd, out = w["token_embd.weight"], w["output.weight"]
+    signs = np.random.default_rng(0).choice([-1.0, 1.0], (len(ids), embd.shape[1] - 1))
+    embd[:] = 0
+    embd[:, 0] = 1  # every other token: one direction of its own, which leads to chars[0]
+    embd[ids, 0], embd[ids, 1:] = 0, signs
+    out[:] = 0
+    for i, tok in enumerate(ids):
+        out[ids[(i + 1) % len(ids)]] = embd[tok]
+    out[ids[0], 0] = embd.shape[1] ** 0.5  # rms-normed, the other tokens' direction is 16 there
+    for name, data in w.items():
+        if name.endswith(("attn_output.weight", "ffn_down.weight")):
+            data[:] = 0
+    reader.data.flush()
+    return path
+
+
+def write_endless_model(path: Path, **kw: Any) -> Path:
+    """write_tiny_model's model with EOS's row of the output layer zeroed: EOS's logit is exactly 0 on
+    any CPU's kernels (in any quant), and the largest of 258 random others is above 0 but for a
+    chance of 2**-258, so every answer runs to its max_tokens; the tiny model's own may end early."""
+    path = write_tiny_model(path, **kw)
+    reader = gguf.GGUFReader(path, "r+")
+    next(t.data for t in reader.tensors if t.name == "output.weight")[SPECIALS.index("</s>")] = 0
+    reader.data.flush()
+    return path
 
 
 def session(tiny, **cfg) -> ABSession:
@@ -140,19 +185,32 @@ def test_an_unreadable_side_leaves_the_bounds_to_the_other(tiny, tmp_path):
 @pytest.mark.parametrize("isolate", [False, True], ids=["in-process", "worker"])
 def test_stop_loops_stops_the_looping_side_now_and_keeps_the_turn(tiny, tmp_path, isolate):
     looper = write_tiny_model(tmp_path / "looper-F16.gguf", output_scale=0.0)
+    steady = write_successor_model(tmp_path / "steady-F16.gguf")  # no EOS, no loop: B always goes on
     cfg = GenConfig(max_tokens=1500, n_ctx=2048, mode="completion")
-    s = ABSession(str(looper), str(tiny.quants["Q8_0"]), cfg, TOGETHER, isolate=isolate)
+    s = ABSession(str(looper), str(steady), cfg, TOGETHER, isolate=isolate)
     stop = threading.Event()
 
     def on_token(side: str, ids: list[int], text: str) -> None:
         if side == "a" and len(ids) >= 40:  # A has been repeating one token since its first
             stop.set()
 
-    turn = s.ask("Once upon a time", on_token, stop_loops=stop)
+    turn = s.ask("Once upon a time", on_token, stop_loops=stop, scoring=False)  # scores: not tested here
     assert turn.a.stop_reason == "loop" and 40 <= len(turn.a.token_ids) < 1500
     assert len(set(turn.a.token_ids)) == 1
     assert turn.b.stop_reason == "max_tokens" and len(turn.b.token_ids) == 1500  # B went on
+    assert turn.b.text.startswith("fghij") and longest_loop(turn.b.token_ids) == 0
     assert len(s.turns) == 1  # kept, unlike a cancelled turn
-    again = s.ask("Once upon a time", on_token)  # a fresh run: stopping loops is not carried over
+    again = s.ask("Once upon a time", on_token, scoring=False)  # stopping loops is not carried over
     assert again.a.stop_reason == "max_tokens"
     s.close()
+
+
+def test_the_successor_model_answers_its_characters_in_order(tmp_path):
+    path = write_successor_model(tmp_path / "steps.gguf", "abcdefghijklmnopqrstuvwxyz")
+    cfg = GenConfig(mode="completion", max_tokens=60, n_ctx=512)
+    s = ABSession(str(path), str(path), cfg, TOGETHER, isolate=False)
+    after_c, after_other = s.ask("abc", scoring=False), s.ask("ABC", scoring=False)
+    s.close()
+    assert after_c.a.text == ("defghijklmnopqrstuvwxyzabc" * 3)[:60] and after_c.a.stop_reason == "max_tokens"
+    assert after_other.a.text == ("abcdefghijklmnopqrstuvwxyz" * 3)[:60]
+    assert len(PRINTABLE) > MAX_PERIOD  # cycling through these is no loop

@@ -259,27 +259,52 @@ def test_a_worker_started_from_a_short_lived_thread_lives_on(tiny):
     engine.close()
 
 
+# `quanttui ab` as the command runs it, told when B's template starts to render, and with the render
+# limit raised past the test's length: B is still rendering when the signal comes, on any machine.
+CLI_SCRIPT = """
+import sys
+from functools import partial
+
+from quanttui.core.ab import GenConfig
+from quanttui.core.ab.process import ProcessEngine
+from quanttui.tui import ab_cli
+from quanttui.tui.cli import main
+
+ab_cli.GenConfig = partial(GenConfig, template_seconds=600)
+run = ProcessEngine.run
+
+def told(self, messages, on_token=None, cancel=None, on_render=None, stop_loops=None):
+    def said(side, started):
+        if side == "b" and started:
+            print("rendering", flush=True)
+    return run(self, messages, on_token, cancel, said, stop_loops)
+
+ProcessEngine.run = told
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill-9"])
-def test_quanttui_ab_mid_render_leaves_no_worker(tiny, hostile, how):
-    cmd = [sys.executable, "-m", "quanttui.tui.cli", "ab", str(tiny.quants["Q8_0"]), str(hostile["forever"])]
+def test_quanttui_ab_mid_render_leaves_no_worker(tiny, hostile, how, tmp_path):
+    """A signal keyed to the worker's CPU time could come after B's render had ended at its 10 s
+    limit and the command had printed the turn and exited 1 (a side failed): the script says when
+    the render starts, and the render lasts until the command is stopped."""
+    script = tmp_path / "quanttui_ab.py"
+    script.write_text(textwrap.dedent(CLI_SCRIPT))
+    cmd = [sys.executable, str(script), "ab", str(tiny.quants["Q8_0"]), str(hostile["forever"])]
     app = subprocess.Popen(
         [*cmd, "--prompt", "hi", "--mode", "chat"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
-        proc = psutil.Process(app.pid)
-        worker = None
-        for _ in range(600):  # until the worker is busy with the template (its CPU time grows)
-            found = _workers(proc)
-            if found and found[0].cpu_times().user > 2.0:
-                worker = found[0]
-                break
-            psutil.wait_procs([proc], timeout=0.1)
-        assert worker is not None
+        assert app.stdout.readline() == "rendering\n"
+        (worker,) = _workers(psutil.Process(app.pid))
         app.send_signal(how)
         out, err = app.communicate(timeout=30)
         assert _gone(worker.pid)
         if how == signal.SIGINT:
-            assert app.returncode == 130 and "Traceback" not in err
+            assert app.returncode == 130 and out == "" and "Traceback" not in err  # no turn was printed
+        else:
+            assert app.returncode == -signal.SIGKILL
     finally:
         app.kill()
 

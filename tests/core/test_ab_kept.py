@@ -13,7 +13,7 @@ from quanttui.core.ab import ABSession, GenConfig, Plan
 from quanttui.core.ab.kept import KeptPrefixes, load_seq, save_seq
 from quanttui.core.ab.logits import BLOCK, logit_rows
 from tests.core.test_ab import TOGETHER, raw_llama
-from tests.core.test_ab_scoring import direct
+from tests.core.test_ab_scoring import direct, endless  # noqa: F401  (endless: the module's fixture)
 
 QUESTIONS = ("Tell me about quantization.", "And what about the context?", "Say it shorter.")
 ONE_BY_ONE = Plan(True, {"a": 0, "b": 0}, "one at a time")
@@ -43,8 +43,8 @@ def decoded(result) -> list[int]:
     return [*result.prompt_ids, *result.token_ids][:-1]
 
 
-def test_a_later_turn_decodes_only_what_is_new_and_equals_numpy_from_full_logits(tiny):
-    paths = {"a": tiny.quants["Q8_0"], "b": tiny.quants["Q4_K_M"]}
+def test_a_later_turn_decodes_only_what_is_new_and_equals_numpy_from_full_logits(endless):  # noqa: F811
+    paths = {"a": endless["Q8_0"], "b": endless["Q4_K_M"]}  # no answer ends early: each side keeps its turn
     s = chat(paths["a"], paths["b"], max_tokens=120)  # answers of more than one chunk
     first = s.ask(QUESTIONS[0])
     second = s.ask(QUESTIONS[1], scoring=False)
@@ -71,8 +71,8 @@ def test_a_later_turn_decodes_only_what_is_new_and_equals_numpy_from_full_logits
         assert scores.kld_mean > 0
 
 
-def test_a_model_against_itself_scores_zero_in_every_turn_of_a_chat(tiny):
-    path = tiny.quants["Q4_K_M"]
+def test_a_model_against_itself_scores_zero_in_every_turn_of_a_chat(endless):  # noqa: F811
+    path = endless["Q4_K_M"]
     s = chat(path, path)
     for q in QUESTIONS:
         t = s.ask(q)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,9 +16,20 @@ from quanttui.core.ab import ABSession, GenConfig, Plan
 from quanttui.core.ab.logits import compare_logits
 from quanttui.core.ab.metrics import first_divergence
 from tests.core.test_ab import PROMPT, TOGETHER, log_softmax, raw_llama
+from tests.core.test_ab_context import write_endless_model
+from tests.modelgen import quantize
 from tests.realmodel import real  # noqa: F401  (the session fixture)
 
 ONE_BY_ONE = Plan(True, {"a": 0, "b": 0}, "one at a time")
+
+
+@pytest.fixture(scope="module")
+def endless(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Q8_0 and Q4_K_M of a tiny model that never answers EOS (write_endless_model): answers as long
+    as asked for on any CPU's kernels."""
+    d = tmp_path_factory.mktemp("endless")
+    f16 = write_endless_model(d / "endless-F16.gguf")
+    return {q: quantize(f16, d / f"endless-{q}.gguf", q) for q in ("Q8_0", "Q4_K_M")}
 
 
 def session(a, b, plan=TOGETHER, isolate=False, **cfg) -> ABSession:
@@ -55,15 +67,15 @@ def direct(paths: dict[str, object], turn) -> dict[str, tuple[np.ndarray, np.nda
     [(TOGETHER, False), (ONE_BY_ONE, False), (TOGETHER, True)],
     ids=["together", "one-at-a-time", "worker"],
 )
-def test_both_directions_equal_float64_numpy_from_full_logits(tiny, plan, isolate):
-    paths = {"a": tiny.quants["Q8_0"], "b": tiny.quants["Q4_K_M"]}
+def test_both_directions_equal_float64_numpy_from_full_logits(endless, plan, isolate):
+    paths = {"a": endless["Q8_0"], "b": endless["Q4_K_M"]}
     s = session(paths["a"], paths["b"], plan, isolate, max_tokens=80)
     t = s.ask(PROMPT)
     s.close()
     want = direct(paths, t)
     for side, scores in (("a", t.scores_a), ("b", t.scores_b)):
         kld, top1 = want[side]
-        assert len(scores.kld) == len(getattr(t, side).token_ids) == len(kld) > 64  # more than a batch
+        assert len(scores.kld) == len(getattr(t, side).token_ids) == len(kld) == 80  # more than a batch
         assert np.allclose(scores.kld, kld, atol=1e-4, rtol=0)
         assert scores.top1 == top1.tolist()
         assert scores.kld_mean > 0  # a real difference is measured
@@ -94,8 +106,8 @@ def test_compare_logits_equals_float64_log_softmax_on_hard_rows():
     [(TOGETHER, False), (ONE_BY_ONE, False), (TOGETHER, True)],
     ids=["together", "one-at-a-time", "worker"],
 )
-def test_progress_reaches_every_row_and_scores_are_the_same_as_without_it(tiny, plan, isolate):
-    s = session(tiny.quants["Q8_0"], tiny.quants["Q4_K_M"], plan, isolate, max_tokens=150)
+def test_progress_reaches_every_row_and_scores_are_the_same_as_without_it(endless, plan, isolate):
+    s = session(endless["Q8_0"], endless["Q4_K_M"], plan, isolate, max_tokens=150)
     t = s.ask(PROMPT, scoring=False)
     assert t.scores_a is None and t.scores_b is None
     heard: list[tuple[int, int]] = []
@@ -115,8 +127,8 @@ def test_progress_reaches_every_row_and_scores_are_the_same_as_without_it(tiny, 
     [(TOGETHER, False), (ONE_BY_ONE, False), (TOGETHER, True)],
     ids=["together", "one-at-a-time", "worker"],
 )
-def test_a_cancel_stops_scoring_between_batches_and_the_turn_stays_without_scores(tiny, plan, isolate):
-    s = session(tiny.quants["Q8_0"], tiny.quants["Q4_K_M"], plan, isolate, max_tokens=150)
+def test_a_cancel_stops_scoring_between_batches_and_the_turn_stays_without_scores(endless, plan, isolate):
+    s = session(endless["Q8_0"], endless["Q4_K_M"], plan, isolate, max_tokens=150)
     t = s.ask(PROMPT, scoring=False)
     cancel = threading.Event()
     heard: list[int] = []
@@ -179,8 +191,8 @@ def test_real_gemma_scores_equal_float64_numpy_on_262k_columns(real):  # noqa: F
     same.close()
 
 
-def test_a_worker_that_dies_while_scoring_leaves_the_answers_and_the_next_turn_is_scored(tiny):
-    s = session(tiny.quants["Q8_0"], tiny.quants["Q4_K_M"], isolate=True, max_tokens=400)
+def test_a_worker_that_dies_while_scoring_leaves_the_answers_and_the_next_turn_is_scored(endless):
+    s = session(endless["Q8_0"], endless["Q4_K_M"], isolate=True, max_tokens=400)
     t = s.ask(PROMPT, scoring=False)  # long answers: the worker is far from done at its first batch
     pid = s.engine.pid
 
@@ -195,3 +207,19 @@ def test_a_worker_that_dies_while_scoring_leaves_the_answers_and_the_next_turn_i
     assert s.engine.pid not in (None, pid) and again.a.token_ids == t.a.token_ids
     assert len(again.scores_b.kld) == len(t.b.token_ids)
     s.close()
+
+
+def test_a_pair_of_very_different_speeds_scores_to_the_end(tmp_path):
+    """A 1-layer model against a 6-layer one: the faster side runs ahead and waits for the slower,
+    which never waits itself (both used to wait on each other for good)."""
+    fast = write_endless_model(tmp_path / "fast.gguf", n_layer=1)
+    slow = write_endless_model(tmp_path / "slow.gguf", n_layer=6, n_ff=1536)
+    s = session(fast, slow, max_tokens=160)
+    done: list[object] = []
+    t = threading.Thread(target=lambda: done.append(s.ask(PROMPT)), daemon=True)
+    t.start()
+    t.join(120)
+    assert done, "scoring did not finish"
+    turn = done[0]
+    assert turn.scores_a is not None and turn.scores_b is not None
+    assert len(turn.a.token_ids) == len(turn.b.token_ids) == 160

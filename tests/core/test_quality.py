@@ -284,7 +284,9 @@ def test_bench_measures_and_caches_with_error_rows(tiny, tmp_path, capsys):
     code, out, _ = _cli(capsys, "bench", str(tiny.quants["Q8_0"]), str(junk), "--json")
     assert code == 1
     good, bad = json.loads(out)
-    assert set(good) == {"model", "pp_tokens_per_second", "tg_tokens_per_second", "load_seconds", "threads"}
+    names = {"model", "load_seconds", "threads", "extra_buffers"}
+    names |= {"pp_tokens_per_second", "tg_tokens_per_second"}
+    assert set(good) == names and isinstance(good["extra_buffers"], bool)
     assert good["pp_tokens_per_second"] > 0 and good["tg_tokens_per_second"] > 0 and good["threads"] >= 1
     assert bad["model"] == str(junk) and "junk.gguf" in bad["error"] and bad["tg_tokens_per_second"] is None
     (again,) = bench([str(tiny.quants["Q8_0"])])

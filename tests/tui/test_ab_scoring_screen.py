@@ -7,14 +7,15 @@ import threading
 
 import pytest
 
+from tests.core.test_ab_scoring import endless  # noqa: F401  (the module's fixture)
 from tests.tui.pilot_help import ab_app, note_ids, notes, notes_since, open_ab, rendered, turn, until
 
 
 @pytest.mark.parametrize("size", [(80, 24), (100, 30)])
-async def test_scoring_shows_its_progress_and_esc_stops_it(tiny, tmp_path, size):
+async def test_scoring_shows_its_progress_and_esc_stops_it(endless, tmp_path, size):  # noqa: F811
     app = ab_app(tmp_path)
     async with app.run_test(size=size) as pilot:
-        screen = await open_ab(pilot, tiny.quants["Q8_0"], tiny.quants["Q4_K_M"])
+        screen = await open_ab(pilot, endless["Q8_0"], endless["Q4_K_M"])  # 150 tokens: several batches
         screen.cfg.mode, screen.cfg.max_tokens = "completion", 150
         session = screen.session
         real_score = session.score

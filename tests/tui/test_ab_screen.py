@@ -12,6 +12,9 @@ from quanttui.core.library import Root
 from quanttui.tui.app import create_app
 from quanttui.tui.screens.ab import ABScreen
 from quanttui.tui.widgets.chat_pane import DIVERGENCE_MARK, answer_text, printable
+from tests.core.test_ab_context import PRINTABLE, write_successor_model
+from tests.core.test_ab_scoring import endless  # noqa: F401  (the module's fixture)
+from tests.modelgen import quantize
 from tests.tui.pilot_help import eventually, until
 from tests.tui.test_library_screen import _loaded, rendered
 
@@ -21,11 +24,13 @@ async def _until(pilot, check, tries: int = 200) -> None:
     await until(pilot, check, tries)
 
 
-async def test_mark_two_files_send_a_prompt_see_both_and_the_divergence(tiny, tmp_path):
+async def test_mark_two_files_send_a_prompt_see_both_and_the_divergence(tmp_path):
     lib = tmp_path / "lib"
     lib.mkdir()
-    for label in ("Q8_0", "Q2_K"):
-        shutil.copyfile(tiny.quants[label], lib / f"tiny-{label}.gguf")
+    # Models whose answers no CPU's kernels change: A counts up through PRINTABLE, B down.
+    for label, chars in (("Q8_0", PRINTABLE), ("Q2_K", PRINTABLE[::-1])):
+        src = write_successor_model(tmp_path / f"steps-{label}-F16.gguf", chars)
+        quantize(src, lib / f"tiny-{label}.gguf", label)
     app = create_app([Root(lib, "folder", False)], hardware("0", "32GiB"))
     async with app.run_test(size=(160, 48)) as pilot:
         await _loaded(pilot)
@@ -47,7 +52,7 @@ async def test_mark_two_files_send_a_prompt_see_both_and_the_divergence(tiny, tm
         meters = [screen.query_one(f"#pane-{side} .meters") for side in ("a", "b")]
         await _until(pilot, lambda: all("diverges" in rendered(m) for m in meters))  # laid out again
         turn = screen.session.turns[-1]
-        assert turn.first_divergence == 0  # the tiny Q2_K departs from Q8_0 at once
+        assert turn.first_divergence == 0  # A goes up from the prompt's last character, B down
 
         def both_panes() -> None:
             for side in ("a", "b"):
@@ -71,13 +76,13 @@ async def test_mark_two_files_send_a_prompt_see_both_and_the_divergence(tiny, tm
         await _until(pilot, lambda: not isinstance(app.screen, ABScreen))
 
 
-async def test_a_side_that_fails_to_load_shows_its_error_in_place(tiny, tmp_path):
+async def test_a_side_that_fails_to_load_shows_its_error_in_place(endless, tmp_path):  # noqa: F811
     bad = tmp_path / "broken.gguf"
     bad.write_bytes(b"GGUF" + b"\0" * 100)
     app = create_app([Root(tmp_path, "folder", False)], hardware("0", "32GiB"))
     async with app.run_test(size=(160, 48)) as pilot:
         await _loaded(pilot)
-        screen = ABScreen(str(tiny.quants["Q8_0"]), str(bad))
+        screen = ABScreen(str(endless["Q8_0"]), str(bad))
         await app.push_screen(screen)
         prompt = screen.query_one("#ab-prompt")
         await _until(pilot, lambda: not prompt.disabled)
@@ -99,10 +104,10 @@ def _library_app(tiny, folder):
     return create_app([Root(folder, "folder", False)], hardware("0", "32GiB"))
 
 
-async def _open_ab(pilot, tiny, *, ready: bool = True) -> ABScreen:
+async def _open_ab(pilot, models, *, ready: bool = True) -> ABScreen:
     """The A/B screen on Q8_0 and Q4_K_M, with both models loaded unless `ready` is False."""
     await _loaded(pilot)
-    screen = ABScreen(str(tiny.quants["Q8_0"]), str(tiny.quants["Q4_K_M"]))
+    screen = ABScreen(str(models["Q8_0"]), str(models["Q4_K_M"]))
     await pilot.app.push_screen(screen)
     if ready:
         prompt = screen.query_one("#ab-prompt")
@@ -110,10 +115,10 @@ async def _open_ab(pilot, tiny, *, ready: bool = True) -> ABScreen:
     return screen
 
 
-async def test_a_crashed_model_process_is_reported_and_the_app_goes_on(tiny, tmp_path):
+async def test_a_crashed_model_process_is_reported_and_the_app_goes_on(tiny, endless, tmp_path):  # noqa: F811
     app = _library_app(tiny, tmp_path)
     async with app.run_test(size=(160, 48)) as pilot:
-        screen = await _open_ab(pilot, tiny)
+        screen = await _open_ab(pilot, endless)
         screen.cfg.max_tokens = 8
         await pilot.press(*"Hi", "enter")
         await _until(pilot, lambda: not screen.running and screen.session.turns)
@@ -138,19 +143,19 @@ async def test_a_crashed_model_process_is_reported_and_the_app_goes_on(tiny, tmp
         assert isinstance(app.screen, ABScreen)
 
 
-async def test_leaving_while_the_models_load_frees_them(tiny, tmp_path):
+async def test_leaving_while_the_models_load_frees_them(tiny, endless, tmp_path):  # noqa: F811
     app = _library_app(tiny, tmp_path)
     async with app.run_test(size=(160, 48)) as pilot:
-        screen = await _open_ab(pilot, tiny, ready=False)
+        screen = await _open_ab(pilot, endless, ready=False)
         await pilot.press("escape")  # idle (nothing asked yet): back to the Library at once
         await _until(pilot, lambda: not isinstance(app.screen, ABScreen))
         await _until(pilot, lambda: screen._pending is not None and screen._pending.engine.pid is None)
 
 
-async def test_earlier_turns_stay_above_and_a_cancelled_turn_leaves_no_trace(tiny, tmp_path):
+async def test_earlier_turns_stay_above_and_a_cancelled_turn_leaves_no_trace(tiny, endless, tmp_path):  # noqa: F811
     app = _library_app(tiny, tmp_path)
     async with app.run_test(size=(160, 48)) as pilot:
-        screen = await _open_ab(pilot, tiny)
+        screen = await _open_ab(pilot, endless)
         screen.cfg.mode, screen.cfg.max_tokens = "completion", 8
         for n, text in enumerate(("One", "Two"), 1):
             await pilot.press(*text, "enter")

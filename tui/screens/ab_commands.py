@@ -3,11 +3,11 @@ and the reason, and every number is bounded."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
+from ...core.ab import context
+from ...core.ab.context import SideFacts
+from ...core.ab.context import default_mode as default_mode
+from ...core.ab.context import side_facts as side_facts
 from ...core.errors import QuanttuiError
-from ...core.modelfile import GGUFError, inspect_file
 from ...core.textsafe import clean
 
 # What each slash command does, for Help; COMMANDS lists them on one line.
@@ -27,35 +27,9 @@ class CommandRefused(QuanttuiError):
     """A slash command that was not carried out; str() is the one line that says why."""
 
 
-@dataclass
-class SideFacts:
-    """What the screen needs to know of one side's file before it loads: its name, its trained
-    context and whether it has a chat template (None where the header cannot be read)."""
-
-    name: str
-    trained: int | None
-    has_template: bool | None
-
-
-def side_facts(path: str) -> SideFacts:
-    """The facts of one side, read from its header; an unreadable file reports its error on load."""
-    name = Path(path).name
-    try:
-        f = inspect_file(path)
-    except (GGUFError, OSError):
-        return SideFacts(name, None, None)
-    trained = f.context_length if isinstance(f.context_length, int) and f.context_length > 0 else None
-    return SideFacts(name, trained, bool(f.has_chat_template))
-
-
-def default_mode(sides: dict[str, SideFacts]) -> str:
-    """Chat when both sides have a chat template, completion otherwise."""
-    return "chat" if all(s.has_template for s in sides.values()) else "completion"
-
-
 def default_ctx(sides: dict[str, SideFacts]) -> int:
     """DEFAULT_CTX, or less when either model was trained for less."""
-    return min([DEFAULT_CTX, *(s.trained for s in sides.values() if s.trained)])
+    return context.default_ctx(sides, DEFAULT_CTX)
 
 
 def split(text: str) -> tuple[str, str]:

@@ -1,7 +1,13 @@
-"""Hub screens: search GGUF repos, a repo's quant ladder before downloading, and a tensor-type diff."""
+"""Hub screens: search GGUF repos, a repo's quant ladder before downloading, and a tensor-type diff.
+
+Hub calls run in daemon threads that the screens' workers wait on (see `_detached`), so a Hub that
+drips or stalls never holds up leaving a screen or quitting the app.
+"""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from rich.text import Text
@@ -11,10 +17,12 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Header, Input, Static
+from textual.worker import get_current_worker
 
 from ...core import format as fmt
 from ...core.fit import FitError, FitSettings, estimate, hardware
 from ...core.hub import HubError, RepoListing, Variant, remote_facts, repo_variants, search
+from ...core.hub.guard import cancel_on, cancelled
 from ...core.library import LibraryEntry
 from ...core.library.groups import quant_from_name
 from ..messages import HubResult
@@ -80,10 +88,13 @@ class HubScreen(Screen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="hub-search")
     def search_worker(self, query: str, sort: str, n: int) -> None:
-        try:
-            self.post_message(HubResult("search", search(query, sort), key=str(n)))
-        except HubError as e:
-            self.post_message(HubResult("search", error=str(e), key=str(n)))
+        def body() -> None:
+            try:
+                self.post_message(HubResult("search", search(query, sort), key=str(n)))
+            except HubError as e:  # a cancelled one too: its key is no longer the shown search's
+                self.post_message(HubResult("search", error=str(e), key=str(n)))
+
+        _detached(body)
 
     @on(HubResult)
     def _result(self, message: HubResult) -> None:
@@ -121,6 +132,33 @@ class HubScreen(Screen):
 
     def action_retry(self) -> None:
         self.run_search(self.query_one(Input).value.strip() or self.query_text)
+
+
+def _detached(body: Callable[[], None]) -> None:
+    """Run `body` (Hub calls that post their own results) in a daemon thread and wait for it in this
+    thread worker, watching the worker's cancel (a newer search, the screen closed, the app quitting):
+    then the Hub calls are told to stop (cancel_on) and the worker returns at once. Textual joins its
+    worker threads when the app exits, so a worker must never wait on the Hub itself."""
+    worker = get_current_worker()
+    stop = threading.Event()
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        with cancel_on(stop):
+            try:
+                body()
+            except Exception as e:  # noqa: BLE001 - raised again in the worker, which reports it
+                failed.append(e)
+
+    thread = threading.Thread(target=run, name="hub-call", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        if worker.is_cancelled:
+            stop.set()
+            return
+        thread.join(0.1)
+    if failed:
+        raise failed[0]
 
 
 def error_text(error: str, retry: str) -> Text:
@@ -213,6 +251,10 @@ class RepoScreen(Screen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="repo")
     def load(self) -> None:
+        _detached(self._load)
+
+    def _load(self) -> None:
+        """The listing, then each variant's header (in a daemon thread: see _detached)."""
         try:
             listing = repo_variants(self.repo)
         except HubError as e:
@@ -227,6 +269,8 @@ class RepoScreen(Screen):
                 ).to_dict(tensors=True)
                 self.post_message(HubResult("facts", facts, key=v.first))
             except HubError as e:
+                if cancelled():
+                    return  # the screen is gone or loads again: nothing more to read
                 self.post_message(HubResult("facts", error=str(e), key=v.first))
 
     def _in_library(self, v: Variant) -> bool:

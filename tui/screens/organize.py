@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING, Any
 from textual.app import SystemCommand
 
 from ...core.format import plural, size
-from ...core.organize import OrganizeError, canonical_folder, execute_delete, move, plan_delete, rename
+from ...core.organize import (
+    DeletePlan,
+    OrganizeError,
+    canonical_folder,
+    execute_delete,
+    move,
+    plan_delete,
+    rename,
+)
 from ...core.textsafe import clean
 from .dialogs import AskScreen, ConfirmScreen
 
@@ -31,11 +39,13 @@ def confirm_delete(
     *,
     permanent: bool = False,
     note: Iterable[str] = (),
+    planner: Callable[[], DeletePlan] | None = None,
 ) -> None:
-    """Plan a delete, name every file it touches in a confirmation, and on yes run it on `screen.bar`
-    off the UI thread; a refused plan is one line and nothing is asked."""
+    """Plan a delete (`planner`, or `plan_delete` of `targets`), name every file it touches in a
+    confirmation, and on yes run it on `screen.bar` off the UI thread; a refused plan is one line
+    and nothing is asked."""
     try:
-        plan = plan_delete(targets, roots, permanent=permanent)
+        plan = planner() if planner else plan_delete(targets, roots, permanent=permanent)
     except OrganizeError as err:
         screen.notify(str(err), severity="error")
         return

@@ -21,6 +21,7 @@ from ...core.organize import (
     find_duplicates,
     link_extras,
 )
+from ...core.organize.dedupe import plan_delete_extras
 from ..messages import DuplicatesFound, OperationDone, OperationProgress
 from ..report import bar
 from ..safe import safe
@@ -192,4 +193,12 @@ class UsageScreen(Screen):
     def action_delete_extras(self) -> None:
         if not self._extras():
             return
-        confirm_delete(self, "trash duplicates", self._extras(), self.state.roots(), self._finished)
+        groups, roots = list(self.groups), self.state.roots()
+        confirm_delete(
+            self,
+            "trash duplicates",
+            self._extras(),
+            roots,
+            self._finished,
+            planner=lambda: plan_delete_extras(groups, roots),
+        )
