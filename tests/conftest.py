@@ -58,6 +58,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, machine_verdict: b
     monkeypatch.setenv("QUANTTUI_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setenv("QUANTTUI_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("QUANTTUI_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("QUANTTUI_EXTRA_BUFFERS", raising=False)  # each test starts in auto
     from quanttui.core.llama.extra import take_notices
 
     take_notices()  # fallbacks an earlier test made are not this test's to say

@@ -200,8 +200,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_app()
         _recover_interrupted()
-        if getattr(args, "extra_buffers", None):
-            os.environ["QUANTTUI_EXTRA_BUFFERS"] = args.extra_buffers  # model processes inherit it
+        if getattr(args, "extra_buffers", None):  # for this command (model processes inherit it)
+            os.environ["QUANTTUI_EXTRA_BUFFERS"] = args.extra_buffers
         loads = args.command in LOADS_MODELS or getattr(args, "measure", False)
         if loads:
             _say_extra_buffers(before=True)

@@ -277,7 +277,7 @@ class ModelTable(SafeTable):
         name = Text(branch, style="dim") + safe(e.name)
         store = e.store
         if len(e.parts) > 1 or e.missing:
-            name.append(f" ({len(e.parts)} of {len(e.parts) + len(e.missing)} parts)", style="dim")
+            name.append(f" ({len(e.parts)} of {max(e.part_count, len(e.parts)):,} parts)", style="dim")
         size = Text(fmt.size(e.size_bytes), justify="right")
         if e.error:
             blank = dict.fromkeys(("arch", "params", "bpw", "fit", "imatrix"), "")
