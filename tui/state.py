@@ -4,6 +4,7 @@ folders a scan skipped. Screens read it and subscribe to its signal; only the UI
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -39,6 +40,39 @@ def runnable(e: LibraryEntry) -> bool:
     return bool(e.facts) and not e.fact("vocab_only")
 
 
+class Verdicts(Mapping[str, FitResult | None]):
+    """The fit of each runnable file at one set of settings and hardware, estimated when first asked
+    for and kept: the Library's Fit column asks for the rows it draws, and estimating all of 40,000
+    files up front held the UI thread for most of a minute (issue 17). None: the estimate was refused;
+    a file that is not runnable, or any file while the hardware is unknown, has no key. Read it on the
+    UI thread, like the rest of the state: a read fills its cache."""
+
+    def __init__(self, by_path: Mapping[str, LibraryEntry], settings: FitSettings, hw: Hardware | None):
+        self._by_path, self._settings, self._hw = by_path, settings, hw
+        self._known: dict[str, FitResult | None] = {}
+
+    def __getitem__(self, path: str) -> FitResult | None:
+        if path in self._known:
+            return self._known[path]
+        e = self._by_path.get(path)
+        if e is None or self._hw is None or not runnable(e):
+            raise KeyError(path)
+        try:
+            result: FitResult | None = estimate(e.facts or {}, self._settings, self._hw, search=False)
+        except FitError:
+            result = None
+        self._known[path] = result
+        return result
+
+    def __iter__(self) -> Iterator[str]:
+        if self._hw is None:
+            return iter(())
+        return (p for p, e in self._by_path.items() if runnable(e))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 @dataclass(frozen=True)
 class ScanStatus:
     """Where the library scan stands: running with progress, or the summary of the last one."""
@@ -61,7 +95,9 @@ class LibraryState:
         self.marks: list[str] = []  # the first two are A and B; all of them for organize operations
         self.fit_settings = load_fit_settings()
         self.hardware = hw
-        self.fits: dict[str, FitResult | None] = {}
+        self._by_path: dict[str, LibraryEntry] = {}
+        self._indexed: list[LibraryEntry] | None = None  # the entries list _by_path was made from
+        self.fits: Mapping[str, FitResult | None] = {}
         self.scan = ScanStatus()
         self.changed: Signal[Change] = Signal(app, "library")
 
@@ -91,7 +127,16 @@ class LibraryState:
         return [(r, "active" if r.exists else "missing") for r in self._fixed_roots]
 
     def entry(self, path: str | None) -> LibraryEntry | None:
-        return next((e for e in self.entries if e.path == path), None)
+        return self._paths().get(path) if path is not None else None
+
+    def _paths(self) -> dict[str, LibraryEntry]:
+        """The entries by path (the first of a path), made again when `entries` is another list."""
+        if self._indexed is not self.entries:
+            self._by_path = {}
+            for e in self.entries:
+                self._by_path.setdefault(e.path, e)
+            self._indexed = self.entries
+        return self._by_path
 
     def models_home(self) -> Path | None:
         """quanttui's models folder when a move may go there, else None."""
@@ -168,19 +213,9 @@ class LibraryState:
         return replace(self.fit_settings, **changes)  # type: ignore[arg-type]
 
     def _compute_fits(self) -> None:
-        """Verdicts for every runnable file at the current settings (the table's Fit column); run when
-        the entries, hardware or settings change, not on every redraw."""
-        self.fits = {}
-        if self.hardware is None:
-            return
-        for e in self.entries:
-            if runnable(e):
-                try:
-                    self.fits[e.path] = estimate(
-                        e.facts or {}, self.fit_settings, self.hardware, search=False
-                    )
-                except FitError:
-                    self.fits[e.path] = None
+        """Verdicts for the runnable files at the current settings (the table's Fit column), each made
+        when first read; renewed when the entries, hardware or settings change, not on every redraw."""
+        self.fits = Verdicts(self._paths(), self.fit_settings, self.hardware)
 
 
 def library_state(node: DOMNode) -> LibraryState:

@@ -6,7 +6,7 @@ LibraryState; it holds no library state of its own."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from functools import partial
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from textual.events import DescendantFocus, Key
 from textual.screen import Screen
 from textual.widgets import Header, Input, Static
 
-from ...core.fit import FitSettings, Hardware
+from ...core.fit import FitResult, FitSettings, Hardware
 from ...core.format import plural, size
 from ...core.library import LibraryEntry, Root
 from ..messages import OperationDone
@@ -54,6 +54,28 @@ def summary(state: LibraryState, warning: str = "yellow") -> Text:
         )
         text.append_text(safe("; ".join(state.skipped), style=warning))
     return text
+
+
+def more_line(shown: int, matched: int, filtered: bool) -> Text:
+    """The line under a table that holds fewer rows than the filter lets through (ROW_LIMIT)."""
+    files = "matching files" if filtered else "files"
+    return Text(f" showing {shown:,} of {matched:,} {files}: type to narrow", style="italic")
+
+
+class FitCells(Mapping[str, Text]):
+    """The table's Fit cells over the state's verdicts, each made when the table draws its row."""
+
+    def __init__(self, fits: Mapping[str, FitResult | None]) -> None:
+        self.fits = fits
+
+    def __getitem__(self, path: str) -> Text:
+        return verdict_cell(self.fits[path])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.fits)
+
+    def __len__(self) -> int:
+        return len(self.fits)
 
 
 def _quiet(key: str, action: str, description: str, id: str) -> Binding:
@@ -95,6 +117,7 @@ class LibraryScreen(OrganizeActions, Screen):
     def __init__(self) -> None:
         super().__init__()
         self._typing_into_filter = False  # a letter moved focus to the filter; it has not arrived yet
+        self._fit_cells = FitCells({})
 
     def compose(self) -> ComposeResult:
         self.state = library_state(self)
@@ -105,6 +128,7 @@ class LibraryScreen(OrganizeActions, Screen):
         with Horizontal(id="library-body"):
             with Vertical(id="table-column"):
                 yield ModelTable(id="models")
+                yield Static(id="more", classes="hidden")  # past ROW_LIMIT: how many rows are left out
                 yield Static(id="empty", classes="hidden")
             with Vertical(id="right-column"):
                 yield FitPanel(self.state, id="fit")
@@ -169,8 +193,9 @@ class LibraryScreen(OrganizeActions, Screen):
         if what == "entries":
             self.bar.idle()
             self.bar.show_summary(summary(self.state, tone(self, "warning")))
-        cells = {path: verdict_cell(r) for path, r in self.state.fits.items()}
-        self.table.load(self.state.entries, cells, self.state.marks)
+        if self._fit_cells.fits is not self.state.fits:
+            self._fit_cells = FitCells(self.state.fits)
+        self.table.load(self.state.entries, self._fit_cells, self.state.marks)
 
     def on_screen_resume(self) -> None:
         if self.state.entries:
@@ -186,6 +211,10 @@ class LibraryScreen(OrganizeActions, Screen):
             table.focus()  # the table was hidden (empty library): focus sat in the filter
         empty = self.query_one("#empty", Static)
         empty.set_class(not nothing, "hidden")
+        more = self.query_one("#more", Static)
+        more.set_class(message.shown >= message.matched, "hidden")
+        if message.shown < message.matched:
+            more.update(more_line(message.shown, message.matched, bool(table.query_text)))
         if nothing:
             empty.update(self._empty_text())
             self._show_nothing("")
@@ -213,7 +242,7 @@ class LibraryScreen(OrganizeActions, Screen):
         pane, panel = self.query_one(DetailPane), self.query_one(FitPanel)
         if key.startswith(GROUP_PREFIX):
             group = key[len(GROUP_PREFIX) :]
-            members = [e for e in self.table.visible_entries() if e.group == group]
+            members = self.table.group_members(group)
             if members:
                 pane.show_group(members)
             panel.show(None, "highlight one of this model's files to see its fit")
@@ -240,6 +269,7 @@ class LibraryScreen(OrganizeActions, Screen):
     @on(FilterInput.Leave)
     def _filter_left(self, message: FilterInput.Leave) -> None:
         table = self.table
+        table.flush()  # the cursor moves over the rows of the query typed
         table.focus()
         if table.row_count:
             table.move_cursor(row=max(0, min(table.row_count - 1, table.cursor_row + message.step)))
@@ -247,16 +277,19 @@ class LibraryScreen(OrganizeActions, Screen):
     def on_key(self, event: Key) -> None:
         # Letters and digits always filter; every action sits on a ctrl key or punctuation. Focus
         # moves after the keys already queued (a paste, tmux), so those follow the first letter into
-        # the filter, spaces included, instead of firing the table's bindings. With no focus (the
-        # table was hidden while the library was empty and is not focused again yet) they filter too.
+        # the filter, spaces included, instead of firing the table's bindings. They were sent to the
+        # table and may reach this screen after the filter has the focus (the filter consumes what is
+        # typed into it, so such a key comes from the table): they still go to the filter, in order.
+        # With no focus (the table was hidden while the library was empty and is not focused again
+        # yet) letters filter too.
         char = event.character or ""
-        follows = self._typing_into_filter and char == " "
+        filt = self.query_one(FilterInput)
+        typing = self._typing_into_filter
         if (
-            self.focused in (self.table, None)
+            (self.focused in (self.table, None) or typing and self.focused is filt)
             and event.is_printable
-            and (types_into_filter(char) and char != " " or follows)
+            and (types_into_filter(char) and char != " " or typing and char == " ")
         ):
-            filt = self.query_one(FilterInput)
             filt.focus()
             filt.insert_text_at_cursor(char)
             self._typing_into_filter = True
@@ -264,7 +297,8 @@ class LibraryScreen(OrganizeActions, Screen):
             event.prevent_default()
 
     def on_descendant_focus(self, event: DescendantFocus) -> None:
-        self._typing_into_filter = False
+        if event.widget is not self.query_one(FilterInput):
+            self._typing_into_filter = False  # the keys typed into the filter have all arrived
 
     # actions --------------------------------------------------------------------------------------
 

@@ -1,20 +1,30 @@
-"""The Library table: one row per model file, quants of one model grouped under a header row."""
+"""The Library table: one row per model file, quants of one model grouped under a header row.
+
+A refill never touches every file of a large library (issue 17: 40,000 files): each file's search text
+is made once per scan, its cells when first shown, the arrangement (groups and their order) once per
+sort, and the table holds the first ROW_LIMIT matching files in sort order (the screen says how many
+more match). Filter keystrokes are coalesced: a query is applied at once, or with the others typed
+meanwhile DEBOUNCE seconds after the last refill when it follows one closely (a paste, a fast typist,
+keys that queued during a refill), and anything that reads the rows applies it first."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.text import Text
 from textual import on, work
 from textual.events import Resize
 from textual.message import Message
+from textual.timer import Timer
 
 from ...core import format as fmt
 from ...core.library import LibraryEntry
-from ..safe import safe
+from ..safe import cell, safe
 from .measured import MeasuredRead, measured_cells
 from .safe_table import SafeTable
 
@@ -53,6 +63,41 @@ SORTS: dict[str, Callable[[LibraryEntry], Any]] = {
 }
 GROUP_PREFIX = "group:"
 DESCENDING_FIRST = ("params", "bpw", "size")
+ROW_LIMIT = 500  # file rows the table holds at most: a refill costs its rows, never the library's size
+DEBOUNCE = 0.03  # seconds after a refill before the next query's refill; the keys typed meanwhile join it
+
+
+class Cell:
+    """A table cell: cleaned Text, made when first drawn when `make` is given (a file's fit estimate
+    is made for the rows on screen only). It has no Rich measure on purpose: the columns have planned
+    widths, and DataTable measures every cell of every new row, which cost more than adding the rows.
+    str() is its plain text."""
+
+    __slots__ = ("_make", "_text")
+
+    def __init__(self, text: Any = None, make: Callable[[], Any] | None = None) -> None:
+        self._text: Text | None = None if text is None else _clean_text(text)
+        self._make = make
+
+    @property
+    def text(self) -> Text:
+        if self._text is None:
+            self._text = _clean_text(self._make() if self._make else "")
+        return self._text
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield self.text
+
+    def __str__(self) -> str:
+        return self.text.plain
+
+
+def _clean_text(value: Any) -> Text:
+    cleaned = cell(value)
+    return cleaned if isinstance(cleaned, Text) else Text(str(cleaned))
+
+
+BLANK = Cell("")
 
 
 def plan_columns(available: int, model_width: int, measured: bool = False) -> list[tuple[str, int]]:
@@ -77,12 +122,13 @@ def plan_columns(available: int, model_width: int, measured: bool = False) -> li
     ]
 
 
-def matches(entry: LibraryEntry, query: str) -> bool:
-    """Every word of the query appears in the entry's name, group, architecture, quant or store."""
-    hay = " ".join(
+def haystack(entry: LibraryEntry, name: str | None = None) -> str:
+    """What the filter searches, lowercase: the entry's name (`name` when known), group, architecture,
+    quant, store, path and "error" for a file that cannot be read."""
+    return " ".join(
         str(x)
         for x in (
-            entry.name,
+            entry.name if name is None else name,
             entry.group_label,
             entry.fact("architecture"),
             entry.quant,
@@ -91,59 +137,116 @@ def matches(entry: LibraryEntry, query: str) -> bool:
             "error" if entry.error else "",
         )
     ).lower()
+
+
+def matches(entry: LibraryEntry, query: str) -> bool:
+    """Every word of the query appears in the entry's name, group, architecture, quant or store."""
+    hay = haystack(entry)
     return all(word in hay for word in query.lower().split())
+
+
+def _order_groups(entries: list[LibraryEntry], groups: list[list[int]], sort: str, reverse: bool) -> None:
+    """Order groups of entry indices (each sorted inside) by their first member, unreadable groups last."""
+    if sort == "model":
+        groups.sort(key=lambda g: entries[g[0]].group_label.lower(), reverse=reverse)
+    else:
+        key = SORTS[sort]
+        groups.sort(key=lambda g: key(entries[g[0]]), reverse=reverse)
+    groups.sort(key=lambda g: all(entries[i].error for i in g))  # stable: unreadable groups last either way
+
+
+def arrange_indices(
+    entries: list[LibraryEntry], sort: str, reverse: bool, names: list[str] | None = None
+) -> list[list[int]]:
+    """`arrange`, as indices into `entries`; `names` are the entries' names when known."""
+    groups: dict[str, list[int]] = {}
+    for i, e in enumerate(entries):
+        groups.setdefault(e.group, []).append(i)
+    if sort == "model":
+        # The quant ladder: most bits first, groups alphabetically, unreadable files last.
+        names = names or [e.name for e in entries]
+        ordered = [
+            sorted(g, key=lambda i: (entries[i].error is not None, -(entries[i].fact("bpw") or 0), names[i]))
+            for g in groups.values()
+        ]
+    else:
+        key = SORTS[sort]
+        ordered = [sorted(g, key=lambda i: key(entries[i]), reverse=reverse) for g in groups.values()]
+    _order_groups(entries, ordered, sort, reverse)
+    return ordered
 
 
 def arrange(entries: list[LibraryEntry], sort: str, reverse: bool) -> list[list[LibraryEntry]]:
     """Groups of entries, sorted inside each group; groups follow their first member's order."""
-    key = SORTS[sort]
-    groups: dict[str, list[LibraryEntry]] = {}
-    for e in entries:
-        groups.setdefault(e.group, []).append(e)
-    if sort == "model":
-        # The quant ladder: most bits first, groups alphabetically, unreadable files last.
-        ordered = [
-            sorted(g, key=lambda e: (e.error is not None, -(e.fact("bpw") or 0), e.name))
-            for g in groups.values()
-        ]
-        ordered.sort(key=lambda g: g[0].group_label.lower(), reverse=reverse)
-        ordered.sort(key=lambda g: all(e.error for e in g))
-        return ordered
-    ordered = [sorted(g, key=key, reverse=reverse) for g in groups.values()]
-    ordered.sort(key=lambda g: key(g[0]), reverse=reverse)
-    ordered.sort(key=lambda g: all(e.error for e in g))  # stable: unreadable groups last either way
-    return ordered
+    return [[entries[i] for i in g] for g in arrange_indices(entries, sort, reverse)]
+
+
+class Arranged:
+    """The whole library's arrangement for one sort: its groups of entry indices, and for each entry
+    its group's place and its own place in that group, to arrange any part of the library quickly."""
+
+    def __init__(self, groups: list[list[int]]) -> None:
+        self.groups = groups
+        n = sum(len(g) for g in groups)
+        self.group_of, self.rank = [0] * n, [0] * n
+        for at, members in enumerate(groups):
+            for r, i in enumerate(members):
+                self.group_of[i], self.rank[i] = at, r
 
 
 class ModelTable(SafeTable):
     """The Library table: owns its sorting, its filter query and how marks show. Rows are keyed by file
     path, group header rows `group:KEY`; names are shown cleaned, never as markup. Columns have fixed
     widths planned from the table's own width, so a row drawn before the table measures its cells is
-    drawn at the same widths as every later one."""
+    drawn at the same widths as every later one. `fits` maps a path to its Fit cell and is read only
+    for the rows drawn."""
 
     @dataclass
     class Refilled(Message):
-        """The rows were rebuilt (new entries, filter, sort or marks); `shown` counts file rows."""
+        """The rows were rebuilt (new entries, filter, sort or marks): `shown` counts the file rows,
+        `matched` the files the filter lets through (more than `shown` past ROW_LIMIT)."""
 
         table: ModelTable
         shown: int
+        matched: int
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self.entries: list[LibraryEntry] = []
-        self.fits: dict[str, Text] = {}
+        self.fits: Mapping[str, Text] = {}
         self.measured: dict[str, tuple[Text, Text]] = {}  # path -> (KLD, tok/s) cells
         self.marks: list[str] = []
         self.query_text = ""
         self.sort_key = "model"
         self.sort_reverse = False
         self._planned: list[tuple[str, int]] = []
+        self._pending = False  # a query was typed that the rows do not show yet
+        self._timer: Timer | None = None  # its refill, when it waits for DEBOUNCE
+        self._applied = ""  # the query the rows show
+        self._quiet_at = 0.0  # time.monotonic() from when a query may be applied at once
+        self._forget_entries()
+
+    def _forget_entries(self) -> None:
+        """Drop what was made from the entries: search texts, cells, arrangements, matches."""
+        self._names = [e.name for e in self.entries]  # a path's name costs a Path each time
+        self._hay: list[str] = [haystack(e, n) for e, n in zip(self.entries, self._names, strict=True)]
+        self._model_w: int | None = None
+        self._cells_made: dict[tuple[int, bool], dict[str, Any]] = {}
+        self._fit_cells: dict[int, Cell] = {}
+        self._arranged: dict[tuple[str, bool], Arranged] = {}
+        self._matched: tuple[list[str], list[int] | None] = ([], None)
+        self._groups_shown: list[list[int]] = []  # the groups of the last refill, their matching members
+        self._by_group: dict[str, list[int]] | None = None  # the same by group key, made when asked
 
     # what the table shows -------------------------------------------------------------------------
 
-    def load(self, entries: list[LibraryEntry], fits: dict[str, Text], marks: list[str]) -> None:
+    def load(self, entries: list[LibraryEntry], fits: Mapping[str, Text], marks: list[str]) -> None:
         new = entries is not self.entries
+        if fits is not self.fits:
+            self._fit_cells = {}
         self.entries, self.fits, self.marks = entries, fits, list(marks)
+        if new:
+            self._forget_entries()
         self._fill()
         if new:
             self.read_measured()
@@ -152,7 +255,12 @@ class ModelTable(SafeTable):
         """Read the KLD and tok/s cells from quanttui's cached results, off the UI thread."""
         self._measured_worker(list(self.entries))
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="measured", name="measured results")
+    # The description is given: Textual otherwise makes one from the arguments' repr, every entry's facts
+    # (two seconds on the UI thread at 40,000 files).
+    @work(
+        thread=True, exclusive=True, exit_on_error=False, group="measured", name="measured results",
+        description="the KLD and tok/s of the library's files",
+    )  # fmt: skip
     def _measured_worker(self, entries: list[LibraryEntry]) -> None:
         self.post_message(MeasuredRead(measured_cells(entries)))
 
@@ -172,19 +280,49 @@ class ModelTable(SafeTable):
         self._fill()
 
     def set_query(self, query: str) -> None:
+        """Filter by `query`, coalesced: the rows follow at once, or within DEBOUNCE seconds of the last
+        refill, with the latest query."""
         self.query_text = query.strip()
-        self._fill()
+        if self._pending or self.query_text == self._applied:
+            return
+        self._pending = True
+        wait = self._quiet_at - time.monotonic()
+        if wait > 0:
+            self._timer = self.set_timer(wait, self.flush, name="filter")
+        else:
+            self.call_later(self.flush)
+
+    @property
+    def refill_pending(self) -> bool:
+        """Whether a query was typed that the rows do not show yet."""
+        return self._pending
+
+    def flush(self) -> None:
+        """Apply a query still waiting for its refill now (before the rows are read or moved)."""
+        if self._pending:
+            self._fill()
 
     def visible_entries(self) -> list[LibraryEntry]:
-        """The entries the filter lets through, in no particular order."""
-        q = self.query_text
-        return [e for e in self.entries if matches(e, q)] if q else list(self.entries)
+        """The entries the filter lets through, in no particular order (all of them, not only the rows
+        the table holds)."""
+        found = self._matching(self.query_text)
+        return list(self.entries) if found is None else [self.entries[i] for i in found]
+
+    def group_members(self, group: str) -> list[LibraryEntry]:
+        """The files of model `group` the filter lets through, as the rows show them, in library order."""
+        if self._by_group is None:
+            self._by_group = {self.entries[g[0]].group: g for g in self._groups_shown}
+        return [self.entries[i] for i in sorted(self._by_group.get(group, ()))]
 
     def cursor_key(self) -> str | None:
         """The row key under the cursor (a file path or `group:KEY`), None when the table is empty."""
+        self.flush()
         if not self.row_count:
             return None
         return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+
+    def on_focus(self) -> None:
+        self.flush()  # the keys that follow move the cursor over the rows of the query typed
 
     # sorting --------------------------------------------------------------------------------------
 
@@ -217,18 +355,24 @@ class ModelTable(SafeTable):
     # layout ---------------------------------------------------------------------------------------
 
     def _model_width(self) -> int:
-        split = [18 if len(e.parts) > 1 or e.missing else 0 for e in self.entries]
-        names = [len(e.group_label) + 10 for e in self.entries]
-        names += [len(e.name) + 4 + extra for e, extra in zip(self.entries, split, strict=True)]
-        return max(names, default=MODEL_MIN)
+        if self._model_w is None:
+            split = [18 if len(e.parts) > 1 or e.missing else 0 for e in self.entries]
+            names = [len(e.group_label) + 10 for e in self.entries]
+            names += [len(n) + 4 + extra for n, extra in zip(self._names, split, strict=True)]
+            self._model_w = max(names, default=MODEL_MIN)
+        return self._model_w
 
     def on_resize(self, event: Resize) -> None:
-        self._fill()
+        if self._plan() != self._planned or not self.columns:
+            self._fill()  # the columns change; rows keep their cells when they do not
+
+    def _plan(self) -> list[tuple[str, int]]:
+        width = self.size.width or self.app.size.width
+        return plan_columns(width - SCROLLBAR, self._model_width(), bool(self.measured))
 
     def _columns(self) -> None:
         """Rebuild the columns when the planned set or widths change (the table's width did)."""
-        width = self.size.width or self.app.size.width
-        plan = plan_columns(width - SCROLLBAR, self._model_width(), bool(self.measured))
+        plan = self._plan()
         if plan == self._planned and self.columns:
             self._relabel()
             return
@@ -244,32 +388,95 @@ class ModelTable(SafeTable):
             if key in self.columns:  # type: ignore[operator]
                 self.columns[key].label = Text(f"{label} {arrow}" if key == self.sort_key else label)  # type: ignore[index]
 
+    # the rows -------------------------------------------------------------------------------------
+
+    def _matching(self, query: str) -> list[int] | None:
+        """Indices (library order) of the entries every word of `query` is found in; None: all of them.
+        The last answer is kept, and a query that only adds to it searches within it."""
+        words = query.lower().split()
+        if not words:
+            return None
+        last_words, last = self._matched
+        if words == last_words:
+            return last
+        hay = self._hay
+        found: Iterable[int] = range(len(hay))
+        if last is not None and last_words and all(any(w in n for n in words) for w in last_words):
+            found = last  # every earlier word is inside a new one: the new matches are among the old
+        for w in words:
+            found = [i for i in found if w in hay[i]]
+        self._matched = (words, list(found))
+        return self._matched[1]
+
+    def _groups(self, found: list[int] | None) -> list[list[int]]:
+        """The groups the rows show, each its matching members in sort order, as `arrange` would order
+        the matching entries; the whole library's arrangement is made once per sort and filtered."""
+        sort = (self.sort_key, self.sort_reverse)
+        if sort not in self._arranged:
+            self._arranged = {sort: Arranged(arrange_indices(self.entries, *sort, self._names))}
+        every = self._arranged[sort]
+        if found is None or len(found) == len(self.entries):
+            return every.groups
+        buckets: dict[int, list[int]] = {}
+        for i in found:  # in library order: the groups come as met, like arrange's before they are sorted
+            buckets.setdefault(every.group_of[i], []).append(i)
+        groups = [sorted(b, key=every.rank.__getitem__) for b in buckets.values()]
+        _order_groups(self.entries, groups, *sort)
+        return groups
+
     def _fill(self) -> None:
+        self._pending = False
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
         keep = self.cursor_key()
         self._columns()
         self.clear()
-        shown = 0
+        self._applied = self.query_text
+        found = self._matching(self.query_text)
+        groups = self._groups(found)
+        self._groups_shown, self._by_group = groups, None
         keys = [k for k, _ in self._planned]
-        for group in arrange(self.visible_entries(), self.sort_key, self.sort_reverse):
-            count = len(group)
-            title = safe(group[0].group_label, style="bold")
+        blanks = [BLANK] * (len(keys) - 1)
+        marks = {path: n for n, path in reversed(list(enumerate(self.marks)))}
+        shown = 0
+        for group in groups:
+            if shown >= ROW_LIMIT:
+                break
+            first, count = self.entries[group[0]], len(group)
+            title = safe(first.group_label, style="bold")
             title.append(f"  {fmt.plural(count, 'file')}", style="italic")
-            self.add_row(title, *[""] * (len(keys) - 1), key=GROUP_PREFIX + group[0].group)
-            for i, e in enumerate(group):
-                cells = self._cells(e, self.fits.get(e.path, Text("")), last=i == count - 1)
-                cells["kld"], cells["tg"] = self.measured.get(e.path, (Text(""), Text("")))
-                if e.path in self.marks:
-                    n = self.marks.index(e.path)
-                    cells["model"] = (
-                        Text(f"{'AB'[n] if n < 2 else '•'} ", style="bold reverse") + cells["model"]
-                    )
-                self.add_row(*(cells[k] for k in keys), key=e.path)
+            self.add_row(Cell(title), *blanks, key=GROUP_PREFIX + first.group)
+            for n, i in enumerate(group[: ROW_LIMIT - shown]):
+                cells = self._row(i, last=n == count - 1, mark=marks.get(self.entries[i].path))
+                self.add_row(*(cells[k] for k in keys), key=self.entries[i].path)
                 shown += 1
         if keep is not None:
             with contextlib.suppress(Exception):
                 self.move_cursor(row=self.get_row_index(keep), scroll=False)
         self.refresh()
-        self.post_message(self.Refilled(self, shown))
+        self.post_message(self.Refilled(self, shown, len(self.entries) if found is None else len(found)))
+        self._quiet_at = time.monotonic() + DEBOUNCE
+
+    def _row(self, i: int, *, last: bool, mark: int | None) -> dict[str, Any]:
+        """Entry `i`'s cells: made once (per branch glyph), with its fit, measured figures and mark."""
+        e = self.entries[i]
+        made = self._cells_made.get((i, last))
+        if made is None:
+            made = {k: Cell(v) for k, v in self._cells(e, Text(""), last=last).items()}
+            self._cells_made[i, last] = made
+        cells = dict(made)
+        if not e.error:
+            fit = self._fit_cells.get(i)
+            if fit is None:
+                fit = self._fit_cells[i] = Cell(make=lambda fits=self.fits, path=e.path: fits.get(path, ""))
+            cells["fit"] = fit
+        measured = self.measured.get(e.path)
+        cells["kld"], cells["tg"] = (Cell(measured[0]), Cell(measured[1])) if measured else (BLANK, BLANK)
+        if mark is not None:
+            badge = Text(f"{'AB'[mark] if mark < 2 else '•'} ", style="bold reverse")
+            cells["model"] = Cell(badge + made["model"].text)
+        return cells
 
     @staticmethod
     def _cells(e: LibraryEntry, fit: Text, *, last: bool) -> dict[str, Any]:
