@@ -22,11 +22,11 @@ from quanttui.core.hub import guard as hub_guard
 from quanttui.core.library import Root
 from quanttui.core.paths import models_dir
 from quanttui.tui.app import create_app
-from quanttui.tui.screens.hub import HubScreen
 from tests.conftest import REPO
 from tests.core.test_hub_attack import in_thread, variant
 from tests.hubserver import Faults
 from tests.tui.pilot_help import until
+from tests.tui.test_hub_screen import search_from_the_library
 
 DRIP = 0.2  # seconds between bytes: any answer takes minutes to arrive whole
 BOMB = 512 << 20  # bytes the bomb expands to (it is about 0.5 MB on the wire)
@@ -154,10 +154,7 @@ async def test_quitting_is_not_held_up_by_a_dripping_hub(hub):
     hub.faults = Faults(drip=DRIP, only="/api/models")
     app = create_app([Root(models_dir(), "quanttui", True)], hardware("24GiB", "64GiB"))
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.pause(0.3)
-        await pilot.press("ctrl+f")
-        await until(pilot, lambda: isinstance(app.screen, HubScreen) and app.screen.focused is not None)
-        await pilot.press(*"tiny", "enter")
+        await search_from_the_library(pilot, "tiny")
         await until(pilot, lambda: hub.requests)  # the search is in flight, a byte at a time
         await pilot.press("ctrl+q")
     # What asyncio.run does once the app has returned: wait for every worker thread to end.

@@ -20,6 +20,7 @@ from quanttui.core.library import Root
 from quanttui.core.library.roots import hf_hub_cache, ollama_models
 from quanttui.core.organize import OrganizeError, execute_delete, plan_delete
 from quanttui.tui.cli import main
+from tests.core.test_organize_attack import snapshot
 
 OLD, NEW = "a" * 40, "b" * 40
 MODEL = "application/vnd.ollama.image.model"
@@ -27,21 +28,6 @@ MODEL = "application/vnd.ollama.image.model"
 
 def sha(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def snapshot(top: Path) -> dict[str, tuple[str, str]]:
-    """Every entry under `top` (links as their target, files by content hash): any change shows."""
-    out: dict[str, tuple[str, str]] = {}
-    for dirpath, dirnames, filenames in os.walk(top):
-        for name in dirnames + filenames:
-            p = Path(dirpath, name)
-            if p.is_symlink():
-                out[str(p)] = ("link", os.readlink(p))
-            elif p.is_file():
-                out[str(p)] = ("file", sha(p))
-            else:
-                out[str(p)] = ("other", "")
-    return out
 
 
 def trash_files() -> Path:

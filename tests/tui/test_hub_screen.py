@@ -14,14 +14,20 @@ from tests.tui.test_ab_screen import _until
 from tests.tui.test_library_screen import rendered
 
 
+async def search_from_the_library(pilot, query: str) -> None:
+    """From the Library at start: ctrl+f opens the Hub, `query` Enter searches."""
+    app = pilot.app
+    await pilot.pause(0.3)
+    await pilot.press("ctrl+f")
+    await until(pilot, lambda: isinstance(app.screen, HubScreen) and app.screen.focused is not None)
+    await pilot.press(*query, "enter")
+
+
 async def test_search_open_repo_download(hub, tiny, tmp_path):
     hub.repos[REPO].files["mislabeled-Q6_K.gguf"] = tiny.quants["Q2_K"]
     app = create_app([Root(models_dir(), "quanttui", True)], hardware("24GiB", "64GiB"))
     async with app.run_test(size=(160, 48)) as pilot:
-        await pilot.pause(0.3)
-        await pilot.press("ctrl+f")
-        await until(pilot, lambda: isinstance(app.screen, HubScreen) and app.screen.focused is not None)
-        await pilot.press(*"tiny", "enter")
+        await search_from_the_library(pilot, "tiny")
         results = app.screen.query_one("#hub-results")
         await _until(pilot, lambda: results.row_count == 2)
         await pilot.press("down", "enter")  # the second hit: the tiny llama repo (fewer downloads)
