@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -74,6 +75,7 @@ def requested_mode() -> tuple[str, str]:
     return (mode, "settings") if mode != "auto" else ("auto", "default")
 
 
+@functools.lru_cache(maxsize=1)
 def cpu_name() -> str:
     with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
         for line in fh.read(1 << 16).splitlines():
@@ -82,8 +84,10 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+@functools.lru_cache(maxsize=1)
 def build_key() -> str:
-    """This llama.cpp build and CPU: version, system info, the library file, the CPU's name."""
+    """This llama.cpp build and CPU: version, system info, the library file, the CPU's name (once a
+    process: every decision reads the verdict under this key)."""
     folder = Path(lib().__file__).parent / "lib"
     stamp = ""
     with contextlib.suppress(OSError):
