@@ -57,7 +57,7 @@ def run(args: list[str], env: dict[str, str], index: Path) -> tuple[float, int, 
     t = time.perf_counter()
     with tempfile.TemporaryFile() as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "quanttui.tui.cli", *args], stdout=out, stderr=subprocess.DEVNULL, env=env
+            [sys.executable, "-m", "quanttui.cli.main", *args], stdout=out, stderr=subprocess.DEVNULL, env=env
         )
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)

@@ -12,14 +12,14 @@ import threading
 import numpy as np
 import pytest
 
+from quanttui.cli.ab import print_turn
+from quanttui.cli.main import main
 from quanttui.core import llama
 from quanttui.core.ab import ABSession, GenConfig, Plan, plan_pair
 from quanttui.core.ab.metrics import distinct_n, first_divergence, longest_loop, loop_at_end, loops
 from quanttui.core.ab.process import ProcessEngine
 from quanttui.core.ab.worker_client import worker_log
 from quanttui.core.modelfile import inspect_file
-from quanttui.tui.ab_cli import print_turn
-from quanttui.tui.cli import main
 from tests.realmodel import real  # noqa: F401  (the session fixture)
 
 TOGETHER = Plan(False, {"a": 0, "b": 0}, "")

@@ -7,11 +7,11 @@ import json
 
 import pytest
 
+from quanttui.cli import ab as ab_cli
+from quanttui.cli.main import main
 from quanttui.core.ab import context
 from quanttui.core.ab.context import SideFacts, default_ctx, side_facts
 from quanttui.core.fit.devices import Device, Hardware
-from quanttui.tui import ab_cli
-from quanttui.tui.cli import main
 from tests.modelgen import write_tiny_model
 
 

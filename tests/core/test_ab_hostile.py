@@ -14,11 +14,11 @@ import threading
 import psutil
 import pytest
 
+from quanttui.cli.ab import print_turn
+from quanttui.cli.main import main
 from quanttui.core.ab import ABSession, GenConfig, Plan, SideResult, Turn
 from quanttui.core.ab.process import ProcessEngine
 from quanttui.core.ab.template import TemplateError, _compiled, render_chat
-from quanttui.tui.ab_cli import print_turn
-from quanttui.tui.cli import main
 from tests.modelgen import CHAT_TEMPLATE, write_model_with_template
 
 TOGETHER = Plan(False, {"a": 0, "b": 0}, "")
@@ -267,8 +267,8 @@ from functools import partial
 
 from quanttui.core.ab import GenConfig
 from quanttui.core.ab.process import ProcessEngine
-from quanttui.tui import ab_cli
-from quanttui.tui.cli import main
+from quanttui.cli import ab as ab_cli
+from quanttui.cli.main import main
 
 ab_cli.GenConfig = partial(GenConfig, template_seconds=600)
 run = ProcessEngine.run

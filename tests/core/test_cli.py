@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from quanttui.tui.cli import main
+from quanttui.cli.main import main
 
 
 def test_inspect_json_carries_the_contract(tiny, capsys):
@@ -76,7 +76,7 @@ def test_console_script_error_is_one_line(tmp_path):
     bad = tmp_path / "short.gguf"
     bad.write_bytes(b"GGUF\x03\x00\x00\x00")
     r = subprocess.run(
-        [sys.executable, "-m", "quanttui.tui.cli", "inspect", str(bad)],
+        [sys.executable, "-m", "quanttui.cli.main", "inspect", str(bad)],
         capture_output=True,
         text=True,
         env=os.environ.copy(),
@@ -91,8 +91,8 @@ def test_core_never_imports_textual():
     code = (
         "import sys; import quanttui.core, quanttui.core.modelfile, quanttui.core.library;"
         "import quanttui.core.format, quanttui.core.fit, quanttui.core.ab, quanttui.core.organize;"
-        "import quanttui.core.hub, quanttui.core.fit.measure, quanttui.tui.fit_cli, quanttui.tui.hub_cli;"
-        "import quanttui.tui.cli;"
+        "import quanttui.core.hub, quanttui.core.fit.measure, quanttui.cli.fit, quanttui.cli.hub;"
+        "import quanttui.cli.main;"
         "bad = sorted(m for m in sys.modules if m == 'textual' or m.startswith('textual.'));"
         "print(','.join(bad)); sys.exit(1 if bad else 0)"
     )

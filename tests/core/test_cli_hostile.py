@@ -14,10 +14,10 @@ import gguf
 import numpy as np
 import pytest
 
+from quanttui.cli import main as cli
+from quanttui.cli.main import main
 from quanttui.core.errors import QuanttuiError
 from quanttui.core.paths import cache_dir, models_dir
-from quanttui.tui import cli
-from quanttui.tui.cli import main
 from tests.modelgen import write_tiny_model
 
 # What an adversary puts in general.name: retitle the window, write the clipboard (OSC 52), plant an
@@ -148,7 +148,7 @@ def test_an_unexpected_exception_is_one_line_and_the_traceback_is_kept(monkeypat
 
 def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
-        [sys.executable, "-m", "quanttui.tui.cli", *args], capture_output=True, env=env, timeout=120
+        [sys.executable, "-m", "quanttui.cli.main", *args], capture_output=True, env=env, timeout=120
     )
 
 

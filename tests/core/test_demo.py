@@ -8,11 +8,12 @@ import sys
 
 import pytest
 
+from quanttui.cli import demo
+from quanttui.cli import main as cli
 from quanttui.core.library import Root, scan
 from quanttui.core.pathgate import PathRefused
 from quanttui.core.paths import models_dir
 from quanttui.core.quality import cache
-from quanttui.tui import cli, demo
 from quanttui.tui.widgets.measured import measured_cells
 
 

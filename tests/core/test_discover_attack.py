@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from quanttui.cli.main import main
 from quanttui.core.library import Root, active_roots, add_root, all_roots, remove_root, scan
 from quanttui.core.library.discover import discover
 from quanttui.core.settings import Settings
-from quanttui.tui.cli import main
 from tests.core.test_library import _hf_cache_repo
 
 CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH = 1, 2

@@ -15,12 +15,12 @@ import time
 import psutil
 import pytest
 
+from quanttui.cli.main import main
 from quanttui.core import doctor
 from quanttui.core import settings as settings_mod
 from quanttui.core.library.roots import all_roots
 from quanttui.core.llama import extra, ggml, lib, system_info, version
 from quanttui.core.paths import cache_dir, config_dir, data_dir, models_dir
-from quanttui.tui.cli import main
 from tests.hubserver import HubServer
 
 SENTINEL = "hf_DoctorSentinelTokenDoNotPrint0123456789"
@@ -201,7 +201,7 @@ def test_without_llama_cpp_each_section_says_so_and_the_rest_is_there(tmp_path):
     """llama_cpp cannot be imported in this child: its sections are errors, the report still comes."""
     code = (
         "import sys; sys.modules['llama_cpp'] = None\n"
-        "from quanttui.tui.cli import main\n"
+        "from quanttui.cli.main import main\n"
         "sys.exit(main(['doctor', '--json', '--no-hub']))\n"
     )
     env = {**os.environ, "QUANTTUI_CACHE_DIR": str(tmp_path / "cache")}

@@ -34,7 +34,7 @@ def _copies(tiny, folder: Path, n: int) -> list[str]:
 def _interrupt(args: list[str], when: Callable[[psutil.Process], bool]) -> tuple[int, str, str]:
     """Run `quanttui ARGS`, send SIGINT once `when(its process)` holds; (code, out, err)."""
     app = subprocess.Popen(
-        [sys.executable, "-m", "quanttui.tui.cli", *args],
+        [sys.executable, "-m", "quanttui.cli.main", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -154,7 +154,7 @@ def test_an_abort_or_an_oom_kill_is_not_blamed_on_extra_buffers():
 
 
 def test_the_cli_says_once_that_they_are_off_and_why(tiny, crashing, capsys):
-    from quanttui.tui import cli
+    from quanttui.cli import main as cli
 
     assert cli.main(["bench", str(tiny.quants["Q4_K_M"])]) == 0
     out, err = capsys.readouterr()
@@ -164,7 +164,7 @@ def test_the_cli_says_once_that_they_are_off_and_why(tiny, crashing, capsys):
 
 
 def test_the_cli_flag_sets_the_mode_for_the_model_processes(tiny, crashing, capsys):
-    from quanttui.tui import cli
+    from quanttui.cli import main as cli
 
     assert cli.main(["bench", str(tiny.quants["Q4_K_M"]), "--extra-buffers", "off", "--json"]) == 0
     [row] = json.loads(capsys.readouterr().out)

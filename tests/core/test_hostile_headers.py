@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from quanttui.cli import main as cli
 from quanttui.core.errors import QuanttuiError
 from quanttui.core.fit import FitError, FitSettings, estimate, fit_pair
 from quanttui.core.fit.devices import Device, Hardware
@@ -24,7 +25,6 @@ from quanttui.core.library.scan import LibraryEntry, sort_entries
 from quanttui.core.modelfile import GGUFError, inspect_file, read_header
 from quanttui.core.modelfile.checks import facts_problem
 from quanttui.core.modelfile.values import EAGER_ITEMS_BUDGET, ArrayRef
-from quanttui.tui import cli
 from tests.modelgen import HEADER_KEYS, WRONG_VALUES, raw_gguf, raw_llama
 
 ROOT = Path(__file__).resolve().parents[2]

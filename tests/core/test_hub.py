@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from quanttui.cli.main import main
 from quanttui.core.hub import HubError, fetch_header, partial_path, pull, remote_facts, repo_variants, search
 from quanttui.core.library import Root, scan
 from quanttui.core.modelfile import inspect_file, read_header
 from quanttui.core.paths import models_dir
-from quanttui.tui.cli import main
 from tests.conftest import REPO
 from tests.core.test_organize import no_room_after
 from tests.hubserver import Faults

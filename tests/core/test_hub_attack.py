@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from quanttui.cli.main import main
 from quanttui.core.hub import (
     HubError,
     NameRefused,
@@ -25,7 +26,6 @@ from quanttui.core.hub import (
 )
 from quanttui.core.library.roots import hf_hub_cache
 from quanttui.core.paths import cache_dir, models_dir
-from quanttui.tui.cli import main
 from quanttui.tui.downloads import DownloadJob, run_job
 from tests.conftest import REPO
 from tests.hubserver import HubRepo

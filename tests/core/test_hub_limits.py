@@ -13,6 +13,7 @@ import sys
 
 import pytest
 
+from quanttui.cli.main import main
 from quanttui.core.hub import (
     HubError,
     HubUnreachable,
@@ -28,7 +29,6 @@ from quanttui.core.hub import client as hub_client
 from quanttui.core.hub import remote as hub_remote
 from quanttui.core.library.roots import hf_hub_cache
 from quanttui.core.paths import models_dir
-from quanttui.tui.cli import main
 from tests.conftest import REPO
 from tests.core.test_hub_attack import (
     LADDER,
@@ -284,7 +284,7 @@ def test_an_unreachable_hub_is_said_at_once(closed_port, action):
 
 
 def test_offline_search_from_the_command_line_is_one_line(closed_port):
-    script = "import sys\nfrom quanttui.tui.cli import main\nsys.exit(main(['search', 'tiny']))\n"
+    script = "import sys\nfrom quanttui.cli.main import main\nsys.exit(main(['search', 'tiny']))\n"
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and out.stdout == ""
     assert "cannot reach the Hub" in one_line(out.stderr) and "offline" in out.stderr

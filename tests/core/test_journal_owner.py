@@ -13,9 +13,9 @@ import sys
 import time
 from pathlib import Path
 
+from quanttui.cli.main import main
 from quanttui.core.organize import recover_interrupted
 from quanttui.core.organize.journal import journal_dir
-from quanttui.tui.cli import main
 from tests.core.test_organize_attack import trash_files
 from tests.core.test_organize_recover import run_killed
 
@@ -23,7 +23,7 @@ from tests.core.test_organize_recover import run_killed
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     """`quanttui ARGS` as a process of its own (the test's isolated dirs come with the environment)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "quanttui.tui.cli", *args],
+        [sys.executable, "-m", "quanttui.cli.main", *args],
         env={**os.environ, **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

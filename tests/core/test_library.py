@@ -255,8 +255,8 @@ def test_settings_with_wrong_types_keep_what_is_usable(tmp_path):
 
 
 def test_cli_ls_with_bad_settings_and_index_says_one_line(tiny, tmp_path, capsys):
+    from quanttui.cli import main as cli
     from quanttui.core.library import index_path
-    from quanttui.tui import cli
 
     lib = tmp_path / "lib"
     _copy(tiny.quants["Q8_0"], lib / "a-Q8_0.gguf")

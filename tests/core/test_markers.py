@@ -14,10 +14,10 @@ from pathlib import Path
 import psutil
 import pytest
 
+from quanttui.cli.main import main
 from quanttui.core.library import Root
 from quanttui.core.organize import OrganizeError, in_use, mark_in_use, move, plan_delete, unmark_in_use
 from quanttui.core.paths import data_dir
-from quanttui.tui.cli import main
 
 NAME = "x" * 194 + ".gguf"  # 199 characters: more than the 180 the markers were once named by
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from quanttui.cli.main import main
 from quanttui.core import settings
 from quanttui.core.organize.journal import NAME_MAX, bounded_name, journal_dir
-from quanttui.tui.cli import main
 
 
 def test_roots_add_with_the_config_dir_a_file_is_one_line(tmp_path, monkeypatch, capsys):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from quanttui.cli.main import main
 from quanttui.core import format as fmt
 from quanttui.core.library import Root
 from quanttui.core.organize import (
@@ -31,7 +32,6 @@ from quanttui.core.organize import (
     rename,
     unmark_in_use,
 )
-from quanttui.tui.cli import main
 from tests.core.test_library import _hf_cache_repo
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from quanttui.cli.main import main
 from quanttui.core.library import Root
 from quanttui.core.library.discover import discover
 from quanttui.core.organize import (
@@ -23,7 +24,6 @@ from quanttui.core.organize import (
     rename,
 )
 from quanttui.core.organize.move import canonical_folder
-from quanttui.tui.cli import main
 
 MODEL = "application/vnd.ollama.image.model"
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from huggingface_hub import scan_cache_dir
 
+from quanttui.cli.main import main
 from quanttui.core.library import Root
 from quanttui.core.library.roots import hf_hub_cache
 from quanttui.core.organize import OrganizeError, execute_delete, find_duplicates, recover_interrupted
@@ -26,7 +27,6 @@ from quanttui.core.organize import dedupe as dedupe_mod
 from quanttui.core.organize import delete as delete_mod
 from quanttui.core.organize.delete_plan import DeletePlan, DeleteUnit
 from quanttui.core.organize.journal import journal_dir
-from quanttui.tui.cli import main
 from tests.core.test_library import _hf_cache_repo
 from tests.core.test_organize_recover import run_killed
 
@@ -467,7 +467,7 @@ def test_an_old_journal_without_numbered_folders_is_still_rolled_back(tmp_path):
 
 def test_mv_of_two_files_of_one_name_into_one_folder_is_refused_and_both_stay(tmp_path, capsys):
     """`mv p1/m.gguf p2/m.gguf dest`: the second would replace the first; nothing moves."""
-    from quanttui.tui.cli import main
+    from quanttui.cli.main import main
 
     root = tmp_path / "lib"
     for name, body in (("p1", b"GGUF one"), ("p2", b"GGUF two")):

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from quanttui.cli.main import main
 from quanttui.core.library import Root
 from quanttui.core.library.roots import hf_hub_cache, ollama_models
 from quanttui.core.organize import OrganizeError, execute_delete, plan_delete
-from quanttui.tui.cli import main
 from tests.core.test_organize_attack import snapshot
 
 OLD, NEW = "a" * 40, "b" * 40

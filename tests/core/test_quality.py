@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from quanttui.cli import quality as quality_cli
 from quanttui.core import llama
 from quanttui.core.paths import models_dir
 from quanttui.core.quality import cache
@@ -20,7 +21,6 @@ from quanttui.core.quality.bench import bench
 from quanttui.core.quality.eval import evaluate
 from quanttui.core.quality.host import ModelHost
 from quanttui.core.quality.text import EvalText, QualityError
-from quanttui.tui import quality_cli
 from tests.realmodel import real  # noqa: F401  (the session fixture)
 
 PROSE = (

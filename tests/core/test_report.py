@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from quanttui.cli.main import main
 from quanttui.core.modelfile import inspect_file
-from quanttui.tui.cli import main
-from quanttui.tui.report import quant_text
+from quanttui.core.report import quant_text
 from tests.modelgen import raw_gguf
 
 Q8_0, Q4_K = 8, 12  # ggml tensor types

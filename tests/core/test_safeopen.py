@@ -71,7 +71,7 @@ def _limit_memory() -> None:
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "quanttui.tui.cli", *args],
+        [sys.executable, "-m", "quanttui.cli.main", *args],
         capture_output=True,
         text=True,
         timeout=SECONDS,
@@ -146,7 +146,7 @@ def test_the_header_reader_refuses_a_fifo_and_a_device(tmp_path):
 
 
 def test_ls_lists_a_fifo_renamed_over_a_listed_file_as_an_error_row(tiny, tmp_path, monkeypatch, capsys):
-    from quanttui.tui.cli import main
+    from quanttui.cli.main import main
 
     scan_mod = importlib.import_module("quanttui.core.library.scan")
 

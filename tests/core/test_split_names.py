@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 
+from quanttui.cli.main import main
 from quanttui.core.hub import repo_variants
 from quanttui.core.library import Root, scan
 from quanttui.core.library.scan import index_path
 from quanttui.core.modelfile import inspect_file
 from quanttui.core.modelfile.split import split_parts
 from quanttui.core.paths import models_dir
-from quanttui.tui.cli import main
 from tests.conftest import REPO
 from tests.modelgen import raw_llama
 

@@ -8,11 +8,11 @@ import os
 import shutil
 from pathlib import Path
 
+from quanttui.cli.main import main
 from quanttui.core import format as fmt
 from quanttui.core.library import Root, scan
 from quanttui.core.organize import disk_usage
 from quanttui.core.organize.usage import OutsideLink
-from quanttui.tui.cli import main
 
 
 def _layout(tiny, tmp_path: Path) -> tuple[Path, Path, Path, Path]:

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from quanttui.cli.main import main
 from quanttui.core import settings as settings_mod
 from quanttui.core.fit import hardware
 from quanttui.core.library import Root, add_root
 from quanttui.core.paths import models_dir
 from quanttui.tui.app import create_app
-from quanttui.tui.cli import main
 from quanttui.tui.messages import ScanDone
 from quanttui.tui.screens.dialogs import AskScreen, ConfirmScreen
 from quanttui.tui.screens.help import HelpScreen

@@ -48,7 +48,7 @@ def test_bytes_that_are_not_utf8_do_not_end_the_app(isolated):
     env = {**os.environ, "TERM": "xterm-256color", "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HUB_OFFLINE": "1"}
     pid, fd = pty.fork()
     if pid == 0:  # the child: the app, as the quanttui command runs it
-        run = "from quanttui.tui.cli import main; raise SystemExit(main())"
+        run = "from quanttui.cli.main import main; raise SystemExit(main())"
         os.execve(sys.executable, [sys.executable, "-c", run], env)
     try:
         fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))

@@ -25,8 +25,8 @@ from ...core.hub import HubError, RepoListing, Variant, remote_facts, repo_varia
 from ...core.hub.guard import cancel_on, cancelled
 from ...core.library import LibraryEntry
 from ...core.library.groups import quant_from_name
+from ..core.report import inspect_text
 from ..messages import HubResult
-from ..report import inspect_text
 from ..safe import safe
 from ..state import LibraryState, library_state
 from ..widgets.fit_panel import verdict_cell

@@ -22,8 +22,8 @@ from ...core.organize import (
     link_extras,
 )
 from ...core.organize.dedupe import plan_delete_extras
+from ..core.report import bar
 from ..messages import DuplicatesFound, OperationDone, OperationProgress
-from ..report import bar
 from ..safe import safe
 from ..state import library_state
 from ..tones import tone

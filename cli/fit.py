@@ -81,7 +81,7 @@ def settings_from(args: argparse.Namespace) -> FitSettings:
 
 def _facts(path: str) -> dict[str, Any]:
     if path.startswith("hf:"):
-        from .hub_cli import HubCliError, remote_inspect
+        from .hub import HubCliError, remote_inspect
 
         try:
             return remote_inspect(path).to_dict()

@@ -17,13 +17,19 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
+from ..core import report
 from ..core import settings as settings_mod
 from ..core.errors import QuanttuiError
 from ..core.library import active_roots, add_root, all_roots, remove_root, scan
 from ..core.modelfile import inspect_file
 from ..core.paths import cache_dir
 from ..core.textsafe import clean
-from . import ab_cli, doctor_cli, fit_cli, hub_cli, organize_cli, quality_cli, report
+from . import ab as ab_cli
+from . import doctor as doctor_cli
+from . import fit as fit_cli
+from . import hub as hub_cli
+from . import organize as organize_cli
+from . import quality as quality_cli
 
 
 class CliError(QuanttuiError):
@@ -196,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command is None:
-            from .app import run_app
+            from ..tui.app import run_app
 
             return run_app()
         _recover_interrupted()

@@ -187,7 +187,7 @@ def run_demo(args: argparse.Namespace) -> int:
     def say(line: str) -> None:
         print(f"demo: {line}", file=sys.stderr, flush=True)
 
-    from .quality_cli import _interruptible
+    from .quality import _interruptible
 
     demo, interrupted = _interruptible(lambda cancel: build(say, cancel=cancel))
     if interrupted:

@@ -1,4 +1,4 @@
-"""Plain-text renderings for the CLI: the same facts the Library screen shows.
+"""Plain-text renderings of a model file and a library: the same facts the Library screen shows.
 
 Every line these functions return passes through core.textsafe.clean, so names, paths and header
 values from outside reach the terminal with their control, bidi and undecodable characters escaped.
@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..core import format as fmt
-from ..core.library import LibraryEntry, Root
-from ..core.textsafe import clean
+from . import format as fmt
+from .library import LibraryEntry, Root
+from .textsafe import clean
 
 
 def _kv(label: str, value: Any) -> str:
