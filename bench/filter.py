@@ -9,28 +9,33 @@ terminal sends it, and its figure includes any wait for the filter's coalescing 
 last refill). CPU time is printed beside wall time: other programs on a busy machine stretch the
 wall time more.
 
-`--against REV` runs the same table steps with git revision REV's ModelTable in the same process, side
-by side with ratios (REV's first display and keystrokes at 40,000 files take minutes: `--n` lower).
+The keys are typed `--rounds` times, each round in a fresh app, and the keystrokes' median and 90th
+percentile printed beside the 100 ms goal. `--against REV` does the same in the same process with git
+revision REV's ModelTable in the Library screen, rounds alternating with this tree's (the collector's
+frozen objects thawed before each of REV's rounds, as REV freezes none), and the same table steps side
+by side, with ratios (a revision before the 500-row window takes minutes at 40,000 files: `--n` lower).
 `--profile` prints cProfile's top functions for the first display and one keystroke.
-Run: python bench/filter.py [--n 40000] [--against HEAD] [--profile] [--rows N] [--keys N] [--app-only]
-(the whole app's figures of an older tree: run this file with that tree's package first on PYTHONPATH)
+Run: python bench/filter.py [--n 40000] [--against HEAD] [--rounds 3] [--profile] [--rows N] [--keys N]
+[--app-only] (the whole app of an older tree: run this file with that tree's package first on PYTHONPATH)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import gc
 import importlib.util
 import io
 import json
 import pstats
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -189,41 +194,112 @@ def fit_cells(entries: list[LibraryEntry]) -> dict[str, Text]:
     return cells
 
 
-async def whole_app(entries: list[LibraryEntry], folder: Path, profile: bool, presses: int) -> None:
-    """The real Library screen: a finished scan's entries arrive, then keys are typed into the filter."""
+@contextlib.contextmanager
+def in_library(cls: type) -> Iterator[None]:
+    """The Library screen builds and queries `cls` as its table while this lasts; its Refilled message
+    is this tree's, which the screen handles."""
+    from quanttui.tui.screens import library
+
+    if cls is model_table.ModelTable:
+        yield
+        return
+    cls.Refilled = model_table.ModelTable.Refilled
+    was, library.ModelTable = library.ModelTable, cls  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        library.ModelTable = was  # type: ignore[attr-defined]
+
+
+async def whole_app(
+    entries: list[LibraryEntry], folder: Path, profile: bool, presses: int, cls: type, say: bool
+) -> tuple[Took, list[Took]]:
+    """The real Library screen with table class `cls`: a finished scan's entries arrive, then keys are
+    typed into the filter, each after the screen has drawn the last. Each key's line printed if `say`."""
     hw = hardware("0", "32GiB")
     app = create_app([Root(folder, "folder", False)], hw)
-    async with app.run_test(size=(160, 48)) as pilot:
-        while app.library.scan.running or not app.screen.query("ModelTable"):
-            await pilot.pause(0.01)
-        table = app.screen.table
-        prof = cProfile.Profile() if profile else None
+    keys: list[Took] = []
+    with in_library(cls):
+        async with app.run_test(size=(160, 48)) as pilot:
+            while app.library.scan.running or not app.screen.query(cls):
+                await pilot.pause(0.01)
+            table = app.screen.table
+            prof = cProfile.Profile() if profile else None
 
-        async def arrive() -> None:
-            app.library.set_entries(entries, hw, [])
-            await settled(table)
-
-        first = await timed(arrive, prof)
-        limit = getattr(model_table, "ROW_LIMIT", None)  # None: a tree from before the limit
-        print(f"\nwhole app, {len(entries):,} files at 160x48 (ROW_LIMIT {limit})")
-        print(f"  first display (after the scan)   {first}")
-        if prof:
-            top(prof, "first display, whole app")
-        await pilot.press("slash")
-        await pilot.pause()
-        filt = app.screen.query_one("#filter")
-        for key in PRESSES[:presses]:
-            char = {"space": " ", "backspace": None}.get(key, key)
-            want = filt.value + char if char else filt.value[:-1]
-
-            async def press(key: str = key, char: str | None = char, want: str = want) -> None:
-                app.post_message(events.Key(key, char))
-                while filt.value != want or table.query_text != want.strip():
-                    await asyncio.sleep(0.001)
+            async def arrive() -> None:
+                app.library.set_entries(entries, hw, [])
                 await settled(table)
 
-            took = await timed(press)
-            print(f"  {key:9} -> {filt.value!r:8} rows {table.row_count:5,} {took}")
+            first = await timed(arrive, prof)
+            if say:
+                print(f"  first display (after the scan)   {first}")
+            if prof:
+                top(prof, "first display, whole app")
+            await pilot.press("slash")
+            await pilot.pause()
+            filt = app.screen.query_one("#filter")
+            for n, key in enumerate(PRESSES[:presses]):
+                char = {"space": " ", "backspace": None}.get(key, key)
+                want = filt.value + char if char else filt.value[:-1]
+
+                async def press(key: str = key, char: str | None = char, want: str = want) -> None:
+                    app.post_message(events.Key(key, char))
+                    while filt.value != want or table.query_text != want.strip():
+                        await asyncio.sleep(0.001)
+                    await settled(table)
+
+                prof = cProfile.Profile() if profile and n == 1 else None
+                took = await timed(press, prof)
+                keys.append(took)
+                if say:
+                    print(f"  {key:9} -> {filt.value!r:8} rows {table.row_count:5,} {took}")
+                if prof:
+                    top(prof, f"keystroke to {filt.value!r}, whole app")
+    return first, keys
+
+
+def spread(keys: list[Took]) -> tuple[float, float, float, float]:
+    """Median and 90th percentile of the keystrokes' wall and CPU times."""
+    walls, cpus = [k.wall for k in keys], [k.cpu for k in keys]
+
+    def p90(xs: list[float]) -> float:
+        return statistics.quantiles(xs, n=10)[-1] if len(xs) > 1 else xs[0]
+
+    return statistics.median(walls), p90(walls), statistics.median(cpus), p90(cpus)
+
+
+async def app_rounds(entries: list[LibraryEntry], folder: Path, args: argparse.Namespace) -> None:
+    """The whole app's keystrokes, `args.rounds` times, alternating with REV's table when asked."""
+    limit = getattr(model_table, "ROW_LIMIT", None)  # None: a tree from before the limit
+    typed = " ".join(PRESSES[: args.keys])
+    print(f"\nwhole app, {len(entries):,} files at 160x48 (ROW_LIMIT {limit}), keys: {typed}")
+    tables = [("this tree", table_class(None))]
+    if args.against:
+        tables.insert(0, (args.against, table_class(args.against)))
+    got: dict[str, list[Took]] = {name: [] for name, _ in tables}
+    for r in range(args.rounds):
+        for name, cls in tables:
+            gc.collect()
+            if cls is not model_table.ModelTable:
+                gc.unfreeze()  # as REV's process had it: nothing frozen
+            say = r == 0 or args.verbose
+            if say:
+                print(f" {name}, round {r + 1}")
+            first, keys = await whole_app(entries, folder, args.profile and r == 0, args.keys, cls, say)
+            got[name] += keys
+    print(f"\n per keystroke over {args.rounds} rounds of {args.keys} keys (goal < {GOAL_MS:.0f} ms), ms")
+    print(f"  {'':12} {'median wall':>12} {'p90 wall':>9} {'median CPU':>11} {'p90 CPU':>8}")
+    figures = {name: spread(keys) for name, keys in got.items()}
+    for name, f in figures.items():
+        print(f"  {name:12} {f[0]:12.1f} {f[1]:9.1f} {f[2]:11.1f} {f[3]:8.1f}")
+    this = figures["this tree"]
+    if args.against:
+        was = figures[args.against]
+        ratios = "  ".join(f"{a / b:5.1f}x" for a, b in zip(was, this, strict=True))
+        print(f"  {'ratio':12} {ratios}   ({args.against} / this tree)")
+    verdict = "under" if this[1] < GOAL_MS else "over"
+    median, p90 = this[0] / GOAL_MS, this[1] / GOAL_MS
+    print(f"  this tree, wall: median {median:.2f} and p90 {p90:.2f} of the goal, {verdict}")
 
 
 class TableApp(App):
@@ -281,6 +357,8 @@ async def main() -> None:
     parser.add_argument("--rows", type=int, help="this tree's ROW_LIMIT, for a sweep")
     parser.add_argument("--keys", type=int, default=len(PRESSES), help="how many of the keys to type")
     parser.add_argument("--app-only", action="store_true", help="the whole app's steps only")
+    parser.add_argument("--rounds", type=int, default=3, help="times the keys are typed, each in a fresh app")
+    parser.add_argument("--verbose", action="store_true", help="every round's keystrokes, not the first's")
     parser.add_argument(
         "--distinct-facts", action="store_true", help="one facts dict per file, as a scan gives (GBs)"
     )
@@ -292,7 +370,7 @@ async def main() -> None:
         assert facts is not None, error
         entries = make_entries(args.n, facts, distinct=args.distinct_facts)
         (Path(d) / "empty").mkdir()
-        await whole_app(entries, Path(d) / "empty", args.profile, args.keys)
+        await app_rounds(entries, Path(d) / "empty", args)
     if args.app_only:
         return
     fits = fit_cells(entries)

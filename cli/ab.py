@@ -12,15 +12,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..core.ab import ABSession, ContextRefused, GenConfig, Turn, check_context
-from ..core.ab.context import default_ctx, default_mode, side_facts
-from ..core.errors import QuanttuiError
+from ..core.ab import ABSession, ContextRefused, Turn, check_context
+from ..core.ab.config import DEFAULT_CTX, DEFAULT_MAX_TOKENS, MODES, starting_config
+from ..core.ab.context import side_facts
 from ..core.textsafe import clean, clean_path
+from .errors import CliError
 
-DEFAULT_CTX = 4096  # unless --ctx says otherwise, or either model was trained for less
 
-
-class AbCliError(QuanttuiError):
+class AbCliError(CliError):
     """One line for stderr."""
 
 
@@ -34,10 +33,10 @@ def add_parser(sub: Any) -> None:
         "--suite", type=Path, help='a text file (one prompt per line) or JSONL ({"prompt": ...})'
     )
     p.add_argument(
-        "--mode", choices=["chat", "completion"], help="default: chat when both carry a chat template"
+        "--mode", choices=list(MODES), help="default: chat when both carry a chat template"
     )
     p.add_argument("--system", help="system prompt (chat mode)")
-    p.add_argument("--max-tokens", type=int, default=256)
+    p.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS)
     p.add_argument(
         "--ctx",
         type=int,
@@ -115,21 +114,22 @@ def print_turn(t: Turn) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.max_tokens < 1:
         raise AbCliError("--max-tokens must be at least 1")
-    sides = {"a": side_facts(args.model_a), "b": side_facts(args.model_b)}
-    n_ctx = default_ctx(sides, DEFAULT_CTX) if args.ctx is None else args.ctx
-    try:  # as the A/B screen's /ctx: within both models' training and what fits, before either loads
-        check_context(args.model_a, args.model_b, n_ctx)
-    except ContextRefused as e:
-        raise AbCliError(f"--ctx refused: {e}") from None
-    prompts = read_suite(args.suite) if args.suite else [args.prompt]
-    cfg = GenConfig(
-        mode=args.mode or default_mode(sides),
+    sides = {"a": side_facts(args.model_a), "b": side_facts(args.model_b)}  # each header read once
+    facts = {n: s.facts for n, s in sides.items()}
+    cfg = starting_config(
+        sides,
+        mode=args.mode,
+        n_ctx=args.ctx,
         max_tokens=args.max_tokens,
-        n_ctx=n_ctx,
         system=args.system,
         stop_on_loop=args.stop_on_loop,
     )
-    session = ABSession(args.model_a, args.model_b, cfg)
+    try:  # as the A/B screen's /ctx: within both models' training and what fits, before either loads
+        check_context(args.model_a, args.model_b, cfg.n_ctx, facts=facts)
+    except ContextRefused as e:
+        raise AbCliError(f"--ctx refused: {e}") from None
+    prompts = read_suite(args.suite) if args.suite else [args.prompt]
+    session = ABSession(args.model_a, args.model_b, cfg, facts=facts)
     try:
         if session.plan.note:
             print(f"quanttui: {clean(session.plan.note)}", file=sys.stderr)

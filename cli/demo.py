@@ -18,7 +18,6 @@ from typing import Any
 
 from ..core import format as fmt
 from ..core import settings as settings_mod
-from ..core.errors import QuanttuiError
 from ..core.library import all_roots
 from ..core.pathgate import check, join_inside
 from ..core.paths import cache_dir, models_dir
@@ -26,6 +25,8 @@ from ..core.quality import ladder
 from ..core.quality.eval import EvalReport, Progress, evaluate
 from ..core.quality.text import QualityError
 from ..core.textsafe import clean, clean_path
+from .errors import CliError
+from .run import interruptible
 
 FOLDER = "demo/gemma-3-270m"
 CTX, CHUNKS = 256, 2  # about a minute of eval on two cores for three candidates
@@ -34,7 +35,7 @@ SIZES = {"source": 242 * MIB, "F16": 518 * MIB, "Q8_0": 278 * MIB, "Q3_K_M": 231
 Say = Callable[[str], None]
 
 
-class DemoError(QuanttuiError):
+class DemoError(CliError):
     """The demo cannot be made (package missing, no room, quantizer failed): one line."""
 
 
@@ -187,9 +188,7 @@ def run_demo(args: argparse.Namespace) -> int:
     def say(line: str) -> None:
         print(f"demo: {line}", file=sys.stderr, flush=True)
 
-    from .quality import _interruptible
-
-    demo, interrupted = _interruptible(lambda cancel: build(say, cancel=cancel))
+    demo, interrupted = interruptible(lambda cancel: build(say, cancel=cancel))
     if interrupted:
         say("interrupted; run quanttui demo again to finish (what is made is kept)")
         return 130

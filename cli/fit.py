@@ -15,11 +15,12 @@ from ..core.fit import KV_TYPES, FitError, FitSettings, estimate, fit_pair, hard
 from ..core.fit.estimate import DeviceUse
 from ..core.modelfile import GGUFError, inspect_file
 from ..core.textsafe import clean
+from .errors import CliError
 
 PARTS = ("weights", "kv_cache", "compute", "output", "overhead")
 
 
-class FitCliError(Exception):
+class FitCliError(CliError):
     """One cleaned line for stderr."""
 
     def __init__(self, message: str):

@@ -27,9 +27,10 @@ from ..core.hub import (
 )
 from ..core.modelfile.facts import ModelFacts
 from ..core.textsafe import clean, clean_path
+from .errors import CliError
 
 
-class HubCliError(Exception):
+class HubCliError(CliError):
     """One line for stderr."""
 
 
@@ -137,6 +138,8 @@ def run_pull(args: argparse.Namespace) -> int:
         to = args.to or settings_mod.load().download_to
         paths = pull(args.repo, v.files, listing.revision, progress=progress, to=to)
         print(file=sys.stderr)
+    except HubCliError:  # pick_variant's refusal: no progress line to end
+        raise
     except (QuanttuiError, OSError) as e:
         print(file=sys.stderr)
         raise HubCliError(str(e) if isinstance(e, QuanttuiError) else _os_error(e)) from None

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import sys
 import time
@@ -17,23 +16,16 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
-from ..core import report
-from ..core import settings as settings_mod
 from ..core.errors import QuanttuiError
-from ..core.library import active_roots, add_root, all_roots, remove_root, scan
-from ..core.modelfile import inspect_file
-from ..core.paths import cache_dir
 from ..core.textsafe import clean
-from . import ab as ab_cli
-from . import doctor as doctor_cli
-from . import fit as fit_cli
-from . import hub as hub_cli
-from . import organize as organize_cli
-from . import quality as quality_cli
 
+# Nothing heavy is imported here: main() imports llama_cpp first (before numpy) when this run may load
+# a model, then builds the parser, which imports the topic modules (and numpy, gguf) they need.
 
-class CliError(QuanttuiError):
-    """A one-line error for stderr; the command exits non-zero."""
+LOADS_MODELS = ("ab", "eval", "bench", "demo")
+# The runs that may load a model in this very process (the TUI's, `fit --measure`, the doctor's
+# llama.cpp checks) or start model processes: llama_cpp is imported before anything imports numpy.
+_PRELOADS = (*LOADS_MODELS, "doctor")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -43,95 +35,38 @@ class _Parser(argparse.ArgumentParser):
         super().error(clean(message))
 
 
+class _Version(argparse.Action):
+    """`--version`: `quanttui VERSION`, read from the installed metadata only when asked."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kw: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kw)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> None:
+        from .. import __version__
+
+        print(f"quanttui {__version__}")
+        parser.exit()
+
+
 def _err(message: object) -> None:
     print(f"quanttui: {clean(message)}", file=sys.stderr)
 
 
-def _inspect(args: argparse.Namespace) -> int:
-    results: list[dict[str, Any]] = []
-    failed = False
-    for path in args.paths:
-        try:
-            facts = hub_cli.remote_inspect(path) if path.startswith("hf:") else inspect_file(path)
-            results.append(facts.to_dict(tensors=args.tensors))
-        except (hub_cli.HubCliError, QuanttuiError, OSError) as e:
-            failed = True
-            results.append({"path": path, "error": str(e)})
-    if args.json:
-        out = results[0] if len(results) == 1 else results
-        print(json.dumps(out, indent=2, default=str))
-    else:
-        for i, item in enumerate(results):
-            if "error" in item:
-                _err(f"{item['path']}: {item['error']}")
-            else:
-                if i:
-                    print()
-                print(report.inspect_text(item, tensors=args.tensors))
-    return 1 if failed else 0
-
-
-def _ls(args: argparse.Namespace) -> int:
-    s = settings_mod.load()
-    if s.load_error:
-        _err(s.load_error)
-    roots = active_roots(s)
-    skipped: list[str] = []
-    entries = scan(roots, skipped=skipped)
-    for line in skipped:
-        _err(line)
-    if args.json:
-        print(json.dumps([e.to_dict() for e in entries], indent=2, default=str))
-    elif not entries:
-        print(report.empty_library_text(all_roots(s)))
-    else:
-        print(report.ls_text(entries))
-    return 0
-
-
-def _roots(args: argparse.Namespace) -> int:
-    if args.action:
-        if not args.path:
-            raise CliError(f"roots {args.action} needs a PATH")
-        with settings_mod.update() as s:
-            known = {str(r.path) for r, state in all_roots(s) if state != "hidden"}
-            try:
-                root = (add_root if args.action == "add" else remove_root)(s, args.path)
-            except ValueError as e:
-                raise CliError(str(e)) from None
-        added = "already a root" if str(root.path) in known else "added"
-        verb = added if args.action == "add" else "hidden" if root.default else "removed"
-        print(clean(f"{verb}: {root.path}"))
-        return 0
-    s = settings_mod.load()
-    rows = [
-        {"path": str(r.path), "kind": r.kind, "default": r.default, "state": st} for r, st in all_roots(s)
-    ]
-    if args.json:
-        print(json.dumps(rows, indent=2))
-    else:
-        print(report.roots_text(rows))
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
+    from . import ab as ab_cli
+    from . import doctor as doctor_cli
+    from . import fit as fit_cli
+    from . import hub as hub_cli
+    from . import library as library_cli
+    from . import organize as organize_cli
+    from . import quality as quality_cli
+
     p = _Parser(
         prog="quanttui", description="Which GGUF quant should you run, and what do you lose by going lower?"
     )
+    p.add_argument("--version", action=_Version, help="print quanttui's version and exit")
     sub = p.add_subparsers(dest="command")
-    pi = sub.add_parser("inspect", help="show a GGUF file's model and quant facts")
-    pi.add_argument("paths", nargs="+", metavar="PATH")
-    pi.add_argument("--json", action="store_true", help="print JSON (a list when several paths)")
-    pi.add_argument("--tensors", action="store_true", help="include every tensor's type and shape")
-    pi.set_defaults(func=_inspect)
-    pl = sub.add_parser("ls", help="list every GGUF in the library roots")
-    pl.add_argument("--json", action="store_true")
-    pl.set_defaults(func=_ls)
-    pr = sub.add_parser("roots", help="show, add or remove library folders")
-    pr.add_argument("action", nargs="?", choices=["add", "remove"])
-    pr.add_argument("path", nargs="?")
-    pr.add_argument("--json", action="store_true")
-    pr.set_defaults(func=_roots)
+    library_cli.add_parsers(sub)
     fit_cli.add_parser(sub)
     ab_cli.add_parser(sub)
     organize_cli.add_parsers(sub)
@@ -145,6 +80,18 @@ def build_parser() -> argparse.ArgumentParser:
         )
     doctor_cli.add_parser(sub)
     return p
+
+
+def _preload_llama(argv: Sequence[str]) -> None:
+    """Import llama_cpp now, before numpy, when this run may load a model in this process (a CUDA
+    build segfaults at tokenizer load otherwise): the TUI, the model commands, `fit --measure`."""
+    if any(a in ("-h", "--help", "--version") for a in argv):
+        return
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command is None or command in _PRELOADS or (command == "fit" and "--measure" in argv):
+        from ..core.llama.lib import preload
+
+        preload()
 
 
 def _tolerant_streams() -> None:
@@ -161,9 +108,6 @@ def _recover_interrupted() -> None:
 
     for line in recover_interrupted():
         _err(line)
-
-
-LOADS_MODELS = ("ab", "eval", "bench", "demo")
 
 
 def _say_extra_buffers(before: bool) -> None:
@@ -183,6 +127,8 @@ def _say_extra_buffers(before: bool) -> None:
 
 def _unexpected(e: Exception, argv: Sequence[str]) -> int:
     """A bug or an unforeseen failure: one cleaned line, the full traceback kept in the cache dir."""
+    from ..core.paths import cache_dir
+
     where = ""
     try:
         log = cache_dir() / "errors.log"
@@ -199,6 +145,7 @@ def _unexpected(e: Exception, argv: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     _tolerant_streams()
+    _preload_llama(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     try:
         if args.command is None:
@@ -216,13 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             if loads:
                 _say_extra_buffers(before=False)
-    except (
-        QuanttuiError,
-        fit_cli.FitCliError,
-        ab_cli.AbCliError,
-        organize_cli.OrganizeCliError,
-        hub_cli.HubCliError,
-    ) as e:
+    except QuanttuiError as e:  # CliError (cli/errors.py) and every refusal of core
         _err(e)
         return 2
     except KeyboardInterrupt:

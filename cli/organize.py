@@ -21,9 +21,10 @@ from ..core.organize import (
 )
 from ..core.organize.dedupe import plan_delete_extras
 from ..core.textsafe import clean, clean_path
+from .errors import CliError
 
 
-class OrganizeCliError(Exception):
+class OrganizeCliError(CliError):
     """One line for stderr."""
 
 

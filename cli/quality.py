@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from ..core import format as fmt
-from ..core.errors import QuanttuiError
 from ..core.fit import hardware
 from ..core.quality.advise import Advice, advise
 from ..core.quality.bench import bench
@@ -21,11 +19,11 @@ from ..core.quality.text import EvalText, QualityError
 from ..core.quality.typical import source_line
 from ..core.textsafe import clean
 from . import demo
+from .errors import CliError
+from .run import interruptible
 
-T = TypeVar("T")
 
-
-class QualityCliError(QuanttuiError):
+class QualityCliError(CliError):
     """One line for stderr."""
 
 
@@ -38,10 +36,12 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--text", metavar="FILE", help="a UTF-8 text file (default: the text quanttui ships)")
     p.add_argument("--ctx", type=int, help="tokens per chunk, the second half scored (default 512)")
     p.add_argument("--chunks", type=int, help="chunks to score (default: all the text holds)")
+    p.add_argument("--again", action="store_true", help="measure again, replacing the recorded figures")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run_eval)
     p = sub.add_parser("bench", help="prompt and generation tokens/s (llama-bench's pp512 / tg128)")
     p.add_argument("models", nargs="+", metavar="MODEL")
+    p.add_argument("--again", action="store_true", help="measure again, replacing the recorded figures")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run_bench)
     p = sub.add_parser("advise", help="which quant of a model to run here, with what each loses")
@@ -52,54 +52,6 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run_advise)
     demo.add_parser(sub)
-
-
-def _interruptible(work: Callable[[threading.Event], T]) -> tuple[T, bool]:
-    """Run `work(cancel)` in a thread; Ctrl+C sets cancel and waits for what it finished (a second
-    Ctrl+C quits at once). True with the result when it was cancelled.
-
-    Ctrl+C is a SIGINT handler that only sets the event, and the wait is on an event the thread sets
-    when done, never `Thread.join`: on CPython 3.11 a KeyboardInterrupt that lands in `join()` marks
-    the thread as stopped while it still runs (`is_alive()` turns False), so the caller read a result
-    that was not there yet (KeyError: 'value') and lost every finished row.
-    """
-    cancel = threading.Event()
-    done = threading.Event()
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = work(cancel)
-        except BaseException as e:  # noqa: BLE001  handed to the main thread
-            box["error"] = e
-        finally:
-            done.set()
-
-    def on_sigint(signum: int, frame: Any) -> None:
-        if cancel.is_set():
-            raise KeyboardInterrupt  # the second Ctrl+C: quit without waiting
-        cancel.set()
-
-    installed, previous = _handle_sigint(on_sigint)
-    try:
-        threading.Thread(target=target, name="quality", daemon=True).start()
-        while not done.wait(0.2):
-            pass
-    finally:
-        if installed:
-            signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
-    if "error" in box:
-        raise box["error"]
-    return box["value"], cancel.is_set()
-
-
-def _handle_sigint(handler: Callable[[int, Any], None]) -> tuple[bool, Any]:
-    """Install `handler` for SIGINT: (True, the handler it replaces), or (False, None) where none can
-    be set (on a thread other than the main one, where Ctrl+C is not delivered anyway)."""
-    try:
-        return True, signal.signal(signal.SIGINT, handler)
-    except ValueError:
-        return False, None
 
 
 def _progress(quiet: bool) -> Callable[[Progress], None] | None:
@@ -118,14 +70,30 @@ def _num(v: Any, spec: str) -> str:
     return format(v, spec) if isinstance(v, (int, float)) else "-"
 
 
+def _pm(v: Any, se: Any, spec: str, scale: float = 1.0) -> str:
+    """`v ± se` as llama-perplexity and llama-bench print it (just `v` when there is no ±)."""
+    if not isinstance(v, (int, float)):
+        return "-"
+    out = format(v * scale, spec)
+    return f"{out}±{format(se * scale, spec)}" if isinstance(se, (int, float)) else out
+
+
+def _when(record: Any) -> str:
+    import time as _time
+
+    at = getattr(record, "measured_at", None)
+    return _time.strftime("%m-%d %H:%M", _time.localtime(at)) if at else ""
+
+
 def eval_text(report: EvalReport) -> str:
     lines = [
-        f"reference  {clean(Path(report.reference).name)}   ppl {_num(report.ref_ppl, '.4f')}",
+        f"reference  {clean(Path(report.reference).name)}   "
+        f"ppl {_pm(report.ref_ppl, report.ref_ppl_se, '.4f')}",
         f"text       {clean(report.text.name)} ({_num(report.n_tokens, 'd')} tokens), ctx {report.ctx}, "
         f"{report.chunks if report.chunks is not None else 'all'} chunks",
         "",
-        f"  {'model':<34}{'KLD mean':>10}{'median':>10}{'p99':>9}{'max':>9}{'top-1':>8}{'ppl':>11}"
-        f"{'ratio':>8}{'Δp mean':>9}{'Δp RMS':>8}{'tokens':>8}{'s':>7}",
+        f"  {'model':<34}{'KLD mean ± se':>18}{'median':>10}{'p99':>9}{'max':>9}{'top-1 %':>13}"
+        f"{'ppl':>11}{'ratio':>15}{'Δp mean':>9}{'Δp RMS':>8}{'tokens':>8}{'s':>12}",
     ]
     for c in report.candidates:
         name = clean(Path(c.model).name)[:33]
@@ -135,12 +103,13 @@ def eval_text(report: EvalReport) -> str:
         g = c.get
         top1 = g("top1_agreement")
         lines.append(
-            f"  {name:<34}{_num(g('kld_mean'), '.5f'):>10}{_num(g('kld_median'), '.5f'):>10}"
+            f"  {name:<34}{_pm(g('kld_mean'), g('kld_mean_se'), '.5f'):>18}{_num(g('kld_median'), '.5f'):>10}"
             f"{_num(g('kld_p99'), '.4f'):>9}{_num(g('kld_max'), '.3f'):>9}"
-            f"{_num(top1 * 100 if top1 is not None else None, '.2f') + '%':>8}{_num(g('ppl'), '.5g'):>11}"
-            f"{_num(g('ppl_ratio'), '.4f'):>8}{_num((g('p_diff_mean') or 0) * 100, '+.2f') + '%':>9}"
+            f"{_pm(top1, g('top1_agreement_se'), '.2f', 100.0):>13}{_num(g('ppl'), '.5g'):>11}"
+            f"{_pm(g('ppl_ratio'), g('ppl_ratio_se'), '.4f'):>15}"
+            f"{_num((g('p_diff_mean') or 0) * 100, '+.2f') + '%':>9}"
             f"{_num((g('p_diff_rms') or 0) * 100, '.2f') + '%':>8}{_num(g('tokens_scored'), 'd'):>8}"
-            f"{'cached' if c.cached else _num(g('seconds'), '.1f'):>7}"
+            f"{'from ' + _when(c.record) if c.cached else _num(g('seconds'), '.1f'):>12}"
         )
     if report.cancelled:
         lines.append("cancelled: rows without figures were not finished")
@@ -160,9 +129,10 @@ def run_eval(args: argparse.Namespace) -> int:
                 chunks=args.chunks,
                 on_progress=_progress(args.json),
                 cancel=cancel,
+                again=args.again,
             )
 
-        report, interrupted = _interruptible(work)
+        report, interrupted = interruptible(work)
     except QualityError as e:
         raise QualityCliError(str(e)) from None
     if sys.stderr.isatty() and not args.json:
@@ -177,11 +147,11 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    results, interrupted = _interruptible(lambda cancel: bench(args.models, cancel=cancel))
+    results, interrupted = interruptible(lambda cancel: bench(args.models, cancel=cancel, again=args.again))
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=2))
     else:
-        print(f"  {'model':<40}{'pp t/s':>10}{'tg t/s':>10}{'load s':>8}{'threads':>8}")
+        print(f"  {'model':<40}{'pp t/s':>14}{'tg t/s':>12}{'load s':>8}{'threads':>8}")
         for r in results:
             name = clean(Path(r.model).name)[:39]
             if r.error:
@@ -190,11 +160,14 @@ def run_bench(args: argparse.Namespace) -> int:
             f = r.figures
             pp = f"pp{f.get('pp_tokens')}" if f.get("pp_tokens") != 512 else ""
             tg = f"tg{f.get('tg_tokens')}" if f.get("tg_tokens") != 128 else ""
-            cached = "cached" if r.cached else ""
+            cached = f"recorded {_when(r.record)} (--again to measure again)" if r.cached else ""
+            busy = f"BUSY: {r.record.conditions.get('busy_reason')}" if r.busy else ""
+            kept = f"(kept the idle record of {_when(r.kept)})" if r.kept is not None else ""
             print(
-                f"  {name:<40}{_num(f.get('pp_tokens_per_second'), '.1f'):>10}"
-                f"{_num(f.get('tg_tokens_per_second'), '.1f'):>10}{_num(f.get('load_seconds'), '.2f'):>8}"
-                f"{_num(f.get('threads'), 'd'):>8}  {' '.join(x for x in (pp, tg, cached) if x)}"
+                f"  {name:<40}{_pm(f.get('pp_tokens_per_second'), f.get('pp_stdev'), '.1f'):>14}"
+                f"{_pm(f.get('tg_tokens_per_second'), f.get('tg_stdev'), '.1f'):>12}"
+                f"{_num(f.get('load_seconds'), '.2f'):>8}"
+                f"{_num(f.get('threads'), 'd'):>8}  {' '.join(x for x in (pp, tg, cached, busy, kept) if x)}"
             )
         if interrupted:
             print("cancelled: rows without figures were not finished")
@@ -209,7 +182,8 @@ def advise_text(a: Advice) -> str:
         e = a.eval_settings
         lines.append(
             f"quality: eval against {clean(Path(a.reference).name)} on {clean(e.get('text'))}, "
-            f"ctx {e.get('ctx')}"
+            f"ctx {e.get('ctx')} × {e.get('chunks')} chunks"
+            + (f" ({len(a.other_eval_sets)} other settings not shown)" if a.other_eval_sets else "")
         )
     else:
         lines.append("quality: not measured (run quanttui eval REFERENCE CANDIDATE...)")
@@ -228,7 +202,7 @@ def advise_text(a: Advice) -> str:
             continue
         q = r.quality or {}
         top1 = q.get("top1_agreement")
-        tg = _num(r.tg, ".1f") + ("~" if r.tg_source == "estimated" else "")
+        tg = _num(r.tg, ".1f") + ("~" if r.tg_source == "estimated" else "!" if r.tg_busy else "")
         kld = (
             "reference" if r.is_reference else _num(q.get("kld_mean"), ".4f") if r.quality else "not measured"
         )
@@ -240,8 +214,14 @@ def advise_text(a: Advice) -> str:
         )
     lines.append("")
     lines.append(f"recommended: {clean(Path(a.recommended).name) if a.recommended else 'none'} ({a.reason})")
+    if a.to_measure:
+        lines.append(f"to measure: {clean(a.to_measure)}")
     if any(r.tg_source == "estimated" for r in a.rows):
         lines.append("~ estimated from a measured quant of the group, scaled by file size")
+    if any(r.tg_busy for r in a.rows):
+        lines.append("! measured while the machine was busy: quanttui bench --again MODEL")
+    if any(r.tg_note for r in a.rows):
+        lines.append("tok/s is shown only for the device it was measured on (see --json tg_note)")
     return "\n".join(lines)
 
 
@@ -258,8 +238,7 @@ def advise_hub_text(a: Advice) -> str:
         f"{clean(a.group)}  at context {a.ctx}  (revision {clean(hub.get('revision'))[:12]})",
         "quality: not measured; typical for each quant type, from llama.cpp's published figures (see ¹)",
         "",
-        f"  {'':2}{'file':<36}{'quant':<9}{'size':>11}{'bpw':>6}  {'fit':<24}"
-        f"{'KLD¹':>18} {'ppl ×¹':>17}",
+        f"  {'':2}{'file':<36}{'quant':<9}{'size':>11}{'bpw':>6}  {'fit':<24}{'KLD¹':>18} {'ppl ×¹':>17}",
     ]
     for r in a.rows:
         mark = "→ " if r.model == a.recommended else "  "

@@ -1,6 +1,7 @@
 """Model worker processes that die with the app: the app starts them from a thread that lasts
 (Linux's parent-death signal follows the starting thread) and talks to them over a socket pair; the
-child asks the kernel for that signal. Shared by the A/B worker and the eval/bench worker."""
+child asks the kernel for that signal. Shared by the A/B worker and the eval/bench worker: one
+client base (WorkerClient), one WorkerDied, one death note and one extra-buffer fallback."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -152,3 +155,173 @@ def worker_main(serve: Callable[[Connection], None], argv: list[str]) -> int:
         LlamaLogCapture.echo_to(2)
     serve(Connection(int(argv[1])))
     return 0
+
+
+# The app's end ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ok:
+    """A worker's reply to a request: its value."""
+
+    value: Any = None
+
+
+@dataclass(frozen=True)
+class Err:
+    """A worker's reply to a request that failed: one line."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Close:
+    """Unload and end: the last request a worker is sent."""
+
+
+class WorkerDied(RuntimeError):
+    """The worker process ended in the middle of a request; the text says how (signal, last log line),
+    `head` and `detail` split it where a pane puts what the sides were doing."""
+
+    def __init__(self, head: str = "the model process is not running", detail: str = "") -> None:
+        super().__init__(head + detail)
+        self.head, self.detail = head, detail
+
+
+class WorkerError(RuntimeError):
+    """The worker answered a request with an error (one line)."""
+
+
+LOG_LIMIT = 4 << 20  # a log appended to is written anew past this size
+
+
+class WorkerClient:
+    """The app's end of one model worker process at a time: start it (`MODULE`, its output in
+    `LOG_NAME` under the cache dir), send requests, read events until the reply, say how it died
+    (its signal and last log line) and, once after a crash with llama.cpp's extra buffers on in auto,
+    whether to try again without them (`fall_back`). `crashed` says how the last one died."""
+
+    MODULE = ""
+    LOG_NAME = ""
+    APPEND = True  # keep earlier workers' output (under LOG_LIMIT), so two apps keep their crashes
+    CLOSE_GRACE = 5.0  # seconds a closing worker has to unload before it is killed
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        from .llama.extra import WorkerChoice
+
+        self.crashed: str | None = None  # how the worker last died, until a new one has loaded
+        self.last_exit: int | None = None  # the last worker's exit status, once it has died
+        self.extra = WorkerChoice()  # llama.cpp's extra buffers for the next worker
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._conn: Connection | None = None
+        self._send_lock = threading.Lock()
+        self._log_start = 0  # where this worker's output begins in its log
+        self._interrupted = False  # killed on purpose (interrupt): not a crash to fall back from
+        super().__init__(*args, **kw)
+
+    @classmethod
+    def log(cls) -> Path:
+        """Where the worker's stdout and stderr go: llama.cpp's log goes to a callback, but its aborts
+        (GGML_ASSERT, CUDA errors) print there, and the last line names the cause of a crash."""
+        from .paths import cache_dir
+
+        return cache_dir() / cls.LOG_NAME
+
+    @property
+    def pid(self) -> int | None:
+        """The worker's process id while it runs."""
+        return self._proc.pid if self._proc else None
+
+    def _start(self) -> None:
+        log = self.log()
+        big = log.is_file() and log.stat().st_size > LOG_LIMIT
+        self._interrupted = False
+        self._proc, self._conn, self._log_start = spawn_worker(
+            self.MODULE, log, append=self.APPEND and not big, env=self.extra.env()
+        )
+
+    def _died(self) -> WorkerDied:
+        proc, conn = self._proc, self._conn
+        self._proc = self._conn = None
+        if conn is not None:
+            conn.close()
+        code = reap(proc) if proc is not None else None  # reaped: its in-use markers read as stale
+        self.last_exit = code
+        head, detail = death_note(code, self.log(), self._log_start, self.extra.cause())
+        self.crashed = head + detail
+        return WorkerDied(head, detail)
+
+    def fall_back(self, during: str) -> bool:
+        """After the worker died: True when extra buffers were on in auto and are now off for this
+        machine, so the caller tries again (once) with a fresh worker. A worker killed on purpose
+        (`interrupt`) is not a crash."""
+        return not self._interrupted and self.extra.fall_back(self.last_exit, during)
+
+    def _send(self, msg: Any) -> None:
+        if self._conn is None:
+            raise self._died()
+        with self._send_lock:
+            try:
+                self._conn.send(msg)
+            except OSError:
+                raise self._died() from None
+
+    def _call(
+        self,
+        msg: Any,
+        on_event: Callable[[Any], None] | None = None,
+        sent: Callable[[], None] | None = None,
+    ) -> Any:
+        """Send a request (then call `sent`) and hand each event to `on_event` until its reply:
+        the reply's value, WorkerError for an error reply, WorkerDied if the process ends first."""
+        self._send(msg)
+        if sent is not None:
+            sent()
+        while True:
+            try:
+                reply = self._conn.recv() if self._conn else None
+            except (EOFError, OSError):
+                reply = None
+            if reply is None:
+                raise self._died()
+            if isinstance(reply, Ok):
+                return reply.value
+            if isinstance(reply, Err):
+                raise WorkerError(reply.text)
+            if on_event is not None:
+                on_event(reply)
+
+    def _goodbye(self) -> list[Any]:
+        """What a closing worker is sent."""
+        return [Close()]
+
+    def close(self) -> None:
+        """Let the worker unload for CLOSE_GRACE seconds, then kill it if it has not ended."""
+        proc, conn = self._proc, self._conn
+        self._proc = self._conn = None
+        if proc is None:
+            return
+        deadline = time.monotonic() + self.CLOSE_GRACE
+        if conn is not None:
+            try:
+                with self._send_lock:
+                    for msg in self._goodbye():
+                        conn.send(msg)
+                while conn.poll(max(0.0, deadline - time.monotonic())):
+                    conn.recv()  # events and replies, until the worker closes its end
+            except (EOFError, OSError):
+                pass
+            conn.close()
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def interrupt(self) -> None:
+        """Kill the worker at once (from another thread: a cancel in the middle of a long request);
+        the request in flight raises WorkerDied, and no fallback follows."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            self._interrupted = True
+            proc.kill()

@@ -128,7 +128,8 @@ def devices_in_child(timeout: float = DEVICES_TIMEOUT) -> list[dict[str, Any]]:
     found = json.loads(lines[-1])
     if isinstance(found, dict) and "error" in found:
         raise RuntimeError(str(found["error"]))
-    return found
+    devices: list[dict[str, Any]] = found
+    return devices
 
 
 def _devices() -> list[dict[str, Any]]:
@@ -370,7 +371,7 @@ def as_text(r: dict[str, Any], width: int = WIDTH) -> str:
     blocks.append(block("quanttui", r.get("quanttui"), own))
 
     def llama(s: dict[str, Any]) -> list[str]:
-        backends = r.get("backends")
+        backends = r["backends"]  # a list, or {"error": ...} (report() always sets it)
         names = ", ".join(backends) if isinstance(backends, list) else backends.get("error", "?")
         return [
             *row("llama-cpp-python", s["version"]),

@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TypeGuard
 
 from .errors import QuanttuiError
 from .textsafe import clean, clean_path
@@ -111,6 +112,6 @@ def join_inside(top: str | os.PathLike[str], name: str) -> Path:
     return path
 
 
-def valid_ollama_digest(digest: object) -> bool:
+def valid_ollama_digest(digest: object) -> TypeGuard[str]:
     """Whether a manifest's layer digest is `sha256:` (or `sha256-`) and 64 lowercase hex digits."""
     return isinstance(digest, str) and OLLAMA_DIGEST.fullmatch(digest) is not None

@@ -7,7 +7,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,7 +88,7 @@ def _clean_value(name: str, value: Any) -> Any:
     return value
 
 
-_CHECKS = {
+_CHECKS: dict[str, Callable[[Any], bool]] = {
     "roots": _is_str_list,
     "hidden_roots": _is_str_list,
     "theme": lambda v: isinstance(v, str) and 0 < len(v) <= 200,

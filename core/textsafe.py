@@ -45,8 +45,9 @@ def clean_path(path: object) -> str:
     """A path for display: `os.fspath` text cleaned to one line."""
     import os
 
+    text: str | bytes
     try:
-        text = os.fspath(path)  # type: ignore[arg-type]
+        text = os.fspath(path) if isinstance(path, (str, bytes, os.PathLike)) else str(path)
     except TypeError:
         text = str(path)
     if isinstance(text, bytes):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 
 from tests.hubserver import HubRepo, HubServer
 from tests.modelgen import quantize, quantized_bpw, write_tiny_model
+from tests.realmodel import session_folder
 
 REPO = "someone/Tiny-Llama-GGUF"
 IMATRIX_KV = {
@@ -33,9 +35,9 @@ class TinyModels:
 @pytest.fixture(scope="session")
 def machine_verdict(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     """llama.cpp's extra-buffer verdict for this host, probed once per session as quanttui does once
-    per machine (on a host whose extra buffers crash, every test then runs without them)."""
-    cache = tmp_path_factory.mktemp("machine")
-    with pytest.MonkeyPatch.context() as mp:
+    per machine (on a host whose extra buffers crash, every test then runs without them). pytest-xdist's
+    workers share the folder: the first probes, the others read its verdict."""
+    with session_folder(tmp_path_factory, "machine") as cache, pytest.MonkeyPatch.context() as mp:
         mp.setenv("QUANTTUI_CACHE_DIR", str(cache))
         mp.setenv("QUANTTUI_CONFIG_DIR", str(cache / "config"))
         mp.delenv("QUANTTUI_EXTRA_BUFFERS", raising=False)
@@ -82,25 +84,35 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, machine_verdict: b
 
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
-    """F16 source, Q8_0 / Q4_K_M / Q2_K / IQ4_XS (with imatrix keys), a 3-part split set, a tied model."""
-    d = tmp_path_factory.mktemp("models")
+    """F16 source, Q8_0 / Q4_K_M / Q2_K / IQ4_XS (with imatrix keys), a 3-part split set, a tied model.
+    Built once per session: pytest-xdist's workers share the folder, the first builds it."""
+    labels = ("Q8_0", "Q4_K_M", "Q2_K", "IQ4_XS")
+    with session_folder(tmp_path_factory, "models") as d:
+        done = d / "built.json"  # written last: the BPW llama.cpp printed for each quant
+        if not done.is_file():
+            done.write_text(json.dumps(_build_tiny(d, labels)))
+        bpw = json.loads(done.read_text())
+    quants = {label: d / f"tiny-{label}.gguf" for label in labels}
+    parts = sorted((d / "split").glob("*.gguf"))
+    return TinyModels(d, d / "tiny-F16.gguf", quants, bpw, parts, d / "tied" / "tiny-tied-F16.gguf")
+
+
+def _build_tiny(d: Path, labels: tuple[str, ...]) -> dict[str, float]:
     f16 = write_tiny_model(d / "tiny-F16.gguf")
     f16_im = write_tiny_model(d / "src-imatrix.gguf", extra_kv=IMATRIX_KV)
-    quants: dict[str, Path] = {}
     bpw: dict[str, float] = {}
-    for label in ("Q8_0", "Q4_K_M", "Q2_K", "IQ4_XS"):
+    for label in labels:
         src = f16_im if label == "IQ4_XS" else f16
-        quants[label] = quantize(src, d / f"tiny-{label}.gguf", label)
+        quantize(src, d / f"tiny-{label}.gguf", label)
         bpw[label] = quantized_bpw()
     f16_im.unlink()
     split_dir = d / "split"
-    split_dir.mkdir()
+    split_dir.mkdir(exist_ok=True)
     write_tiny_model(split_dir / "tiny-split.gguf", split_max_tensors=15)
-    parts = sorted(split_dir.glob("*.gguf"))
     tied_dir = d / "tied"
-    tied_dir.mkdir()
-    tied = write_tiny_model(tied_dir / "tiny-tied-F16.gguf", tied=True)
-    return TinyModels(d, f16, quants, bpw, parts, tied)
+    tied_dir.mkdir(exist_ok=True)
+    write_tiny_model(tied_dir / "tiny-tied-F16.gguf", tied=True)
+    return bpw
 
 
 @pytest.fixture

@@ -6,9 +6,11 @@ dripped a byte at a time and gzip bombs."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
+import socket
 import struct
 import sys
 import threading
@@ -125,7 +127,7 @@ class HubServer:
         self.requests: list[dict[str, Any]] = []
         self.hangups = 0  # dripped answers whose client hung up (a write failed)
         self.httpd = _QuietServer(("127.0.0.1", 0), self._handler())
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
 
     @property
     def url(self) -> str:
@@ -136,8 +138,16 @@ class HubServer:
         return self
 
     def stop(self) -> None:
+        """Stop at once: serve_forever looks at its stop flag only when its select() returns, so a
+        connection that sends nothing wakes it (else it would wait out its poll interval)."""
         self.quiet.set()  # a handler holding a stalled connection lets go
-        self.httpd.shutdown()
+        stopper = threading.Thread(target=self.httpd.shutdown, daemon=True)
+        stopper.start()
+        while stopper.is_alive() and self.thread.is_alive():
+            with contextlib.suppress(OSError), socket.create_connection(self.httpd.server_address, 1):
+                pass
+            stopper.join(0.01)
+        stopper.join()
         self.httpd.server_close()
 
     def bytes_sent(self, path_part: str = "/resolve/") -> int:

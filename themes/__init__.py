@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from textual.theme import Theme
 
@@ -43,7 +43,7 @@ QUANT_LIGHT = Theme(
 THEMES = (QUANT_DARK, QUANT_LIGHT)
 
 
-def register_themes(app: App) -> None:
+def register_themes(app: App[Any]) -> None:
     for theme in THEMES:
         app.register_theme(theme)
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.content import Content
+from textual.message import Message
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState, get_current_worker
@@ -17,18 +18,65 @@ from ..core import settings as settings_mod
 from ..core.fit import Hardware, hardware
 from ..core.format import size
 from ..core.hub import Variant
-from ..core.library import Root, scan
+from ..core.library import LibraryEntry, Root, scan
 from ..core.organize import recover_interrupted
 from ..core.textsafe import clean
 from ..themes import THEMES, other_theme, register_themes
-from .downloads import DownloadJob, run_job
-from .messages import DownloadUpdate, ScanDone, ScanProgress
+from .downloads import DownloadJob, Status, run_job
+from .screens.downloads import DownloadsScreen
+from .screens.help import HelpScreen
+from .screens.hub import HubScreen
 from .screens.library import LibraryScreen
-from .state import LibraryState, ScanStatus
+from .state import DownloadsState, LibraryState, ScanStatus
 from .terminal_input import tolerate_invalid_bytes
 
 
 class QuantApp(App):
+    """Owns the state (LibraryState, DownloadsState) and the workers that change it: the library scan
+    and the download queue. Screens reach it through tui.state.quanttui_app.
+
+    A worker whose result may be superseded (a newer scan, search or run) is exclusive in its group;
+    its messages carry the worker, and the handler drops a message whose worker is not the one the
+    screen or app holds now. Cancelling is the worker's: its `cancelled_event` is passed down to the
+    core function that loops."""
+
+    @dataclass
+    class ScanProgress(Message):
+        """Files read so far by the library scan; a newer one replaces an unhandled older one."""
+
+        worker: Worker[None]
+        done: int
+        total: int
+
+        def can_replace(self, message: Message) -> bool:
+            return isinstance(message, QuantApp.ScanProgress)
+
+    @dataclass
+    class ScanDone(Message):
+        """A finished scan: its entries, the hardware, the folders it could not read."""
+
+        worker: Worker[None]
+        entries: list[LibraryEntry]
+        hardware: Hardware
+        skipped: list[str]
+
+    @dataclass
+    class DownloadUpdate(Message):
+        """A running download's progress or end; newer progress for the same job replaces older."""
+
+        job_id: int
+        done: int
+        total: int
+        status: Status
+        error: str | None = None
+
+        def can_replace(self, message: Message) -> bool:
+            return (
+                isinstance(message, QuantApp.DownloadUpdate)
+                and message.job_id == self.job_id
+                and message.status == self.status == "downloading"
+            )
+
     TITLE = "quanttui"
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
@@ -43,8 +91,9 @@ class QuantApp(App):
         super().__init__()
         self._hw = hw
         self.library = LibraryState(self, roots, hw)
-        self.downloads: list[DownloadJob] = []
+        self.downloads = DownloadsState(self)
         self._scan: Worker[None] | None = None
+        self._download: Worker[None] | None = None  # the worker of the running download
         self._theme_ready = False  # the saved theme is applied before theme changes are saved
         self._extra_said = False  # the machine's extra-buffer verdict is said once a run
 
@@ -86,26 +135,29 @@ class QuantApp(App):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="scan", name="scan")
     def scan_worker(self, roots: list[Root], hw: Hardware | None) -> None:
-        worker = get_current_worker()
+        worker: Worker[None] = get_current_worker()
         skipped: list[str] = []
+
+        def progress(done: int, total: int, _: str) -> None:
+            self.post_message(self.ScanProgress(worker, done, total))
+
         entries = scan(
             roots,
-            progress=lambda done, total, _: self.post_message(ScanProgress(done, total)),
-            should_stop=lambda: worker.is_cancelled,
+            progress=progress,
+            should_stop=worker.cancelled_event.is_set,
             skipped=skipped,
         )
-        if not worker.is_cancelled:
-            self.post_message(ScanDone(entries, hw or hardware(), skipped, worker))
+        self.post_message(self.ScanDone(worker, entries, hw or hardware(), skipped))
 
     @on(ScanProgress)
     def _scan_progress(self, message: ScanProgress) -> None:
-        if self.library.scan.running:
+        if message.worker is self._scan and self.library.scan.running:
             self.library.set_scanning(ScanStatus(True, message.done, message.total))
 
     @on(ScanDone)
     def _scan_done(self, message: ScanDone) -> None:
         if message.worker is not self._scan:
-            return  # a superseded scan
+            return  # a superseded or cancelled scan
         self.library.set_entries(message.entries, message.hardware, message.skipped)
 
     @on(Worker.StateChanged)
@@ -118,12 +170,14 @@ class QuantApp(App):
         )
         if event.worker is self._scan:
             self.library.set_scanning(ScanStatus(error=f"{what} failed: {type(err).__name__}: {err}"))
+        elif event.worker is self._download and (job := self.downloads.running()) is not None:
+            self.downloads.report(job.id, job.done, "failed", f"{type(err).__name__}: {err}")
+            self.notify(f"{what} failed: {type(err).__name__}: {err}", severity="error")
+            self._next_download()
         else:
             self.notify(f"{what} failed: {type(err).__name__}: {err}", severity="error")
 
     def action_help(self) -> None:
-        from .screens.help import HelpScreen
-
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.screen))
 
@@ -164,14 +218,10 @@ class QuantApp(App):
         self.notify(f"new downloads go to {where}")
 
     def action_hub(self) -> None:
-        from .screens.hub import HubScreen
-
         if not isinstance(self.screen, HubScreen):
             self.push_screen(HubScreen())
 
     def action_downloads(self) -> None:
-        from .screens.downloads import DownloadsScreen
-
         if not isinstance(self.screen, DownloadsScreen):
             self.push_screen(DownloadsScreen())
 
@@ -179,44 +229,57 @@ class QuantApp(App):
 
     def enqueue_download(self, repo: str, variant: Variant, revision: str = "main") -> DownloadJob:
         job = DownloadJob(repo, variant, revision, to=settings_mod.load().download_to)
-        self.downloads.append(job)
+        self.downloads.add(job)
         self.notify(
             f"queued {repo} {variant.label} ({size(variant.size)}); ctrl+g shows downloads", timeout=3
         )
-        self.download_worker()
+        self._next_download()
         return job
 
+    def cancel_download(self, job: DownloadJob) -> None:
+        """A queued job leaves the queue; the running one is stopped (its .partial is kept)."""
+        if job.status == "queued":
+            self.downloads.cancel_queued(job)
+        elif job.status == "downloading" and self._download is not None:
+            self._download.cancel()  # its worker reports "cancelled", then the next job starts
+
     def resume_download(self, job: DownloadJob) -> None:
-        job.status, job.error, job.cancel = "queued", None, threading.Event()
-        self.download_worker()
+        self.downloads.requeue(job)
+        self._next_download()
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="downloads")
-    def download_worker(self) -> None:
-        """Runs queued jobs one after another; a new worker picks up where this one stops."""
-        while job := next((j for j in self.downloads if j.status == "queued"), None):
-            run_job(job, lambda *a: self.post_message(DownloadUpdate(*a)))
+    def _next_download(self) -> None:
+        """Start the first queued job unless one is running: the queue runs one job at a time, each
+        in its own worker, and the UI thread decides which runs next."""
+        if self.downloads.running() is not None:
+            return
+        job = self.downloads.next_queued()
+        if job is not None:
+            self.downloads.start(job)
+            self._download = self.download_worker(job)
 
-    def on_unmount(self) -> None:
-        """Quitting stops downloads at once (each keeps its .partial to resume from next time): the
-        process waits for its worker threads before it exits."""
-        for job in self.downloads:
-            job.cancel.set()
+    @work(thread=True, exit_on_error=False, group="downloads", name="download")
+    def download_worker(self, job: DownloadJob) -> None:
+        """Run one job; quitting the app cancels this worker, which stops the download at once (it
+        keeps its .partial to resume from next time): the process waits for its worker threads."""
+        worker: Worker[None] = get_current_worker()
+
+        def post(job_id: int, done: int, total: int, status: Status, error: str | None) -> None:
+            self.post_message(self.DownloadUpdate(job_id, done, total, status, error))
+
+        run_job(job, post, worker.cancelled_event)
 
     @on(DownloadUpdate)
     def _download_update(self, message: DownloadUpdate) -> None:
-        job = next((j for j in self.downloads if j.id == message.job_id), None)
+        job = self.downloads.report(message.job_id, message.done, message.status, message.error)
         if job is None:
             return
-        job.done, job.status, job.error = message.done, message.status, message.error
         if message.status == "done":
             self.notify(f"downloaded {job.repo} {job.variant.label}")
             self.rescan()
         elif message.status == "failed":
             self.notify(message.error or "download failed", severity="error")
-        from .screens.downloads import DownloadsScreen
-
-        if isinstance(self.screen, DownloadsScreen):
-            self.screen.refresh_jobs()
+        if not job.active:
+            self._next_download()
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

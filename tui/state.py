@@ -1,13 +1,16 @@
-"""The one owner of library state in the app: entries, marks, fit settings, hardware, verdicts and the
-folders a scan skipped. Screens read it and subscribe to its signal; only the UI thread changes it."""
+"""The app's state, one owner per kind, each with its own Signal: LibraryState (entries, marks, fit
+settings, hardware, verdicts and the folders a scan skipped) and DownloadsState (the download queue).
+The app creates and changes them; screens read them and subscribe to their signals, and ask the app
+(through `quanttui_app`) for what changes them. Only the UI thread changes either."""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 from textual.signal import Signal
 
@@ -15,10 +18,13 @@ from ..core import settings as settings_mod
 from ..core.fit import FitError, FitResult, FitSettings, Hardware, estimate
 from ..core.library import LibraryEntry, Root, active_roots, add_root, all_roots
 from ..core.paths import models_dir
+from .downloads import DownloadJob, Status
 
 if TYPE_CHECKING:
     from textual.app import App
     from textual.dom import DOMNode
+
+    from ..core.hub import Variant
 
 Change = Literal["entries", "marks", "fit", "scanning"]
 SAVED_FIT = ("n_ctx", "type_k", "type_v", "flash_attn", "gpu_layers")
@@ -83,12 +89,23 @@ class ScanStatus:
     error: str | None = None
 
 
-class LibraryState:
+class _UiOwned:
+    """State that only the app's thread changes: every mutator calls `_ui_thread` first."""
+
+    def __init__(self, app: App, what: str) -> None:
+        self._app, self._what = app, what
+
+    def _ui_thread(self) -> None:
+        if threading.get_ident() != self._app._thread_id:
+            raise RuntimeError(f"{self._what} state changed off the UI thread")
+
+
+class LibraryState(_UiOwned):
     """Library state shared by every screen; `changed` publishes what changed ("entries", "marks",
     "fit" or "scanning"). Every mutator checks it runs on the app's thread."""
 
     def __init__(self, app: App, roots: list[Root] | None = None, hw: Hardware | None = None) -> None:
-        self._app = app
+        super().__init__(app, "library")
         self._fixed_roots = roots
         self.entries: list[LibraryEntry] = []
         self.skipped: list[str] = []
@@ -144,10 +161,6 @@ class LibraryState:
         return home if any(r.path == home for r in self.move_roots()) else None
 
     # changing (UI thread only) --------------------------------------------------------------------
-
-    def _ui_thread(self) -> None:
-        if threading.get_ident() != self._app._thread_id:
-            raise RuntimeError("library state changed off the UI thread")
 
     def _publish(self, what: Change) -> None:
         self.changed.publish(what)
@@ -216,6 +229,82 @@ class LibraryState:
         """Verdicts for the runnable files at the current settings (the table's Fit column), each made
         when first read; renewed when the entries, hardware or settings change, not on every redraw."""
         self.fits = Verdicts(self._paths(), self.fit_settings, self.hardware)
+
+
+class DownloadsState(_UiOwned):
+    """The download queue, in the order jobs were queued; `changed` publishes the job that changed. The
+    app changes it (queueing, starting, each report of the running job, cancel, resume); the Downloads
+    screen reads it and follows `changed`. Every mutator checks it runs on the app's thread."""
+
+    def __init__(self, app: App) -> None:
+        super().__init__(app, "downloads")
+        self.jobs: list[DownloadJob] = []
+        self.changed: Signal[DownloadJob] = Signal(app, "downloads")
+
+    def job(self, job_id: int) -> DownloadJob | None:
+        return next((j for j in self.jobs if j.id == job_id), None)
+
+    def next_queued(self) -> DownloadJob | None:
+        return next((j for j in self.jobs if j.status == "queued"), None)
+
+    def running(self) -> DownloadJob | None:
+        return next((j for j in self.jobs if j.status == "downloading"), None)
+
+    def add(self, job: DownloadJob) -> None:
+        self._ui_thread()
+        self.jobs.append(job)
+        self.changed.publish(job)
+
+    def start(self, job: DownloadJob) -> None:
+        """`job` leaves the queue and starts downloading now."""
+        self._ui_thread()
+        job.status, job.started, job.error = "downloading", time.monotonic(), None
+        self.changed.publish(job)
+
+    def report(self, job_id: int, done: int, status: Status, error: str | None) -> DownloadJob | None:
+        """A running job's progress or end, as its worker reported it; None for a job not queued here."""
+        self._ui_thread()
+        job = self.job(job_id)
+        if job is not None:
+            job.done, job.status, job.error = done, status, error
+            self.changed.publish(job)
+        return job
+
+    def cancel_queued(self, job: DownloadJob) -> None:
+        """A job that has not started leaves the queue as cancelled."""
+        self._ui_thread()
+        if job.status == "queued":
+            job.status = "cancelled"
+            self.changed.publish(job)
+
+    def requeue(self, job: DownloadJob) -> None:
+        """A failed or cancelled job goes back in the queue (its .partial files are resumed)."""
+        self._ui_thread()
+        if job.status in ("failed", "cancelled"):
+            job.status, job.error = "queued", None
+            self.changed.publish(job)
+
+
+@runtime_checkable
+class QuanttuiApp(Protocol):
+    """What screens and widgets use of quanttui's app (tui.app.QuantApp); see `quanttui_app`."""
+
+    library: LibraryState
+    downloads: DownloadsState
+
+    def rescan(self) -> None: ...
+    def say_extra_buffers(self) -> None: ...
+    def enqueue_download(self, repo: str, variant: Variant, revision: str = "main") -> DownloadJob: ...
+    def cancel_download(self, job: DownloadJob) -> None: ...
+    def resume_download(self, job: DownloadJob) -> None: ...
+
+
+def quanttui_app(node: DOMNode) -> QuanttuiApp:
+    """The app of `node`, typed: its state and the actions that change it."""
+    app = node.app
+    if not isinstance(app, QuanttuiApp):
+        raise RuntimeError("not quanttui's app")
+    return app
 
 
 def library_state(node: DOMNode) -> LibraryState:

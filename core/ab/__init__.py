@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from .engine import ABEngine
+from .config import DEFAULT_CTX, DEFAULT_MAX_TOKENS, GenConfig, starting_config
+from .engine import ABEngine, Engine
 from .plan import ContextRefused, Plan, check_context, plan_pair
 from .session import ABSession, Turn
-from .side import GenConfig, SideResult
+from .side import SideResult
 from .template import TemplateError
 
 __all__ = [
+    "DEFAULT_CTX",
+    "DEFAULT_MAX_TOKENS",
     "ABEngine",
     "ABSession",
     "ContextRefused",
+    "Engine",
     "GenConfig",
     "Plan",
     "SideResult",
@@ -19,4 +23,5 @@ __all__ = [
     "Turn",
     "check_context",
     "plan_pair",
+    "starting_config",
 ]

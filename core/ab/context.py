@@ -5,8 +5,9 @@ A context asked for is bounded by plan.check_context (training, and what fits in
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..modelfile import GGUFError, inspect_file
 
@@ -19,17 +20,29 @@ class SideFacts:
     name: str
     trained: int | None
     has_template: bool | None
+    path: str = field(default="", compare=False)
+    # The header's facts (modelfile's to_dict, as the Library holds them), for the fit estimator;
+    # None where the header cannot be read.
+    facts: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+
+
+def facts_of(path: str, facts: dict[str, Any] | None, name: str | None = None) -> SideFacts:
+    """One side from facts already read (a LibraryEntry's), without reading the header again."""
+    name = name or Path(path).name
+    if facts is None:
+        return SideFacts(name, None, None, path, None)
+    trained = facts.get("context_length")
+    trained = trained if isinstance(trained, int) and not isinstance(trained, bool) and trained > 0 else None
+    return SideFacts(name, trained, bool(facts.get("has_chat_template")), path, facts)
 
 
 def side_facts(path: str) -> SideFacts:
     """The facts of one side, read from its header; an unreadable file reports its error on load."""
-    name = Path(path).name
     try:
-        f = inspect_file(path)
+        facts = inspect_file(path).to_dict()
     except (GGUFError, OSError):
-        return SideFacts(name, None, None)
-    trained = f.context_length if isinstance(f.context_length, int) and f.context_length > 0 else None
-    return SideFacts(name, trained, bool(f.has_chat_template))
+        facts = None
+    return facts_of(path, facts)
 
 
 def default_mode(sides: Mapping[str, SideFacts]) -> str:

@@ -11,59 +11,138 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
+from .config import GenConfig
 from .kept import KeptPrefixes, keeps_prefixes, window
+from .protocol import Placement
 from .scoring import OnProgress, Scores, cross_score
-from .side import GenConfig, OnRender, OnStatus, OnToken, Prompt, Side, SideResult
+from .side import OnRender, OnStatus, OnToken, Prompt, Side, SideResult
 
-__all__ = ["ABEngine", "Pair"]
+__all__ = ["ABEngine", "Engine", "Placement", "placement"]
 
 PROBE = "The quick brown fox: 123 ünïcödé ✓".encode()
-
-
 SIDES = ("a", "b")
+HELD = 16  # turns an engine keeps the answers of, to score when asked
 
 
-class Pair:
-    """What both engines (in this process, or in the worker process) are given about the pair."""
+@runtime_checkable
+class Engine(Protocol):
+    """What an A/B session asks of its two models, wherever they run: in this process (ABEngine) or
+    in a worker process (process.ProcessEngine). Answers stay with the engine: `run` keeps them as
+    turn `turn` and `score(turn)` scores that copy."""
 
-    def __init__(
+    paths: dict[str, str]
+    cfg: GenConfig
+    sequential: bool
+    crashed: str | None  # how the models' process last died, until a new one has loaded
+
+    def errors(self) -> dict[str, str]:
+        """Per side, why it cannot answer (it failed to load); empty when both can."""
+        ...
+
+    def same_tokenizer(self) -> bool:
+        """Whether both models (each loaded at least once) give the same vocabulary and ids."""
+        ...
+
+    def loaded(self) -> list[str]:
+        """The sides loaded now."""
+        ...
+
+    def describe(self) -> dict[str, dict[str, int]]:
+        """What each loaded model was given: its context length and vocabulary size."""
+        ...
+
+    def run(
         self,
-        path_a: str,
-        path_b: str,
-        cfg: GenConfig,
+        messages: dict[str, list[dict[str, str]]],
+        on_token: OnToken | None = None,
+        cancel: threading.Event | None = None,
+        on_render: OnRender | None = None,
+        stop_loops: threading.Event | None = None,
         *,
-        sequential: bool = False,
-        gpu_layers: dict[str, int] | None = None,
-        failed: dict[str, str] | None = None,
-        main_gpu: dict[str, int] | None = None,
-        on_status: OnStatus | None = None,
-    ) -> None:
-        self.cfg = cfg
-        self.main_gpu = main_gpu  # a GPU of its own per side, when there are two or more
-        self.paths = {"a": path_a, "b": path_b}
-        self.sequential = sequential  # one model at a time, when they do not fit together
-        self.gpu_layers = gpu_layers or {"a": 0, "b": 0}
-        self.failed = dict(failed or {})  # sides known to break (a crash at load): never loaded
-        self.on_status = on_status
+        turn: int | None = None,
+    ) -> dict[str, SideResult]:
+        """Both sides answer (each with its own conversation); the answers are kept as `turn`."""
+        ...
 
-    def placement(self) -> dict[str, Any]:
-        """What a worker process needs to load the pair the same way."""
-        return {
-            "sequential": self.sequential,
-            "gpu_layers": self.gpu_layers,
-            "failed": self.failed,
-            "main_gpu": self.main_gpu,
-        }
+    def score(
+        self,
+        turn: int,
+        on_progress: OnProgress | None = None,
+        cancel: threading.Event | None = None,
+    ) -> tuple[Scores | None, Scores | None]:
+        """Teacher-forced KL(A||B) on A's tokens and KL(B||A) on B's of the answers kept as `turn`,
+        with top-1 agreement; both None when `cancel` stopped it. RuntimeError when it cannot."""
+        ...
+
+    def holds(self, turn: int, results: dict[str, SideResult]) -> bool:
+        """Whether `results` are the answers this engine keeps as `turn` (the very objects `run`
+        returned): then `score(turn)` needs nothing sent."""
+        ...
+
+    def hold(self, turn: int, results: dict[str, SideResult]) -> None:
+        """Keep answers the engine did not give as `turn` (scoring is teacher-forced: any tokens)."""
+        ...
+
+    def close(self) -> None: ...
 
 
-class ABEngine(Pair):
+def placement(kw: dict[str, Any]) -> Placement:
+    """A Placement from the keywords an engine is given (`placement=`, or its fields one by one)."""
+    given = kw.pop("placement", None)
+    if given is not None:
+        return given
+    return Placement(
+        sequential=bool(kw.pop("sequential", False)),
+        gpu_layers=dict(kw.pop("gpu_layers", None) or {"a": 0, "b": 0}),
+        main_gpu=kw.pop("main_gpu", None),
+        failed=dict(kw.pop("failed", None) or {}),
+    )
+
+
+class Held:
+    """The answers of the last HELD turns, by turn number, for `score`."""
+
+    def __init__(self) -> None:
+        self.turns: dict[int, dict[str, SideResult]] = {}
+        self.last = 0
+
+    def keep(self, turn: int | None, results: dict[str, SideResult]) -> int:
+        n = self.last + 1 if turn is None else turn
+        self.last = max(self.last, n)
+        self.turns[n] = results
+        for old in sorted(self.turns)[:-HELD]:
+            del self.turns[old]
+        return n
+
+    def same(self, turn: int, results: dict[str, SideResult]) -> bool:
+        held = self.turns.get(turn)
+        return held is not None and all(held.get(n) is results.get(n) for n in SIDES)
+
+    def get(self, turn: int) -> dict[str, SideResult]:
+        if turn not in self.turns:
+            raise RuntimeError(f"turn {turn}'s answers are no longer held by the models")
+        return self.turns[turn]
+
+
+class ABEngine:
     """Loads A and B (or one at a time when they do not fit together) and runs both on each prompt."""
 
-    def __init__(self, path_a: str, path_b: str, cfg: GenConfig, **kw: Any) -> None:
-        super().__init__(path_a, path_b, cfg, **kw)
+    def __init__(
+        self, path_a: str, path_b: str, cfg: GenConfig, *, on_status: OnStatus | None = None, **kw: Any
+    ) -> None:
+        where = placement(kw)
+        self.paths = {"a": path_a, "b": path_b}
+        self.cfg = cfg
+        self.sequential = where.sequential  # one model at a time, when they do not fit together
+        self.gpu_layers = where.gpu_layers
+        self.main_gpu = where.main_gpu  # a GPU of its own per side, when there are two or more
+        self.failed = dict(where.failed)  # sides known to break (a crash at load): never loaded
+        self.on_status = on_status
+        self.crashed: str | None = None  # nothing to crash: the models are in this process
         self.sides: dict[str, Side] = {}
+        self.held = Held()
         self.kept = KeptPrefixes()  # what scoring decoded, for the next turn
         self.share = True  # the second answer takes what it has in common with the first from it
         self._tokenizers: dict[str, tuple[int, list[int]]] = {}  # vocabulary size, PROBE's ids
@@ -109,11 +188,14 @@ class ABEngine(Pair):
         messages: dict[str, list[dict[str, str]]],
         on_token: OnToken | None = None,
         cancel: threading.Event | None = None,
-        on_done: Callable[[SideResult], None] | None = None,
         on_render: OnRender | None = None,
         stop_loops: threading.Event | None = None,
+        *,
+        turn: int | None = None,
+        on_done: Callable[[SideResult], None] | None = None,
     ) -> dict[str, SideResult]:
-        """Generate for both sides (each with its own conversation) and return both results;
+        """Generate for both sides (each with its own conversation) and return both results, kept
+        as `turn` (the next number when None) for `score`;
         `on_done` hears each side's result as soon as that side stops. Setting `stop_loops` stops
         now a side whose answer ends in a loop; the other side goes on and the turn is kept."""
         cancel = cancel or threading.Event()
@@ -135,25 +217,33 @@ class ABEngine(Pair):
         if self.sequential:
             for n in ("a", "b"):
                 work(n)
-            return results
-
-        threads = [threading.Thread(target=work, args=(n,), name=f"ab-{n}") for n in ("a", "b")]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        else:
+            threads = [threading.Thread(target=work, args=(n,), name=f"ab-{n}") for n in ("a", "b")]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        self.held.keep(turn, results)
         return results
 
-    def cross_score(
+    def holds(self, turn: int, results: dict[str, SideResult]) -> bool:
+        return self.held.same(turn, results)
+
+    def hold(self, turn: int, results: dict[str, SideResult]) -> None:
+        """Keep answers this engine did not run (a fresh worker after a crash) as `turn`."""
+        self.held.keep(turn, results)
+
+    def score(
         self,
-        a: SideResult,
-        b: SideResult,
+        turn: int,
         on_progress: OnProgress | None = None,
         cancel: threading.Event | None = None,
     ) -> tuple[Scores | None, Scores | None]:
-        """Teacher-forced KL(A||B) on A's tokens and KL(B||A) on B's tokens, with top-1 agreement.
-        `on_progress(done, total)` hears the rows evaluated (scoring.OnProgress); setting
-        `cancel` stops it between batches, and both scores are then None."""
+        """Teacher-forced KL(A||B) on A's tokens and KL(B||A) on B's tokens of turn `turn`, with
+        top-1 agreement. `on_progress(done, total)` hears the rows evaluated (scoring.OnProgress);
+        setting `cancel` stops it between batches, and both scores are then None."""
+        answers = self.held.get(turn)
+        a, b = answers["a"], answers["b"]
         loaded = self.loaded()
         first = loaded[0] if self.sequential and loaded else "b"  # one at a time: the loaded one first
         order = (first, "a" if first == "b" else "b")

@@ -14,7 +14,7 @@ from ..llama.lib import chat_format_module
 from ..textsafe import clean
 
 if TYPE_CHECKING:
-    from .side import GenConfig
+    from .config import GenConfig
 
 
 def load_model(path: str, cfg: GenConfig, n_gpu_layers: int, main_gpu: int | None) -> Any:

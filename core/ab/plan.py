@@ -3,6 +3,7 @@ the other, decided with the fit estimator before anything loads."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import permutations
 from pathlib import Path
@@ -49,11 +50,16 @@ def own_gpus(fa: dict[str, Any], fb: dict[str, Any], n_ctx: int, hw: Hardware) -
     return None
 
 
-def plan_pair(path_a: str, path_b: str, n_ctx: int, hw: Hardware | None = None) -> Plan:
-    """Check with the fit estimator that both fit at once; if not, load them one at a time."""
-    try:
-        fa, fb = inspect_file(path_a).to_dict(), inspect_file(path_b).to_dict()
-    except (GGUFError, OSError):
+Facts = Mapping[str, "dict[str, Any] | None"]  # per side, the header's facts already read (None: unreadable)
+
+
+def plan_pair(
+    path_a: str, path_b: str, n_ctx: int, hw: Hardware | None = None, facts: Facts | None = None
+) -> Plan:
+    """Check with the fit estimator that both fit at once; if not, load them one at a time. `facts`
+    (the Library's) spares reading both headers again."""
+    fa, fb = (facts["a"], facts["b"]) if facts is not None else (_facts(path_a), _facts(path_b))
+    if fa is None or fb is None:
         return Plan(False, {"a": 0, "b": 0}, "")  # the side that cannot be read reports its own error
     hw = hw or hardware()
     s = FitSettings(n_ctx=n_ctx, gpu_layers="all" if hw.gpus else 0)
@@ -94,7 +100,9 @@ def _fits_alone(facts: dict[str, Any], n_ctx: int, hw: Hardware) -> FitResult:
     return estimate(facts, FitSettings(n_ctx=n_ctx), hw, search=False)
 
 
-def check_context(path_a: str, path_b: str, n_ctx: object, hw: Hardware | None = None) -> int:
+def check_context(
+    path_a: str, path_b: str, n_ctx: object, hw: Hardware | None = None, facts: Facts | None = None
+) -> int:
     """`n_ctx` as a whole number when both models can run with it (together, or one after the
     other); ContextRefused with the reason when it is not a number, below MIN_CTX, above either
     model's trained context, or more than either fits in memory (with the most that fits)."""
@@ -106,7 +114,8 @@ def check_context(path_a: str, path_b: str, n_ctx: object, hw: Hardware | None =
         raise ContextRefused(f"the context must be a whole number of tokens, not {clean(str(n_ctx)[:40])!r}")
     if not MIN_CTX <= n <= MAX_CTX:
         raise ContextRefused(f"a context of {n:,} tokens is out of range ({MIN_CTX} to {MAX_CTX:,})")
-    sides = {side: f for side, f in (("A", _facts(path_a)), ("B", _facts(path_b))) if f is not None}
+    fa, fb = (facts["a"], facts["b"]) if facts is not None else (_facts(path_a), _facts(path_b))
+    sides = {side: f for side, f in (("A", fa), ("B", fb)) if f is not None}
     names = {"A": Path(path_a).name, "B": Path(path_b).name}
     for side, f in sides.items():
         trained = f.get("context_length")

@@ -1,4 +1,4 @@
-"""The app's side of the A/B worker process: the ABEngine interface, with llama.cpp out of the app.
+"""The app's side of the A/B worker process: the Engine protocol, with llama.cpp out of the app.
 
 Both models live in one worker process (two threads, as the engine does): on an H100, two
 threads in one process gave 1.5-1.6x the throughput of two processes and ~590 MiB less GPU memory.
@@ -12,45 +12,95 @@ worker killed: the sides report it and the next request starts a fresh one.
 from __future__ import annotations
 
 import contextlib
+import functools
 import subprocess
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
+from ..childproc import WorkerClient, WorkerDied, WorkerError
 from ..textsafe import clean
-from .engine import Pair
+from .config import GenConfig
+from .engine import SIDES, placement
 from .loader import load_error
+from .protocol import (
+    Cancel,
+    Describe,
+    Hold,
+    Load,
+    Loaded,
+    Progress,
+    Render,
+    Run,
+    SameTokenizer,
+    Score,
+    SideDone,
+    Status,
+    StopLoops,
+    Tokens,
+)
 from .scoring import OnProgress, Scores
-from .side import GenConfig, OnRender, OnToken, SideResult
-from .worker_client import WorkerClient, WorkerDied
+from .side import OnRender, OnStatus, OnToken, SideResult
 
-SIDES = ("a", "b")
+__all__ = ["CANCEL_GRACE", "RENDER_GRACE", "ProcessEngine", "WorkerDied", "worker_log"]
+
 CANCEL_GRACE = 3.0  # seconds a run has to stop after a cancel before its worker is killed
 RENDER_GRACE = 5.0  # beyond the template's own time limit, before its worker is killed
 
 
-class ProcessEngine(WorkerClient, Pair):
-    """Loads A and B in a worker process and runs both on each prompt, like ABEngine in-process."""
+def worker_log() -> Any:
+    """Where the A/B worker's stdout and stderr go (childproc.WorkerClient.log)."""
+    return ProcessEngine.log()
 
-    def __init__(self, path_a: str, path_b: str, cfg: GenConfig, **kw: Any) -> None:
+
+class ProcessEngine(WorkerClient):
+    """Loads A and B in a worker process and runs both on each prompt: the Engine protocol, like
+    ABEngine in-process. The worker keeps each turn's answers; `score(turn)` sends only the number."""
+
+    MODULE = "quanttui.core.ab.worker"
+    LOG_NAME = "ab-worker.log"
+
+    def __init__(
+        self,
+        path_a: str,
+        path_b: str,
+        cfg: GenConfig,
+        *,
+        on_status: OnStatus | None = None,
+        abort: threading.Event | None = None,
+        **kw: Any,
+    ) -> None:
+        super().__init__()
+        where = placement(kw)
+        self.paths = {"a": path_a, "b": path_b}
+        self.cfg = cfg
+        self.sequential = where.sequential
+        self.placement = where  # `failed` grows when loading kills the worker
+        self.failed = where.failed
+        self.on_status = on_status
         # Set from any thread (the screen is left while loading): the load stops, its worker killed.
-        self.abort: threading.Event = kw.pop("abort", None) or threading.Event()
-        super().__init__(path_a, path_b, cfg, **kw)  # `failed` grows when loading kills the worker
+        self.abort = abort or threading.Event()
         self._errors: dict[str, str] = {}
         self._same = False
+        self._worker = 0  # which worker this is (one more at each start)
+        self._turns = 0  # the last turn number given out
+        self._answers: dict[int, tuple[int, dict[str, SideResult]]] = {}  # turn: worker, answers
         self._load()
 
     # the process ------------------------------------------------------------------------------------
 
-    def _status(self, loading: dict[str, str | None]) -> Callable[..., None]:
-        def on_event(kind: str, *args: Any) -> None:
-            if kind == "status":
-                loading["side"] = args[1]
-                if self.on_status:
-                    self.on_status(*args)
+    def _start(self) -> None:
+        super()._start()
+        self._worker += 1
 
-        return on_event
+    def _goodbye(self) -> list[Any]:
+        return [Cancel(), *super()._goodbye()]  # a run still going (Ctrl+C in the CLI) stops now
+
+    def _status(self, loading: dict[str, str | None], event: Any) -> None:
+        if isinstance(event, Status):
+            loading["side"] = event.side
+            if self.on_status:
+                self.on_status(event.what, event.side)
 
     def _load(self) -> None:
         """A fresh worker with both models; a side whose loading kills the worker is marked failed."""
@@ -60,16 +110,16 @@ class ProcessEngine(WorkerClient, Pair):
                 return
             self._start()
             loading: dict[str, str | None] = {"side": None}
-            load = ("load", *self.paths.values(), self.cfg, self.placement())
+            load = Load(dict(self.paths), self.cfg, self.placement)
             done = threading.Event()
             threading.Thread(target=self._kill_on_abort, args=(self._proc, done), daemon=True).start()
             try:
-                self._errors, self._same = self._call(load, self._status(loading))
-            except RuntimeError as e:  # the worker answered with an error: no models there
-                if not isinstance(e, WorkerDied):
-                    self.close()
-                    self._errors = {n: f"could not load the models: {clean(str(e))}" for n in SIDES}
-                    return
+                self._errors, self._same = self._call(load, functools.partial(self._status, loading))
+            except WorkerError as e:  # the worker answered with an error: no models there
+                self.close()
+                self._errors = {n: f"could not load the models: {clean(str(e))}" for n in SIDES}
+                return
+            except WorkerDied as e:
                 if self.abort.is_set():
                     self._errors = {n: "loading was cancelled" for n in SIDES}
                     return
@@ -103,21 +153,21 @@ class ProcessEngine(WorkerClient, Pair):
             self._load()
         return self._conn is not None
 
-    # the ABEngine interface --------------------------------------------------------------------------
+    # the Engine protocol ---------------------------------------------------------------------------
 
     def errors(self) -> dict[str, str]:
         return {**self._errors, **self.failed}
 
     def same_tokenizer(self) -> bool:
         if self.sequential and not self._same and self._ready():  # known once both have loaded
-            self._same = bool(self._call(("same",)))
+            self._same = bool(self._call(SameTokenizer()))
         return self._same
 
     def loaded(self) -> list[str]:
-        return self._call(("loaded",)) if self._ready() else []
+        return self._call(Loaded()) if self._ready() else []
 
     def describe(self) -> dict[str, dict[str, int]]:
-        return self._call(("describe",)) if self._ready() else {}
+        return self._call(Describe()) if self._ready() else {}
 
     def run(
         self,
@@ -126,11 +176,16 @@ class ProcessEngine(WorkerClient, Pair):
         cancel: threading.Event | None = None,
         on_render: OnRender | None = None,
         stop_loops: threading.Event | None = None,
+        *,
+        turn: int | None = None,
     ) -> dict[str, SideResult]:
-        """Both sides' answers; when the worker dies, the sides it had not finished carry the error.
-        `on_render` hears when a side's chat template starts and stops rendering; setting
-        `stop_loops` stops now a side whose answer ends in a loop (ABEngine.run)."""
+        """Both sides' answers, which the worker keeps as `turn` (the next number when None); when
+        the worker dies, the sides it had not finished carry the error. `on_render` hears when a
+        side's chat template starts and stops rendering; setting `stop_loops` stops now a side whose
+        answer ends in a loop (ABEngine.run)."""
         cancel = cancel or threading.Event()
+        turn = self._turns + 1 if turn is None else turn
+        self._turns = max(self._turns, turn)
         partial = {n: SideResult(n, self.paths[n]) for n in SIDES}
         if not self._ready():
             for n, r in partial.items():
@@ -140,7 +195,6 @@ class ProcessEngine(WorkerClient, Pair):
         loading: dict[str, str | None] = {"side": None}
         rendering: dict[str, float] = {}  # sides whose chat template is rendering, since when
         killed: dict[str, str] = {}  # why the watch killed this run's worker
-        status = self._status(loading)
         sent = threading.Event()
         ended = threading.Event()
         proc = self._proc
@@ -149,30 +203,28 @@ class ProcessEngine(WorkerClient, Pair):
             if not sent.is_set():
                 sent.set()
                 with contextlib.suppress(WorkerDied):
-                    self._send("cancel")
+                    self._send(Cancel())
 
-        def on_event(kind: str, *args: Any) -> None:
-            if kind == "token":
-                side, ids, delta, replace = args
-                r = partial[side]
-                r.token_ids += ids
-                r.text = delta if replace else r.text + delta
+        def on_event(event: Any) -> None:
+            if isinstance(event, Tokens):
+                r = partial[event.side]
+                r.token_ids += event.ids
+                r.text = event.text if event.replace else r.text + event.text
                 if on_token:
-                    on_token(side, r.token_ids, r.text)
+                    on_token(event.side, r.token_ids, r.text)
                 if cancel.is_set():  # a callback that cancels takes effect before the next token
                     send_cancel()
-            elif kind == "done":
-                finished[args[0]] = args[1]
-            elif kind == "render":
-                side, started = args
-                if started:
-                    rendering[side] = time.monotonic()
+            elif isinstance(event, SideDone):
+                finished[event.result.side] = event.result
+            elif isinstance(event, Render):
+                if event.started:
+                    rendering[event.side] = time.monotonic()
                 else:
-                    rendering.pop(side, None)
+                    rendering.pop(event.side, None)
                 if on_render:
-                    on_render(side, started)
+                    on_render(event.side, event.started)
             else:
-                status(kind, *args)
+                self._status(loading, event)
 
         def kill(why: dict[str, str]) -> None:
             killed.update(why)
@@ -190,7 +242,7 @@ class ProcessEngine(WorkerClient, Pair):
                 if stop_loops is not None and stop_loops.is_set() and not loops_sent:
                     loops_sent = True
                     with contextlib.suppress(WorkerDied):
-                        self._send("stop_loops")
+                        self._send(StopLoops())
                 if cancel.is_set():
                     if cancelled_at is None:
                         cancelled_at = now
@@ -204,15 +256,20 @@ class ProcessEngine(WorkerClient, Pair):
         watcher = threading.Thread(target=watch, name="ab-cancel", daemon=True)
         watcher.start()
         try:
-            return self._call(("run", messages, self.cfg), on_event)
+            results: dict[str, SideResult] = self._call(Run(turn, messages, self.cfg), on_event)
         except WorkerDied as e:
             if killed:
                 return self._after_kill(killed.get("side"), partial, finished)
             if self.fall_back("while answering") and self._ready():
-                return self.run(messages, on_token, cancel, on_render, stop_loops)
+                ended.set()
+                return self.run(messages, on_token, cancel, on_render, stop_loops, turn=turn)
             return self._after_crash(e, partial, finished, loading["side"])
         finally:
             ended.set()
+        self._answers[turn] = (self._worker, results)  # for a fresh worker, should this one die
+        for old in sorted(self._answers)[:-16]:
+            del self._answers[old]
+        return results
 
     def _after_kill(
         self, stuck: str | None, partial: dict[str, SideResult], finished: dict[str, SideResult]
@@ -263,37 +320,45 @@ class ProcessEngine(WorkerClient, Pair):
             r.error = self.failed.get(n) or f"{e.head} {who}{e.detail}; it loads again for the next prompt"
         return {n: finished.get(n, partial[n]) for n in SIDES}
 
-    def cross_score(
+    def holds(self, turn: int, results: dict[str, SideResult]) -> bool:
+        _, answers = self._answers.get(turn, (0, {}))
+        return all(answers.get(n) is results.get(n) for n in SIDES) and bool(answers)
+
+    def hold(self, turn: int, results: dict[str, SideResult]) -> None:
+        """Answers no worker gave as `turn`: the worker is handed them when the turn is scored."""
+        self._answers[turn] = (0, results)  # worker 0: none has them
+
+    def score(
         self,
-        a: SideResult,
-        b: SideResult,
+        turn: int,
         on_progress: OnProgress | None = None,
         cancel: threading.Event | None = None,
     ) -> tuple[Scores | None, Scores | None]:
-        """ABEngine.cross_score in the worker: progress comes back as events, and a cancel set
-        here reaches the worker at once, which stops between batches (both scores then None)."""
+        """ABEngine.score in the worker, on the answers it kept: progress comes back as events, and a
+        cancel set here reaches the worker at once, which stops between batches (both scores then
+        None). A worker that did not run the turn (a fresh one after a crash) is handed it first."""
         if not self._ready():
             raise WorkerDied(self.crashed or "the model process is not running")
         cancel = cancel or threading.Event()
         if cancel.is_set():
             return None, None
         ended, sent_cancel = threading.Event(), threading.Event()
-        status = self._status({"side": None})
+        loading: dict[str, str | None] = {"side": None}
 
         def send_cancel() -> None:
             if not sent_cancel.is_set():
                 sent_cancel.set()
                 with contextlib.suppress(WorkerDied):
-                    self._send("cancel")
+                    self._send(Cancel())
 
-        def on_event(kind: str, *args: Any) -> None:
-            if kind == "progress":
+        def on_event(event: Any) -> None:
+            if isinstance(event, Progress):
                 if on_progress:
-                    on_progress(*args)
+                    on_progress(event.done, event.total)
                 if cancel.is_set():  # a callback that cancels takes effect before the next batch
                     send_cancel()
             else:
-                status(kind, *args)
+                self._status(loading, event)
 
         def watch() -> None:
             while not ended.wait(0.05):
@@ -304,11 +369,15 @@ class ProcessEngine(WorkerClient, Pair):
             threading.Thread(target=watch, name="ab-score-cancel", daemon=True).start()
 
         try:
-            return self._call(("score", a, b), on_event, sent)
+            worker, answers = self._answers.get(turn, (self._worker, None))
+            if worker != self._worker and answers is not None:
+                self._call(Hold(turn, answers))
+                self._answers[turn] = (self._worker, answers)
+            return self._call(Score(turn), on_event, sent)
         except WorkerDied:
             if not cancel.is_set() and self.fall_back("while scoring") and self._ready():
                 ended.set()
-                return self.cross_score(a, b, on_progress, cancel)
+                return self.score(turn, on_progress, cancel)
             raise
         finally:
             ended.set()

@@ -10,13 +10,15 @@ from pathlib import Path
 from typing import Any
 
 from ..paths import data_dir
-from .engine import ABEngine
+from .config import GenConfig
+from .engine import ABEngine, Engine
 from .loader import one_line
 from .metrics import first_divergence
-from .plan import Plan, plan_pair
+from .plan import Facts, Plan, plan_pair
 from .process import ProcessEngine
+from .protocol import Placement
 from .scoring import OnProgress, Scores
-from .side import GenConfig, OnStatus, OnToken, SideResult
+from .side import OnStatus, OnToken, SideResult
 
 
 @dataclass
@@ -30,6 +32,7 @@ class Turn:
     scores_b: Scores | None = None  # KL(B || A) on B's tokens
     unscored: str = ""  # why the turn has no scores, once scoring was tried or ruled out
     when: str = field(default_factory=lambda: dt.datetime.now().isoformat(timespec="seconds"))
+    number: int = 0  # the engine keeps its answers under this number, to score them when asked
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -60,21 +63,18 @@ class ABSession:
         isolate: bool = True,
         on_status: OnStatus | None = None,
         abort: threading.Event | None = None,
+        facts: Facts | None = None,
     ) -> None:
         """`abort`, set from another thread, stops loading (the worker is killed; both sides then
-        say "loading was cancelled"): the screen sets it when it is left while the models load."""
+        say "loading was cancelled"): the screen sets it when it is left while the models load.
+        `facts` (per side, the header's facts the Library holds) spares reading them again."""
         self.cfg = cfg
-        self.plan = plan or plan_pair(path_a, path_b, cfg.n_ctx)
-        placement: dict[str, Any] = {
-            "sequential": self.plan.sequential,
-            "gpu_layers": self.plan.gpu_layers,
-            "main_gpu": self.plan.main_gpu,
-            "on_status": on_status,
-        }
-        self.engine: ProcessEngine | ABEngine = (
-            ProcessEngine(path_a, path_b, cfg, abort=abort, **placement)
+        self.plan = plan or plan_pair(path_a, path_b, cfg.n_ctx, facts=facts)
+        where = Placement(self.plan.sequential, dict(self.plan.gpu_layers), self.plan.main_gpu)
+        self.engine: Engine = (
+            ProcessEngine(path_a, path_b, cfg, placement=where, on_status=on_status, abort=abort)
             if isolate
-            else ABEngine(path_a, path_b, cfg, **placement)
+            else ABEngine(path_a, path_b, cfg, placement=where, on_status=on_status)
         )
         self.paths = {"a": path_a, "b": path_b}
         # Chat mode: each side's conversation so far, and its size in tokens after each kept turn.
@@ -85,6 +85,7 @@ class ABSession:
         self.turns: list[Turn] = []
         self._kept: list[tuple[str, ...]] = []  # per turn: the sides whose conversation it extended
         self.stem: str | None = None  # the file name saves go to, fixed at the first save
+        self._asked = 0  # turns asked so far, kept or not: each one's number for the engine
 
     def messages(self, side: str, prompt: str, *, continue_text: bool = False) -> list[dict[str, str]]:
         """What `side` is given for `prompt`. Chat mode: the system prompt, its conversation and
@@ -126,7 +127,8 @@ class ABSession:
         the scoring only, and the turn is kept without scores."""
         cancel = cancel or threading.Event()
         messages = {n: self.messages(n, prompt, continue_text=continue_text) for n in ("a", "b")}
-        results = self.engine.run(messages, on_token, cancel, stop_loops=stop_loops)
+        self._asked += 1
+        results = self.engine.run(messages, on_token, cancel, stop_loops=stop_loops, turn=self._asked)
         a, b = results["a"], results["b"]
         same = self.engine.same_tokenizer()
         if a.error or b.error:  # nothing to compare with
@@ -135,7 +137,7 @@ class ABSession:
             div, basis = first_divergence(a.token_ids, b.token_ids), "tokens"
         else:
             div, basis = first_divergence(list(a.text), list(b.text)), "text"
-        turn = Turn(prompt, a, b, div, basis)
+        turn = Turn(prompt, a, b, div, basis, number=self._asked)
         if cancel.is_set():
             return turn
         if scoring:
@@ -204,7 +206,10 @@ class ABSession:
         if turn.unscored:
             return
         try:
-            scores = self.engine.cross_score(turn.a, turn.b, on_progress, cancel)
+            answers = {"a": turn.a, "b": turn.b}
+            if not self.engine.holds(turn.number, answers):  # not the answers the engine gave
+                self.engine.hold(turn.number, answers)
+            scores = self.engine.score(turn.number, on_progress, cancel)
         except RuntimeError as e:  # the worker died, or a model could not load again: answers stand
             turn.unscored = f"scoring failed: {one_line(e)}"
             return

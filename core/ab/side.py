@@ -15,6 +15,7 @@ from typing import Any
 
 from ..llama import lib
 from ..organize.safety import mark_in_use, unmark_in_use
+from .config import GenConfig
 from .loader import load_error, load_model, one_line
 from .metrics import distinct_n, longest_loop, loop_at_end
 from .template import RENDER_SECONDS, TemplateCancelled, TemplateError, render_chat
@@ -27,23 +28,6 @@ OnStatus = Callable[[str, str], None]
 OnRender = Callable[[str, bool], None]
 # a prompt's token ids and the stop strings its template implies
 Prompt = tuple[list[int], list[str]]
-
-
-@dataclass
-class GenConfig:
-    """Settings both sides share, so any difference comes from the weights."""
-
-    mode: str = "chat"  # "chat" uses each model's own template; "completion" sends raw text
-    max_tokens: int = 256
-    n_ctx: int = 4096
-    system: str | None = None
-    stop: list[str] = field(default_factory=list)
-    stop_on_loop: bool = False
-    flash_attn: bool = False
-    # Seconds between streamed updates of a side (0: every token). A screen that draws a few
-    # frames a second sets it, so the worker process does not send it every token.
-    stream_every: float = 0.0
-    template_seconds: float = RENDER_SECONDS  # the longest a chat template may take to render
 
 
 @dataclass

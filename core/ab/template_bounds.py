@@ -52,6 +52,34 @@ def check(size: int, what: str) -> None:
         raise OverflowError(f"{what} would hold more than {MAX_VALUE} characters")
 
 
+def check_text(value: Any, what: str) -> Any:
+    """Refuse to make text (str(), repr(), an escape, JSON) of a value that holds more than MAX_VALUE,
+    before it is made; returns `value`. A container's text repeats each reference it holds, and
+    `weight` counts a shared reference again each time, so `[m]*8` of `[l]*8` of `[s]*8` is refused
+    at the cost of counting to the bound, not of the 512 copies of `s` its text would be."""
+    if not isinstance(value, str):
+        check(weight(value), what)
+    return value
+
+
+def finalize(value: Any) -> Any:
+    """The environment's `finalize`: each `{{ }}` value is measured before it is made text."""
+    return check_text(value, "an output value")
+
+
+def join_text(items: Iterable[Any], escape: bool) -> str:
+    """`a ~ b`: each side measured before it is made text, then the whole before it is joined."""
+    from markupsafe import soft_str
+    from jinja2.runtime import markup_join
+
+    values = list(items)
+    for v in values:
+        check_text(v, "a `~` join")
+    parts = [soft_str(x) if escape else str(x) for x in values]
+    made(sum(len(p) for p in parts), "a `~` join")
+    return markup_join(parts) if escape else "".join(parts)
+
+
 def start_render() -> None:
     """Count what a render on this thread makes from zero."""
     _render.made = 0
@@ -187,6 +215,14 @@ def checked_args(obj: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tup
     """Refuse a method call that would make more than MAX_VALUE characters, before it runs; a
     join's items are read into a list first (to be measured), and that list is what it joins."""
     owner, name = getattr(obj, "__self__", None), getattr(obj, "__name__", "")
+    if owner is None and name in ("format", "format_map"):  # the sandbox's wrapper of str.format
+        owner = getattr(getattr(obj, "__wrapped__", None), "__self__", None)
+    if isinstance(owner, str) and name in ("format", "format_map"):
+        fields = [*args, *kwargs.values()]
+        if name == "format_map" and args and isinstance(args[0], dict):
+            fields = list(args[0].values())
+        for v in fields:  # each field's text is made by format_field, after no check of the value
+            check_text(v, f"{name}()")
     if isinstance(owner, (str, bytes)) and name == "join" and args:
         items = list(args[0])
         check(weight(items) + len(owner) * len(items), "join()")
@@ -269,13 +305,27 @@ _FILTER_CHECKS: dict[str, Callable[..., Any]] = {
 }
 
 
+# The filters that make text of their arguments (str(), repr(), an escape, JSON, a URL quote), so
+# each argument that is not already a string is measured before they run.
+_TEXT_FILTERS = frozenset(
+    "string e escape forceescape safe pprint urlencode urlize upper lower capitalize title trim striptags"
+    " truncate wordcount wordwrap center indent replace format tojson xmlattr join".split()
+)
+
+
 def bounded_filter(name: str, f: Callable[..., Any]) -> Callable[..., Any]:
-    """`f` with its arguments checked first (the filters in _FILTER_CHECKS) and its result measured."""
+    """`f` with its arguments checked first (the filters in _FILTER_CHECKS and _TEXT_FILTERS) and its
+    result measured."""
     pre = _FILTER_CHECKS.get(name)
     skip = 1 if getattr(f, "jinja_pass_arg", None) is not None else 0  # the context jinja passes
+    text = name in _TEXT_FILTERS
 
     @functools.wraps(f)
     def run(*args: Any, **kwargs: Any) -> Any:
+        if text:
+            for v in (*args[skip:], *kwargs.values()):
+                if name != "join" or not isinstance(v, (list, tuple)):  # join measures its items itself
+                    check_text(v, f"the {name} filter")
         if pre is not None and len(args) > skip:
             value = pre(*args[skip:], **kwargs)
             if value is not None:

@@ -1,10 +1,11 @@
 """The A/B worker process: hosts one ABEngine (both models, two threads) and answers requests.
 
 Run as `python -m quanttui.core.ab.worker FD PARENT_PID`, FD being one end of a socket pair.
-Requests are tuples `(op, *args)`; replies are `("ok", value)` or `("err", text)`, with events
-(`status`, `render`, `token`, `done`, and `progress` while scoring) streamed before the reply.
-A `("cancel",)` is acted on at once, even mid-run or mid-scoring. Its stdout and stderr go to a
-log file chosen by the parent, never the terminal. It dies with its parent: the kernel kills it
+Requests and events are protocol.py's dataclasses; replies are childproc.Ok or Err, with events
+(Status, Render, Tokens, SideDone, and Progress while scoring) streamed before the reply. A Cancel
+or StopLoops is acted on at once, even mid-run or mid-scoring. The engine keeps the answers of each
+turn it ran, so scoring a turn sends nothing back but its number. Its stdout and stderr go to a log
+file chosen by the parent, never the terminal. It dies with its parent: the kernel kills it
 (Linux), or its reader sees the socket close and ends the process when the main thread does not.
 Importing quanttui.core first imports llama_cpp before numpy, which a CUDA build needs.
 """
@@ -19,8 +20,24 @@ import threading
 from multiprocessing.connection import Connection
 from typing import Any
 
-from ..childproc import worker_main
+from ..childproc import Close, Err, Ok, worker_main
 from .engine import ABEngine
+from .protocol import (
+    Cancel,
+    Describe,
+    Hold,
+    Load,
+    Loaded,
+    Progress,
+    Render,
+    Run,
+    SameTokenizer,
+    Score,
+    SideDone,
+    Status,
+    StopLoops,
+    Tokens,
+)
 
 ORPHAN_GRACE = 5.0  # seconds the main thread has to unload after the app is gone
 
@@ -30,7 +47,7 @@ class _Link:
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        self.requests: queue.Queue[tuple[Any, ...]] = queue.Queue()
+        self.requests: queue.Queue[Any] = queue.Queue()
         self.cancel = threading.Event()
         self.stop_loops = threading.Event()
         self._send_lock = threading.Lock()
@@ -43,25 +60,25 @@ class _Link:
                 msg = self.conn.recv()
             except (EOFError, OSError):
                 self.cancel.set()  # the app is gone: unload and exit, or end here if that hangs
-                self.requests.put(("close",))
+                self.requests.put(Close())
                 if not self.closed.wait(ORPHAN_GRACE):
                     os._exit(1)
                 return
-            if msg[0] in ("cancel", "close"):  # a run still going stops at its next token
+            if isinstance(msg, (Cancel, Close)):  # a run still going stops at its next token
                 self.cancel.set()
-            if msg[0] == "stop_loops":
+            if isinstance(msg, StopLoops):
                 self.stop_loops.set()
-            if msg[0] in ("cancel", "stop_loops"):
+            if isinstance(msg, (Cancel, StopLoops)):
                 continue
-            if msg[0] in ("run", "score"):
+            if isinstance(msg, (Run, Score)):
                 self.cancel.clear()  # here, in arrival order, so a cancel sent right after it holds
-            if msg[0] == "run":
+            if isinstance(msg, Run):
                 self.stop_loops.clear()
             self.requests.put(msg)
-            if msg[0] == "close":
+            if isinstance(msg, Close):
                 return
 
-    def send(self, *msg: Any) -> None:
+    def send(self, msg: Any) -> None:
         with self._send_lock:
             self.conn.send(msg)
 
@@ -77,69 +94,71 @@ class _Streamer:
         n_ids, n_chars = self.sent[side]
         # Text only grows while generating; a stop string cut at the end makes it shorter: resend it.
         delta, replace = (text[n_chars:], False) if len(text) >= n_chars else (text, True)
-        self.link.send("token", side, ids[n_ids:], delta, replace)
+        self.link.send(Tokens(side, ids[n_ids:], delta, replace))
         self.sent[side] = (len(ids), len(text))
 
 
-def _handle(link: _Link, engine: ABEngine | None, op: str, args: tuple[Any, ...]) -> tuple[Any, Any]:
+def _handle(link: _Link, engine: ABEngine | None, msg: Any) -> tuple[ABEngine | None, Any]:
     """Carry out one request; returns the (possibly new) engine and the reply value."""
-    if op == "load":
-        path_a, path_b, cfg, placement = args
+    if isinstance(msg, Load):
         if engine is not None:
             engine.close()
-
-        def status(what: str, side: str) -> None:
-            link.send("status", what, side)
-
-        engine = ABEngine(path_a, path_b, cfg, on_status=status, **placement)
+        engine = None
+        engine = ABEngine(
+            msg.paths["a"],
+            msg.paths["b"],
+            msg.cfg,
+            placement=msg.placement,
+            on_status=lambda what, side: link.send(Status(what, side)),
+        )
         return engine, (engine.errors(), engine.same_tokenizer())
     if engine is None:
         raise RuntimeError("no models loaded")
-    if op == "run":
-        messages, engine.cfg = args  # settings like max tokens can change between turns
+    if isinstance(msg, Run):
+        engine.cfg = msg.cfg  # settings like max tokens can change between turns
         results = engine.run(
-            messages,
+            msg.messages,
             _Streamer(link),
             link.cancel,
-            on_done=lambda r: link.send("done", r.side, r),
-            on_render=lambda side, started: link.send("render", side, started),
-            stop_loops=link.stop_loops,
+            lambda side, started: link.send(Render(side, started)),
+            link.stop_loops,
+            turn=msg.turn,
+            on_done=lambda r: link.send(SideDone(r)),
         )
         return engine, results
-    if op == "score":
-        a, b = args
-
-        def progress(done: int, total: int) -> None:
-            link.send("progress", done, total)
-
-        return engine, engine.cross_score(a, b, progress, link.cancel)
-    if op == "loaded":
+    if isinstance(msg, Score):
+        progress = lambda done, total: link.send(Progress(done, total))  # noqa: E731
+        return engine, engine.score(msg.turn, progress, link.cancel)
+    if isinstance(msg, Hold):
+        engine.hold(msg.turn, msg.results)
+        return engine, None
+    if isinstance(msg, Loaded):
         return engine, engine.loaded()
-    if op == "describe":
+    if isinstance(msg, Describe):
         return engine, engine.describe()
-    if op == "same":
+    if isinstance(msg, SameTokenizer):
         return engine, engine.same_tokenizer()
-    raise ValueError(f"unknown request {op!r}")
+    raise ValueError(f"unknown request {type(msg).__name__}")
 
 
 def serve(conn: Connection) -> None:
     link = _Link(conn)
     engine: ABEngine | None = None
     while True:
-        op, *args = link.requests.get()
-        if op == "close":
+        msg = link.requests.get()
+        if isinstance(msg, Close):
             if engine is not None:
                 engine.close()
             link.closed.set()
             with contextlib.suppress(OSError):
-                link.send("ok", None)
+                link.send(Ok())
             return
         try:
-            engine, value = _handle(link, engine, op, tuple(args))
+            engine, value = _handle(link, engine, msg)
         except Exception as e:  # noqa: BLE001  every failure goes back to the app as one line
-            link.send("err", f"{type(e).__name__}: {e}")
+            link.send(Err(f"{type(e).__name__}: {e}"))
         else:
-            link.send("ok", value)
+            link.send(Ok(value))
 
 
 def main(argv: list[str]) -> int:

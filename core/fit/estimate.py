@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeGuard
 
 from .devices import Device, Hardware
 from .rules import CTX_PAD, DEFAULT_OVERHEADS, KV_TYPES, MAX_CTX, Overheads
@@ -41,7 +41,7 @@ class FitSettings:
     def validate(self) -> None:
         """Refuse values llama.cpp would refuse, and values of the wrong type (settings come from JSON)."""
 
-        def count(v: Any) -> bool:
+        def count(v: Any) -> TypeGuard[int]:
             return isinstance(v, int) and not isinstance(v, bool)
 
         if not count(self.n_ctx) or not 0 < self.n_ctx <= MAX_CTX:

@@ -75,7 +75,8 @@ class Shape:
         layers = {layer["name"]: layer for layer in f.get("layers") or []}
 
         def padded(name: str) -> int:
-            return layers.get(name, {}).get("padded", 0)
+            size: int = layers.get(name, {}).get("padded", 0)
+            return size
 
         blocks = [padded(f"blk.{i}") for i in range(n_layer)]
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from ..organize.move import partial_path
 from .client import HubError, HubUnreachable, Stopped, endpoint
-from .download import destination, partial_path, pull
+from .download import destination, pull
 from .guard import cancel_on
 from .names import NameRefused
 from .remote import FetchStats, fetch_header, parse_hf_path, remote_facts

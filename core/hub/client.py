@@ -43,7 +43,7 @@ PIECE = 1 << 20  # bytes decoded at a time
 ETAG = re.compile(r"[!#-\[\]-~]{1,256}")  # printable, no space, quote, slash or backslash: one path part
 COMMIT = re.compile(r"[0-9a-f]{40}")
 _installed = threading.Lock()
-_done = False
+_done = threading.Event()
 
 
 def endpoint() -> str:
@@ -79,11 +79,10 @@ def _check_names(response: Any) -> None:
 def install() -> None:
     """Put the timeouts, the guard (guard.on_request) and the header checks on every session
     huggingface_hub makes (once per process)."""
-    global _done
-    if _done:
+    if _done.is_set():
         return
     with _installed:
-        if _done:
+        if _done.is_set():
             return
         from huggingface_hub import close_session, set_client_factory
         from huggingface_hub.utils import _http
@@ -101,7 +100,7 @@ def install() -> None:
 
         set_client_factory(factory)
         close_session()
-        _done = True
+        _done.set()
 
 
 def api() -> Any:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import os
 import re
@@ -209,9 +210,7 @@ def pull(
         url = file_url(repo, f.name, revision)
         digest = call(
             f.name,
-            lambda f=f, part=part, url=url, before=done: _fetch(
-                url, part, f.size, before, total, clean(f.name), progress, cancel
-            ),
+            functools.partial(_fetch, url, part, f.size, done, total, clean(f.name), progress, cancel),
         )
         if f.sha256 and digest.hexdigest() != f.sha256:
             part.unlink(missing_ok=True)
@@ -253,7 +252,7 @@ def _pull_hf_cache(
     total, done, out = sum(f.size for f in files), 0, []
     client.install()  # before huggingface_hub's first request: limits and header checks
     for f in files:
-        call(f.name, lambda f=f: _preflight(repo, f.name, revision, cache))
+        call(f.name, functools.partial(_preflight, repo, f.name, revision, cache))
         bar = _progress_bar(clean(f.name), f.size, done, total, progress, cancel)
 
         def fetch(f: RemoteFile = f, bar: type = bar) -> str:
@@ -301,7 +300,8 @@ def _progress_bar(
 
         def __init__(self, *args: object, **kwargs: object) -> None:
             kwargs["disable"] = True
-            super().__init__(*args, **kwargs)
+            # huggingface_hub's tqdm.__init__ is unannotated (tqdm itself ships no types)
+            super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
 
         def update(self, n: float | None = 1) -> bool | None:
             if cancel.is_set():

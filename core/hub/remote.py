@@ -9,6 +9,7 @@ request ends at a deadline that grows with the bytes it asks for (client.deadlin
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -73,8 +74,8 @@ def _range(url: str, start: int, end: int) -> tuple[bytes, int | None]:
         if resp.status_code == 206:
             m = CONTENT_RANGE.fullmatch(cr.strip())
             if not m or int(m[1]) != start or not start <= int(m[2]) <= end:
-                got = clean(cr[:80]) or "(none)"
-                raise HubError(f"the Hub answered the range {got} for bytes {start:,}-{end:,}; refused")
+                shown = clean(cr[:80]) or "(none)"
+                raise HubError(f"the Hub answered the range {shown} for bytes {start:,}-{end:,}; refused")
             total = int(m[3]) if m[3] != "*" else None
             want = int(m[2]) - start + 1
         elif resp.headers.get("Content-Length", "").isdigit():
@@ -124,7 +125,7 @@ def fetch_header(
                 f"{what}: header still incomplete after {MAX_REQUESTS} requests ({len(buf):,} bytes)"
             )
         start, end = len(buf), want - 1
-        data, told = call(what, lambda start=start, end=end: _range(url, start, end))
+        data, told = call(what, functools.partial(_range, url, start, end))
         stats.requests += 1
         if told is not None and (total if total is not None else size) not in (None, told):
             raise HubError(

@@ -54,7 +54,8 @@ class LibraryEntry:
     @property
     def quant(self) -> str | None:
         if self.facts and self.facts.get("file_type"):
-            return self.facts["file_type"]
+            quant: str = self.facts["file_type"]
+            return quant
         return quant_from_name(Path(self.path).name)
 
     def fact(self, key: str) -> Any:

@@ -36,7 +36,6 @@ class LlamaLogCapture:
                 return
             llama_cpp = lib()
 
-            @llama_cpp.llama_log_callback
             def _log(level: int, text: bytes, user_data: Any) -> None:
                 line = text.decode("utf-8", errors="replace")
                 for sink in list(cls._sinks):
@@ -46,8 +45,9 @@ class LlamaLogCapture:
                 if cls._echo_fd is not None and cls._last_level >= INFO:
                     cls._echo(line)
 
-            cls._installed = _log  # llama.cpp keeps only the raw pointer
-            llama_cpp.llama_log_set(_log, ctypes.c_void_p(0))
+            callback = llama_cpp.llama_log_callback(_log)
+            cls._installed = callback  # llama.cpp keeps only the raw pointer
+            llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
 
     @classmethod
     def _echo(cls, text: str) -> None:

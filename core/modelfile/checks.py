@@ -8,8 +8,9 @@ meets a value it cannot use and no work grows with a number the file merely clai
 
 from __future__ import annotations
 
+import builtins
 import math
-from typing import Any
+from typing import Any, TypeGuard
 
 import gguf
 
@@ -60,7 +61,7 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
-def is_int(value: Any) -> bool:
+def is_int(value: Any) -> TypeGuard[int]:
     """An int that is not a bool (bool is an int subclass in Python; in GGUF it is a type of its own)."""
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -97,10 +98,12 @@ class Values:
             return None
         return value
 
-    def arch_int(self, suffix: str, lo: int, hi: int) -> int | None:
+    def arch_int(self, suffix: str, lo: builtins.int, hi: builtins.int) -> builtins.int | None:
         return self.int(self.key(suffix), lo, hi)
 
-    def per_layer(self, suffix: str, lo: int, hi: int) -> int | list[int] | None:
+    def per_layer(
+        self, suffix: str, lo: builtins.int, hi: builtins.int
+    ) -> builtins.int | list[builtins.int] | None:
         """A per-layer count: an integer, or an array of integers (one per layer); equal items collapse."""
         key = self.key(suffix)
         value = self.raw(key)
@@ -116,7 +119,7 @@ class Values:
             return None
         return value[0] if all(v == value[0] for v in value) else list(value)
 
-    def pattern(self, suffix: str) -> int | list[bool] | None:
+    def pattern(self, suffix: str) -> builtins.int | list[bool] | None:
         """The sliding-window pattern: every Nth layer global (an integer) or one flag per layer."""
         key = self.key(suffix)
         value = self.raw(key)
@@ -129,7 +132,7 @@ class Values:
             return None
         return [bool(v) for v in value]
 
-    def text(self, key: str, *, limit: int = MAX_TEXT, cut: bool = True) -> str | None:
+    def text(self, key: str, *, limit: builtins.int = MAX_TEXT, cut: bool = True) -> str | None:
         """A string value, cut to `limit` characters (or refused when `cut` is False and it is longer)."""
         value = self.raw(key)
         if value is None:

@@ -113,8 +113,8 @@ _SSM_KEYS = {
 def _ssm_facts(v: Values) -> dict[str, int] | None:
     """Recurrent-state sizes (Mamba, RWKV, hybrids), which fix memory independent of context."""
     found = {name: v.arch_int(key, 1, c.MAX_STATE) for name, key in _SSM_KEYS.items()}
-    found = {k: n for k, n in found.items() if n is not None}
-    return found or None
+    sizes = {k: n for k, n in found.items() if n is not None}
+    return sizes or None
 
 
 def _tensor_bytes(header: Header) -> list[int | None]:

@@ -81,7 +81,8 @@ class Header:
             raise GGUFError(f"array {key!r} was not kept: reopen the file to load it")
         parser = Cursor(self._buf, complete=True, byteorder=self.byteorder)
         parser.pos = value.offset
-        return parser.read_array_items(value.item_type, value.count, eager=True, depth=1)
+        items: list[Any] = parser.read_array_items(value.item_type, value.count, eager=True, depth=1)
+        return items
 
 
 def parse_header(

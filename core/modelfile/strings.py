@@ -14,7 +14,7 @@ MAX_STRING = 1 << 28  # a single metadata string over 256 MiB is corruption, not
 def skip_strings(p: Any, count: int) -> int:
     """Return the offset just past `count` length-prefixed strings starting at `p.pos`."""
     start, total = p.pos, count
-    off = p.pos
+    off: int = p.pos
     try:
         while count > 0:
             if count >= 256 and p.bo == "<":

@@ -82,12 +82,14 @@ class Cursor:
 
     def u32(self) -> int:
         self.need(self.pos + 4)
+        v: int
         (v,) = self._u32.unpack_from(self.buf, self.pos)
         self.pos += 4
         return v
 
     def u64(self) -> int:
         self.need(self.pos + 8)
+        v: int
         (v,) = self._u64.unpack_from(self.buf, self.pos)
         self.pos += 8
         return v

@@ -31,7 +31,7 @@ from ..paths import cache_dir
 from ..safeopen import open_regular
 from ..textsafe import clean_path
 from .delete_plan import DeletePlan, plan_delete
-from .journal import Journal, bounded_name, failpoint, fsync_dir
+from .journal import ROOTS, Journal, bounded_name, failpoint, fsync_dir, root_paths
 from .move import sha256_file
 from .safety import OrganizeError, gate, in_use, log_operation
 
@@ -319,7 +319,10 @@ def link_extras(group: DuplicateGroup, roots: list[Root]) -> list[Path]:
     gate(paths, roots, follow=True)
     keep_real = Path(os.path.realpath(group.keep))
     keep_st = keep_real.stat()
-    journal = Journal("dedupe", {"keep": str(keep_real), "keep_id": [keep_st.st_dev, keep_st.st_ino]})
+    journal = Journal(
+        "dedupe",
+        {"keep": str(keep_real), "keep_id": [keep_st.st_dev, keep_st.st_ino], ROOTS: root_paths(roots)},
+    )
     linked = []
     try:
         for extra in group.extras:

@@ -15,7 +15,6 @@ If the trash refuses a set, that set and every later one are put back where they
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
 from collections import Counter
@@ -27,7 +26,7 @@ from send2trash import send2trash
 from ..library.roots import Root
 from ..textsafe import clean, clean_path
 from .delete_plan import DeletePlan, DeleteUnit, check_plan, plan_delete
-from .journal import Journal, failpoint, fsync_dir
+from .journal import ROOTS, Journal, failpoint, fsync_dir, move_no_replace, root_paths
 from .safety import OrganizeError, log_operation
 
 __all__ = ["DeletePlan", "DeleteUnit", "execute_delete", "plan_delete", "recover_delete"]
@@ -72,7 +71,9 @@ def execute_delete(plan: DeletePlan, roots: list[Root]) -> None:
     """Carry out a plan (checked whole again first); OrganizeError leaves every set not reported as
     removed exactly where it was."""
     check_plan(plan, roots)
-    journal = Journal("delete", {"permanent": plan.permanent, "state": "staging", "done": []})
+    journal = Journal(
+        "delete", {"permanent": plan.permanent, "state": "staging", "done": [], ROOTS: root_paths(roots)}
+    )
     records = []
     for k, unit in enumerate(plan.units, 1):
         staged = unit.files and (plan.permanent or len(unit.files) > 1)
@@ -82,9 +83,9 @@ def execute_delete(plan: DeletePlan, roots: list[Root]) -> None:
     except OSError as e:
         raise OrganizeError(f"cannot write the organize journal ({clean(e)}); nothing was deleted") from None
     try:
-        _stage_all(records)
+        _stage_all(records, journal.data[ROOTS])
     except OSError as e:
-        _roll_back(records)
+        _roll_back(records, journal.data[ROOTS])
         _remove_stage_roots(records)
         journal.close()
         raise OrganizeError(
@@ -114,29 +115,7 @@ def execute_delete(plan: DeletePlan, roots: list[Root]) -> None:
     )
 
 
-def move_no_replace(src: str | Path, dst: str | Path, step: str | None = None) -> None:
-    """Rename `src` to `dst`, refusing (FileExistsError) when `dst` exists: a hard link under the new
-    name (which the OS refuses over an existing name), then the old name's unlink. Where no hard link
-    can be made (a filesystem without them) the name is checked free first and renamed. A kill between
-    the two steps leaves both names on one inode; `_roll_back` then drops the staged one."""
-    try:
-        os.link(src, dst, follow_symlinks=False)
-    except FileExistsError:
-        raise
-    except (OSError, NotImplementedError) as e:
-        no_links = (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.ENOSYS)
-        if isinstance(e, OSError) and e.errno not in no_links:
-            raise
-        if os.path.lexists(dst):
-            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(dst)) from None
-        os.rename(src, dst)
-        return
-    if step:
-        failpoint(step)
-    os.unlink(src)
-
-
-def _stage_all(records: list[dict[str, Any]]) -> None:
+def _stage_all(records: list[dict[str, Any]], tops: list[str] | None = None) -> None:
     n = 0
     for rec in records:
         if not rec["stage"]:
@@ -146,7 +125,7 @@ def _stage_all(records: list[dict[str, Any]]) -> None:
         for orig, staged in rec["moves"]:
             Path(staged).parent.mkdir(exist_ok=True)
             n += 1
-            move_no_replace(orig, staged, f"delete:stage-linked:{n}")
+            move_no_replace(orig, staged, f"delete:stage-linked:{n}", tops)
             failpoint(f"delete:staged:{n}")
         for folder in sorted({str(Path(p).parent) for pair in rec["moves"] for p in pair}):
             fsync_dir(folder)  # both ends of every move durable before the next commit point
@@ -160,7 +139,7 @@ def _trash_units(records: list[dict[str, Any]], journal: Journal, plan: DeletePl
             if item:
                 send2trash(item)
         except Exception as e:  # send2trash raises its own TrashPermissionError and OSErrors
-            _roll_back(records[k:])
+            _roll_back(records[k:], journal.data[ROOTS])
             _remove_stage_roots(records)
             journal.close()
             log_operation("delete", files=[str(x) for x in plan.files], failed_at=item, error=str(e))
@@ -197,7 +176,7 @@ def _same_file(a: str, b: str) -> bool:
         return False
 
 
-def _roll_back(records: list[dict[str, Any]]) -> list[str]:
+def _roll_back(records: list[dict[str, Any]], tops: list[str] | None = None) -> list[str]:
     """Move every staged file of these sets back to where it was, never over another file; the paths
     put back. A staged name that is a second link to the file still in place (a kill between link and
     unlink) is only dropped."""
@@ -207,7 +186,7 @@ def _roll_back(records: list[dict[str, Any]]) -> list[str]:
             if not staged or not os.path.lexists(staged):
                 continue
             if not os.path.lexists(orig):
-                move_no_replace(staged, orig)
+                move_no_replace(staged, orig, tops=tops)
                 back.append(orig)
             elif _same_file(orig, staged):
                 os.unlink(staged)
@@ -255,6 +234,11 @@ def _gone(rec: dict[str, Any]) -> bool:
     )
 
 
+def _tops(data: dict[str, Any]) -> list[str] | None:
+    roots = data.get(ROOTS)
+    return roots if isinstance(roots, list) and roots and all(isinstance(r, str) for r in roots) else None
+
+
 def recover_delete(data: dict[str, Any]) -> list[str]:
     """Complete an interrupted delete past its commit point, else roll it back; one line per set."""
     records = data.get("units", [])
@@ -267,7 +251,7 @@ def recover_delete(data: dict[str, Any]) -> list[str]:
             _finish(rec, trashed=not data.get("permanent"))
             lines.append(f"completed the interrupted delete of {label}")
         else:
-            back = _roll_back([rec])
+            back = _roll_back([rec], _tops(data))
             if back:
                 lines.append(f"rolled back the interrupted delete of {label}: {len(back)} file(s) put back")
     _remove_stage_roots(records)

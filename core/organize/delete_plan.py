@@ -120,7 +120,9 @@ def _plan_hf(path: Path, root: Root, unit: DeleteUnit, *, only_revision: bool) -
     targets = {snapshots / rel_dir / p.name for p in split_parts(path)[0]}
     targets = {t for t in targets if os.path.lexists(t)}
     blobs = {os.path.realpath(t) for t in targets}  # the content asked for, and nothing else
-    still_used: set[str] = set()
+    # A blob another repo's snapshot links to (a cache put together by hand, or by a tool that shares
+    # blobs) is that repo's data too: only the links go.
+    still_used: set[str] = _linked_from_other_repos(repo, root, blobs)
     left: dict[str, int] = {}
     for rev in sorted(snapshots.iterdir()):
         remaining = 0
@@ -144,6 +146,22 @@ def _plan_hf(path: Path, root: Root, unit: DeleteUnit, *, only_revision: bool) -
     ref_dir = repo / "refs"
     if ref_dir.is_dir():
         unit.refs += [r for r in ref_dir.rglob("*") if r.is_file() and (read_small(r) or "").strip() in gone]
+
+
+def _linked_from_other_repos(repo: Path, root: Root, blobs: set[str]) -> set[str]:
+    """The blobs of `blobs` that a snapshot of another repo of the cache links to (a cache put together
+    by hand or by a tool that shares blobs): those stay, whatever this delete removes."""
+    used: set[str] = set()
+    if not blobs:
+        return used
+    for other in sorted(Path(root.path).iterdir()):
+        snaps = other / "snapshots"
+        if other.name == repo.name or other.is_symlink() or not snaps.is_dir() or snaps.is_symlink():
+            continue
+        for p in snaps.rglob("*"):
+            if os.path.realpath(p) in blobs:
+                used.add(os.path.realpath(p))
+    return used
 
 
 MANIFEST_DEPTH = 3  # REGISTRY/NAMESPACE/MODEL/TAG (discover also lists REGISTRY/MODEL/TAG)

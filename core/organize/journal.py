@@ -48,6 +48,7 @@ NAME_MAX = 255  # bytes in one path component on common filesystems
 TMP_PREFIX = ".tmp-"
 LOCK_SUFFIX = ".lock"
 OWNED = "owner_lock"  # set in every journal written under an owner lock (older ones only have a pid)
+ROOTS = "roots"  # the library roots the operation ran with: recovery acts only inside them
 _paused: set[str] = set()
 
 
@@ -121,6 +122,80 @@ def _fsync_dir(folder: Path) -> None:
 def fsync_dir(folder: str | os.PathLike[str]) -> None:
     """Make renames inside `folder` durable before the next commit point."""
     _fsync_dir(Path(folder))
+
+
+def move_no_replace(
+    src: str | Path, dst: str | Path, step: str | None = None, tops: list[str] | None = None
+) -> None:
+    """Rename `src` to `dst`, refusing (FileExistsError) when `dst` exists: a hard link under the new
+    name (which the OS refuses over an existing name), then the old name's unlink. Where no hard link
+    can be made (a filesystem without them) the name is checked free first and renamed. A kill between
+    the two steps leaves both names on one inode; recovery then drops the staged one.
+
+    With `tops` (the operation's roots), both folders are opened first and each must really be inside
+    the tops; the link and the unlink then go through those open folders, so a folder swapped for a
+    symlink after the plan was checked cannot lead the move outside the roots (OSError EXDEV)."""
+    src, dst = Path(src), Path(dst)
+    with _folder(src.parent, tops) as sfd, _folder(dst.parent, tops) as dfd:
+        s_name = src.name if sfd is not None else os.fspath(src)  # by name in its open folder
+        d_name = dst.name if dfd is not None else os.fspath(dst)
+        try:
+            os.link(s_name, d_name, src_dir_fd=sfd, dst_dir_fd=dfd, follow_symlinks=False)
+        except FileExistsError:
+            raise
+        except (OSError, NotImplementedError) as e:
+            no_links = (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.ENOSYS)
+            if isinstance(e, OSError) and e.errno not in no_links:
+                raise
+            try:
+                os.stat(d_name, dir_fd=dfd, follow_symlinks=False)
+            except FileNotFoundError:
+                os.rename(s_name, d_name, src_dir_fd=sfd, dst_dir_fd=dfd)
+                return
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(dst)) from None
+        if step:
+            failpoint(step)
+        os.unlink(s_name, dir_fd=sfd)
+
+
+@contextlib.contextmanager
+def _folder(folder: Path, tops: list[str] | None) -> Iterator[int | None]:
+    """An open descriptor of `folder`, checked to lie inside `tops` (None without tops: by name)."""
+    if tops is None:
+        yield None
+        return
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        where = _where(fd, folder)
+        if not any(_inside(where, os.path.realpath(t)) for t in tops):
+            raise OSError(errno.EXDEV, "now leads outside the library roots", str(folder))
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _where(fd: int, folder: Path) -> str:
+    """The real location of an open folder: from /proc where there is one, else its resolved name
+    checked to be that same folder."""
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        real = os.path.realpath(folder)
+        if not os.path.samestat(os.fstat(fd), os.stat(real)):
+            raise OSError(errno.EXDEV, "changed while it was being opened", str(folder)) from None
+        return real
+
+
+def _inside(path: str, top: str) -> bool:
+    try:
+        return os.path.commonpath([path, top]) == top
+    except ValueError:
+        return False
+
+
+def root_paths(roots: Any) -> list[str]:
+    """The roots of an operation as its journal records them (resolved folder names)."""
+    return [os.path.realpath(r.path) for r in roots]
 
 
 # Locks -------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from ..library.roots import Root
 from ..modelfile.split import parse_split_name, split_parts
 from ..safeopen import open_regular
 from ..textsafe import clean, clean_path
-from .journal import Journal, failpoint
+from .journal import ROOTS, Journal, failpoint, move_no_replace, root_paths
 from .safety import OrganizeError, gate, in_use, log_operation, root_of
 
 Progress = Callable[[int, int], None]
@@ -66,6 +66,13 @@ def _sources(paths: Iterable[str | Path], roots: list[Root]) -> list[Path]:
     return out
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samestat(os.lstat(a), os.lstat(b))
+    except OSError:
+        return False
+
+
 def partial_path(dst: Path) -> Path:
     """Where a file is written before it is complete: hidden beside it, so it never shows as a model
     (copies here, downloads in core/hub)."""
@@ -75,7 +82,15 @@ def partial_path(dst: Path) -> Path:
 def _copy_verified(src: Path, dst: Path, progress: Progress | None, done: int, total: int) -> int:
     partial = partial_path(dst)
     h = hashlib.sha256()
-    with open(src, "rb") as fi, open(partial, "wb") as fo:
+    # O_EXCL | O_NOFOLLOW: never write through a link (or into a file) planted at the partial's name
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        out = os.open(partial, flags, 0o644)
+    except FileExistsError:
+        raise OrganizeError(
+            f"{clean_path(partial)}: already exists (a download or copy under way?); nothing moved"
+        ) from None
+    with open_regular(src) as fi, os.fdopen(out, "wb") as fo:
         while chunk := fi.read(CHUNK):
             fo.write(chunk)
             h.update(chunk)
@@ -87,7 +102,11 @@ def _copy_verified(src: Path, dst: Path, progress: Progress | None, done: int, t
     if partial.stat().st_size != src.stat().st_size or sha256_file(partial) != h.hexdigest():
         partial.unlink(missing_ok=True)
         raise OrganizeError(f"{clean_path(dst)}: the copy does not match {clean_path(src)}; source kept")
-    os.replace(partial, dst)
+    try:
+        move_no_replace(partial, dst)  # a file that appeared at `dst` since the check is never replaced
+    except FileExistsError:
+        partial.unlink(missing_ok=True)
+        raise OrganizeError(f"{clean_path(dst)}: appeared while moving; nothing moved") from None
     return done
 
 
@@ -123,7 +142,7 @@ def move(
         raise OrganizeError(
             f"{clean_path(dest)}: cannot create the folder ({clean(e.strerror or e)})"
         ) from None
-    return _transfer(sources, targets, progress, force_copy, op="move", made=made)
+    return _transfer(sources, targets, progress, force_copy, op="move", made=made, roots=roots)
 
 
 def _check_targets(sources: list[Path], targets: list[Path], roots: list[Root], verb: str) -> None:
@@ -164,7 +183,7 @@ def rename(path: str | Path, new_name: str, roots: list[Root]) -> list[Path]:
             for p in sources
         ]
     _check_targets(sources, targets, roots, "renamed")
-    return _transfer(sources, targets, None, False, op="rename", made=[])
+    return _transfer(sources, targets, None, False, op="rename", made=[], roots=roots)
 
 
 def _transfer(
@@ -174,6 +193,7 @@ def _transfer(
     force_copy: bool,
     op: str,
     made: list[Path],
+    roots: list[Root] | None = None,
 ) -> list[Path]:
     pairs = [
         (s, t) for s, t in zip(sources, targets, strict=True) if os.path.abspath(s) != os.path.abspath(t)
@@ -188,6 +208,7 @@ def _transfer(
             "state": "moving",
             "pairs": [[str(s), str(t)] for s, t in pairs],
             "made": [str(d) for d in made],
+            **({ROOTS: root_paths(roots)} if roots is not None else {}),
         },
     )
     try:
@@ -199,7 +220,10 @@ def _transfer(
             _copy_all(pairs, progress, journal)
         else:
             for i, (s, t) in enumerate(pairs, 1):
-                os.rename(s, t)
+                try:  # never os.rename: it would replace a file that appeared at `t` since the check
+                    move_no_replace(s, t, f"move:linked:{i}", journal.data.get(ROOTS))
+                except FileExistsError:
+                    raise OrganizeError(f"{clean_path(t)}: appeared while moving; nothing moved") from None
                 failpoint(f"move:renamed:{i}")
     except (OSError, OrganizeError) as e:
         committed = journal.data["state"] == "copied"
@@ -234,6 +258,11 @@ def _copy_all(pairs: list[tuple[Path, Path]], progress: Progress | None, journal
         failpoint(f"move:removed:{i}")
 
 
+def _tops(data: dict[str, Any]) -> list[str] | None:
+    roots = data.get(ROOTS)
+    return roots if isinstance(roots, list) and roots and all(isinstance(r, str) for r in roots) else None
+
+
 def recover_move(data: dict[str, Any]) -> list[str]:
     """Put an interrupted move back where it was, or finish removing the sources once every copy was
     complete; one line saying which."""
@@ -249,7 +278,9 @@ def recover_move(data: dict[str, Any]) -> list[str]:
             if s.is_file() and os.path.lexists(t):
                 t.unlink()  # a copy of a source still complete where it was
         elif os.path.lexists(t) and not os.path.lexists(s):
-            os.rename(t, s)
+            move_no_replace(t, s, tops=_tops(data))
+        elif os.path.lexists(t) and _same_file(s, t):
+            t.unlink()  # killed between the link to `t` and the unlink of `s`: `s` is still whole
     for d in reversed([Path(p) for p in data.get("made", [])]):
         try:
             d.rmdir()

@@ -43,7 +43,9 @@ class Usage:
         return sum({link.target: link.size for link in self.outside_links}.values())
 
     def to_dict(self) -> dict[str, Any]:
-        order = lambda d: dict(sorted(d.items(), key=lambda kv: -kv[1]))  # noqa: E731
+        def order(d: dict[str, int]) -> dict[str, int]:
+            return dict(sorted(d.items(), key=lambda kv: -kv[1]))
+
         return {
             "total": self.total,
             "roots": order(self.roots),

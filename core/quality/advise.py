@@ -1,10 +1,14 @@
 """`advise`: one table per model group (size, bpw, fit, measured quality and speed) and a pick.
 
-The rule: the lowest measured KLD (else the highest bpw) among the quants that fit fully on the GPU
-at the target context; if none does, the most layers on the GPU (ties: lowest KLD, then highest
-bpw); never a quant that does not fit. Quality comes only from cached eval results (one reference,
-text and settings for the whole table: the set that covers most quants); tokens/s from cached
-bench results, else estimated from a measured sibling by size (generation is memory-bound), marked.
+The rule: the lowest measured KLD among the quants that fit fully on the GPU at the target context;
+if none does, the most layers on the GPU (ties: lowest KLD, then highest bpw); never a quant that
+does not fit, never the reference nor a byte-identical copy of it (same content identity: KLD 0 by
+definition, it is the yardstick), and never an unmeasured quant: with nothing measured there is no
+pick, and the reason says what to measure. Quality comes only from eval records of one settings set
+for the whole table (records.eval_view: the set that covers most quants, newest on a tie); tokens/s
+from idle bench records, shown only where the record's device (CPU, GPU, both) is the one the fit
+verdict plans for, else estimated from an idle measured sibling on the same device by size
+(generation is memory-bound), marked. A busy record is shown only where no idle one exists, marked.
 For a Hub repo (`hf:OWNER/REPO`) sizes and fit come from the remote headers and quality only as
 what the quant type typically loses (typical.py, llama.cpp's published figures), never as measured.
 """
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +34,7 @@ from ..library.scan import LibraryEntry
 from ..paths import cache_dir
 from ..settings import load as load_settings
 from ..textsafe import clean, clean_path
-from . import cache, typical
+from . import records, typical
 from .text import QualityError
 
 HF_REPO = re.compile(r"^hf:(?P<repo>[^/@]+/[^/@]+)(?:@(?P<rev>.+))?$")
@@ -43,15 +48,25 @@ class QuantRow:
     size_bytes: int
     bpw: float | None
     fit: dict[str, Any] | None = None
-    quality: dict[str, Any] | None = None  # kld_mean, top1_agreement, ppl_ratio from one eval set
-    is_reference: bool = False
+    quality: dict[str, Any] | None = None  # kld_mean, top1_agreement, ppl_ratio (and ±) from one eval set
+    is_reference: bool = False  # the reference, or a byte-identical copy of it (same content)
     tg: float | None = None
     tg_source: str | None = None  # "measured" or "estimated"
     error: str | None = None
     typical: dict[str, Any] | None = None  # what the quant type typically loses (typical.py), not measured
+    quality_record: records.Measurement | None = None  # when and under what the quality was measured
+    tg_record: records.Measurement | None = None  # the bench record tg comes from (or is scaled from)
+    tg_note: str | None = None  # why a measured speed is not shown (another device)
+    content: str | None = None  # records.content_id
+
+    @property
+    def tg_busy(self) -> bool:
+        return self.tg_source == "measured" and self.tg_record is not None and self.tg_record.busy
 
     def to_dict(self) -> dict[str, Any]:
         q = self.quality or {}
+        qr = self.quality_record
+        tr = self.tg_record if self.tg is not None else None
         return {
             "model": self.model,
             "quant": self.quant,
@@ -59,12 +74,22 @@ class QuantRow:
             "bpw": self.bpw,
             "fit": self.fit,
             "kld_mean": q.get("kld_mean"),
+            "kld_mean_se": q.get("kld_mean_se"),
             "top1_agreement": q.get("top1_agreement"),
+            "top1_agreement_se": q.get("top1_agreement_se"),
             "ppl_ratio": q.get("ppl_ratio"),
+            "ppl_ratio_se": q.get("ppl_ratio_se"),
+            "quality_measured_at": qr.measured_at if qr else None,
             "tg_tokens_per_second": self.tg,
             "tg_source": self.tg_source,
-            "measured": self.quality is not None,
+            "tg_device": tr.device if tr else None,
+            "tg_busy": self.tg_busy,
+            "tg_measured_at": tr.measured_at if tr else None,
+            "tg_conditions": tr.conditions if tr else None,
+            **({"tg_note": self.tg_note} if self.tg_note else {}),
+            "measured": self.quality is not None and not self.is_reference,
             "reference": self.is_reference,
+            "content": self.content,
             "typical": self.typical,
             **({"error": self.error} if self.error else {}),
         }
@@ -80,6 +105,8 @@ class Advice:
     reference: str | None = None
     eval_settings: dict[str, Any] = field(default_factory=dict)
     hub: dict[str, Any] | None = None  # for hf:OWNER/REPO: repo, revision, refused files, typical source
+    to_measure: str | None = None  # the command that would let a pick be made, when none is
+    other_eval_sets: list[dict[str, Any]] = field(default_factory=list)  # settings not shown
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -87,15 +114,35 @@ class Advice:
             "ctx": self.ctx,
             "recommended": self.recommended,
             "reason": self.reason,
+            "to_measure": self.to_measure,
             "reference": self.reference,
             "eval": self.eval_settings or None,
+            "other_eval_sets": self.other_eval_sets,
             **({"hub": self.hub} if self.hub is not None else {}),
             "quants": [r.to_dict() for r in self.rows],
         }
 
 
+def _norm(s: str) -> str:
+    return re.sub(r"[^0-9a-z]+", "-", s.strip().lower()).strip("-")
+
+
+def _matches(target: str, label: str, key: str, names: list[str]) -> bool:
+    """Whether `target` names a group loosely: case-insensitive, punctuation and spaces alike, as a
+    substring of its label, key or a member's file name, or every word of it found in them."""
+    want = _norm(target)
+    if not want:
+        return False
+    hay = [_norm(label), _norm(key), *(_norm(n) for n in names)]
+    if any(want in h for h in hay):
+        return True
+    joined = " ".join(hay)
+    return all(w in joined for w in want.split("-"))
+
+
 def _members(target: str) -> tuple[str, list[LibraryEntry]]:
-    """The group `target` names (a file's group, or a group key or label) and its files."""
+    """The group `target` names (a file's group, or a group named loosely) and its files; one line
+    listing the groups when it names several."""
     entries = scan(active_roots(load_settings()))
     if os.path.isfile(target):
         real = os.path.realpath(target)
@@ -107,34 +154,23 @@ def _members(target: str) -> tuple[str, list[LibraryEntry]]:
         if mine:
             return mine[0].group_label, [e for e in entries if e.group == mine[0].group]
         raise QualityError(f"{clean_path(target)}: not a model file")
+    groups: dict[str, list[LibraryEntry]] = {}
+    for e in entries:
+        groups.setdefault(e.group, []).append(e)
     wanted = target.strip().lower()
-    found = [e for e in entries if wanted in (e.group.lower(), e.group_label.lower())]
+    exact = [g for g, m in groups.items() if wanted in (g.lower(), m[0].group_label.lower())]
+    found = exact or [
+        g
+        for g, m in groups.items()
+        if _matches(target, m[0].group_label, g, [n for e in m for n in (Path(e.path).name, e.name)])
+    ]
     if not found:
         raise QualityError(f"no model file or group named {clean(target)!r} (see quanttui ls)")
-    return found[0].group_label, [e for e in entries if e.group == found[0].group]
-
-
-def _eval_set(paths: list[str]) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-    """The cached eval results of one (reference, text, ctx, chunks) that covers most of `paths`."""
-    sets: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for path in paths:
-        for r in cache.measured_evals(path):
-            ref = r.get("reference") or {}
-            k = (ref.get("path"), r.get("text_sha256"), r.get("ctx"), r.get("chunks"))
-            entry = sets.setdefault(k, {"rows": {}, "time": 0.0, "record": r})
-            entry["rows"].setdefault(path, r["result"])
-            entry["time"] = max(entry["time"], float(r.get("time") or 0))
-    if not sets:
-        return {}, {}
-    best = max(sets.values(), key=lambda s: (len(s["rows"]), s["time"]))
-    r = best["record"]
-    about = {
-        "reference": (r.get("reference") or {}).get("path"),
-        "text": r.get("text"),
-        "ctx": r.get("ctx"),
-        "chunks": r.get("chunks"),
-    }
-    return best["rows"], about
+    if len(found) > 1:
+        labels = sorted({groups[g][0].group_label for g in found})
+        shown = ", ".join(repr(clean(x)) for x in labels[:8]) + (", …" if len(labels) > 8 else "")
+        raise QualityError(f"{clean(target)!r} names {len(found)} groups: {shown}; name one of them")
+    return groups[found[0]][0].group_label, groups[found[0]]
 
 
 def _fit(facts: dict[str, Any], ctx: int, hw: Hardware) -> dict[str, Any]:
@@ -148,17 +184,38 @@ def _fit(facts: dict[str, Any], ctx: int, hw: Hardware) -> dict[str, Any]:
     }
 
 
-def _speeds(rows: list[QuantRow]) -> None:
-    """Measured tg where cached; else scaled from the nearest-size measured sibling, marked estimated."""
+def _planned_device(fit: dict[str, Any] | None) -> str | None:
+    """Where the fit verdict runs the model: "gpu", "gpu+cpu" or "cpu" (None when it does not fit)."""
+    if not fit or fit.get("verdict_code") == "no_fit":
+        return None
+    if fit.get("fully_on_gpu"):
+        return "gpu"
+    return "gpu+cpu" if fit.get("gpu_layers") else "cpu"
+
+
+def _speeds(rows: list[QuantRow], benches: dict[str, list[records.Measurement]]) -> None:
+    """Measured tg where a bench record of the row's content on the device its fit plans for exists
+    (idle preferred); else scaled from the nearest-size idle measured sibling on that device, marked
+    estimated. A speed measured on another device is not shown; `tg_note` says so."""
     for row in rows:
-        rec = cache.measured_bench(row.model)
+        device = _planned_device(row.fit)
+        mine = benches.get(row.content or "", [])
+        rec = records.shown_bench(mine, device) if device else None
         if rec is not None:
-            row.tg, row.tg_source = rec["result"].get("tg_tokens_per_second"), "measured"
-    measured = [r for r in rows if r.tg_source == "measured" and r.tg and r.size_bytes]
+            row.tg, row.tg_source, row.tg_record = rec.values.get("tg_tokens_per_second"), "measured", rec
+        elif mine and device:
+            other = records.shown_bench(mine)
+            if other is not None:
+                tg = other.values.get("tg_tokens_per_second") or 0
+                row.tg_note = f"measured on {other.device} ({tg:.1f} tok/s), not on {device} as planned"
+    idle = [r for r in rows if r.tg_source == "measured" and r.tg and r.size_bytes and not r.tg_busy]
     for row in rows:
-        if row.tg_source is None and measured and row.size_bytes:
-            near = min(measured, key=lambda m: abs(m.size_bytes - row.size_bytes))
-            row.tg, row.tg_source = near.tg * near.size_bytes / row.size_bytes, "estimated"
+        device = _planned_device(row.fit)
+        same = [m for m in idle if m.tg_record is not None and m.tg_record.device == device]
+        if row.tg_source is None and same and row.size_bytes:
+            near = min(same, key=lambda m: abs(m.size_bytes - row.size_bytes))
+            row.tg, row.tg_source = (near.tg or 0) * near.size_bytes / row.size_bytes, "estimated"
+            row.tg_record = near.tg_record
 
 
 def _measured_kld(r: QuantRow) -> float:
@@ -169,6 +226,11 @@ def _typical_kld(r: QuantRow) -> float:
     return r.typical["kld_mean"] if r.typical and r.typical.get("kld_mean") is not None else float("inf")
 
 
+def _fit_of(r: QuantRow) -> dict[str, Any]:
+    """The fit of a row `_pick` weighs (every such row has one)."""
+    return r.fit or {}
+
+
 def _pick(rows: list[QuantRow], ctx: int, hub: bool = False) -> tuple[QuantRow | None, str]:
     """The recommended row and why; with `hub`, by the quant type's typical KLD, said so."""
     fits = [r for r in rows if r.fit and r.fit["verdict_code"] != "no_fit"]
@@ -176,11 +238,11 @@ def _pick(rows: list[QuantRow], ctx: int, hub: bool = False) -> tuple[QuantRow |
         return None, f"none of the quants fits at context {ctx}"
     kld = _typical_kld if hub else _measured_kld
 
-    full = [r for r in fits if r.fit["fully_on_gpu"]]
+    full = [r for r in fits if _fit_of(r)["fully_on_gpu"]]
     where = f"the {fmt.plural(len(full), 'quant')} that fit fully on the GPU at context {ctx}"
     if not full:
-        most = max(r.fit["gpu_layers"] for r in fits)
-        full = [r for r in fits if r.fit["gpu_layers"] == most]
+        most = max(_fit_of(r)["gpu_layers"] for r in fits)
+        full = [r for r in fits if _fit_of(r)["gpu_layers"] == most]
         where = (
             f"the most layers on the GPU ({most}) at context {ctx}"
             if most
@@ -194,15 +256,21 @@ def _pick(rows: list[QuantRow], ctx: int, hub: bool = False) -> tuple[QuantRow |
             f"lowest typical KLD for its quant type ({kld(best):.4f}, llama.cpp's figure for {model}; "
             f"typical, not measured on this model) among {where}"
         )
-    if known:
-        # The reference is the yardstick (KLD 0 by definition): the pick is among the other quants.
-        quants = [r for r in known if not r.is_reference]
-        best = min(quants or known, key=lambda r: (kld(r), -(r.bpw or 0)))
-        also = "; the reference itself fits too" if quants and any(r.is_reference for r in full) else ""
-        return best, f"lowest measured KLD, {kld(best):.4f}, among {where}{also}"
-    best = max(full, key=lambda r: r.bpw or 0)
-    none = "no typical KLD listed for these quant types, nothing measured" if hub else "no KLD measured"
-    return best, f"highest bits per weight ({best.bpw or 0:.2f}; {none}) among {where}"
+    if hub:
+        best = max(full, key=lambda r: r.bpw or 0)
+        none = "no typical KLD listed for these quant types, nothing measured"
+        return best, f"highest bits per weight ({best.bpw or 0:.2f}; {none}) among {where}"
+    # The reference and its byte-identical copies are the yardstick (KLD 0 by definition): no pick.
+    quants = [r for r in known if not r.is_reference]
+    if quants:
+        best = min(quants, key=lambda r: (kld(r), -(r.bpw or 0)))
+        also = "; the reference itself fits too" if any(r.is_reference for r in full) else ""
+        se = (best.quality or {}).get("kld_mean_se")
+        pm = f" ± {se:.4f}" if isinstance(se, (int, float)) else ""
+        return best, f"lowest measured KLD, {kld(best):.4f}{pm}, among {where}{also}"
+    if not any(r.quality is not None and not r.is_reference for r in rows):
+        return None, "nothing measured: no quant is recommended without a measured KLD"
+    return None, f"no quant is recommended: none of {where} has a measured KLD"
 
 
 def advise(target: str, ctx: int, hw: Hardware) -> Advice:
@@ -223,20 +291,64 @@ def advise(target: str, ctx: int, hw: Hardware) -> Advice:
     return advise_rows(label, rows, ctx)
 
 
-def advise_rows(label: str, rows: list[QuantRow], ctx: int) -> Advice:
-    """The pick among `rows` (each with its fit verdict or error already set): measured quality and
-    speed read from the cache, the reference marked, rows from most to fewest bits per weight."""
-    quality, about = _eval_set([r.model for r in rows])
-    ref = about.get("reference")
+def advise_rows(
+    label: str, rows: list[QuantRow], ctx: int, settings: dict[str, Any] | str | None = None
+) -> Advice:
+    """The pick among `rows` (each with its fit verdict or error already set): measured quality from
+    one eval settings set (`settings`, else the one covering most rows) and speed read from the
+    records, the reference and its byte-identical copies marked, rows from most to fewest bits per
+    weight."""
+    paths = [r.model for r in rows]
+    ids = records.content_ids(paths)
+    view = records.eval_view(paths, settings, ids=ids)
+    ref_content = (view.settings or {}).get("reference")
     for row in rows:
-        row.quality = quality.get(row.model)
-        if ref and os.path.realpath(row.model) == ref:
+        row.content = ids.get(row.model)
+        m = view.rows.get(row.model)
+        if m is not None:
+            row.quality, row.quality_record = m.values, m
+        if ref_content is not None and row.content == ref_content:
             row.is_reference = True
-            row.quality = row.quality or {"kld_mean": 0.0, "top1_agreement": 1.0, "ppl_ratio": 1.0}
-    _speeds(rows)
+            row.quality = {"kld_mean": 0.0, "top1_agreement": 1.0, "ppl_ratio": 1.0}
+            row.quality_record = None
+    _speeds(rows, records.by_content("bench"))
     rows.sort(key=lambda r: -(r.bpw or 0))
     best, reason = _pick(rows, ctx)
-    return Advice(label, ctx, rows, best.model if best else None, reason, ref, about)
+    about: dict[str, Any] = {}
+    ref_path = None
+    if view.settings is not None:
+        first = next(iter(view.rows.values()), None)
+        ref_path = view.reference_paths[0] if view.reference_paths else None
+        about = {
+            "reference": ref_path,
+            "reference_content": ref_content,
+            "text": first.conditions.get("text") if first else None,
+            "text_sha256": view.settings.get("text_sha256"),
+            "ctx": view.settings.get("ctx"),
+            "chunks": view.settings.get("chunks"),
+            "measured_at": view.newest,
+        }
+    advice = Advice(label, ctx, rows, best.model if best else None, reason, ref_path, about)
+    advice.other_eval_sets = view.others
+    if best is None:
+        advice.to_measure = _what_to_measure(rows, ref_path)
+    return advice
+
+
+def _what_to_measure(rows: list[QuantRow], ref_path: str | None) -> str | None:
+    """The eval that would let a pick be made: the quants that fit and have no KLD, against the
+    reference (the one measured, else the highest-bpw file)."""
+    readable = [r for r in rows if r.fit and not r.error]
+    if not readable:
+        return None
+    ref = ref_path or max(readable, key=lambda r: r.bpw or 0).model
+    ref_content = next((r.content for r in rows if r.model == ref), None)
+    todo = [
+        r.model
+        for r in readable
+        if r.fit and r.fit["verdict_code"] != "no_fit" and r.quality is None and r.content != ref_content
+    ]
+    return "quanttui eval " + " ".join(shlex.quote(p) for p in [ref, *todo]) if todo else None
 
 
 def _hub_target(target: str) -> tuple[str, str]:

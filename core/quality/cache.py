@@ -1,8 +1,9 @@
-"""Measured eval and bench results, kept per (file identity, settings) so a rerun is instant.
+"""Where eval and bench records are kept: one JSON file per record under the cache dir, written
+atomically; a damaged or foreign file, or one from another METHOD, reads as a miss.
 
-A file's identity is its real path, size and mtime: a replaced or re-downloaded file is measured
-again. One JSON file per result under the cache dir; a damaged or foreign file reads as a miss.
-`measured_evals` and `measured_bench` find every result for a file, for the Library and advise.
+What a record holds and how records are found (by content identity, one settings set per
+comparison) is records.py. `identity` (real path, size, mtime) is the pre-record path identity, still
+written into each record for readers that have not moved to records.py.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 from ..paths import cache_dir
 
-METHOD = 1  # bump when the figures would change for the same inputs
+METHOD = 2  # bump when the figures would change for the same inputs (2: records with conditions, ±)
 
 
 def identity(path: str | Path) -> dict[str, Any]:
@@ -98,20 +99,25 @@ def _all(kind: str) -> list[dict[str, Any]]:
 
 
 def measured_evals(path: str | Path) -> list[dict[str, Any]]:
-    """Every stored eval of this file as it is now (newest first), or [] when it cannot be read."""
+    """Every stored eval of this file's content (newest first), or [] when it cannot be read."""
+    from . import records
+
     try:
-        me = identity(path)
+        me = records.content_id(path)
     except OSError:
         return []
-    found = [r for r in _all("eval") if r.get("candidate") == me]
+    found = [r for r in _all("eval") if r.get("content") == me]
     return sorted(found, key=lambda r: r.get("time", 0), reverse=True)
 
 
 def measured_bench(path: str | Path) -> dict[str, Any] | None:
-    """The newest stored bench of this file as it is now."""
+    """The bench record of this file's content to show: the newest idle one, else the newest busy."""
+    from . import records
+
     try:
-        me = identity(path)
+        me = records.content_id(path)
     except OSError:
         return None
-    found = [r for r in _all("bench") if r.get("model") == me]
-    return max(found, key=lambda r: r.get("time", 0), default=None)
+    found = [r for r in _all("bench") if r.get("content") == me]
+    idle = [r for r in found if not (r.get("conditions") or {}).get("busy")]
+    return max(idle or found, key=lambda r: r.get("time", 0), default=None)

@@ -3,12 +3,19 @@
 The reference runs once: its scored rows are kept per chunk in compact form (score.py) in memory,
 never as a logits file. Then each candidate is loaded in turn (one model in the worker at a time)
 and scored chunk by chunk against them. A candidate that cannot be read, loaded or run, or whose
-tokenizer differs from the reference's, is an error row; the others go on. Results are cached
-(cache.py), so a rerun with the same files, text, ctx and chunks loads nothing.
+tokenizer differs from the reference's, is an error row; the others go on. Each result is a
+record (records.py): its figures with llama-perplexity's "±", when, and under what (build, threads,
+extra buffers, load), found by the candidate's content identity and kept per settings (reference
+content, text, ctx, chunks), so a rerun with the same content and settings loads nothing, a moved or
+copied file keeps its figures, and `again` measures again, replacing the record.
+
+DEFAULT_CTX x DEFAULT_CHUNKS is the one default for every eval quanttui runs by itself (the CLI's,
+the Quality view's, the demo's), so figures from each land in one settings set.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -21,13 +28,14 @@ import numpy as np
 from ..llama.extra import decide
 from ..modelfile import GGUFError, inspect_file
 from ..textsafe import clean, clean_path
-from . import cache
+from . import cache, records
 from .cache import EVAL_NUMBERS
 from .host import ModelHost, WorkerDied, WorkerError, watch_cancel
 from .runtime import default_threads, gpu_layers
-from .score import MAX_KEEP, RefRows, Stats
+from .score import MAX_KEEP, RefRows, Stats, mean_se
 from .text import EvalText, QualityError, check_chunks, check_ctx, chunk, default_ctx, scored
 
+DEFAULT_CHUNKS: int | None = None  # all the text holds: 5 chunks of 512 for the shipped text on Gemma 3
 MEMORY = 1 << 30  # bytes the reference's kept rows may take; a long text keeps fewer tokens a position
 MIN_KEEP = 256
 
@@ -54,6 +62,7 @@ class CandidateResult:
     figures: dict[str, Any] = field(default_factory=dict)  # Stats.summary() plus "seconds"
     error: str | None = None
     cached: bool = False
+    record: records.Measurement | None = None  # when, under what; None for an error row
 
     def get(self, name: str) -> Any:
         return self.figures.get(name)
@@ -61,9 +70,27 @@ class CandidateResult:
     def to_dict(self) -> dict[str, Any]:
         names = (n for n in EVAL_NUMBERS if n != "ppl_ref")  # the reference's ppl is the report's
         out: dict[str, Any] = {"model": self.model, **{n: self.figures.get(n) for n in names}}
+        out.update({se: self.figures.get(se) for se in UNCERTAIN_NAMES if se != "ppl_ref_se"})
+        if self.record is not None:
+            out["measured_at"] = self.record.measured_at
+            out["conditions"] = self.record.conditions
+            out["cached"] = self.cached
         if self.error:
             out["error"] = self.error
         return out
+
+
+UNCERTAIN_NAMES = (
+    "kld_mean_se",
+    "top1_agreement_se",
+    "ppl_se",
+    "ppl_ref_se",
+    "ppl_ratio_se",
+    "ln_ppl_ratio",
+    "ln_ppl_ratio_se",
+    "p_diff_mean_se",
+    "p_diff_rms_se",
+)
 
 
 @dataclass
@@ -76,10 +103,12 @@ class EvalReport:
     n_tokens: int | None
     candidates: list[CandidateResult]
     cancelled: bool = False
+    ref_ppl_se: float | None = None
+    settings: dict[str, Any] | None = None  # the records' settings (records.py), None when unknown
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "reference": {"model": self.reference, "ppl": self.ref_ppl},
+            "reference": {"model": self.reference, "ppl": self.ref_ppl, "ppl_se": self.ref_ppl_se},
             "text": {
                 "name": self.text.name,
                 "sha256": self.text.sha256,
@@ -134,10 +163,18 @@ class _Run:
         self.bos: int | None = None
         self.n_vocab = 0
         self.ref_rows: list[RefRows] = []
+        self.loaded: dict[str, Any] = {}
 
     def load(self, path: str) -> dict[str, Any]:
         facts = inspect_file(path).to_dict()
-        return self.host.call("load", path, self.ctx, gpu_layers(facts, self.ctx), self.threads)
+        layers = gpu_layers(facts, self.ctx)
+        info: dict[str, Any] = self.host.call("load", path, self.ctx, layers, self.threads)
+        self.loaded = {
+            "gpu_layers": layers,
+            "device": records.device_of(layers, (facts.get("block_count") or 0) + 1),
+            "threads": info.get("threads", self.threads) if isinstance(info, dict) else self.threads,
+        }
+        return info
 
     def prepare(self, chunks: int | None, memory: int) -> int | None:
         """Load the reference and tokenize the text; the number of chunks to score (None when a
@@ -215,14 +252,17 @@ def evaluate(
     *,
     text: EvalText | None = None,
     ctx: int | None = None,
-    chunks: int | None = None,
+    chunks: int | None = DEFAULT_CHUNKS,
     memory: int = MEMORY,
     on_progress: OnProgress | None = None,
     cancel: threading.Event | None = None,
     use_cache: bool = True,
+    again: bool = False,
     threads: int | None = None,
 ) -> EvalReport:
-    """Score every candidate against the reference; QualityError when the reference or a bound fails."""
+    """Score every candidate against the reference; QualityError when the reference or a bound fails.
+    A candidate whose content has a record under these settings, build and extra buffers is read
+    from it; `again` (or use_cache=False) measures every candidate again and replaces its record."""
     cancel = cancel or threading.Event()
     text = text or EvalText.load()
     n_ctx_train = _facts(reference).get("context_length")
@@ -232,31 +272,44 @@ def evaluate(
         raise QualityError(f"--chunks {chunks}: at least 1")
     try:
         ref_id = cache.identity(reference)
+        ref_content = records.content_id(reference)
     except OSError as e:
         raise QualityError(f"cannot read the reference {clean_path(reference)}: {e.strerror or e}") from None
+    measure = again or not use_cache
+    build = records.build_conditions()
+    extra_on = decide().use  # other kernels: a figure with them is not mixed with one without
+    wanted = {"reference": ref_content, "text_sha256": text.sha256, "ctx": ctx, "chunks": chunks or "all"}
 
     rows: dict[int, CandidateResult] = {}
     keys: dict[int, str] = {}
-    ref_ppl = n_tokens = n_chunks = None
-    extra_on = decide().use  # other kernels: a figure with them is not mixed with one without
+    contents: dict[int, str] = {}
+    ref_ppl = ref_ppl_se = n_tokens = n_chunks = None
+    settings: dict[str, Any] | None = None
     for i, path in enumerate(candidates):
         try:
-            keys[i] = cache.key(cache.identity(path), ref_id, text.sha256, ctx, chunks or "all", extra_on)
+            contents[i] = records.content_id(path)
         except OSError as e:
             rows[i] = CandidateResult(path, error=f"cannot read {clean_path(path)}: {e.strerror or e}")
             continue
-        record = cache.load("eval", keys[i]) if use_cache else None
+        keys[i] = cache.key("eval", contents[i], wanted, build["build"], extra_on)
+        record = None if measure else records.load("eval", keys[i])
         if record is not None:
-            rows[i] = CandidateResult(path, dict(record["result"]), cached=True)
-            ref_ppl, n_tokens, n_chunks = (
-                record["result"].get("ppl_ref"),
-                record.get("tokens"),
-                record.get("chunks"),
-            )
+            rows[i] = CandidateResult(path, dict(record.values), cached=True, record=record)
+            ref_ppl, ref_ppl_se = record.values.get("ppl_ref"), record.values.get("ppl_ref_se")
+            n_tokens, n_chunks = record.conditions.get("tokens"), record.settings.get("chunks")
+            settings = record.settings
     pending = [i for i in range(len(candidates)) if i not in rows]
     if not pending:
         return EvalReport(
-            reference, ref_ppl, text, ctx, n_chunks, n_tokens, [rows[i] for i in range(len(candidates))]
+            reference,
+            ref_ppl,
+            text,
+            ctx,
+            n_chunks,
+            n_tokens,
+            [rows[i] for i in range(len(candidates))],
+            ref_ppl_se=ref_ppl_se,
+            settings=settings,
         )
 
     run = _Run(reference, text, ctx, cancel, threads or default_threads())
@@ -274,17 +327,34 @@ def evaluate(
             nll_ref = run.reference_pass(prepared, clock)
             if len(run.ref_rows) == prepared:  # a reference cut short by a cancel has no perplexity
                 ref_ppl = float(np.exp(nll_ref.mean()))
+                ref_ppl_se = ref_ppl * mean_se(nll_ref)
+        settings = {**wanted, "chunks": n_chunks}
         for i in pending:
+            before = records.load_sample()
             rows[i] = (
                 run.candidate(candidates[i], clock)
                 if not cancel.is_set()
                 else CandidateResult(candidates[i], error="cancelled")
             )
             if rows[i].error is None:
-                cache.store(
+                load = records.busy_verdict(before, records.load_sample(), None, run.threads)
+                conditions = {
+                    **build,
+                    **run.loaded,
+                    "extra_buffers": bool(run.host.extra.decision and run.host.extra.decision.use),
+                    "tokens": len(run.tokens),
+                    "text": text.name,
+                    **{k: load[k] for k in ("load_before", "load_after", "cpu_percent")},
+                }
+                real = os.path.realpath(candidates[i])
+                m = records.Measurement(
+                    "eval", contents[i], real, settings, rows[i].figures, time.time(), conditions
+                )
+                rows[i].record = records.store(
                     "eval",
                     keys[i],
-                    {
+                    m,
+                    legacy={
                         "candidate": cache.identity(candidates[i]),
                         "reference": ref_id,
                         "text": text.name,
@@ -292,8 +362,6 @@ def evaluate(
                         "ctx": ctx,
                         "chunks": n_chunks,
                         "tokens": len(run.tokens),
-                        "result": rows[i].figures,
-                        "time": time.time(),
                     },
                 )
     finally:
@@ -309,4 +377,12 @@ def evaluate(
         len(run.tokens) or n_tokens,
         [rows[i] for i in range(len(candidates))],
         cancelled=cancel.is_set(),
+        ref_ppl_se=ref_ppl_se,
+        settings=settings,
     )
+
+
+def compare(paths: list[str], settings: dict[str, Any] | str | None = None) -> records.EvalView:
+    """The eval records of `paths` under one settings set only (the set covering most of them, newest
+    on a tie, or the one given): what a column or a table of KLDs may show side by side."""
+    return records.eval_view(paths, settings)

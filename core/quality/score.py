@@ -77,7 +77,8 @@ class Stats:
         self.nll_ref = np.concatenate([self.nll_ref, other.nll_ref])
 
     def summary(self) -> dict[str, float | int | None]:
-        """The figures llama-perplexity prints: KLD mean/median/p99/max, same top p, PPLs, Δp."""
+        """The figures llama-perplexity prints: KLD mean/median/p99/max, same top p, PPLs, Δp, and the
+        "±" it prints beside them (`*_se`, computed as in perplexity.cpp, see `uncertainties`)."""
         n = len(self.kld)
         if n == 0:
             return {"tokens_scored": 0}
@@ -95,20 +96,68 @@ class Stats:
             "p_diff_mean": float(p_diff.mean()),
             "p_diff_rms": float(np.sqrt((p_diff**2).mean())),
             "tokens_scored": n,
+            **self.uncertainties(),
         }
+
+    def uncertainties(self) -> dict[str, float]:
+        """The "±" llama-perplexity's KL-divergence mode prints (perplexity.cpp, kl_divergence): the
+        standard error of each mean, sqrt((E[x²] - E[x]²) / (n - 1)), 0 when n <= 10; PPL's through
+        exp (ppl · se of mean NLL); the PPL ratio's from ln(PPL(Q)/PPL(base)) with the covariance of the
+        two NLLs (0 when n < 10); RMS Δp's as 0.5 / rms · se(Δp²); same-top's binomial,
+        sqrt(p (1 - p) / (n - 1))."""
+        n = len(self.kld)
+        if n == 0:
+            return {}
+
+        se = mean_se
+        nll, nll_ref = self.nll.astype(np.float64), self.nll_ref.astype(np.float64)
+        se_nll, se_nll_ref = se(nll), se(nll_ref)
+        cov = 0.0
+        if n >= 10:
+            cov = (float((nll * nll_ref).mean()) - float(nll.mean()) * float(nll_ref.mean())) / (n - 1)
+        ln_ratio = float(nll.mean() - nll_ref.mean())
+        ln_ratio_se = float(np.sqrt(max(se_nll**2 + se_nll_ref**2 - 2.0 * cov, 0.0)))
+        p_diff = np.exp(-nll) - np.exp(-nll_ref)
+        mse = float((p_diff**2).mean())
+        rms = float(np.sqrt(mse))
+        top = float(self.same_top.mean())
+        return {
+            "kld_mean_se": se(self.kld.astype(np.float64)),
+            "ppl_se": float(np.exp(nll.mean())) * se_nll,
+            "ppl_ref_se": float(np.exp(nll_ref.mean())) * se_nll_ref,
+            "ln_ppl_ratio": ln_ratio,
+            "ln_ppl_ratio_se": ln_ratio_se,
+            "ppl_ratio_se": float(np.exp(ln_ratio)) * ln_ratio_se,
+            "p_diff_mean_se": se(p_diff),
+            "p_diff_rms_se": 0.5 / rms * se(p_diff**2) if rms > 0 else 0.0,
+            "top1_agreement_se": float(np.sqrt(top * (1.0 - top) / (n - 1))) if n > 1 else 0.0,
+        }
+
+
+def mean_se(x: np.ndarray) -> float:
+    """perplexity.cpp's mean_and_uncertainty: sqrt((E[x²] - E[x]²) / (n - 1)), 0 for n <= 10."""
+    x = np.asarray(x, dtype=np.float64)
+    n = len(x)
+    if n <= 10:
+        return 0.0
+    mean = float(x.mean())
+    var = float((x * x).mean()) - mean * mean
+    return float(np.sqrt(var / (n - 1))) if var > 0 else 0.0
 
 
 def _log_z(block: np.ndarray) -> np.ndarray:
     """log(sum(exp(row))) per row, accumulated in float64."""
     m = block.max(axis=1, keepdims=True)
     s = np.exp(block - m).sum(axis=1, dtype=np.float64)
-    return m[:, 0].astype(np.float64) + np.log(s)
+    z: np.ndarray = m[:, 0].astype(np.float64) + np.log(s)
+    return z
 
 
 def _logp(values: np.ndarray, log_z: np.ndarray) -> np.ndarray:
     """Log-probs rounded to float32 the same way for both sides, so a file against itself gives 0."""
     lz = log_z[:, None] if values.ndim == 2 else log_z
-    return (values.astype(np.float64) - lz).astype(np.float32)
+    logp: np.ndarray = (values.astype(np.float64) - lz).astype(np.float32)
+    return logp
 
 
 def _kept(lp: np.ndarray, keep: int) -> np.ndarray:

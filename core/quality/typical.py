@@ -20,7 +20,8 @@ PREFERRED_IMATRIX = "WT 10m"  # the importance matrix the table uses for most ro
 def table() -> dict[str, Any]:
     """The shipped table: {"source": {...}, "rows": [{"quant", "imatrix", "kld_mean", ...}]}."""
     raw = resources.files(__package__).joinpath("data/typical_kld.json").read_text(encoding="utf-8")
-    return json.loads(raw)
+    data: dict[str, Any] = json.loads(raw)
+    return data
 
 
 def source() -> dict[str, str]:
@@ -40,7 +41,7 @@ def source_line() -> str:
 def _row(quant: str, imatrix: bool | None) -> dict[str, Any] | None:
     """The table's row for `quant`: with an importance matrix when the file was made with one
     (Wikitext 10m preferred), without one otherwise; the other kind when only that is listed."""
-    rows = [r for r in table()["rows"] if r["quant"] == quant.upper()]
+    rows: list[dict[str, Any]] = [r for r in table()["rows"] if r["quant"] == quant.upper()]
     if not rows:
         return None
     plain = [r for r in rows if r["imatrix"] is None]

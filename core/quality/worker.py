@@ -2,7 +2,7 @@
 
 Run as `python -m quanttui.core.quality.worker FD PARENT_PID`, FD being one end of a socket pair; it
 dies with the process PARENT_PID (core/childproc.py), even one killed in the middle of a request. Requests are
-tuples `(op, *args)`; replies are `("ok", value)` or `("err", text)`. Full-vocabulary logits never
+protocol.Request (or childproc.Close); replies are childproc.Ok or Err. Full-vocabulary logits never
 leave this process: a chunk's rows are reduced here (score.py) and only per-position figures or the
 reference's compact rows go back. Importing quanttui.core first imports llama_cpp before numpy,
 which a CUDA build needs. Its stdout and stderr go to a log file, never the terminal.
@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from ..childproc import worker_main
+from ..childproc import Close, Err, Ok, worker_main
 from ..llama import lib, load
+from .protocol import Request
 from .score import MAX_KEEP, RefRows, Stats, compare_rows, reference_rows
 
 BATCH = 512  # tokens per decode, as llama-perplexity and llama-bench use by default
@@ -60,7 +61,8 @@ class Model:
 
     def tokenize(self, text: str) -> list[int]:
         """The whole text with BOS (when the model adds one), special tokens read as plain text."""
-        return self.llm.tokenize(text.encode("utf-8"), add_bos=True, special=False)
+        tokens: list[int] = self.llm.tokenize(text.encode("utf-8"), add_bos=True, special=False)
+        return tokens
 
     def _decode(self, tokens: list[int], outputs: range) -> Any:
         """Decode `tokens` from position 0, yielding the logits of the positions in `outputs`
@@ -136,6 +138,7 @@ class Model:
                 tok = rng.randrange(n_vocab)
             return time.perf_counter() - start
 
+        cpu = time.process_time()  # this process's CPU time: the machine's other load is the rest
         prompt()
         gen(1)
         pp = [n_prompt / prompt() for _ in range(reps)]
@@ -143,6 +146,10 @@ class Model:
         return {
             "pp_tokens_per_second": float(np.mean(pp)),
             "tg_tokens_per_second": float(np.mean(tg)),
+            "pp_stdev": _stdev(pp),  # llama-bench's "±": the sample standard deviation of the runs
+            "tg_stdev": _stdev(tg),
+            "reps": reps,
+            "cpu_seconds": time.process_time() - cpu,
             "pp_tokens": n_prompt,
             "tg_tokens": n_gen,
             "load_seconds": self.load_seconds,
@@ -152,6 +159,11 @@ class Model:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.llm.close()
+
+
+def _stdev(v: list[float]) -> float:
+    """llama-bench's stdev: sample standard deviation, 0 for fewer than two runs."""
+    return float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
 
 
 def _handle(model: Model | None, op: str, args: tuple[Any, ...]) -> tuple[Model | None, Any]:
@@ -176,25 +188,26 @@ def serve(conn: Connection) -> None:
     model: Model | None = None
     while True:
         try:
-            op, *args = conn.recv()
+            msg = conn.recv()
         except (EOFError, OSError):
-            op, args = "close", []  # the app is gone
-        if op == "close":
+            msg = Close()  # the app is gone
+        if not isinstance(msg, Request):
             if model is not None:
                 model.close()
             with contextlib.suppress(OSError):
-                conn.send(("ok", None))
+                conn.send(Ok())
             return
         try:
-            model, value = _handle(model, op, tuple(args))
+            model, value = _handle(model, msg.op, msg.args)
         except Exception as e:  # noqa: BLE001  every failure goes back to the app as one line
-            conn.send(("err", f"{type(e).__name__}: {e}"))
+            conn.send(Err(f"{type(e).__name__}: {e}"))
         else:
-            conn.send(("ok", value))
+            conn.send(Ok(value))
 
 
 def main(argv: list[str]) -> int:
     return worker_main(serve, argv)
+
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv))

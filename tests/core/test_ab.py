@@ -17,8 +17,7 @@ from quanttui.cli.main import main
 from quanttui.core import llama
 from quanttui.core.ab import ABSession, GenConfig, Plan, plan_pair
 from quanttui.core.ab.metrics import distinct_n, first_divergence, longest_loop, loop_at_end, loops
-from quanttui.core.ab.process import ProcessEngine
-from quanttui.core.ab.worker_client import worker_log
+from quanttui.core.ab.process import ProcessEngine, worker_log
 from quanttui.core.modelfile import inspect_file
 from tests.realmodel import real  # noqa: F401  (the session fixture)
 

@@ -81,7 +81,7 @@ def test_without_ctx_the_pair_gets_the_default_or_what_it_was_trained_for(tiny, 
     asked: list[int] = []
 
     class Session:  # what the command would load, recorded instead
-        def __init__(self, a, b, cfg):
+        def __init__(self, a, b, cfg, **kw):
             asked.append(cfg.n_ctx)
             raise ab_cli.AbCliError("stop here")
 

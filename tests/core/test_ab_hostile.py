@@ -263,21 +263,18 @@ def test_a_worker_started_from_a_short_lived_thread_lives_on(tiny):
 # limit raised past the test's length: B is still rendering when the signal comes, on any machine.
 CLI_SCRIPT = """
 import sys
-from functools import partial
 
-from quanttui.core.ab import GenConfig
 from quanttui.core.ab.process import ProcessEngine
-from quanttui.cli import ab as ab_cli
 from quanttui.cli.main import main
 
-ab_cli.GenConfig = partial(GenConfig, template_seconds=600)
 run = ProcessEngine.run
 
-def told(self, messages, on_token=None, cancel=None, on_render=None, stop_loops=None):
+def told(self, messages, on_token=None, cancel=None, on_render=None, stop_loops=None, **kw):
     def said(side, started):
         if side == "b" and started:
             print("rendering", flush=True)
-    return run(self, messages, on_token, cancel, said, stop_loops)
+    self.cfg.template_seconds = 600  # the turn's settings go with each run
+    return run(self, messages, on_token, cancel, said, stop_loops, **kw)
 
 ProcessEngine.run = told
 sys.exit(main(sys.argv[1:]))

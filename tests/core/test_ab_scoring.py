@@ -15,6 +15,7 @@ import pytest
 from quanttui.core.ab import ABSession, GenConfig, Plan
 from quanttui.core.ab.logits import compare_logits
 from quanttui.core.ab.metrics import first_divergence
+from quanttui.core.childproc import WorkerDied
 from tests.core.test_ab import PROMPT, TOGETHER, log_softmax, raw_llama
 from tests.core.test_ab_context import write_endless_model
 from tests.modelgen import quantize
@@ -223,3 +224,23 @@ def test_a_pair_of_very_different_speeds_scores_to_the_end(tmp_path):
     turn = done[0]
     assert turn.scores_a is not None and turn.scores_b is not None
     assert len(turn.a.token_ids) == len(turn.b.token_ids) == 160
+
+
+def test_a_turn_is_scored_by_number_and_a_fresh_worker_is_handed_it_once(tiny):
+    """The worker scores the answers it holds (nothing is sent back but the turn's number); one
+    started after a crash did not run the turn, so it is handed that turn's answers first."""
+    s = session(tiny.quants["Q8_0"], tiny.quants["Q4_K_M"], isolate=True)
+    first = s.ask(PROMPT, scoring=False)
+    second = s.ask(PROMPT, scoring=False)
+    assert (first.number, second.number) == (1, 2)
+    s.score(first)  # an older turn: still held
+    assert first.scores_a is not None and first.unscored == ""
+    pid = s.engine.pid
+    os.kill(pid, signal.SIGKILL)
+    with pytest.raises(WorkerDied):
+        s.engine.loaded()  # the crash is seen: the next request starts a fresh worker
+    s.score(second)
+    assert s.engine.pid not in (None, pid)
+    assert second.unscored == "" and len(second.scores_a.kld) == len(second.a.token_ids)
+    assert second.scores_a.kld == pytest.approx(first.scores_a.kld, abs=1e-6)  # the same answers
+    s.close()

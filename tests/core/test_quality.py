@@ -147,10 +147,32 @@ def test_second_run_comes_from_the_cache_and_a_changed_file_is_measured_again(ti
     assert [r["result"]["kld_mean"] for r in cache.measured_evals(cand)] == [
         first.candidates[0].get("kld_mean")
     ]
-    os.utime(cand, ns=(1, 1_000_000_000))
-    assert cache.measured_evals(cand) == []
-    third = evaluate(str(tiny.f16), [str(cand)], ctx=64, chunks=2)
+    # Records follow the content: a moved file (or a touched one) keeps its figures...
+    moved = tmp_path / "moved" / "renamed.gguf"
+    moved.parent.mkdir()
+    os.rename(cand, moved)
+    os.utime(moved, ns=(1, 1_000_000_000))
+    with monkeypatch.context() as m:
+        m.setattr(ModelHost, "_start", refuse)
+        fourth = evaluate(str(tiny.f16), [str(moved)], ctx=64, chunks=2)
+    assert fourth.candidates[0].cached and fourth.candidates[0].figures == first.candidates[0].figures
+    rec = fourth.candidates[0].record
+    assert rec.settings == {
+        "reference": rec.settings["reference"],
+        "text_sha256": rec.settings["text_sha256"],
+        "ctx": 64,
+        "chunks": 2,
+    }
+    assert rec.conditions["build"] and rec.conditions["threads"] >= 1 and "load_before" in rec.conditions
+    # ...other content under its name is measured again, and `again` measures again in any case.
+    shutil.copyfile(tiny.quants["Q4_K_M"], moved)
+    assert cache.measured_evals(moved) == []
+    third = evaluate(str(tiny.f16), [str(moved)], ctx=64, chunks=2)
     assert third.candidates[0].cached is False
+    again = evaluate(str(tiny.f16), [str(moved)], ctx=64, chunks=2, again=True)
+    assert again.candidates[0].cached is False
+    assert again.candidates[0].record.measured_at > third.candidates[0].record.measured_at
+    assert len(cache.measured_evals(moved)) == 1  # replaced, not added
 
 
 def test_a_damaged_cache_file_is_a_miss(tiny, tmp_path):
@@ -226,7 +248,8 @@ def test_eval_json_shape(tiny, capsys):
     assert code == 0
     data = json.loads(out)
     assert set(data) == {"reference", "text", "candidates"}
-    assert set(data["reference"]) == {"model", "ppl"} and data["reference"]["model"] == str(tiny.f16)
+    assert set(data["reference"]) == {"model", "ppl", "ppl_se"}
+    assert data["reference"]["model"] == str(tiny.f16)
     assert data["text"]["name"] == "default" and data["text"]["ctx"] == 32 and data["text"]["chunks"] == 2
     (row,) = data["candidates"]
     assert set(row) >= {
@@ -242,6 +265,9 @@ def test_eval_json_shape(tiny, capsys):
         "seconds",
     }
     assert 0 <= row["top1_agreement"] <= 1 and row["tokens_scored"] == 2 * 15
+    # llama-perplexity's "±" beside its figures, and when / under what it was measured
+    assert row["kld_mean_se"] > 0 and row["top1_agreement_se"] >= 0 and row["ppl_ratio_se"] > 0
+    assert row["cached"] is False and row["measured_at"] > 0 and row["conditions"]["build"]
     assert row["kld_median"] <= row["kld_p99"] <= row["kld_max"]
 
 
@@ -259,6 +285,7 @@ def test_progress_reaches_the_end_and_cancel_stops_at_once(tiny, tmp_path):
     assert passes[-1].eta_seconds == 0 and all(p.eta_seconds is not None for p in passes)
 
     fresh = [shutil.copyfile(tiny.quants[q], tmp_path / f"c-{q}.gguf") for q in ("Q8_0", "Q2_K")]
+    before = cache.measured_evals(fresh[0])  # the same content as the run above: its records
     cancel = threading.Event()
 
     def stop_after_reference(p):
@@ -272,26 +299,65 @@ def test_progress_reaches_the_end_and_cancel_stops_at_once(tiny, tmp_path):
         chunks=3,
         on_progress=stop_after_reference,
         cancel=cancel,
+        again=True,
     )
     assert report.cancelled
     assert [r.error for r in report.candidates] == ["cancelled", "cancelled"]
-    assert cache.measured_evals(fresh[0]) == []  # nothing half-measured is kept
+    assert cache.measured_evals(fresh[0]) == before  # nothing half-measured is kept
 
 
-def test_bench_measures_and_caches_with_error_rows(tiny, tmp_path, capsys):
+@pytest.fixture
+def idle_machine(monkeypatch):
+    """Every bench counts as idle, whatever else this shared machine runs."""
+    from quanttui.core.quality import records
+
+    monkeypatch.setattr(records, "BUSY_OTHER_CORES", 1e9)
+    monkeypatch.setattr(records, "BUSY_LOAD_MARGIN", 1e9)
+    return records
+
+
+def test_bench_measures_and_caches_with_error_rows(tiny, tmp_path, capsys, idle_machine):
     junk = tmp_path / "junk.gguf"
     junk.write_bytes(b"not gguf")
     code, out, _ = _cli(capsys, "bench", str(tiny.quants["Q8_0"]), str(junk), "--json")
     assert code == 1
     good, bad = json.loads(out)
-    names = {"model", "load_seconds", "threads", "extra_buffers"}
-    names |= {"pp_tokens_per_second", "tg_tokens_per_second"}
-    assert set(good) == names and isinstance(good["extra_buffers"], bool)
+    names = {"model", "load_seconds", "threads", "extra_buffers", "pp_stdev", "tg_stdev"}
+    names |= {"pp_tokens_per_second", "tg_tokens_per_second", "measured_at", "cached", "busy", "conditions"}
+    assert set(good) == names and isinstance(good["extra_buffers"], bool) and good["busy"] is False
+    assert {"build", "load_before", "load_after", "cpu_percent", "other_cores", "device"} <= set(
+        good["conditions"]
+    )
+    assert good["pp_stdev"] >= 0 and good["tg_stdev"] >= 0
     assert good["pp_tokens_per_second"] > 0 and good["tg_tokens_per_second"] > 0 and good["threads"] >= 1
     assert bad["model"] == str(junk) and "junk.gguf" in bad["error"] and bad["tg_tokens_per_second"] is None
     (again,) = bench([str(tiny.quants["Q8_0"])])
     assert again.cached and again.figures["tg_tokens_per_second"] == good["tg_tokens_per_second"]
     assert cache.measured_bench(tiny.quants["Q8_0"])["result"]["pp_tokens"] == 512
+    (forced,) = bench([str(tiny.quants["Q8_0"])], reps=1, again=True)
+    assert not forced.cached and forced.record.measured_at > again.record.measured_at
+    assert cache.measured_bench(tiny.quants["Q8_0"])["result"]["reps"] == 1
+
+
+def test_a_busy_bench_is_kept_but_never_hides_an_idle_one(tiny, tmp_path, monkeypatch):
+    from quanttui.core.quality import records
+
+    model = str(tiny.quants["Q2_K"])
+    monkeypatch.setattr(records, "BUSY_OTHER_CORES", -1.0)  # everything is busy
+    (busy,) = bench([model], reps=1)
+    assert busy.busy and busy.record.conditions["busy_reason"]
+    (busy2,) = bench([model], reps=1)
+    assert not busy2.cached  # a busy record is never a cache hit: the next bench measures again
+    assert cache.measured_bench(model)["conditions"]["busy"] is True  # shown, as nothing idle exists
+    monkeypatch.setattr(records, "BUSY_OTHER_CORES", 1e9)
+    monkeypatch.setattr(records, "BUSY_LOAD_MARGIN", 1e9)
+    (idle,) = bench([model], reps=1)
+    assert not idle.busy and not idle.cached
+    assert len(list(cache.folder("bench").glob("*.json"))) == 1  # the idle record replaced the busy one
+    monkeypatch.setattr(records, "BUSY_OTHER_CORES", -1.0)
+    (forced,) = bench([model], reps=1, again=True)
+    assert forced.busy and forced.kept is not None  # measured again on a busy machine: the idle one stays
+    assert cache.measured_bench(model)["conditions"]["busy"] is False
 
 
 def _library(tiny) -> dict[str, Path]:
@@ -303,18 +369,18 @@ def _library(tiny) -> dict[str, Path]:
     return files
 
 
-def test_advise_picks_by_measured_kld_among_what_fits(tiny, capsys):
+def test_advise_picks_by_measured_kld_among_what_fits(tiny, capsys, idle_machine):
     files = _library(tiny)
     code, out, _ = _cli(capsys, "advise", str(files["Q2_K"]), "--vram", "24GiB", "--json")
     data = json.loads(out)
-    assert code == 0 and data["recommended"] == str(files["F16"])  # nothing measured: highest bpw
-    assert "highest bits per weight" in data["reason"] and "fit fully on the GPU" in data["reason"]
+    assert code == 1 and data["recommended"] is None  # nothing measured: no pick
+    assert "nothing measured" in data["reason"] and data["to_measure"].startswith("quanttui eval ")
     assert [q["quant"] for q in data["quants"]] == ["F16", "Q8_0", "Q4_K_M", "Q2_K"]
     assert all(q["measured"] is False and q["kld_mean"] is None for q in data["quants"])
 
     evaluate(str(files["Q8_0"]), [str(files["Q4_K_M"]), str(files["Q2_K"])], ctx=64, chunks=2)
     bench([str(files["Q4_K_M"])], reps=1)
-    code, out, _ = _cli(capsys, "advise", "tiny-llama 3M", "--vram", "24GiB", "--json")
+    code, out, _ = _cli(capsys, "advise", "tiny-llama 3M", "--vram", "0", "--ram", "64GiB", "--json")
     data = json.loads(out)
     rows = {q["quant"]: q for q in data["quants"]}
     assert data["reference"] == os.path.realpath(files["Q8_0"])
@@ -327,8 +393,9 @@ def test_advise_picks_by_measured_kld_among_what_fits(tiny, capsys):
     assert rows["Q4_K_M"]["tg_source"] == "measured" and rows["Q2_K"]["tg_source"] == "estimated"
     assert rows["Q2_K"]["tg_tokens_per_second"] > rows["Q4_K_M"]["tg_tokens_per_second"]  # smaller file
 
-    code, out, _ = _cli(capsys, "advise", str(files["Q2_K"]), "--vram", "0", "--ram", "64GiB")
+    code, out, _ = _cli(capsys, "advise", "TINY llama", "--vram", "0", "--ram", "64GiB")  # loosely named
     assert code == 0 and "→ tiny-Q4_K_M.gguf" in out and "none fits on the GPU" in out
+    assert "±" in out.split("recommended:")[1]
     assert "not measured" in out
     code, out, _ = _cli(capsys, "advise", str(files["Q2_K"]), "--vram", "0", "--ram", "1MiB", "--json")
     assert code == 1 and json.loads(out)["recommended"] is None

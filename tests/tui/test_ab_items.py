@@ -72,8 +72,8 @@ async def test_esc_while_loading_stops_the_load_and_leaves_no_worker(tiny, tmp_p
         assert screen.phase == "loading"
         await pilot.press("escape")
         await until(pilot, lambda: app.screen is not screen)
-        assert screen.abort.is_set()
-        await until(pilot, lambda: screen._pending is not None and screen._pending.engine.pid is None)
+        assert screen.ab.abort.is_set()
+        await until(pilot, lambda: screen.ab.pending is not None and screen.ab.pending.engine.pid is None)
         await until(pilot, lambda: not _workers())
 
 
@@ -147,7 +147,7 @@ async def test_marks_of_earlier_turns_stay_and_a_cancel_drops_numbers_and_sparkl
         await eventually(pilot, two_turns)
         screen.cfg.max_tokens = 100_000  # runs until its context is full: long enough to cancel
         await pilot.press(*"Three", "enter")
-        await until(pilot, lambda: len(screen._latest.get("a", ())) > 20)
+        await until(pilot, lambda: len(screen.ab.latest("a")) > 20)
         assert screen.phase == "answering"
         await pilot.press("escape")
         await until(pilot, lambda: screen.phase == "ready")
@@ -168,10 +168,10 @@ async def test_a_prompt_sent_while_busy_is_queued_and_scoring_is_said(tiny, tmp_
         screen = await open_ab(pilot, looper, tiny.quants["Q4_K_M"])
         screen.cfg.mode, screen.cfg.max_tokens = "completion", 100_000  # until its context is full
         phases: list[str] = []
-        set_phase = screen._set_phase
-        screen._set_phase = lambda p: (phases.append(p), set_phase(p))[1]
+        set_phase = screen.ab.set_phase
+        screen.ab.set_phase = lambda p: (phases.append(p), set_phase(p))[1]
         await pilot.press(*"One", "enter")
-        await until(pilot, lambda: len(screen._latest.get("a", ())) > 20)
+        await until(pilot, lambda: len(screen.ab.latest("a")) > 20)
         await pilot.press(*"Two", "enter")
         await until(pilot, lambda: screen.queued == "Two")
         assert notes(app)[-1] == "queued: it is sent when this turn is done"
@@ -204,7 +204,7 @@ async def test_ctrl_l_stops_a_looping_side_now_and_says_so(tmp_path):
         await until(pilot, lambda: not screen.cfg.stop_on_loop)
         screen.cfg.mode, screen.cfg.max_tokens = "completion", 1500
         await pilot.press(*"One", "enter")
-        await until(pilot, lambda: len(screen._latest.get("a", ())) > 40)
+        await until(pilot, lambda: len(screen.ab.latest("a")) > 40)
         assert screen.looping() == ["a"]
         said = note_ids(app)
         await pilot.press("ctrl+l")  # answering: A stops now, B goes on, the turn is kept

@@ -61,8 +61,8 @@ async def test_scoring_shows_its_progress_and_esc_stops_it(endless, tmp_path, si
         session.score = real_score
         await pilot.press("enter")
         await until(pilot, lambda: screen.phase == "ready" and len(session.turns) == 2, tries=1200)
-        assert session.turns[1].scores_a is not None and screen._scored is not None
-        assert screen._scored[0] == screen._scored[1] > 0
+        assert session.turns[1].scores_a is not None and screen.ab.scored is not None
+        assert screen.ab.scored[0] == screen.ab.scored[1] > 0
 
 
 async def test_a_model_against_itself_scores_zero_and_names_no_worst_tokens(tiny, tmp_path):

@@ -24,7 +24,7 @@ async def _until(pilot, check, tries: int = 200) -> None:
     await until(pilot, check, tries)
 
 
-async def test_mark_two_files_send_a_prompt_see_both_and_the_divergence(tmp_path):
+async def test_mark_two_files_send_a_prompt_see_both_and_the_divergence(tmp_path, monkeypatch):
     lib = tmp_path / "lib"
     lib.mkdir()
     # Models whose answers no CPU's kernels change: A counts up through PRINTABLE, B down.
@@ -37,9 +37,17 @@ async def test_mark_two_files_send_a_prompt_see_both_and_the_divergence(tmp_path
         await pilot.press("down", "space", "down", "space")
         await _until(pilot, lambda: len(app.screen.marked) == 2)
         assert [p.rsplit("/", 1)[-1] for p in app.screen.marked] == ["tiny-Q8_0.gguf", "tiny-Q2_K.gguf"]
+
+        def read_again(*a, **kw):
+            raise AssertionError("a header the Library had read was read again")
+
+        # The screen gets the Library's entries: their facts serve the defaults, the plan and /ctx.
+        monkeypatch.setattr("quanttui.core.ab.context.inspect_file", read_again)
+        monkeypatch.setattr("quanttui.core.ab.plan.inspect_file", read_again)
         await pilot.press("ctrl+b")
         await _until(pilot, lambda: isinstance(app.screen, ABScreen) and app.screen.is_mounted)
         screen = app.screen
+        assert all(s.facts is not None for s in screen.sides.values())
         prompt = screen.query_one("#ab-prompt")
         await _until(pilot, lambda: not prompt.disabled)
         await pilot.press(*"/max 16", "enter")
@@ -149,7 +157,7 @@ async def test_leaving_while_the_models_load_frees_them(tiny, endless, tmp_path)
         screen = await _open_ab(pilot, endless, ready=False)
         await pilot.press("escape")  # idle (nothing asked yet): back to the Library at once
         await _until(pilot, lambda: not isinstance(app.screen, ABScreen))
-        await _until(pilot, lambda: screen._pending is not None and screen._pending.engine.pid is None)
+        await _until(pilot, lambda: screen.ab.pending is not None and screen.ab.pending.engine.pid is None)
 
 
 async def test_earlier_turns_stay_above_and_a_cancelled_turn_leaves_no_trace(tiny, endless, tmp_path):  # noqa: F811

@@ -1,19 +1,26 @@
 """Issue 17: a library of thousands of files. The table holds the first ROW_LIMIT matching files in sort
 order and a line under it says how many match; typing narrows the rows, which stay right (groups,
-quant ladder, marks) whatever the table leaves out; the status bar counts the whole library."""
+quant ladder, marks) whatever the table leaves out; the status bar counts the whole library. The table
+adds its rows and draws its cells its own faster way: what it draws is what DataTable draws."""
 
 from __future__ import annotations
 
+import gc
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from rich.text import Text
 from textual import events
+from textual.app import App, ComposeResult
+from textual.coordinate import Coordinate
+from textual.widgets import DataTable
 
 from quanttui.core.fit import hardware
 from quanttui.core.library import LibraryEntry, Root
 from quanttui.core.library.scan import read_facts
 from quanttui.tui.app import create_app
-from quanttui.tui.widgets.model_table import GROUP_PREFIX, ROW_LIMIT, ModelTable
+from quanttui.tui.widgets.model_table import FREEZE_AT, GROUP_PREFIX, ROW_LIMIT, ModelTable
 from tests.tui.pilot_help import eventually, follows_cursor, rendered, until
 from tests.tui.test_library_screen import row_keys
 
@@ -143,3 +150,91 @@ async def test_marks_and_the_cursor_follow_the_filter_in_a_big_library(entries, 
         second = expected(entries, "f16")[3]
         await until(pilot, lambda: str(table.get_cell(second, "model")).startswith("B "))
         assert app.screen.marked == [first, second]
+
+
+async def test_the_cursor_stays_on_a_row_and_the_panes_follow_it_as_the_filter_changes(
+    entries, tmp_path: Path
+):
+    app = create_app([Root(tmp_path, "folder", False)], hardware("0", "32GiB"))
+    async with app.run_test(size=(160, 48)) as pilot:
+        table = await _big(pilot, entries)
+        far = row_keys(table)[300]  # a file far down the first rows
+        assert not far.startswith(GROUP_PREFIX)
+        table.move_cursor(row=300)
+        await until(pilot, lambda: table.cursor_key() == far and follows_cursor(app.screen))
+        model = Path(far).name.split("-")[-2]  # "ft0042": the file's model
+        await pilot.press(*model)
+        await eventually(pilot, lambda: _rows_follow(app, table, expected(entries, model)))
+        assert table.cursor_key() == far  # the filter keeps the file: the cursor stays on it
+        await pilot.press("z", "z")  # nothing matches
+        await until(
+            pilot, lambda: app.screen.query_one("#filter").value == model + "zz" and not table.row_count
+        )
+        await pilot.press("backspace", "backspace")
+        await eventually(pilot, lambda: _rows_follow(app, table, expected(entries, model)))
+        await pilot.press("escape")  # the filter cleared, back in the table
+        await eventually(pilot, lambda: _rows_follow(app, table, expected(entries)))
+        await pilot.press("down", "down", "down")
+        await eventually(pilot, lambda: _rows_follow(app, table, expected(entries)) and table.cursor_row == 3)
+
+
+def _rows_follow(app, table: ModelTable, keys: list[str]) -> bool:
+    """The rows are `keys`, the cursor on one of them and the panes showing it; on a model's header,
+    the model's files are the rows under it."""
+    assert row_keys(table) == keys
+    assert 0 <= table.cursor_row < table.row_count and table.cursor_key() in keys
+    assert follows_cursor(app.screen)
+    key = table.cursor_key()
+    if key.startswith(GROUP_PREFIX):
+        members = [e.path for e in table.group_members(key[len(GROUP_PREFIX) :])]
+        under = keys[keys.index(key) + 1 :][: len(members)]
+        assert sorted(members) == sorted(under) and all(not k.startswith(GROUP_PREFIX) for k in under)
+    return True
+
+
+class OneTable(App):
+    def compose(self) -> ComposeResult:
+        yield ModelTable(id="t")
+
+
+async def test_the_rows_are_drawn_as_datatable_draws_them(entries):
+    """Marks, measured figures, unreadable and split files, a name too long for its column, right-aligned
+    figures, the cursor and the mouse's row: every line and cell the table draws its own way is the
+    one DataTable draws."""
+    some = entries[:60]
+    some[1] = replace(some[1], facts=None, error="truncated")
+    some[2] = replace(some[2], parts=[some[2].path, some[2].path + "-2"])
+    some[3] = replace(some[3], path=some[3].path.replace(".gguf", "-" + "x" * 90 + ".gguf"))
+    app = OneTable()
+    async with app.run_test(size=(140, 40)) as pilot:
+        table = app.query_one(ModelTable)
+        table.load(some, {}, [some[4].path, some[5].path, some[6].path])
+        await app.workers.wait_for_complete()  # the cached results read (none) before these
+        await pilot.pause()
+        table.set_measured({some[4].path: (Text("0.012", justify="right"), Text("55.1"))})
+        await until(pilot, lambda: table.row_count == 70 and "kld" in table.columns)
+        await pilot.pause()
+        table._pseudo_class_state = table.get_pseudo_class_state()
+        base, lines = table.rich_style, 0
+        for cursor, hover in [((0, 0), (0, 0)), ((3, 0), (5, 2)), ((9, 1), (3, 0))]:
+            for row in range(table.row_count):
+                key = table.coordinate_to_cell_key((row, 0)).row_key
+                args = (key, 0, base, Coordinate(*cursor), Coordinate(*hover))
+                table._clear_caches()
+                ours = table._render_line_in_row(*args)
+                table._clear_caches()
+                assert ours == DataTable._render_line_in_row(table, *args), (row, cursor, hover)
+                lines += 1
+        assert lines == 3 * 70
+        text = rendered(table)
+        assert "error" in text and "0.012" in text
+
+
+async def test_a_large_library_is_frozen_out_of_the_collectors_walks_until_the_table_goes(entries):
+    assert len(entries) >= FREEZE_AT
+    app = OneTable()
+    async with app.run_test(size=(140, 40)) as pilot:
+        table = app.query_one(ModelTable)
+        table.load(entries, {}, [])
+        await until(pilot, lambda: table._froze and gc.get_freeze_count() > len(entries))
+    assert gc.get_freeze_count() == 0  # thawed: the app's objects are the collector's again

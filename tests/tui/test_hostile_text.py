@@ -20,7 +20,7 @@ from quanttui.tui.screens.dialogs import ConfirmScreen
 from quanttui.tui.screens.downloads import DownloadsScreen
 from quanttui.tui.screens.hub import HubScreen
 from quanttui.tui.screens.usage import UsageScreen
-from tests.core.test_cli_hostile import HOSTILE_FILES, HOSTILE_NAMES, RAW, write_arch_model
+from tests.cli.test_cli_hostile import HOSTILE_FILES, HOSTILE_NAMES, RAW, write_arch_model
 from tests.modelgen import write_tiny_model
 from tests.tui.pilot_help import at_row, until
 from tests.tui.test_ab_screen import _until
@@ -155,10 +155,9 @@ async def test_hub_results_and_download_rows_with_hostile_metadata(hub, tiny, tm
         assert_clean(screen_text(app))
         job = DownloadJob("evil/[/]x\x1b]0;t\x07", Variant("[bold]Q\x9b", []), status="failed")
         job.error = "refused [/] \x1b]52;c;eA==\x07"
-        app.downloads.append(job)
         await pilot.press("ctrl+g")
         await until(pilot, lambda: isinstance(app.screen, DownloadsScreen) and app.screen.is_mounted)
-        app.screen.refresh_jobs()
+        app.downloads.add(job)  # the screen follows the app's DownloadsState
         await until(pilot, lambda: "refused [/]" in screen_text(app))
         text = screen_text(app)
         assert_clean(text)

@@ -18,7 +18,6 @@ from quanttui.core.fit import hardware
 from quanttui.core.library import Root, add_root
 from quanttui.core.paths import models_dir
 from quanttui.tui.app import create_app
-from quanttui.tui.messages import ScanDone
 from quanttui.tui.screens.dialogs import AskScreen, ConfirmScreen
 from quanttui.tui.screens.help import HelpScreen
 from quanttui.tui.screens.usage import UsageScreen
@@ -273,7 +272,8 @@ async def test_state_changes_only_on_the_ui_thread_and_drops_stale_scans(tiny, t
         t.join()
         assert errors and state.marks == []
         before = list(state.entries)
-        app.post_message(ScanDone([], state.hardware, [], worker=object()))  # a superseded scan's result
+        stale = object()  # the worker of a superseded scan
+        app.post_message(app.ScanDone(worker=stale, entries=[], hardware=state.hardware, skipped=[]))
         handled = asyncio.Event()
         app.call_later(handled.set)  # after the ScanDone, in the app's own queue
         await asyncio.wait_for(handled.wait(), 30)

@@ -42,7 +42,7 @@ async def test_marks_typed_just_before_ctrl_b_open_those_two(tiny, tmp_path):
         await until(pilot, lambda: isinstance(app.screen, ABScreen) or refused in notes(app))
         assert "mark two files with space, then press ctrl+b" not in notes(app)
         assert isinstance(app.screen, ABScreen)
-        assert app.screen.paths == tuple(files)
+        assert (app.screen.sides["a"].path, app.screen.sides["b"].path) == tuple(files)
 
 
 async def test_move_and_rename_act_on_the_file_the_cursor_just_reached(tiny, tmp_path):

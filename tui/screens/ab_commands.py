@@ -3,7 +3,7 @@ and the reason, and every number is bounded."""
 
 from __future__ import annotations
 
-from ...core.ab import context
+from ...core.ab import config, context
 from ...core.ab.context import SideFacts
 from ...core.ab.context import default_mode as default_mode
 from ...core.ab.context import side_facts as side_facts
@@ -20,7 +20,7 @@ DESCRIBED = (
     ("/save", "save the session as JSON and Markdown"),
 )
 COMMANDS = ", ".join(name for name, _ in DESCRIBED)
-DEFAULT_CTX = 2048  # the context both models load with unless /ctx says otherwise (or training is less)
+DEFAULT_CTX = config.DEFAULT_CTX  # unless /ctx says otherwise (or either model was trained for less)
 
 
 class CommandRefused(QuanttuiError):
@@ -53,7 +53,7 @@ def max_tokens(arg: str, n_ctx: int) -> int:
 def mode(arg: str, sides: dict[str, SideFacts]) -> tuple[str, str | None]:
     """The mode for /mode and a warning to show with it, or CommandRefused: chat mode needs a chat
     template, and a side without one would get the prompt as plain text."""
-    if arg not in ("chat", "completion"):
+    if arg not in config.MODES:
         raise CommandRefused("/mode needs chat or completion")
     if arg == "completion":
         return arg, None

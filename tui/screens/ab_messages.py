@@ -1,5 +1,6 @@
-"""Messages the A/B screen's workers post to it: loading status and the loaded session, each side's
-answer so far, the scoring phase, a turn's end, and the outcome of checking a /ctx value."""
+"""Messages the A/B screen's workers post to it: loading status and the loaded session, the scoring
+phase, a turn's end, and the outcome of checking a /ctx value. Each side's answer so far is not a
+message: the screen reads the newest from its ABRun at each frame."""
 
 from __future__ import annotations
 
@@ -39,19 +40,6 @@ class ContextChecked(Message):
 
     n_ctx: int | None
     error: str | None = None
-
-
-@dataclass
-class SideTokens(Message):
-    """A side's answer so far (its token ids too, to tell whether it is looping); a newer one for
-    the same side replaces an unhandled older one."""
-
-    side: str
-    ids: tuple[int, ...]
-    text: str
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, SideTokens) and message.side == self.side
 
 
 @dataclass

@@ -6,13 +6,14 @@ from __future__ import annotations
 from rich.text import Text
 
 from ...core.ab import ABSession, GenConfig
+from ...core.ab.run import Phase
 from ..safe import safe
 
 
 def info_text(
     cfg: GenConfig,
     session: ABSession,
-    phase: str,
+    phase: Phase,
     scoring_for: float,
     queued: str | None,
     scored: tuple[int, int] | None = None,
@@ -26,9 +27,9 @@ def info_text(
         info += Text(" · stops a looping side")
     if cfg.system:
         info += safe(f" · system: {cfg.system[:40]}")
-    if phase == "answering":
+    if phase is Phase.ANSWERING:
         info += Text("\nanswering… Esc cancels; Enter queues the next prompt", style="bold")
-    elif phase == "scoring":
+    elif phase is Phase.SCORING:
         done, total = scored or (0, 0)
         info += Text(
             f"\nscoring both answers… {done / total if total else 0:.0%} · "
@@ -39,7 +40,7 @@ def info_text(
         info += Text("\n") + safe(f"queued, sent when this turn is done: {queued[:60]}")
     if plan.note:
         info += Text("\n") + safe(plan.note)
-    crashed = getattr(session.engine, "crashed", None)
+    crashed = session.engine.crashed
     if crashed:
         info += Text("\n") + safe(crashed, style="b red")
         info += Text(": both models load again with the next prompt")

@@ -1,6 +1,9 @@
-"""Modal dialogs: ask for a value (a folder, a new name), and confirm an operation that changes files."""
+"""Modal dialogs: ask for a value (a folder, a new name), and confirm an operation that changes files;
+`confirm_delete` plans a delete, names every file it touches and runs it on an operation bar."""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterable
 
 from rich.text import Text
 from textual import on
@@ -10,7 +13,11 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
+from ...core.format import size
+from ...core.library import Root
+from ...core.organize import DeletePlan, OrganizeError, execute_delete, plan_delete
 from ..safe import safe
+from ..widgets.operation_bar import OperationBar, Report
 
 DIALOG_CSS = """
 {name} {{ align: center middle; }}
@@ -97,3 +104,36 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)
+
+
+def confirm_delete(
+    bar: OperationBar,
+    what: str,
+    targets: list[str],
+    roots: list[Root],
+    finished: Callable[[OperationBar.Done], None],
+    *,
+    permanent: bool = False,
+    note: Iterable[str] = (),
+    planner: Callable[[], DeletePlan] | None = None,
+) -> None:
+    """Plan a delete (`planner`, or `plan_delete` of `targets`), name every file it touches in a
+    confirmation, and on yes run it on `bar` (the screen's operation bar) off the UI thread; a refused
+    plan is one line and nothing is asked."""
+    try:
+        plan = planner() if planner else plan_delete(targets, roots, permanent=permanent)
+    except OrganizeError as err:
+        bar.app.notify(str(err), severity="error")
+        return
+    lines = [str(p) for p in plan.files] + [f"(link) {p}" for p in plan.links] + list(note)
+    title = f"{plan.summary()} ({size(plan.bytes_freed)})?"
+
+    def job(progress: Report) -> str:
+        execute_delete(plan, roots)
+        return plan.done_text()
+
+    def answered(yes: bool | None) -> None:
+        if yes:
+            bar.start(what, job, finished)
+
+    bar.app.push_screen(ConfirmScreen(title[0].upper() + title[1:], lines), answered)

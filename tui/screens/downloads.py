@@ -1,4 +1,5 @@
-"""The Downloads screen: every queued download with bytes, speed and ETA; cancel and resume."""
+"""The Downloads screen: every queued download with bytes, speed and ETA; cancel and resume. It follows
+the app's DownloadsState and never changes it: cancel and resume are the app's."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from textual.widgets import DataTable, Header, ProgressBar, Static
 
 from ...core import format as fmt
 from ..downloads import DownloadJob
+from ..state import DownloadsState, quanttui_app
 from ..widgets.key_footer import KeyFooter
 from ..widgets.safe_table import SafeTable
 
@@ -49,10 +51,18 @@ class DownloadsScreen(Screen):
         table = self.query_one(DataTable)
         for key in ("item", "status", "done", "bytes", "detail"):
             table.add_column(key, key=key)
+        self.state.changed.subscribe(self, self._job_changed)
         self.refresh_jobs()
 
+    def _job_changed(self, job: DownloadJob) -> None:
+        self.refresh_jobs()
+
+    @property
+    def state(self) -> DownloadsState:
+        return quanttui_app(self).downloads
+
     def jobs(self) -> list[DownloadJob]:
-        return self.app.downloads  # type: ignore[attr-defined, no-any-return]
+        return self.state.jobs
 
     def refresh_jobs(self) -> None:
         table = self.query_one(DataTable)
@@ -69,7 +79,7 @@ class DownloadsScreen(Screen):
         bar = self.query_one(ProgressBar)
         bar.update(total=total or None, progress=done)
         bar.display = table.display = bool(self.jobs())  # nothing to measure: no bar, no empty table
-        active = sum(1 for j in self.jobs() if j.status in ("queued", "downloading"))
+        active = sum(1 for j in self.jobs() if j.active)
         self.query_one("#overall-text", Static).update(
             Text(
                 f"{len(self.jobs())} downloads, {active} active: {fmt.size(done)} of {fmt.size(total)}"
@@ -87,13 +97,10 @@ class DownloadsScreen(Screen):
 
     def action_cancel(self) -> None:
         job = self._job()
-        if job and job.status in ("queued", "downloading"):
-            job.cancel.set()
-            if job.status == "queued":
-                job.status = "cancelled"
-            self.refresh_jobs()
+        if job and job.active:
+            quanttui_app(self).cancel_download(job)
 
     def action_resume(self) -> None:
         job = self._job()
         if job and job.status in ("failed", "cancelled"):
-            self.app.resume_download(job)  # type: ignore[attr-defined]
+            quanttui_app(self).resume_download(job)

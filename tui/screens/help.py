@@ -5,6 +5,7 @@ a thread: the Hub check and the first extra-buffer probe take up to a few second
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from rich.table import Table
@@ -109,13 +110,12 @@ class DoctorScreen(ModalScreen[None]):
     DoctorScreen VerticalScroll { height: 1fr; scrollbar-gutter: stable; }
     """
 
+    @dataclass
     class Ready(Message):
         """A collected report, or the one line saying why there is none."""
 
-        def __init__(self, report: dict[str, Any] | None, error: str = "") -> None:
-            super().__init__()
-            self.report = report
-            self.error = error
+        report: dict[str, Any] | None
+        error: str = ""
 
     def __init__(self) -> None:
         super().__init__()

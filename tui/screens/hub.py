@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from rich.text import Text
@@ -15,20 +16,20 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Header, Input, Static
-from textual.worker import get_current_worker
+from textual.worker import Worker, get_current_worker
 
 from ...core import format as fmt
-from ...core.fit import FitError, FitSettings, estimate, hardware
-from ...core.hub import HubError, RepoListing, Variant, remote_facts, repo_variants, search
+from ...core.fit import FitError, FitSettings, Hardware, estimate, hardware
+from ...core.hub import HubError, RepoHit, RepoListing, Variant, remote_facts, repo_variants, search
 from ...core.hub.guard import cancel_on, cancelled
 from ...core.library import LibraryEntry
 from ...core.library.groups import quant_from_name
-from ..core.report import inspect_text
-from ..messages import HubResult
+from ...core.report import inspect_text
 from ..safe import safe
-from ..state import LibraryState, library_state
+from ..state import LibraryState, library_state, quanttui_app
 from ..widgets.fit_panel import verdict_cell
 from ..widgets.key_footer import KeyFooter
 from ..widgets.safe_table import SafeTable
@@ -38,6 +39,14 @@ SORTS = ("downloads", "likes", "recent")
 
 class HubScreen(Screen):
     """Search box and results; Enter on a result opens its quant ladder."""
+
+    @dataclass
+    class SearchDone(Message):
+        """A search's hits, or the one line saying why there are none."""
+
+        worker: Worker[None]
+        hits: list[RepoHit]
+        error: str | None = None
 
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back", id="hub.back"),
@@ -52,7 +61,7 @@ class HubScreen(Screen):
         super().__init__()
         self.sort = "downloads"
         self.query_text = ""  # the last search sent
-        self._search = 0  # which search the shown results belong to; answers to older ones are dropped
+        self._search: Worker[None] | None = None  # the last search; answers of earlier ones are dropped
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -81,24 +90,25 @@ class HubScreen(Screen):
 
     def run_search(self, query: str) -> None:
         self.query_text = query
-        self._search += 1
         what = f"{query!r}" if query else "every GGUF repository"
         self.query_one("#hub-status", Static).update(safe(f"searching {what} by {self.sort}…"))
-        self.search_worker(query, self.sort, self._search)
+        self._search = self.search_worker(query, self.sort)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="hub-search")
-    def search_worker(self, query: str, sort: str, n: int) -> None:
+    def search_worker(self, query: str, sort: str) -> None:
+        worker: Worker[None] = get_current_worker()
+
         def body() -> None:
             try:
-                self.post_message(HubResult("search", search(query, sort), key=str(n)))
-            except HubError as e:  # a cancelled one too: its key is no longer the shown search's
-                self.post_message(HubResult("search", error=str(e), key=str(n)))
+                self.post_message(self.SearchDone(worker, search(query, sort)))
+            except HubError as e:  # a cancelled one too: its worker is no longer the shown search's
+                self.post_message(self.SearchDone(worker, [], str(e)))
 
         _detached(body)
 
-    @on(HubResult)
-    def _result(self, message: HubResult) -> None:
-        if message.key != str(self._search):
+    @on(SearchDone)
+    def _search_done(self, message: SearchDone) -> None:
+        if message.worker is not self._search:
             return  # the answer to a search made before the last one
         status = self.query_one("#hub-status", Static)
         if message.error:
@@ -106,7 +116,7 @@ class HubScreen(Screen):
             return
         table = self.query_one(DataTable)
         table.clear()
-        for h in message.data:  # type: ignore[attr-defined]
+        for h in message.hits:
             table.add_row(
                 h.repo,
                 f"{h.downloads or 0:,}",
@@ -137,14 +147,13 @@ class HubScreen(Screen):
 def _detached(body: Callable[[], None]) -> None:
     """Run `body` (Hub calls that post their own results) in a daemon thread and wait for it in this
     thread worker, watching the worker's cancel (a newer search, the screen closed, the app quitting):
-    then the Hub calls are told to stop (cancel_on) and the worker returns at once. Textual joins its
-    worker threads when the app exits, so a worker must never wait on the Hub itself."""
+    the Hub calls stop on the worker's cancelled_event (cancel_on) and the worker returns at once.
+    Textual joins its worker threads when the app exits, so a worker must never wait on the Hub itself."""
     worker = get_current_worker()
-    stop = threading.Event()
     failed: list[BaseException] = []
 
     def run() -> None:
-        with cancel_on(stop):
+        with cancel_on(worker.cancelled_event):
             try:
                 body()
             except Exception as e:  # noqa: BLE001 - raised again in the worker, which reports it
@@ -153,8 +162,7 @@ def _detached(body: Callable[[], None]) -> None:
     thread = threading.Thread(target=run, name="hub-call", daemon=True)
     thread.start()
     while thread.is_alive():
-        if worker.is_cancelled:
-            stop.set()
+        if worker.cancelled_event.is_set():
             return
         thread.join(0.1)
     if failed:
@@ -188,6 +196,23 @@ def _fit_settings(screen: Screen) -> FitSettings:
 class RepoScreen(Screen):
     """Every quant of a repo with size, true bpw, imatrix and fit verdict, read from remote headers."""
 
+    @dataclass
+    class ListingRead(Message):
+        """The repo's quants, or the one line saying why they could not be listed."""
+
+        worker: Worker[None]
+        listing: RepoListing | None
+        error: str | None = None
+
+    @dataclass
+    class FactsRead(Message):
+        """The header facts of one variant (keyed by its first file), or why they could not be read."""
+
+        worker: Worker[None]
+        key: str
+        facts: dict[str, Any] | None
+        error: str | None = None
+
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back", id="repo.back"),
         Binding("d", "download", "Download", id="repo.download"),
@@ -212,7 +237,8 @@ class RepoScreen(Screen):
         self.listing: RepoListing | None = None
         self.facts: dict[str, dict[str, Any]] = {}
         self.marked: list[str] = []
-        self.hw = None
+        self.hw: Hardware | None = None
+        self._load: Worker[None] | None = None  # the last load; messages of an earlier one are dropped
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -249,72 +275,81 @@ class RepoScreen(Screen):
             self.query_one("#repo-status", Static).update(safe(f"{self.repo}: loading…"))
             self.load()
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="repo")
     def load(self) -> None:
-        _detached(self._load)
+        self._load = self.load_worker()
 
-    def _load(self) -> None:
+    @work(thread=True, exclusive=True, exit_on_error=False, group="repo")
+    def load_worker(self) -> None:
+        worker: Worker[None] = get_current_worker()
+        _detached(lambda: self._read(worker))
+
+    def _read(self, worker: Worker[None]) -> None:
         """The listing, then each variant's header (in a daemon thread: see _detached)."""
         try:
             listing = repo_variants(self.repo)
         except HubError as e:
-            self.post_message(HubResult("listing", error=str(e)))
+            self.post_message(self.ListingRead(worker, None, str(e)))
             return
         self.hw = self.hw or hardware()
-        self.post_message(HubResult("listing", listing))
+        self.post_message(self.ListingRead(worker, listing))
         for v in listing.variants:  # headers one by one; cached on disk, so a reopen is instant
             try:
                 facts = remote_facts(
                     self.repo, v.first, listing.revision, [f.name for f in v.files], [f.size for f in v.files]
                 ).to_dict(tensors=True)
-                self.post_message(HubResult("facts", facts, key=v.first))
+                self.post_message(self.FactsRead(worker, v.first, facts))
             except HubError as e:
                 if cancelled():
                     return  # the screen is gone or loads again: nothing more to read
-                self.post_message(HubResult("facts", error=str(e), key=v.first))
+                self.post_message(self.FactsRead(worker, v.first, None, str(e)))
 
     def _in_library(self, v: Variant) -> bool:
         names = {(e.name, e.size_bytes) for e in _library_entries(self)}
         return (v.first.rsplit("/", 1)[-1], v.size) in names
 
-    @on(HubResult)
-    def _result(self, message: HubResult) -> None:
+    @on(ListingRead)
+    def _listing_read(self, message: ListingRead) -> None:
+        if message.worker is not self._load:
+            return  # a load that was cancelled or followed by another
         status = self.query_one("#repo-status", Static)
         table = self.query_one(DataTable)
-        if message.kind == "listing":
-            if message.error:
-                status.update(error_text(message.error, "r tries again, Esc goes back"))
-                return
-            self.listing = message.data  # type: ignore[assignment]
-            assert self.listing is not None
-            for v in self.listing.variants:
-                table.add_row(
-                    v.label,
-                    fmt.size(v.size),
-                    str(len(v.files)),
-                    "…",
-                    "…",
-                    "…",
-                    "yes" if self._in_library(v) else "",
-                    key=v.first,
-                )
-            line = safe(
-                f"{self.repo} @ {self.listing.revision[:12]}: {len(self.listing.variants)} quants; "
-                "d downloads, m marks two for a diff, x shows it"
-            )
-            refused = self.listing.refused
-            if refused:
-                n = len(refused)
-                line += safe(f"\n{fmt.plural(n, 'file')} refused: ", style="bold red")
-                line += safe("; ".join(r.reason for r in refused[:3]) + ("; …" if n > 3 else ""))
-            status.update(line)
-            table.focus()
+        if message.listing is None:
+            status.update(error_text(message.error or "no listing", "r tries again, Esc goes back"))
             return
-        if message.error:
+        self.listing = listing = message.listing
+        for v in listing.variants:
+            table.add_row(
+                v.label,
+                fmt.size(v.size),
+                str(len(v.files)),
+                "…",
+                "…",
+                "…",
+                "yes" if self._in_library(v) else "",
+                key=v.first,
+            )
+        line = safe(
+            f"{self.repo} @ {listing.revision[:12]}: {len(listing.variants)} quants; "
+            "d downloads, m marks two for a diff, x shows it"
+        )
+        refused = listing.refused
+        if refused:
+            n = len(refused)
+            line += safe(f"\n{fmt.plural(n, 'file')} refused: ", style="bold red")
+            line += safe("; ".join(r.reason for r in refused[:3]) + ("; …" if n > 3 else ""))
+        status.update(line)
+        table.focus()
+
+    @on(FactsRead)
+    def _facts_read(self, message: FactsRead) -> None:
+        if message.worker is not self._load:
+            return
+        table = self.query_one(DataTable)
+        if message.facts is None:
             table.update_cell(message.key, "bpw", Text("error", style="red"), update_width=True)
             self.facts[message.key] = {"error": message.error}
             return
-        f: dict[str, Any] = message.data  # type: ignore[assignment]
+        f = message.facts
         self.facts[message.key] = f
         label = (
             next((v.label for v in self.listing.variants if v.first == message.key), "")
@@ -364,7 +399,7 @@ class RepoScreen(Screen):
     def action_download(self) -> None:
         v = self._highlighted()
         if v is not None and self.listing is not None:
-            self.app.enqueue_download(self.repo, v, self.listing.revision)  # type: ignore[attr-defined]
+            quanttui_app(self).enqueue_download(self.repo, v, self.listing.revision)
 
     def action_mark(self) -> None:
         v = self._highlighted()

@@ -23,9 +23,8 @@ from textual.widgets import Header, Input, Static
 from ...core.fit import FitResult, FitSettings, Hardware
 from ...core.format import plural, size
 from ...core.library import LibraryEntry, Root
-from ..messages import OperationDone
 from ..safe import safe
-from ..state import Change, LibraryState, library_state
+from ..state import Change, LibraryState, library_state, quanttui_app
 from ..tones import tone
 from ..widgets.detail_pane import DetailPane
 from ..widgets.filter_input import FilterInput, drop_last, types_into_filter
@@ -303,7 +302,7 @@ class LibraryScreen(OrganizeActions, Screen):
     # actions --------------------------------------------------------------------------------------
 
     def action_rescan(self) -> None:
-        self.app.rescan()  # type: ignore[attr-defined]
+        quanttui_app(self).rescan()
 
     def action_focus_filter(self) -> None:
         self.query_one(FilterInput).focus()
@@ -383,7 +382,8 @@ class LibraryScreen(OrganizeActions, Screen):
         if len(paths) != 2:
             self.notify("mark two files with space, then press ctrl+b", severity="warning")
             return
-        self.app.push_screen(ABScreen(paths[0], paths[1]))
+        a, b = (self.state.entry(p) or p for p in paths)  # the entries: their facts are read already
+        self.app.push_screen(ABScreen(a, b))
 
     def action_quality(self) -> None:
         """The Quality view of the model on the cursor (its row or any of its files)."""
@@ -397,7 +397,7 @@ class LibraryScreen(OrganizeActions, Screen):
             return
         self.app.push_screen(QualityScreen(group))
 
-    def operation_finished(self, message: OperationDone) -> None:
+    def operation_finished(self, message: OperationBar.Done) -> None:
         """After a change: marks cleared and a rescan. A refused or failed operation changed nothing
         (organize is all or nothing), so its error stays on the bar."""
         if not message.error:

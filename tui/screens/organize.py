@@ -9,58 +9,21 @@ from typing import TYPE_CHECKING, Any
 
 from textual.app import SystemCommand
 
-from ...core.format import plural, size
-from ...core.organize import (
-    DeletePlan,
-    OrganizeError,
-    canonical_folder,
-    execute_delete,
-    move,
-    plan_delete,
-    rename,
-)
+from ...core.format import plural
+from ...core.organize import canonical_folder, move, rename
 from ...core.textsafe import clean
-from .dialogs import AskScreen, ConfirmScreen
+from ..widgets.operation_bar import OperationBar, Report
+from .dialogs import AskScreen, confirm_delete
+from .usage import UsageScreen
 
 if TYPE_CHECKING:
+    from textual.app import App
+    from textual.notifications import SeverityLevel
+    from textual.widget import Widget
+
     from ...core.library import LibraryEntry
-    from ..messages import OperationDone
     from ..state import LibraryState
     from ..widgets.model_table import ModelTable
-    from ..widgets.operation_bar import OperationBar
-
-
-def confirm_delete(
-    screen: Any,
-    what: str,
-    targets: list[str],
-    roots: list[Any],
-    finished: Callable[[OperationDone], None],
-    *,
-    permanent: bool = False,
-    note: Iterable[str] = (),
-    planner: Callable[[], DeletePlan] | None = None,
-) -> None:
-    """Plan a delete (`planner`, or `plan_delete` of `targets`), name every file it touches in a
-    confirmation, and on yes run it on `screen.bar` off the UI thread; a refused plan is one line
-    and nothing is asked."""
-    try:
-        plan = planner() if planner else plan_delete(targets, roots, permanent=permanent)
-    except OrganizeError as err:
-        screen.notify(str(err), severity="error")
-        return
-    lines = [str(p) for p in plan.files] + [f"(link) {p}" for p in plan.links] + list(note)
-    title = f"{plan.summary()} ({size(plan.bytes_freed)})?"
-
-    def job(progress: object) -> str:
-        execute_delete(plan, roots)
-        return plan.done_text()
-
-    def answered(yes: bool | None) -> None:
-        if yes:
-            screen.bar.start(what, job, finished)
-
-    screen.app.push_screen(ConfirmScreen(title[0].upper() + title[1:], lines), answered)
 
 
 class OrganizeActions:
@@ -69,18 +32,25 @@ class OrganizeActions:
     and the dialog says so."""
 
     state: LibraryState
-    table: ModelTable
-    bar: OperationBar
 
     if TYPE_CHECKING:  # provided by the screen this is mixed into
-        app: Any
+        app: App[Any]
+        focused: Widget | None
 
-        focused: Any
-
+        @property
+        def table(self) -> ModelTable: ...
+        @property
+        def bar(self) -> OperationBar: ...
         def highlighted_entry(self) -> LibraryEntry | None: ...
-        def operation_finished(self, message: OperationDone) -> None: ...
+        def operation_finished(self, message: OperationBar.Done) -> None: ...
         def notify(
-            self, message: str, *, severity: Any = "information", timeout: float | None = None
+            self,
+            message: str,
+            *,
+            title: str = "",
+            severity: SeverityLevel = "information",
+            timeout: float | None = None,
+            markup: bool = True,
         ) -> None: ...
 
     def after_typed(self, action: Callable[[], None]) -> None:
@@ -118,7 +88,7 @@ class OrganizeActions:
             self.notify("highlight a file, or mark files with space, first", timeout=2)
             return
         confirm_delete(
-            self, "delete", targets, self.state.roots(), self.operation_finished,
+            self.bar, "delete", targets, self.state.roots(), self.operation_finished,
             permanent=permanent, note=self._hidden_note(hidden),
         )  # fmt: skip
 
@@ -146,8 +116,8 @@ class OrganizeActions:
             if not dest:
                 return
 
-            def job(progress: object) -> str:
-                moved = move(targets, dest, roots, progress=progress)  # type: ignore[arg-type]
+            def job(progress: Report) -> str:
+                moved = move(targets, dest, roots, progress=progress)
                 return f"moved {plural(len(moved), 'file')} to {clean(dest)}"
 
             self.bar.start("move", job, self.operation_finished)
@@ -155,7 +125,7 @@ class OrganizeActions:
         question = f"Move {count} to the folder"
         value = clean(suggested) if suggested is not None else ""
         dialog = AskScreen(question, value, lines=targets + self._hidden_note(hidden))
-        self.app.push_screen(dialog, chosen)  # type: ignore[attr-defined]
+        self.app.push_screen(dialog, chosen)
 
     def action_rename(self) -> None:
         self.after_typed(self._rename)
@@ -175,12 +145,10 @@ class OrganizeActions:
                     self.operation_finished,
                 )
 
-        self.app.push_screen(AskScreen("New name", stem, lines=[e.path]), chosen)  # type: ignore[attr-defined]
+        self.app.push_screen(AskScreen("New name", stem, lines=[e.path]), chosen)
 
     def action_usage(self) -> None:
-        from .usage import UsageScreen
-
-        self.app.push_screen(UsageScreen())  # type: ignore[attr-defined]
+        self.app.push_screen(UsageScreen())
 
     def organize_commands(self) -> Iterable[SystemCommand]:
         """Marking, A/B and the organize operations as palette commands."""

@@ -1,12 +1,12 @@
 """The Quality view of one model group: each quant's size, bpw, fit at the Library's fit settings,
 measured KLD / top-1 / perplexity ratio and tokens/s, the recommended quant and why, and a chart of
 KLD against size. `e` runs the eval of the group's quants against its highest-precision file, `b` the
-bench, each in a worker that posts typed messages; Esc cancels a run, or goes back when none runs.
+bench, each in a worker that posts typed messages; Esc cancels a run (the worker's cancelled_event is
+the eval's or bench's cancel), or goes back when none runs.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -31,44 +31,10 @@ from ...core.quality.bench import bench
 from ...core.quality.eval import Progress, evaluate
 from ...core.quality.text import QualityError
 from ..safe import safe
-from ..state import library_state, runnable
+from ..state import library_state, quanttui_app, runnable
 from ..widgets.key_footer import KeyFooter
 from ..widgets.kld_chart import KldChart, Point
 from ..widgets.quality_table import QualityTable
-
-
-@dataclass
-class AdviceReady(Message):
-    """The group's table and pick, read from the cached results off the UI thread."""
-
-    advice: Advice
-
-
-@dataclass
-class JobProgress(Message):
-    """How far the eval or bench has come; a newer one replaces an unhandled older one."""
-
-    kind: str  # "eval" or "bench"
-    done: int
-    total: int
-    model: str
-    text: str
-    eta_seconds: float | None
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, JobProgress)
-
-
-@dataclass
-class JobDone(Message):
-    """An eval or bench ended: one line per failed model (path -> error), cancelled or not, or the
-    one-line error that stopped it all; `worker` lets a superseded run's result be dropped."""
-
-    kind: str
-    worker: object
-    errors: dict[str, str] = field(default_factory=dict)
-    cancelled: bool = False
-    error: str | None = None
 
 
 def fit_dict(result: FitResult | None) -> dict | None:
@@ -104,7 +70,40 @@ def _eta(seconds: float | None) -> str:
 
 
 class QualityScreen(Screen):
-    """One model group's quants and what each loses; holds the run in progress and its cancel."""
+    """One model group's quants and what each loses; holds the run in progress (its worker)."""
+
+    @dataclass
+    class AdviceReady(Message):
+        """The group's table and pick, read from the cached results off the UI thread."""
+
+        worker: Worker[None]
+        advice: Advice
+
+    @dataclass
+    class JobProgress(Message):
+        """How far the eval or bench has come; a newer one replaces an unhandled older one."""
+
+        worker: Worker[None]
+        kind: str  # "eval" or "bench"
+        done: int
+        total: int
+        model: str
+        text: str
+        eta_seconds: float | None
+
+        def can_replace(self, message: Message) -> bool:
+            return isinstance(message, QualityScreen.JobProgress)
+
+    @dataclass
+    class JobDone(Message):
+        """An eval or bench ended: one line per failed model (path -> error), cancelled or not, or the
+        one-line error that stopped it all."""
+
+        worker: Worker[None]
+        kind: str
+        errors: dict[str, str] = field(default_factory=dict)
+        cancelled: bool = False
+        error: str | None = None
 
     BINDINGS = [
         Binding("e", "eval", "Eval", id="quality.eval"),
@@ -129,8 +128,8 @@ class QualityScreen(Screen):
         self.errors: dict[str, str] = {}
         self.running: str | None = None
         self._at_model = ""  # the model the run is at; when it moves on, the one before is measured
-        self.cancel: threading.Event | None = None
-        self._job: Worker[None] | None = None
+        self._job: Worker[None] | None = None  # the run; messages of any other worker are dropped
+        self._advice: Worker[None] | None = None  # the same for the table's advice
         self.status = ""  # what the status line says, as plain text
 
     def compose(self) -> ComposeResult:
@@ -154,10 +153,6 @@ class QualityScreen(Screen):
         self.refresh_advice()
         self.query_one(QualityTable).focus()
 
-    def on_unmount(self) -> None:
-        if self.cancel is not None:
-            self.cancel.set()  # a run of a screen that is gone ends, and its worker process with it
-
     # what the screen shows ------------------------------------------------------------------------
 
     @property
@@ -176,17 +171,19 @@ class QualityScreen(Screen):
     def refresh_advice(self) -> None:
         members = self.members
         fits = {e.path: self.state.fits.get(e.path) for e in members}
-        self._advice_worker(self.label, members, fits, self.state.fit_settings.n_ctx)
+        self._advice = self._advice_worker(self.label, members, fits, self.state.fit_settings.n_ctx)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="quality-advice", name="quality table")
-    def _advice_worker(self, label: str, members: list[LibraryEntry], fits: dict, ctx: int) -> None:
-        worker = get_current_worker()
-        advice = group_advice(label, members, fits, ctx)
-        if not worker.is_cancelled:
-            self.post_message(AdviceReady(advice))
+    def _advice_worker(
+        self, label: str, members: list[LibraryEntry], fits: dict[str, FitResult | None], ctx: int
+    ) -> None:
+        worker: Worker[None] = get_current_worker()
+        self.post_message(self.AdviceReady(worker, group_advice(label, members, fits, ctx)))
 
     @on(AdviceReady)
     def _advice_ready(self, message: AdviceReady) -> None:
+        if message.worker is not self._advice:
+            return  # advice made before the latest was asked for
         self.advice = a = message.advice
         self.query_one(QualityTable).show(a, self.errors)
         s = self.state.fit_settings
@@ -219,9 +216,11 @@ class QualityScreen(Screen):
             for r in a.rows
             if r.quality and isinstance(r.quality.get("kld_mean"), (int, float)) and not r.is_reference
         ]
-        ref = next((r for r in a.rows if r.is_reference), None)
+        ref_row = next((r for r in a.rows if r.is_reference), None)
         self.query_one(KldChart).footnote = (
-            f"reference {ref.quant or Path(ref.model).stem} (KLD 0 by definition) not plotted" if ref else ""
+            f"reference {ref_row.quant or Path(ref_row.model).stem} (KLD 0 by definition) not plotted"
+            if ref_row
+            else ""
         )
 
     def _notes(self) -> None:
@@ -256,44 +255,47 @@ class QualityScreen(Screen):
         )
         return best.path if best else None
 
-    def _start(self, kind: str) -> threading.Event | None:
+    def _start(self, kind: str) -> bool:
         if self.running is not None:
             self.app.notify(f"wait: the {self.running} is still running (esc cancels it)", severity="warning")
-            return None
-        self.running, self.cancel = kind, threading.Event()
+            return False
+        self.running = kind
         self.errors = {}
         self._say(Text(f"{kind}: starting…  esc cancels"))
         bar = self.query_one(ProgressBar)
         bar.display = True
         bar.update(total=None, progress=0)
-        return self.cancel
+        return True
 
     def action_eval(self) -> None:
         ref, paths = self.reference(), self.runnable_paths()
         if ref is None or len(paths) < 2:
             self.app.notify("the eval needs two runnable files of this model", severity="warning")
             return
-        cancel = self._start("eval")
-        if cancel is not None:
-            self._job = self._eval_worker(ref, [p for p in paths if p != ref], cancel)
+        if self._start("eval"):
+            self._job = self._eval_worker(ref, [p for p in paths if p != ref])
 
     def action_bench(self) -> None:
         paths = self.runnable_paths()
         if not paths:
             self.app.notify("no runnable file in this model", severity="warning")
             return
-        cancel = self._start("bench")
-        if cancel is not None:
-            self._job = self._bench_worker(paths, cancel)
+        if self._start("bench"):
+            self._job = self._bench_worker(paths)
 
-    @work(thread=True, exit_on_error=False, group="quality-run", name="eval")
-    def _eval_worker(self, reference: str, candidates: list[str], cancel: threading.Event) -> None:
-        worker = get_current_worker()
+    # A run ends when its worker is cancelled (esc, or the screen closing: Textual cancels the workers
+    # of a screen that is gone), and its worker process with it.
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="quality-run", name="eval")
+    def _eval_worker(self, reference: str, candidates: list[str]) -> None:
+        worker: Worker[None] = get_current_worker()
 
         def told(p: Progress) -> None:
             what = "loading" if p.stage == "loading" else f"{p.done}/{p.total} chunk passes"
             self.post_message(
-                JobProgress("eval", p.done, p.total, p.model, f"eval: {p.model}: {what}", p.eta_seconds)
+                self.JobProgress(
+                    worker, "eval", p.done, p.total, p.model, f"eval: {p.model}: {what}", p.eta_seconds
+                )
             )
 
         try:
@@ -303,33 +305,35 @@ class QualityScreen(Screen):
                 ctx=self.eval_ctx,
                 chunks=self.eval_chunks,
                 on_progress=told,
-                cancel=cancel,
+                cancel=worker.cancelled_event,
             )
         except QualityError as e:
-            self.post_message(JobDone("eval", worker, error=str(e)))
+            self.post_message(self.JobDone(worker, "eval", error=str(e)))
             return
         errors = {c.model: c.error for c in report.candidates if c.error and c.error != "cancelled"}
-        self.post_message(JobDone("eval", worker, errors, report.cancelled))
+        self.post_message(self.JobDone(worker, "eval", errors, report.cancelled))
 
-    @work(thread=True, exit_on_error=False, group="quality-run", name="bench")
-    def _bench_worker(self, paths: list[str], cancel: threading.Event) -> None:
-        worker = get_current_worker()
+    @work(thread=True, exclusive=True, exit_on_error=False, group="quality-run", name="bench")
+    def _bench_worker(self, paths: list[str]) -> None:
+        worker: Worker[None] = get_current_worker()
         start = time.perf_counter()
 
         def told(done: int, total: int, name: str) -> None:
             spent = time.perf_counter() - start
             eta = spent / done * (total - done) if done else None
             self.post_message(
-                JobProgress("bench", done, total, name, f"bench: {name} ({done + 1} of {total})", eta)
+                self.JobProgress(
+                    worker, "bench", done, total, name, f"bench: {name} ({done + 1} of {total})", eta
+                )
             )
 
-        results = bench(paths, on_progress=told, cancel=cancel)
+        results = bench(paths, on_progress=told, cancel=worker.cancelled_event)
         errors = {r.model: r.error for r in results if r.error and r.error != "cancelled"}
-        self.post_message(JobDone("bench", worker, errors, cancel.is_set()))
+        self.post_message(self.JobDone(worker, "bench", errors, worker.cancelled_event.is_set()))
 
     @on(JobProgress)
     def _job_progress(self, message: JobProgress) -> None:
-        if self.running != message.kind or (self.cancel and self.cancel.is_set()):
+        if message.worker is not self._job or message.worker.is_cancelled:
             return
         line = safe(message.text + _eta(message.eta_seconds))
         line.append("  esc cancels", style="dim")
@@ -345,7 +349,7 @@ class QualityScreen(Screen):
         if message.worker is not self._job:
             return  # a superseded run
         self._end(message)
-        self.app.say_extra_buffers()  # type: ignore[attr-defined]
+        quanttui_app(self).say_extra_buffers()
 
     @on(Worker.StateChanged)
     def _worker_failed(self, event: Worker.StateChanged) -> None:
@@ -353,12 +357,12 @@ class QualityScreen(Screen):
             return
         err = event.worker.error
         if event.worker is self._job:
-            self._end(JobDone(self.running or "run", self._job, error=f"{type(err).__name__}: {err}"))
+            self._end(self.JobDone(self._job, self.running or "run", error=f"{type(err).__name__}: {err}"))
         elif event.worker.group == "quality-advice":
             self.app.notify(f"quality table failed: {type(err).__name__}: {err}", severity="error")
 
-    def _end(self, message: JobDone) -> None:
-        self.running, self.cancel, self._job = None, None, None
+    def _end(self, message: QualityScreen.JobDone) -> None:
+        self.running, self._job = None, None
         self.query_one(ProgressBar).display = False
         self.errors = dict(message.errors)
         if message.error:
@@ -372,8 +376,8 @@ class QualityScreen(Screen):
         self.refresh_advice()
 
     def action_back_or_cancel(self) -> None:
-        if self.running is not None and self.cancel is not None:
-            self.cancel.set()
+        if self.running is not None and self._job is not None:
+            self._job.cancel()
             self._say(Text(f"cancelling the {self.running}…", style="yellow"))
             return
         self.app.pop_screen()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
@@ -9,6 +11,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Header, Static
 from textual.worker import Worker, WorkerState, get_current_worker
@@ -22,15 +25,13 @@ from ...core.organize import (
     link_extras,
 )
 from ...core.organize.dedupe import plan_delete_extras
-from ..core.report import bar
-from ..messages import DuplicatesFound, OperationDone, OperationProgress
+from ...core.report import bar
 from ..safe import safe
-from ..state import library_state
+from ..state import library_state, quanttui_app
 from ..tones import tone
 from ..widgets.key_footer import KeyFooter
-from ..widgets.operation_bar import OperationBar
-from .dialogs import ConfirmScreen
-from .organize import confirm_delete
+from ..widgets.operation_bar import OperationBar, Report
+from .dialogs import ConfirmScreen, confirm_delete
 
 
 def bars(title: str, sizes: dict[str, int], limit: int = 15) -> Table:
@@ -48,6 +49,24 @@ class UsageScreen(Screen):
     """Sizes from the library state; hashing runs in a worker, and linking or trashing the extras runs
     as one operation of the operation bar, so a failure is one line, never the app's end."""
 
+    @dataclass
+    class HashProgress(Message):
+        """Bytes hashed so far while looking for duplicates; a newer one replaces an unhandled older one."""
+
+        worker: Worker[None]
+        done: int
+        total: int
+
+        def can_replace(self, message: Message) -> bool:
+            return isinstance(message, UsageScreen.HashProgress)
+
+    @dataclass
+    class DuplicatesFound(Message):
+        """The duplicate groups the hashing worker found."""
+
+        worker: Worker[None]
+        groups: list[DuplicateGroup]
+
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back", id="usage.back"),
         Binding("l", "link", "Hard-link duplicates", id="usage.link"),
@@ -58,6 +77,7 @@ class UsageScreen(Screen):
     def __init__(self) -> None:
         super().__init__()
         self.groups: list[DuplicateGroup] = []
+        self._hash: Worker[None] | None = None  # the last hashing; results of an earlier one are dropped
 
     def compose(self) -> ComposeResult:
         self.state = library_state(self)
@@ -116,24 +136,28 @@ class UsageScreen(Screen):
 
     def rehash(self) -> None:
         self.bar.show_progress("hashing to find duplicates…")
-        self.hash_worker()
+        self._hash = self.hash_worker()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="dedupe")
     def hash_worker(self) -> None:
-        worker = get_current_worker()
+        worker: Worker[None] = get_current_worker()
         files = [part for e in self.state.entries if not e.error for part in e.parts]
-        progress = lambda d, t: self.post_message(OperationProgress(d, t))  # noqa: E731
-        groups = find_duplicates(files, progress, self.state.roots())
-        if not worker.is_cancelled:
-            self.post_message(DuplicatesFound(groups))
 
-    @on(OperationProgress)
-    def _progress(self, message: OperationProgress) -> None:
-        if self.bar.running is None:
+        def progress(done: int, total: int) -> None:
+            self.post_message(self.HashProgress(worker, done, total))
+
+        groups = find_duplicates(files, progress, self.state.roots())
+        self.post_message(self.DuplicatesFound(worker, groups))
+
+    @on(HashProgress)
+    def _progress(self, message: HashProgress) -> None:
+        if message.worker is self._hash and self.bar.running is None:
             self.bar.show_progress("hashing to find duplicates…", message.done, message.total)
 
     @on(DuplicatesFound)
     def _found(self, message: DuplicatesFound) -> None:
+        if message.worker is not self._hash:
+            return  # a hashing that was cancelled or followed by another
         self.groups = message.groups
         self.bar.idle()
         self.show_duplicates()
@@ -166,11 +190,11 @@ class UsageScreen(Screen):
     def _extras(self) -> list[str]:
         return [str(p) for g in self.groups for p in g.extras]
 
-    def _finished(self, message: OperationDone) -> None:
+    def _finished(self, message: OperationBar.Done) -> None:
         """After a link or trash: look again, and have the Library rescan; a failure changed nothing
         and its error stays on the bar."""
         if not message.error:
-            self.app.rescan()  # type: ignore[attr-defined]
+            quanttui_app(self).rescan()
             self.rehash()
 
     def action_link(self) -> None:
@@ -178,7 +202,7 @@ class UsageScreen(Screen):
             return
         groups, roots = list(self.groups), self.state.roots()
 
-        def job(progress: object) -> str:
+        def job(progress: Report) -> str:
             n = sum(len(link_extras(g, roots)) for g in groups)
             return f"{plural(n, 'file')} are now hard links to the kept copy"
 
@@ -195,7 +219,7 @@ class UsageScreen(Screen):
             return
         groups, roots = list(self.groups), self.state.roots()
         confirm_delete(
-            self,
+            self.bar,
             "trash duplicates",
             self._extras(),
             roots,

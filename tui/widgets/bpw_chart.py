@@ -9,7 +9,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from ..core.report import bar
+from ...core.report import bar
 from ..safe import safe
 
 

@@ -12,7 +12,7 @@ from textual.widgets import Static
 
 from ...core import format as fmt
 from ...core.library import LibraryEntry
-from ..core.report import imatrix_text, quant_text
+from ...core.report import imatrix_text, quant_text
 from ..safe import safe, safe_path
 from .bpw_chart import BpwChart
 

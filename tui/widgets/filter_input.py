@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 
 from textual.binding import Binding
+from textual.events import Key
 from textual.message import Message
 from textual.widgets import Input
 
@@ -15,7 +16,7 @@ FILTER_CHARS = frozenset("-_.: ")
 
 def types_into_filter(char: str | None) -> bool:
     """Whether a typed character belongs to a filter query (letters, digits, `-_.:` and space)."""
-    return bool(char) and len(char) == 1 and (char.isalnum() or char in FILTER_CHARS)  # type: ignore[union-attr]
+    return char is not None and len(char) == 1 and (char.isalnum() or char in FILTER_CHARS)
 
 
 def drop_last(query: str, *, word: bool = False) -> str:
@@ -42,7 +43,7 @@ class FilterInput(Input):
     def check_consume_key(self, key: str, character: str | None) -> bool:
         return types_into_filter(character)
 
-    async def _on_key(self, event) -> None:  # type: ignore[no-untyped-def]
+    async def _on_key(self, event: Key) -> None:
         if event.is_printable and not types_into_filter(event.character):
             return  # the screen's punctuation keys (`]`, `;`, `?`...) bubble to its bindings
         await super()._on_key(event)

@@ -4,26 +4,46 @@ operation (delete, move, rename, link) that runs in a worker, with its result or
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
+from textual.message import Message
 from textual.widgets import ProgressBar, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from ...core.errors import QuanttuiError
-from ..messages import OperationDone, OperationProgress
 from ..safe import safe
 
-Progress = Callable[[int, int], None]
-Job = Callable[[Progress], str]
+Report = Callable[[int, int], None]
+"""How a job reports its progress: report(done, total)."""
+Job = Callable[[Report], str]
 
 
 class OperationBar(Horizontal):
     """Runs one operation at a time off the UI thread. A refused or failed operation (QuanttuiError,
     OSError) is one line; anything else is reported under the operation's name, never as another's.
     `finished` is called on the UI thread after each operation, failed or not."""
+
+    @dataclass
+    class Progress(Message):
+        """Bytes copied or hashed so far by the running operation."""
+
+        done: int
+        total: int
+
+        def can_replace(self, message: Message) -> bool:
+            return isinstance(message, OperationBar.Progress)
+
+    @dataclass
+    class Done(Message):
+        """An operation's end: its name, the line to show, or the one-line error that stopped it."""
+
+        name: str
+        text: str
+        error: str | None = None
 
     DEFAULT_CSS = """
     OperationBar { height: 1; background: $panel; padding: 0 1; }
@@ -36,7 +56,7 @@ class OperationBar(Horizontal):
         super().__init__(id=id)
         self.running: str | None = None
         self._summary: Text = Text("")
-        self._finished: Callable[[OperationDone], None] | None = None
+        self._finished: Callable[[OperationBar.Done], None] | None = None
         self.text = ""  # what the bar says now, as plain text
 
     def compose(self) -> ComposeResult:
@@ -66,7 +86,7 @@ class OperationBar(Horizontal):
         self.query_one(ProgressBar).display = False
         self._say(self._summary)
 
-    def start(self, name: str, job: Job, finished: Callable[[OperationDone], None] | None = None) -> bool:
+    def start(self, name: str, job: Job, finished: Callable[[OperationBar.Done], None] | None = None) -> bool:
         """Run `job` (given a progress callback, returns the line to show) as operation `name`; refused
         while another operation runs."""
         if self.running is not None:
@@ -80,22 +100,26 @@ class OperationBar(Horizontal):
     @work(thread=True, exit_on_error=False, group="operation")
     def _operation(self, name: str, job: Job) -> None:
         worker = get_current_worker()
+
+        def report(done: int, total: int) -> None:
+            self.post_message(self.Progress(done, total))
+
         try:
-            text = job(lambda done, total: self.post_message(OperationProgress(done, total)))
+            text = job(report)
         except (QuanttuiError, OSError) as err:
-            self.post_message(OperationDone(name, "", str(err) or type(err).__name__))
+            self.post_message(self.Done(name, "", str(err) or type(err).__name__))
             return
         if not worker.is_cancelled:
-            self.post_message(OperationDone(name, text))
+            self.post_message(self.Done(name, text))
 
-    @on(OperationProgress)
-    def _progress(self, message: OperationProgress) -> None:
+    @on(Progress)
+    def _progress(self, message: OperationBar.Progress) -> None:
         message.stop()
         if self.running is not None:
             self.show_progress(f"{self.running}…", message.done, message.total)
 
-    @on(OperationDone)
-    def _done(self, message: OperationDone) -> None:
+    @on(Done)
+    def _done(self, message: OperationBar.Done) -> None:
         message.stop()
         self._end(message)
 
@@ -106,9 +130,9 @@ class OperationBar(Horizontal):
         event.stop()
         if event.state == WorkerState.ERROR and self.running is not None:
             err = event.worker.error
-            self._end(OperationDone(self.running, "", f"{type(err).__name__}: {err}"))
+            self._end(self.Done(self.running, "", f"{type(err).__name__}: {err}"))
 
-    def _end(self, message: OperationDone) -> None:
+    def _end(self, message: OperationBar.Done) -> None:
         if self.running is None:
             return
         self.running = None

@@ -14,7 +14,7 @@ import gguf
 import numpy as np
 import pytest
 
-from quanttui.cli import main as cli
+from quanttui.cli import library as library_cli
 from quanttui.cli.main import main
 from quanttui.core.errors import QuanttuiError
 from quanttui.core.paths import cache_dir, models_dir
@@ -125,7 +125,7 @@ def test_every_quanttui_error_is_one_line_exit_2(monkeypatch, capsys):
     def refuse(roots, **kw):
         raise Refused("refused /x/\x1b]0;pwned\x07 [bold]")
 
-    monkeypatch.setattr(cli, "scan", refuse)
+    monkeypatch.setattr(library_cli, "scan", refuse)
     assert main(["ls"]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
@@ -136,7 +136,7 @@ def test_an_unexpected_exception_is_one_line_and_the_traceback_is_kept(monkeypat
     def boom(roots, **kw):
         raise RuntimeError("boom \x1b]0;pwned\x07")
 
-    monkeypatch.setattr(cli, "scan", boom)
+    monkeypatch.setattr(library_cli, "scan", boom)
     assert main(["ls"]) == 2
     err = capsys.readouterr().err
     assert_no_raw(err)
