@@ -13,7 +13,10 @@
 - the same in a four-turn chat, turn by turn: scoring that resumes from the earlier turns against
   scoring the whole conversation again, on the same turns (`--score --chat`; the model has no chat
   template, so the engine joins the turns as plain text: the conversation grows as a chat's does).
+- A/B wall time with OpenMP's threads spinning against waiting passively, as the worker process
+  gets them unless the user set OMP_WAIT_POLICY (`--omp`, real model).
 Run: python bench/ab.py [--tokens 128] [--gpu [--shape 7b]] | --templates | --score [--tokens 256] [--chat]
+  | --omp
 The A/B pair runs in the worker process the app uses, so the IPC per token is in the figures.
 """
 
@@ -336,6 +339,46 @@ def chat_score_figures(folder: Path, tokens: int, labels: tuple[str, str]) -> No
     s.close()
 
 
+def omp_figures(folder: Path, tokens: int, repeat: int, labels: tuple[str, str]) -> None:
+    """A/B wall time in the app's worker process with OpenMP spinning (OMP_WAIT_POLICY=active, as a
+    user could set) against passive waits (what the worker gets unless the user set it), on the
+    real model: one turn answered and scored, side by side, alternating."""
+    from tests.realmodel import build
+
+    models = build(folder, labels)
+    a, b = (str(models.quants[label]) for label in labels)
+    cfg = GenConfig(mode="completion", max_tokens=tokens, n_ctx=1024)
+    before = os.environ.get("OMP_WAIT_POLICY")
+    rows: dict[str, dict[str, list[float]]] = {p: {"gen": [], "score": []} for p in ("active", "passive")}
+    try:
+        for _ in range(repeat):
+            for policy in ("active", "passive"):
+                os.environ["OMP_WAIT_POLICY"] = policy
+                s = ABSession(a, b, cfg, Plan(False, {"a": NGL, "b": NGL}, ""))
+                t = time.perf_counter()
+                turn = s.ask(SCORE_PROMPT, scoring=False)
+                rows[policy]["gen"].append(time.perf_counter() - t)
+                t = time.perf_counter()
+                s.score(turn)
+                rows[policy]["score"].append(time.perf_counter() - t)
+                s.close()
+    finally:
+        if before is None:
+            os.environ.pop("OMP_WAIT_POLICY", None)
+        else:
+            os.environ["OMP_WAIT_POLICY"] = before
+    print(
+        f"Gemma 3 270M {labels[0]} vs {labels[1]}, {tokens} tokens, worker process, "
+        f"CPU {os.cpu_count()} cores"
+    )
+    for policy, r in rows.items():
+        gen, score = statistics.median(r["gen"]), statistics.median(r["score"])
+        print(
+            f"OMP_WAIT_POLICY={policy:<8} generation {gen:6.2f} s  scoring {score:6.2f} s  "
+            f"turn {gen + score:6.2f} s"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tokens", type=int, default=None, help="default 128, or 256 with --score")
@@ -347,7 +390,11 @@ def main() -> None:
     ap.add_argument("--models", type=Path, default=Path(tempfile.gettempdir()) / "quanttui-bench-gemma")
     ap.add_argument("--pair", default="Q8_0,Q2_K", help="--score: the two quants, A,B")
     ap.add_argument("--chat", action="store_true", help="--score: a four-turn chat, turn by turn")
+    ap.add_argument("--omp", action="store_true", help="OpenMP spinning against passive waits, real model")
     args = ap.parse_args()
+    if args.omp:
+        omp_figures(args.models, args.tokens or 128, args.repeat, tuple(args.pair.split(",")))  # type: ignore[arg-type]
+        return
     if args.templates:
         template_figures()
         return

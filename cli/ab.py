@@ -12,11 +12,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..core.ab import ABSession, ContextRefused, Turn, check_context
+from ..core.ab import ABSession, ContextRefused, Turn, borrow, check_context
 from ..core.ab.config import DEFAULT_CTX, DEFAULT_MAX_TOKENS, MODES, starting_config
 from ..core.ab.context import side_facts
 from ..core.textsafe import clean, clean_path
-from .errors import CliError
+from .errors import CliError, UsageError
 
 
 class AbCliError(CliError):
@@ -36,6 +36,12 @@ def add_parser(sub: Any) -> None:
         "--mode", choices=list(MODES), help="default: chat when both carry a chat template"
     )
     p.add_argument("--system", help="system prompt (chat mode)")
+    p.add_argument(
+        "--template",
+        metavar="NAME|FILE",
+        help="a chat template for a model file without one: llama.cpp's built-in NAME (gemma, chatml, "
+        "llama3, ...) or a Jinja file; implies --mode chat unless told otherwise",
+    )
     p.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS)
     p.add_argument(
         "--ctx",
@@ -97,7 +103,8 @@ def print_turn(t: Turn) -> None:
         print(clean(r["text"], multiline=True))
         print(
             f"[{len(r['token_ids'])} tokens, {r['tokens_per_second']} tok/s, stop: {r['stop_reason']}, "
-            f"longest loop {r['longest_loop']}, distinct-1 {r['distinct_1']}, distinct-2 {r['distinct_2']}]"
+            f"longest loop {getattr(t, n).loop_text()}, distinct-1 {r['distinct_1']}, "
+            f"distinct-2 {r['distinct_2']}]"
         )
     if d["divergence_basis"] is None:
         print(f"--- not compared: {clean(d['unscored'] or 'a side failed')}")
@@ -113,7 +120,7 @@ def print_turn(t: Turn) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.max_tokens < 1:
-        raise AbCliError("--max-tokens must be at least 1")
+        raise UsageError("--max-tokens must be at least 1")
     sides = {"a": side_facts(args.model_a), "b": side_facts(args.model_b)}  # each header read once
     facts = {n: s.facts for n, s in sides.items()}
     cfg = starting_config(
@@ -124,10 +131,27 @@ def run(args: argparse.Namespace) -> int:
         system=args.system,
         stop_on_loop=args.stop_on_loop,
     )
+    if args.template:
+        try:
+            cfg.template_name, cfg.template_source = borrow.resolve(args.template)
+        except borrow.TemplateRefused as e:
+            raise AbCliError(f"--template: {e}") from None
+        cfg.mode = args.mode or "chat"
+        lacking = borrow.lacking(sides)
+        who = " and ".join(n.upper() for n in lacking) or "neither side (both files have their own)"
+        print(f"quanttui: borrowed chat template {clean(cfg.template_name)!r} for {who}", file=sys.stderr)
+    elif cfg.mode == "chat" and len(borrow.lacking(sides)) == 2:
+        hint = borrow.suggest(sides)
+        raise AbCliError(
+            "--mode chat: neither model has a chat template; "
+            + (f"--template {hint} borrows llama.cpp's" if hint else "--template NAME|FILE borrows one")
+        )
+    if cfg.system and cfg.mode == "completion":
+        raise UsageError("--system: completion mode sends the prompt as plain text, with no system turn")
     try:  # as the A/B screen's /ctx: within both models' training and what fits, before either loads
         check_context(args.model_a, args.model_b, cfg.n_ctx, facts=facts)
     except ContextRefused as e:
-        raise AbCliError(f"--ctx refused: {e}") from None
+        raise UsageError(f"--ctx refused: {e}") from None
     prompts = read_suite(args.suite) if args.suite else [args.prompt]
     session = ABSession(args.model_a, args.model_b, cfg, facts=facts)
     try:

@@ -22,14 +22,13 @@ from ..core.library import all_roots
 from ..core.pathgate import check, join_inside
 from ..core.paths import cache_dir, models_dir
 from ..core.quality import ladder
-from ..core.quality.eval import EvalReport, Progress, evaluate
-from ..core.quality.text import QualityError
+from ..core.quality.eval import DEFAULT_CHUNKS, EvalReport, Progress, evaluate
+from ..core.quality.text import DEFAULT_CTX, QualityError
 from ..core.textsafe import clean, clean_path
 from .errors import CliError
 from .run import interruptible
 
 FOLDER = "demo/gemma-3-270m"
-CTX, CHUNKS = 256, 2  # about a minute of eval on two cores for three candidates
 MIB = 1 << 20
 SIZES = {"source": 242 * MIB, "F16": 518 * MIB, "Q8_0": 278 * MIB, "Q3_K_M": 231 * MIB, "Q2_K": 227 * MIB}
 Say = Callable[[str], None]
@@ -132,13 +131,16 @@ def _eval_progress(say: Say) -> Callable[[Progress], None]:
 def build(
     say: Say,
     labels: tuple[str, ...] = ladder.LADDER,
-    ctx: int = CTX,
-    chunks: int = CHUNKS,
+    ctx: int | None = None,
+    chunks: int | None = DEFAULT_CHUNKS,
     cancel: threading.Event | None = None,
 ) -> Demo:
-    """The files and their eval against the F16 (cached after the first run)."""
+    """The files and their eval against the F16 (cached after the first run), at eval's own default
+    settings (ctx 512, every chunk the text holds) unless `ctx` and `chunks` say otherwise, so the
+    demo's figures are one settings set with `quanttui eval`'s and the Quality view's."""
     folder, f16, quants = make_files(say, labels, cancel)
-    say(f"eval against {f16.name} (ctx {ctx}, {chunks} chunks; cached after this run)")
+    size = f"ctx {ctx or DEFAULT_CTX}, " + (f"{chunks} chunks" if chunks else "every chunk of the text")
+    say(f"eval against {f16.name} ({size}, as quanttui eval does; cached after this run)")
     try:
         report = evaluate(
             str(f16),
@@ -168,7 +170,9 @@ def next_steps(demo: Demo) -> str:
                 lines.append(f"  {name:<28} error: {clean(c.error)}")
             else:
                 kld, top1 = c.get("kld_mean"), c.get("top1_agreement")
-                lines.append(f"  {name:<28} KLD {kld:.4f}   top-1 {top1 * 100:.1f}%")
+                se = c.get("kld_mean_se")
+                pm = f" ± {se:.4f}" if isinstance(se, (int, float)) else ""
+                lines.append(f"  {name:<28} KLD {kld:.4f}{pm}   top-1 {top1 * 100:.1f}%")
         lines.append("")
     lines += [
         "next:",

@@ -11,11 +11,12 @@ import json
 from typing import Any
 
 from ..core import format as fmt
+from ..core import report
 from ..core.fit import KV_TYPES, FitError, FitSettings, estimate, fit_pair, hardware
 from ..core.fit.estimate import DeviceUse
 from ..core.modelfile import GGUFError, inspect_file
 from ..core.textsafe import clean
-from .errors import CliError
+from .errors import EXIT_USAGE, CliError
 
 PARTS = ("weights", "kv_cache", "compute", "output", "overhead")
 
@@ -23,8 +24,8 @@ PARTS = ("weights", "kv_cache", "compute", "output", "overhead")
 class FitCliError(CliError):
     """One cleaned line for stderr."""
 
-    def __init__(self, message: str):
-        super().__init__(clean(message))
+    def __init__(self, message: str, exit_code: int | None = None):
+        super().__init__(clean(message), exit_code)
 
 
 def add_parser(sub: Any) -> None:
@@ -60,7 +61,7 @@ def settings_from(args: argparse.Namespace) -> FitSettings:
         try:
             gl = int(gl)
         except ValueError:
-            raise FitCliError(f"--gpu-layers must be a number, all or auto, not {gl!r}") from None
+            raise FitCliError(f"--gpu-layers must be a number, all or auto, not {gl!r}", EXIT_USAGE) from None
     kv = args.kv or "f16"
     s = FitSettings(
         n_ctx=args.ctx,
@@ -75,8 +76,8 @@ def settings_from(args: argparse.Namespace) -> FitSettings:
     )
     try:
         s.validate()
-    except FitError as e:
-        raise FitCliError(str(e)) from None
+    except FitError as e:  # a setting out of range: a usage error, as argparse's own
+        raise FitCliError(str(e), EXIT_USAGE) from None
     return s
 
 
@@ -113,25 +114,31 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     try:
         hw = hardware(args.vram, args.ram)
-    except ValueError as e:
-        raise FitCliError(str(e)) from None
+    except ValueError as e:  # --vram or --ram unreadable
+        raise FitCliError(str(e), EXIT_USAGE) from None
     facts = _facts(args.model)
     try:
         if args.with_model:
-            pair = fit_pair(facts, _facts(args.with_model), settings, hw)
+            pair_facts = _facts(args.with_model)
+            pair = fit_pair(facts, pair_facts, settings, hw)
             if args.json:
                 print(json.dumps(pair.to_dict(), indent=2))
             else:
                 print(f"A: {clean(args.model)}\nB: {clean(args.with_model)}")
+                for which, f in (("A", facts), ("B", pair_facts)):
+                    if f.get("ik_only"):
+                        print(f"  note: {which} is {clean(report.ik_text(f))}")
                 print(device_table(pair.devices))
                 print("both fit" if pair.fits else "they do not fit together")
-                for s in pair.suggestions:
-                    print(f"  try: {clean(s['text'])}")
+                for tip in pair.suggestions:
+                    print(f"  try: {clean(tip['text'])}")
             return 0 if pair.fits else 1
         result = estimate(facts, settings, hw)
     except FitError as e:
         raise FitCliError(str(e)) from None
     measured = None
+    if args.measure and facts.get("ik_only"):
+        raise FitCliError(f"{args.model}: cannot --measure: {report.ik_text(facts)}")
     if args.measure:
         from ..core.fit.measure import compare, measure
 
@@ -141,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
             raise FitCliError(str(e)) from None
     if args.json:
         out = result.to_dict()
+        out["ik_only"] = bool(facts.get("ik_only"))
         if measured is not None:
             out["measured"] = measured
             out["comparison"] = compare(result, measured)
@@ -155,7 +163,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"  verdict: {clean(result.verdict)}")
         if result.max_context_full_offload is not None:
             print(f"  largest context fully on GPU: {result.max_context_full_offload}")
-        print(f"  most layers on GPU at this context: {result.max_gpu_layers}")
+        if result.max_gpu_layers is not None:
+            print(f"  most layers on GPU at this context: {result.max_gpu_layers}")
+        if facts.get("ik_only"):
+            print(f"  note: {clean(report.ik_text(facts))}; the estimate is for ik_llama.cpp")
         for note in result.notes:
             print(f"  note: {clean(note)}")
         if measured is not None:

@@ -26,12 +26,18 @@ from ..core.hub import (
     search,
 )
 from ..core.modelfile.facts import ModelFacts
+from ..core.modelfile.quant_types import IK_ONLY, is_ik_label
 from ..core.textsafe import clean, clean_path
-from .errors import CliError
+from .errors import EXIT_INTERRUPTED, CliError, exit_code_of
 
 
 class HubCliError(CliError):
-    """One line for stderr."""
+    """One line for stderr; exits 3 when the Hub could not be reached (cli/errors.py)."""
+
+    @classmethod
+    def of(cls, e: BaseException, message: str | None = None) -> HubCliError:
+        """`e` in the command's words, keeping its exit code (3 for an unreachable Hub, else 1)."""
+        return cls(str(e) if message is None else message, exit_code_of(e))
 
 
 def add_parsers(sub: Any) -> None:
@@ -65,15 +71,17 @@ def remote_inspect(spec: str) -> ModelFacts:
         # The commit, not the branch name: the header cache is keyed by it, so a moved branch is read again.
         commit = listing.revision
         return remote_facts(repo, v.first, commit, [f.name for f in v.files], [f.size for f in v.files])
+    except HubCliError:
+        raise
     except QuanttuiError as e:
-        raise HubCliError(str(e)) from None
+        raise HubCliError.of(e) from None
 
 
 def run_search(args: argparse.Namespace) -> int:
     try:
         hits = search(args.query, args.sort, args.limit)
     except HubError as e:
-        raise HubCliError(str(e)) from None
+        raise HubCliError.of(e) from None
     if args.json:
         print(json.dumps([h.to_dict() for h in hits], indent=2))
         return 0
@@ -95,7 +103,7 @@ def pick_variant(variants: list[Variant], which: str | None, listing: RepoListin
     if not variants:
         raise HubCliError("this repo has no GGUF files quanttui can download")
     if which is None:
-        labels = ", ".join(f"{clean(v.label)} ({fmt.size(v.size)})" for v in variants)
+        labels = ", ".join(f"{clean(v.label)} ({fmt.size(v.size)}{_ik_mark(v.label)})" for v in variants)
         raise HubCliError(f"say which quant to pull: {labels}")
     for v in variants:
         if (
@@ -108,7 +116,13 @@ def pick_variant(variants: list[Variant], which: str | None, listing: RepoListin
     raise HubCliError(f"{clean(which)}: not in this repo (have {have})")
 
 
+def _ik_mark(label: str) -> str:
+    """`, ik_llama.cpp only` after a quant whose label names one of ik_llama.cpp's own recipes."""
+    return f", {IK_ONLY}" if is_ik_label(label) else ""
+
+
 def run_pull(args: argparse.Namespace) -> int:
+    shown = [False]  # whether a progress line was drawn (and so needs its newline)
     try:
         listing = repo_variants(args.repo, args.revision)
         for r in listing.refused:
@@ -122,6 +136,7 @@ def run_pull(args: argparse.Namespace) -> int:
             if now - last[0] < 0.2 and done < total:
                 return
             last[0] = now
+            shown[0] = True
             speed = done / max(now - start, 1e-6)
             eta = (total - done) / speed if speed else 0
             width = 30
@@ -137,18 +152,24 @@ def run_pull(args: argparse.Namespace) -> int:
 
         to = args.to or settings_mod.load().download_to
         paths = pull(args.repo, v.files, listing.revision, progress=progress, to=to)
-        print(file=sys.stderr)
+        _end_progress(shown[0])
     except HubCliError:  # pick_variant's refusal: no progress line to end
         raise
     except (QuanttuiError, OSError) as e:
-        print(file=sys.stderr)
-        raise HubCliError(str(e) if isinstance(e, QuanttuiError) else _os_error(e)) from None
+        _end_progress(shown[0])
+        raise HubCliError.of(e, None if isinstance(e, QuanttuiError) else _os_error(e)) from None
     except KeyboardInterrupt:
-        print("\nquanttui: interrupted; pull again to resume", file=sys.stderr)
-        return 130
+        _end_progress(shown[0])
+        print("quanttui: interrupted; pull again to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
     for p in paths:
         print(clean_path(p))
     return 0
+
+
+def _end_progress(shown: bool) -> None:
+    if shown:
+        print(file=sys.stderr)
 
 
 def _os_error(e: OSError) -> str:

@@ -14,7 +14,7 @@ from ..core.library import active_roots, add_root, all_roots, remove_root, scan
 from ..core.modelfile import inspect_file
 from ..core.textsafe import clean
 from . import hub as hub_cli
-from .errors import CliError
+from .errors import EXIT_FAILED, EXIT_OK, CliError, UsageError, exit_code_of
 
 
 def add_parsers(sub: Any) -> None:
@@ -39,13 +39,13 @@ def _err(message: object) -> None:
 
 def run_inspect(args: argparse.Namespace) -> int:
     results: list[dict[str, Any]] = []
-    failed = False
+    codes: set[int] = set()
     for path in args.paths:
         try:
             facts = hub_cli.remote_inspect(path) if path.startswith("hf:") else inspect_file(path)
             results.append(facts.to_dict(tensors=args.tensors))
         except (QuanttuiError, OSError) as e:  # HubCliError is a QuanttuiError
-            failed = True
+            codes.add(exit_code_of(e))
             results.append({"path": path, "error": str(e)})
     if args.json:
         out = results[0] if len(results) == 1 else results
@@ -58,7 +58,8 @@ def run_inspect(args: argparse.Namespace) -> int:
                 if i:
                     print()
                 print(report.inspect_text(item, tensors=args.tensors))
-    return 1 if failed else 0
+    # 3 only when every failure was an unreachable Hub; any other failure makes it 1
+    return (codes.pop() if len(codes) == 1 else EXIT_FAILED) if codes else EXIT_OK
 
 
 def run_ls(args: argparse.Namespace) -> int:
@@ -82,7 +83,7 @@ def run_ls(args: argparse.Namespace) -> int:
 def run_roots(args: argparse.Namespace) -> int:
     if args.action:
         if not args.path:
-            raise CliError(f"roots {args.action} needs a PATH")
+            raise UsageError(f"roots {args.action} needs a PATH")
         with settings_mod.update() as s:
             known = {str(r.path) for r, state in all_roots(s) if state != "hidden"}
             try:

@@ -1,8 +1,10 @@
 """The `quanttui` command: the TUI by default, and subcommands that print what the screens show.
 
 Textual is imported only on the TUI path, so `quanttui inspect` starts fast and works headless.
-Every error is one cleaned line on stderr; plain output is cleaned of control characters and never
-fails to encode; `--json` keeps exact values (json.dumps escapes controls and undecodable bytes).
+Every error is one cleaned line on stderr, and the exit code comes from one table (cli/errors.py:
+0 done, 1 failed or refused, 2 usage, 3 the Hub unreachable, 130 interrupted); plain output is
+cleaned of control characters and never fails to encode; `--json` keeps exact values (json.dumps
+escapes controls and undecodable bytes).
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ import sys
 import time
 import traceback
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from ..core.errors import QuanttuiError
 from ..core.textsafe import clean
+from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, exit_code_of
 
 # Nothing heavy is imported here: main() imports llama_cpp first (before numpy) when this run may load
 # a model, then builds the parser, which imports the topic modules (and numpy, gguf) they need.
@@ -31,7 +34,7 @@ _PRELOADS = (*LOADS_MODELS, "doctor")
 class _Parser(argparse.ArgumentParser):
     """argparse whose error line (which may quote an argument) is cleaned before it reaches stderr."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         super().error(clean(message))
 
 
@@ -56,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     from . import ab as ab_cli
     from . import doctor as doctor_cli
     from . import fit as fit_cli
+    from . import helptext
     from . import hub as hub_cli
     from . import library as library_cli
     from . import organize as organize_cli
@@ -79,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
             help="llama.cpp's extra buffer types (AMX, CPU_REPACK): auto probes this machine once (default)",
         )
     doctor_cli.add_parser(sub)
+    helptext.apply(p, sub)
     return p
 
 
@@ -140,7 +145,7 @@ def _unexpected(e: Exception, argv: Sequence[str]) -> int:
     except OSError:
         pass
     _err(f"unexpected error: {type(e).__name__}: {e}{where}")
-    return 2
+    return EXIT_FAILED
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -159,17 +164,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if loads:
             _say_extra_buffers(before=True)
         try:
-            return args.func(args)
+            code: int = args.func(args)
+            return code
         finally:
             if loads:
                 _say_extra_buffers(before=False)
     except QuanttuiError as e:  # CliError (cli/errors.py) and every refusal of core
         _err(e)
-        return 2
+        return exit_code_of(e)  # the table in cli/errors.py
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
-        return 0
+        return EXIT_OK
     except Exception as e:  # noqa: BLE001 - the last line of defence: one line, not a traceback
         return _unexpected(e, sys.argv[1:] if argv is None else argv)
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
 from ..core import format as fmt
 from ..core import settings as settings_mod
 from ..core.errors import QuanttuiError
-from ..core.library import active_roots, scan
+from ..core.library import Root, active_roots, scan
 from ..core.organize import (
     disk_usage,
     execute_delete,
@@ -21,7 +22,7 @@ from ..core.organize import (
 )
 from ..core.organize.dedupe import plan_delete_extras
 from ..core.textsafe import clean, clean_path
-from .errors import CliError
+from .errors import EXIT_USAGE, CliError
 
 
 class OrganizeCliError(CliError):
@@ -48,7 +49,7 @@ def add_parsers(sub: Any) -> None:
     p.set_defaults(func=du)
 
 
-def _roots() -> list:
+def _roots() -> list[Root]:
     return active_roots(settings_mod.load())
 
 
@@ -56,7 +57,8 @@ def _confirm(question: str, yes: bool) -> bool:
     if yes:
         return True
     if not sys.stdin.isatty():
-        raise OrganizeCliError(f"{question}: refusing without --yes (no terminal to ask)")
+        # a usage error (2): without a terminal, the command needs --yes
+        raise OrganizeCliError(f"{question}: refusing without --yes (no terminal to ask)", EXIT_USAGE)
     return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
 
 
@@ -70,6 +72,8 @@ def rm(args: argparse.Namespace) -> int:
             print("nothing deleted")
             return 1
         execute_delete(plan, roots)
+    except OrganizeCliError:  # _confirm's refusal, with its own exit code
+        raise
     except QuanttuiError as e:  # OrganizeError, and PathRefused from the path gate
         raise OrganizeCliError(clean(e)) from None
     print(plan.done_text())
@@ -77,10 +81,18 @@ def rm(args: argparse.Namespace) -> int:
 
 
 def mv(args: argparse.Namespace) -> int:
+    # Each file moves beside the others of its split set, so a path whose folder is DEST stays put.
+    dest = os.path.realpath(args.dest)
+    already = all(os.path.realpath(os.path.dirname(os.path.abspath(p))) == dest for p in args.paths)
     try:
         moved = move(args.paths, args.dest, _roots())
+    except OrganizeCliError:  # _confirm's refusal, with its own exit code
+        raise
     except QuanttuiError as e:  # OrganizeError, and PathRefused from the path gate
         raise OrganizeCliError(clean(e)) from None
+    if already:
+        print(f"nothing moved: already in {clean_path(args.dest)}")
+        return 0
     for p in moved:
         print(f"moved: {clean_path(p)}")
     return 0
@@ -126,6 +138,8 @@ def dedupe(args: argparse.Namespace) -> int:
         else:
             print("nothing linked")
             return 1
+    except OrganizeCliError:  # _confirm's refusal, with its own exit code
+        raise
     except QuanttuiError as e:  # OrganizeError, and PathRefused from the path gate
         raise OrganizeCliError(clean(e)) from None
     return 0

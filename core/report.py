@@ -10,11 +10,56 @@ from typing import Any
 
 from . import format as fmt
 from .library import LibraryEntry, Root
+from .modelfile.quant_types import ik_reason
 from .textsafe import clean
 
 
 def _kv(label: str, value: Any) -> str:
     return f"  {label:<18} {value}"
+
+
+def _or_unknown(value: Any) -> Any:
+    """A header value for a line of text: `?` where the file does not say (never Python's None)."""
+    return "?" if value is None or value == "" else value
+
+
+def count_text(value: Any) -> str:
+    """A count that may be per layer: `4`, or `4-8 per layer` when the layers differ; `?` when unknown."""
+    if isinstance(value, list):
+        if not value:
+            return "?"
+        lo, hi = min(value), max(value)
+        return str(lo) if lo == hi else f"{lo}-{hi} per layer"
+    return str(_or_unknown(value))
+
+
+def _heads_text(f: dict[str, Any]) -> str:
+    heads, kv = f.get("head_count"), f.get("head_count_kv")
+    if kv is None and heads is not None:  # llama.cpp takes the head count when the file does not say
+        return f"{count_text(heads)} / {count_text(heads)} (kv heads not set: as many as heads)"
+    return f"{count_text(heads)} / {count_text(kv)}"
+
+
+def _vocab_text(f: dict[str, Any]) -> str:
+    size, model = f.get("vocab_size"), f.get("tokenizer_model")
+    return f"{_or_unknown(size)} ({model})" if model else str(_or_unknown(size))
+
+
+def _window_text(f: dict[str, Any]) -> str:
+    pattern = f.get("sliding_window_pattern")
+    if isinstance(pattern, list):
+        return f"{f['sliding_window']} ({sum(pattern)} of {len(pattern)} layers)"
+    if pattern is None:
+        return str(f["sliding_window"])
+    return f"{f['sliding_window']} (pattern {pattern})"
+
+
+def ik_text(f: dict[str, Any]) -> str:
+    """Why llama.cpp cannot load the file, when it holds ik_llama.cpp's own tensor types; else ""."""
+    types = f.get("ik_types") or []
+    if not types and not f.get("ik_only"):
+        return ""
+    return ik_reason([str(t) for t in types])
 
 
 def _text(lines: list[str]) -> str:
@@ -37,6 +82,8 @@ def quant_text(f: dict[str, Any]) -> str:
     label = f.get("file_type") or "unlabeled"
     if f.get("file_type_guessed"):
         label += " (guessed)"
+    if f.get("ik_only"):
+        label += " (ik_llama.cpp only)"
     if f.get("label_matches") is False:
         dominant = f.get("dominant_type")
         if f.get("label_fallback"):  # not a mislabel: what llama.cpp does for rows the blocks do not fit
@@ -63,25 +110,27 @@ def inspect_text(f: dict[str, Any], *, tensors: bool = False) -> str:
         _kv("bits per weight", f"{f['bpw']:.2f}" if f.get("bpw") is not None else "?"),
         _kv("file size", fmt.size(f["size_bytes"])),
         _kv("imatrix", imatrix_text(f.get("imatrix"))),
-        _kv("context length", f.get("context_length") or "?"),
-        _kv("layers", f.get("block_count") or "?"),
-        _kv("embedding", f.get("embedding_length") or "?"),
-        _kv("heads / kv heads", f"{f.get('head_count')} / {f.get('head_count_kv')}"),
-        _kv("vocabulary", f"{f.get('vocab_size')} ({f.get('tokenizer_model') or '?'})"),
+        _kv("context length", _or_unknown(f.get("context_length"))),
+        _kv("layers", _or_unknown(f.get("block_count"))),
+        _kv("embedding", _or_unknown(f.get("embedding_length"))),
+        _kv("heads / kv heads", _heads_text(f)),
+        _kv("vocabulary", _vocab_text(f)),
         _kv("chat template", "yes" if f.get("has_chat_template") else "no"),
     ]
     if f.get("tied_embeddings"):
         lines.append(_kv("output layer", "reads token_embd (tied embeddings)"))
     if f.get("vocab_only"):
         lines.append(_kv("runnable", "no: vocabulary only, no weights (a tokenizer file, not a model)"))
+    elif ik_text(f):
+        lines.append(_kv("runnable", f"no: {ik_text(f)}"))
     for note in f.get("ignored") or []:
         lines.append(_kv("ignored", note))
     if f.get("expert_count"):
-        lines.append(_kv("experts", f"{f.get('expert_used_count')} of {f['expert_count']} used"))
+        used = f.get("expert_used_count")
+        n = f["expert_count"]
+        lines.append(_kv("experts", f"{used} of {n} used" if used else str(n)))
     if f.get("sliding_window"):
-        lines.append(
-            _kv("sliding window", f"{f['sliding_window']} (pattern {f.get('sliding_window_pattern')})")
-        )
+        lines.append(_kv("sliding window", _window_text(f)))
     split = f.get("split")
     if split:
         miss = f", missing {', '.join(split['missing'])}" if split["missing"] else ""
@@ -124,10 +173,11 @@ def ls_text(entries: list[LibraryEntry]) -> str:
             continue
         bpw = f"{e.fact('bpw'):.2f}" if e.fact("bpw") is not None else "?"
         im = "yes" if e.fact("imatrix") else "-"
-        arch = clean(e.fact("architecture"))[:10]
+        arch = clean(e.fact("architecture") or "?")[:10]
         lines.append(
             f"  {name[:34]:<34} {arch:<10} {fmt.params(e.fact('parameters')):>7} "
             f"{clean(e.quant or '?'):<9} {bpw:>5} {fmt.size(e.size_bytes):>11} {im:<8} {e.store}"
+            + ("  (ik_llama.cpp only)" if e.fact("ik_only") else "")
         )
     return _text(lines)
 

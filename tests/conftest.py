@@ -9,9 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.hubserver import HubRepo, HubServer
-from tests.modelgen import quantize, quantized_bpw, write_tiny_model
-from tests.realmodel import session_folder
+# llama.cpp (built with OpenMP) has its threads wait at each barrier; libgomp's default spins there.
+# With pytest-xdist's workers, and A/B's two model processes, each running physical-cores threads,
+# spinning threads take the CPU from the ones they wait for (a contended run took twice as long).
+# Set before anything loads llama.cpp; workers and model processes inherit it.
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+
+from tests.hubserver import HubRepo, HubServer  # noqa: E402
+from tests.modelgen import quantize, quantized_bpw, write_tiny_model  # noqa: E402
+from tests.realmodel import SESSION_DIR_ENV, session_folder  # noqa: E402
 
 REPO = "someone/Tiny-Llama-GGUF"
 IMATRIX_KV = {
@@ -30,6 +36,28 @@ class TinyModels:
     llama_bpw: dict[str, float]
     split_parts: list[Path]
     tied: Path
+
+
+@pytest.hookimpl(tryfirst=True)  # before the tmp_path plugin reads the basetemp
+def pytest_configure(config: pytest.Config) -> None:
+    """A pytest-xdist worker's tmp_path would sit a folder deeper than a serial run's (…/pytest-N/
+    popen-gw0/test_x0), and TUI tests draw whole paths in dialogs sized for a serial run's: each
+    worker makes its own numbered basetemp as a serial run does (…/pytest-M/test_x0), and keeps the
+    session's folder for what the workers share (session_folder). An explicit --basetemp stays."""
+    basetemp = config.option.basetemp
+    if getattr(config, "workerinput", None) is None or basetemp is None:
+        return
+    os.environ[SESSION_DIR_ENV] = str(Path(basetemp).parent)
+    if not any(str(a).startswith("--basetemp") for a in config.invocation_params.args):
+        config.option.basetemp = None
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that uses the trained Gemma ladder (`real`) builds or loads a real model: it is slow."""
+    for item in items:
+        if "real" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

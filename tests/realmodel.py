@@ -45,14 +45,16 @@ def build(folder: Path, labels: tuple[str, ...] = LADDER) -> RealModels:
     return RealModels(q4, f16, quants)
 
 
+# The test session's own temporary folder, set in each pytest-xdist worker by tests/conftest.py.
+SESSION_DIR_ENV = "QUANTTUI_TEST_SESSION_DIR"
+
+
 @contextlib.contextmanager
 def session_folder(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Path]:
     """A folder that every process of this test session shares, held under a lock while the caller
-    builds into it: under pytest-xdist each worker's basetemp is a child of the session's, so the
-    first worker builds and the others wait, then find it built (the caller checks what is there)."""
-    base = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        base = base.parent
+    builds into it: under pytest-xdist the workers share the session's folder, so the first worker
+    builds and the others wait, then find it built (the caller checks what is there)."""
+    base = Path(os.environ.get(SESSION_DIR_ENV) or tmp_path_factory.getbasetemp())
     folder = base / name
     with FileLock(str(base / f"{name}.lock")):
         folder.mkdir(exist_ok=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from textual import on, work
 from textual.app import App, SystemCommand
@@ -22,6 +23,7 @@ from ..core.library import LibraryEntry, Root, scan
 from ..core.organize import recover_interrupted
 from ..core.textsafe import clean
 from ..themes import THEMES, other_theme, register_themes
+from .commands import KeyedCommands
 from .downloads import DownloadJob, Status, run_job
 from .screens.downloads import DownloadsScreen
 from .screens.help import HelpScreen
@@ -31,7 +33,7 @@ from .state import DownloadsState, LibraryState, ScanStatus
 from .terminal_input import tolerate_invalid_bytes
 
 
-class QuantApp(App):
+class QuantApp(App[None]):
     """Owns the state (LibraryState, DownloadsState) and the workers that change it: the library scan
     and the download queue. Screens reach it through tui.state.quanttui_app.
 
@@ -78,6 +80,7 @@ class QuantApp(App):
             )
 
     TITLE = "quanttui"
+    COMMANDS = {KeyedCommands}  # every command and key of the screen underneath, with its key
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
         Binding("f1", "help", "Help", id="app.help"),
@@ -281,7 +284,7 @@ class QuantApp(App):
         if not job.active:
             self._next_download()
 
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield SystemCommand(
             "Toggle dark/light theme", "Switch between quanttui's two themes", self.action_toggle_theme

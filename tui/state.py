@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from textual.signal import Signal
 
@@ -92,7 +92,7 @@ class ScanStatus:
 class _UiOwned:
     """State that only the app's thread changes: every mutator calls `_ui_thread` first."""
 
-    def __init__(self, app: App, what: str) -> None:
+    def __init__(self, app: App[Any], what: str) -> None:
         self._app, self._what = app, what
 
     def _ui_thread(self) -> None:
@@ -104,7 +104,7 @@ class LibraryState(_UiOwned):
     """Library state shared by every screen; `changed` publishes what changed ("entries", "marks",
     "fit" or "scanning"). Every mutator checks it runs on the app's thread."""
 
-    def __init__(self, app: App, roots: list[Root] | None = None, hw: Hardware | None = None) -> None:
+    def __init__(self, app: App[Any], roots: list[Root] | None = None, hw: Hardware | None = None) -> None:
         super().__init__(app, "library")
         self._fixed_roots = roots
         self.entries: list[LibraryEntry] = []
@@ -236,7 +236,7 @@ class DownloadsState(_UiOwned):
     app changes it (queueing, starting, each report of the running job, cancel, resume); the Downloads
     screen reads it and follows `changed`. Every mutator checks it runs on the app's thread."""
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: App[Any]) -> None:
         super().__init__(app, "downloads")
         self.jobs: list[DownloadJob] = []
         self.changed: Signal[DownloadJob] = Signal(app, "downloads")

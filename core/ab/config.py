@@ -32,6 +32,11 @@ class GenConfig:
     # frames a second sets it, so the worker process does not send it every token.
     stream_every: float = 0.0
     template_seconds: float = RENDER_SECONDS  # the longest a chat template may take to render
+    # A chat template for the sides whose file has none ("borrowed"): llama.cpp's built-in one of
+    # this name, or, with `template_source`, a Jinja template (from a file; this is its name),
+    # rendered in the same sandbox as a file's own.
+    template_name: str | None = None
+    template_source: str | None = None
 
 
 def starting_config(

@@ -90,7 +90,7 @@ class Engine(Protocol):
 
 def placement(kw: dict[str, Any]) -> Placement:
     """A Placement from the keywords an engine is given (`placement=`, or its fields one by one)."""
-    given = kw.pop("placement", None)
+    given: Placement | None = kw.pop("placement", None)
     if given is not None:
         return given
     return Placement(

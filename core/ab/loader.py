@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 def load_model(path: str, cfg: GenConfig, n_gpu_layers: int, main_gpu: int | None) -> Any:
     """A `Llama` for the file, silent, its chat templates left as text."""
     # A GPU of its own: the whole model there (split mode "none"), not spread over every GPU.
-    own: dict[str, int] = {}
+    own: dict[str, Any] = {}
     if main_gpu is not None:
         own = {"split_mode": lib().LLAMA_SPLIT_MODE_NONE, "main_gpu": main_gpu}
     with _templates_uncompiled():
@@ -52,12 +52,12 @@ def _templates_uncompiled() -> Any:
     formats = chat_format_module()
     with _PATCH:
         real = getattr(formats, "Jinja2ChatFormatter", None)
-        formats.Jinja2ChatFormatter = _Uncompiled  # type: ignore[misc,assignment]
+        formats.Jinja2ChatFormatter = _Uncompiled
         try:
             yield
         finally:
             if real is not None:
-                formats.Jinja2ChatFormatter = real  # type: ignore[misc]
+                formats.Jinja2ChatFormatter = real
 
 
 def one_line(e: BaseException) -> str:

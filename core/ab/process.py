@@ -305,7 +305,7 @@ class ProcessEngine(WorkerClient):
         loading: str | None,
     ) -> dict[str, SideResult]:
         one_by_one = self.sequential and loading is not None and loading not in finished
-        if one_by_one and not partial[loading].token_ids:  # it died loading this side
+        if one_by_one and loading is not None and not partial[loading].token_ids:  # it died loading this side
             self.failed[loading] = load_error(self.paths[loading], e)
         unfinished = [n for n in SIDES if n not in finished]
         if len(unfinished) == 1:
@@ -373,7 +373,8 @@ class ProcessEngine(WorkerClient):
             if worker != self._worker and answers is not None:
                 self._call(Hold(turn, answers))
                 self._answers[turn] = (self._worker, answers)
-            return self._call(Score(turn), on_event, sent)
+            scores: tuple[Scores | None, Scores | None] = self._call(Score(turn), on_event, sent)
+            return scores
         except WorkerDied:
             if not cancel.is_set() and self.fall_back("while scoring") and self._ready():
                 ended.set()

@@ -65,6 +65,12 @@ class Finished:
     cancelled: bool
     send: str | None = None
     restore: str | None = None
+    rescored: bool = False  # the turn was scored again when asked (/score), not answered now
+
+    @property
+    def stopped(self) -> bool:
+        """Cancelled while answering, with what was said kept as the turn (unscored until /score)."""
+        return self.cancelled and self.turn is not None and self.turn.stopped
 
 
 class ABRun:
@@ -149,7 +155,7 @@ class ABRun:
         self,
         prompt: str,
         regenerate: bool = False,
-        on_scoring: Callable[[int], None] | None = None,
+        on_scoring: Callable[[int], object] | None = None,
         on_progress: OnProgress | None = None,
     ) -> Finished | None:
         """Both sides answer (streaming into `on_token`), then the turn is scored, `on_scoring`
@@ -158,9 +164,11 @@ class ABRun:
         assert session is not None
         cancel, stop_loops = self.cancel, self.stop_loops
         if regenerate:
-            turn = session.regenerate(self.on_token, cancel, stop_loops, scoring=False)
+            turn = session.regenerate(self.on_token, cancel, stop_loops, scoring=False, keep_stopped=True)
         else:
-            turn = session.ask(prompt, self.on_token, cancel, scoring=False, stop_loops=stop_loops)
+            turn = session.ask(
+                prompt, self.on_token, cancel, scoring=False, stop_loops=stop_loops, keep_stopped=True
+            )
         cancelled = cancel.is_set()  # while answering; a cancel while scoring keeps the turn
         if turn is not None and not cancelled:
             if session.scorable(turn) and on_scoring is not None:
@@ -171,6 +179,36 @@ class ABRun:
                 session.close()
                 return None
         return Finished(turn, cancelled)
+
+    def rescore(self, on_progress: OnProgress | None = None) -> Finished | None:
+        """The last turn scored when asked (/score; blocking): one stopped with Esc, or whose
+        scoring was stopped. None when the run was closed meanwhile."""
+        session = self.session
+        assert session is not None and session.turns
+        turn = session.turns[-1]
+        session.score(turn, on_progress, self.cancel)
+        with self._lock:
+            if self.gone:
+                session.close()
+                return None
+        return Finished(turn, False, rescored=True)
+
+    def can_score(self) -> str:
+        """Why /score cannot run now, or "" when it can (ready, with a last turn that can be scored)."""
+        session = self.session
+        if self.phase is not Phase.READY or session is None:
+            return "wait until this turn is done"
+        if not session.turns:
+            return "nothing to score yet: no finished turn"
+        last = session.turns[-1]
+        if last.scores_a is not None:
+            return "the last turn is scored already"
+        return session.unscorable(last)
+
+    def begin_rescore(self) -> None:
+        """/score starts: scoring, with a fresh cancel (Esc stops it as it stops any scoring)."""
+        self.cancel = threading.Event()
+        self.set_phase(Phase.SCORING)
 
     def on_token(self, side: str, ids: list[int], text: str) -> None:
         """A side's answer so far (any thread): kept until `take_live`, newest only."""
@@ -279,8 +317,8 @@ class ABRun:
         self.set_phase(Phase.READY)
         queued = self.take_queued()
         if done.cancelled or done.turn is None or self.cancel.is_set():
-            return Finished(done.turn, done.cancelled, restore=queued)
-        return Finished(done.turn, done.cancelled, send=queued)
+            return replace(done, restore=queued)
+        return replace(done, send=queued)
 
     def failed(self) -> None:
         """A worker failed: ready when the models are in, else loading (the prompt stays closed)."""

@@ -28,7 +28,7 @@ from .metrics import first_divergence
 AHEAD = 2  # chunks one model's thread may run ahead of the other's (their rows wait as copies)
 
 # rows evaluated so far and in all: each model at each scored position of both answers
-OnProgress = Callable[[int, int], None]
+OnProgress = Callable[[int, int], object]  # what it returns is ignored
 
 
 @dataclass
@@ -162,7 +162,7 @@ class _Out:
     def put(self, side: str, lo: int, ref: np.ndarray, other: np.ndarray) -> None:
         taker = self.taker.get(side)
         both = 0 if taker is None else max(0, min(len(ref), taker.lo - lo))
-        if both:
+        if both and taker is not None:  # both > 0 only with a taker
             kld, back, top1 = compare_both(ref[:both], other[:both])
             self._fill(side, lo, kld, top1)
             self._fill(taker.side, lo, back, top1)
@@ -217,7 +217,8 @@ def _together(
                             pair = (rows, theirs) if side == me else (theirs, rows)
                             if len(jobs) < AHEAD:  # copied: the rows are gone at the next decode
                                 with turn:
-                                    jobs.append((side, lo, *(r.copy() if r is rows else r for r in pair)))
+                                    first, second = (r.copy() if r is rows else r for r in pair)
+                                    jobs.append((side, lo, first, second))
                                     turn.notify_all()
                             else:
                                 out.put(side, lo, *pair)

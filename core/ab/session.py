@@ -20,6 +20,8 @@ from .protocol import Placement
 from .scoring import OnProgress, Scores
 from .side import OnStatus, OnToken, SideResult
 
+STOPPED = "the answers were stopped (Esc) before they ended: /score scores what was said"
+
 
 @dataclass
 class Turn:
@@ -33,6 +35,7 @@ class Turn:
     unscored: str = ""  # why the turn has no scores, once scoring was tried or ruled out
     when: str = field(default_factory=lambda: dt.datetime.now().isoformat(timespec="seconds"))
     number: int = 0  # the engine keeps its answers under this number, to score them when asked
+    stopped: bool = False  # stopped with Esc while answering: what was said so far, kept
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -46,6 +49,7 @@ class Turn:
             "scores_a": self.scores_a.to_dict() if self.scores_a else None,
             "scores_b": self.scores_b.to_dict() if self.scores_b else None,
             "unscored": self.unscored or None,
+            "stopped": self.stopped,
             "when": self.when,
         }
 
@@ -120,8 +124,11 @@ class ABSession:
         scoring: bool = True,
         continue_text: bool = False,
         stop_loops: threading.Event | None = None,
+        keep_stopped: bool = False,
     ) -> Turn:
-        """Both sides answer `prompt`; a cancelled turn is not kept, so the models stay as they were.
+        """Both sides answer `prompt`; a cancelled turn is not kept, so the models stay as they were,
+        unless `keep_stopped`: then what was said so far is kept as the turn (unscored, saying so;
+        `score` scores it when asked), unless neither side said anything.
         Setting `stop_loops` while they answer stops a side stuck in a loop now; the turn is kept.
         With `scoring`, the turn is scored (`score`) before it returns; `cancel` set then stops
         the scoring only, and the turn is kept without scores."""
@@ -139,9 +146,18 @@ class ABSession:
             div, basis = first_divergence(list(a.text), list(b.text)), "text"
         turn = Turn(prompt, a, b, div, basis, number=self._asked)
         if cancel.is_set():
+            if keep_stopped and (a.token_ids or b.token_ids):
+                turn.unscored, turn.stopped = self.unscorable(turn) or STOPPED, True
+                self._keep(turn, messages)
             return turn
         if scoring:
             self.score(turn, cancel=cancel)
+        self._keep(turn, messages)
+        return turn
+
+    def _keep(self, turn: Turn, messages: dict[str, list[dict[str, str]]]) -> None:
+        """The turn joins the session, and each side's answer its conversation."""
+        prompt, a, b = turn.prompt, turn.a, turn.b
         kept: list[str] = []
         for n, r in (("a", a), ("b", b)):
             if r.error:
@@ -157,7 +173,6 @@ class ABSession:
             kept.append(n)
         self.turns.append(turn)
         self._kept.append(tuple(kept))
-        return turn
 
     def regenerate(
         self,
@@ -166,6 +181,7 @@ class ABSession:
         stop_loops: threading.Event | None = None,
         *,
         scoring: bool = True,
+        keep_stopped: bool = False,
     ) -> Turn | None:
         """Drop the last turn from both conversations and ask its prompt again (as `ask` does)."""
         if not self.turns:
@@ -174,7 +190,9 @@ class ABSession:
         for n in self._kept.pop():
             self.history[n] = self.history[n][:-2]
             self._carried[n].pop()
-        return self.ask(last.prompt, on_token, cancel, scoring=scoring, stop_loops=stop_loops)
+        return self.ask(
+            last.prompt, on_token, cancel, scoring=scoring, stop_loops=stop_loops, keep_stopped=keep_stopped
+        )
 
     @staticmethod
     def scorable(turn: Turn) -> bool:
@@ -214,7 +232,7 @@ class ABSession:
             turn.unscored = f"scoring failed: {one_line(e)}"
             return
         if cancel is not None and cancel.is_set():  # one that came in as it ended counts too
-            turn.unscored = "scoring was cancelled"
+            turn.unscored = "scoring was cancelled: /score scores the turn"
         else:
             turn.scores_a, turn.scores_b = scores
 
@@ -244,7 +262,8 @@ class ABSession:
                 r = d[n]
                 lines.append(
                     f"### {n.upper()} ({r['stop_reason']}, {r['tokens_per_second']} tok/s, "
-                    f"longest loop {r['longest_loop']}, distinct-2 {r['distinct_2']})\n\n{r['text']}\n"
+                    f"longest loop {getattr(t, n).loop_text()}, distinct-2 {r['distinct_2']})\n\n"
+                    f"{r['text']}\n"
                 )
             kld = f"{d['kld_mean']:.4f}" if d["kld_mean"] is not None else "n/a"
             top1 = f"{d['top1_agreement']:.1%}" if d["top1_agreement"] is not None else "n/a"

@@ -14,16 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from ..llama import lib
+from ..llama.chat import apply_builtin
 from ..organize.safety import mark_in_use, unmark_in_use
 from .config import GenConfig
 from .loader import load_error, load_model, one_line
-from .metrics import distinct_n, longest_loop, loop_at_end
+from .metrics import Loop, distinct_n, longest, loop_at_end
 from .template import RENDER_SECONDS, TemplateCancelled, TemplateError, render_chat
 
 # side ("a"/"b"), generated ids so far (the live list: read it, do not keep it), text so far
 OnToken = Callable[[str, list[int], str], None]
 # what the engine is doing: ("loading", side) before each model loads
-OnStatus = Callable[[str, str], None]
+OnStatus = Callable[[str, str], object]  # what it returns is ignored
 # side, and whether its chat template starts (True) or has finished (False) rendering
 OnRender = Callable[[str, bool], None]
 # a prompt's token ids and the stop strings its template implies
@@ -44,8 +45,19 @@ class SideResult:
     tokens_per_second: float = 0.0
 
     @property
+    def loop(self) -> Loop | None:
+        """The longest repeated span of the answer (any period up to half of it), or None."""
+        return longest(self.token_ids)
+
+    @property
     def longest_loop(self) -> int:
-        return longest_loop(self.token_ids)
+        lp = self.loop
+        return lp.length if lp else 0
+
+    def loop_text(self) -> str:
+        """The longest loop's tokens, period and whole repeats ("96 tokens (48 × 2)"), or "0"."""
+        lp = self.loop
+        return lp.describe() if lp else "0"
 
     def char_span(self, start: int, end: int) -> tuple[int, int]:
         """Characters of `text` covered by generated tokens [start, end)."""
@@ -55,13 +67,16 @@ class SideResult:
         return min(lo, len(self.text)), min(hi, len(self.text))
 
     def to_dict(self) -> dict[str, Any]:
+        lp = self.loop
         return {
             "model": self.model,
             "text": self.text,
             "token_ids": self.token_ids,
             "tokens_per_second": round(self.tokens_per_second, 2),
             "stop_reason": self.stop_reason,
-            "longest_loop": self.longest_loop,
+            "longest_loop": lp.length if lp else 0,
+            "loop_period": lp.period if lp else None,  # the longest loop's period, in tokens
+            "loop_repeats": lp.repeats if lp else None,  # and its whole repeats
             "distinct_1": round(distinct_n(self.token_ids, 1), 4),
             "distinct_2": round(distinct_n(self.token_ids, 2), 4),
             "error": self.error,
@@ -100,7 +115,19 @@ class Side:
         return t if isinstance(t, str) and t else None
 
     def _special_text(self, token: int) -> str:
-        return self.llm.detokenize([token], special=True).decode("utf-8", errors="replace")
+        text: str = self.llm.detokenize([token], special=True).decode("utf-8", errors="replace")
+        return text
+
+    def template(self, cfg: GenConfig | None = None) -> tuple[str | None, str | None]:
+        """The chat template this side uses: (Jinja source, None) for the file's own or a borrowed
+        Jinja file, (None, name) for llama.cpp's built-in `name` borrowed, (None, None) for none."""
+        if self.chat_template:
+            return self.chat_template, None
+        if cfg is not None and cfg.template_source:
+            return cfg.template_source, None
+        if cfg is not None and cfg.template_name:
+            return None, cfg.template_name
+        return None, None
 
     def prompt_tokens(
         self,
@@ -108,17 +135,24 @@ class Side:
         mode: str,
         cancel: threading.Event | None = None,
         seconds: float = RENDER_SECONDS,
+        cfg: GenConfig | None = None,
     ) -> tuple[list[int], list[str]]:
         """Token ids for the conversation, and the stop strings its template implies. Completion
-        mode (or a model without a template) never touches the template."""
+        mode (or a model without a template, its own or borrowed through `cfg`) never touches one."""
         llm = self.llm
-        if mode == "completion" or not self.chat_template:
+        source, builtin = self.template(cfg)
+        if mode == "completion" or not (source or builtin):
             text = "".join(m["content"] for m in messages if m["role"] != "system")
             return llm.tokenize(text.encode(), add_bos=True, special=False), []
         bos, eos = self._special_text(llm.token_bos()), self._special_text(llm.token_eos())
-        prompt, stop = render_chat(
-            self.chat_template, messages, bos=bos, eos=eos, cancel=cancel, seconds=seconds
-        )
+        if source:
+            prompt, stop = render_chat(source, messages, bos=bos, eos=eos, cancel=cancel, seconds=seconds)
+        else:
+            assert builtin is not None
+            try:
+                prompt, stop = apply_builtin(builtin, messages), [eos] if eos else []
+            except ValueError as e:
+                raise TemplateError(f"chat template: {e}") from None
         add_bos = not (bos and prompt.startswith(bos))
         return llm.tokenize(prompt.encode(), add_bos=add_bos, special=True), stop
 
@@ -135,11 +169,11 @@ class Side:
         if self.llm is None:
             result.stop_reason, result.error = "error", self.error
             return result
-        renders = on_render if cfg.mode != "completion" and self.chat_template else None
+        renders = on_render if cfg.mode != "completion" and self.template(cfg)[0] else None
         if renders:
             renders(self.name, True)
         try:
-            return self.prompt_tokens(messages, cfg.mode, cancel, cfg.template_seconds)
+            return self.prompt_tokens(messages, cfg.mode, cancel, cfg.template_seconds, cfg)
         except TemplateCancelled:
             result.stop_reason = "cancelled"
         except TemplateError as e:

@@ -51,14 +51,13 @@ def _environment() -> Any:
     import jinja2
     import jinja2.ext
     from jinja2.compiler import CodeGenerator
-    from jinja2.runtime import markup_join
+    from jinja2.exceptions import SecurityError
     from jinja2.sandbox import (
         ImmutableSandboxedEnvironment,
         SandboxedEscapeFormatter,
         SandboxedFormatter,
-        SecurityError,
     )
-    from markupsafe import Markup, soft_str
+    from markupsafe import Markup
 
     class GenerationTag(jinja2.ext.Extension):
         """HuggingFace's `{% generation %}` tag, rendered as its body (as transformers does)."""
@@ -93,6 +92,7 @@ def _environment() -> Any:
 
         def format_field(self, value: Any, format_spec: str) -> Any:
             bounds.check_format_spec(format_spec)
+            bounds.check_text(value, "format()")
             out = super().format_field(value, format_spec)
             self.total += len(out)
             bounds.check(self.total, "format()")
@@ -125,11 +125,7 @@ def _environment() -> Any:
             what = f"{getattr(obj, '__name__', 'a call')}()"
             return bounds.measured(context.call(obj, *args, **kwargs), what)
 
-        @staticmethod
-        def join_checked(items: tuple[Any, ...], escape: bool) -> str:
-            parts = [soft_str(x) if escape else str(x) for x in items]
-            bounds.made(sum(len(p) for p in parts), "a `~` join")
-            return markup_join(parts) if escape else "".join(parts)
+        join_checked = staticmethod(bounds.join_text)
 
         def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
             """jinja's own wrapper of `str.format` and `format_map`, with the Sized formatter."""
@@ -141,7 +137,8 @@ def _environment() -> Any:
                 if name == "format_map":
                     if kwargs or len(args) != 1:
                         raise TypeError("format_map() takes exactly one argument")
-                    args, kwargs = (), args[0]
+                    kwargs = args[0]
+                    args = ()
                 if isinstance(owner, Markup):
                     formatter: Sized = SizedEscape(self, escape=owner.escape)
                 else:
@@ -155,6 +152,7 @@ def _environment() -> Any:
         trim_blocks=True,
         lstrip_blocks=True,
         extensions=[GenerationTag, jinja2.ext.loopcontrols],
+        finalize=bounds.finalize,
     )
     env.filters["tojson"] = bounds.tojson
     env.filters = {name: bounds.bounded_filter(name, f) for name, f in env.filters.items()}
@@ -172,8 +170,9 @@ def _strftime_now(fmt: str) -> str:
 
 def _one_line(e: BaseException) -> str:
     what = type(e).__name__
-    if what == "TemplateSyntaxError" and getattr(e, "lineno", None):
-        return clean(f"syntax error on line {e.lineno}: {getattr(e, 'message', e)}")
+    lineno = getattr(e, "lineno", None)
+    if what == "TemplateSyntaxError" and lineno:
+        return clean(f"syntax error on line {lineno}: {getattr(e, 'message', e)}")
     return clean(f"{what}: {e}" if str(e) else what)[:300]
 
 

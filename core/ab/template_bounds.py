@@ -69,8 +69,8 @@ def finalize(value: Any) -> Any:
 
 def join_text(items: Iterable[Any], escape: bool) -> str:
     """`a ~ b`: each side measured before it is made text, then the whole before it is joined."""
-    from markupsafe import soft_str
     from jinja2.runtime import markup_join
+    from markupsafe import soft_str
 
     values = list(items)
     for v in values:
@@ -201,7 +201,13 @@ def _method_size(owner: str | bytes | int, name: str, args: tuple[Any, ...], kwa
         old, new = _arg(args, kwargs, 0, "old", None), _arg(args, kwargs, 1, "new", None)
         if type(old) is not type(owner) or type(new) is not type(owner):
             return n  # not a replace that can run: it raises TypeError
-        hits = owner.count(old) if old else n + 1
+        # old is of owner's own type (checked above): the isinstance tests only say so to the type checker
+        if not old:
+            hits = n + 1
+        elif isinstance(owner, str):
+            hits = owner.count(old) if isinstance(old, str) else 0
+        else:
+            hits = owner.count(old) if isinstance(old, bytes) else 0
         count = _int(_arg(args, kwargs, 2, "count", -1))
         return n + (min(hits, count) if count >= 0 else hits) * max(len(new) - len(old), 0)
     if name == "translate" and isinstance(owner, str):
@@ -308,8 +314,11 @@ _FILTER_CHECKS: dict[str, Callable[..., Any]] = {
 # The filters that make text of their arguments (str(), repr(), an escape, JSON, a URL quote), so
 # each argument that is not already a string is measured before they run.
 _TEXT_FILTERS = frozenset(
-    "string e escape forceescape safe pprint urlencode urlize upper lower capitalize title trim striptags"
-    " truncate wordcount wordwrap center indent replace format tojson xmlattr join".split()
+    {
+        *("string", "e", "escape", "forceescape", "safe", "pprint", "urlencode", "urlize", "upper", "lower"),
+        *("capitalize", "title", "trim", "striptags", "truncate", "wordcount", "wordwrap", "center"),
+        *("indent", "replace", "format", "tojson", "xmlattr", "join"),
+    }
 )
 
 

@@ -85,6 +85,7 @@ def load(path: str | Path, *, extra_buffers: bool | None = None, **kw: Any) -> A
     _local.extra_buffers = extra_buffers
     kw.setdefault("verbose", True)  # False would redirect the process's stdout/stderr: a TUI blanks
     _check_regular(path)
+    _check_loadable(path)
     try:
         with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
             llm = lib().Llama(model_path=str(path), **kw)
@@ -104,6 +105,19 @@ def _check_regular(path: str | Path) -> None:
         raise ValueError(str(e)) from None
     except OSError as e:
         raise ValueError(f"cannot open the model: {e.strerror or e}") from None
+
+
+def _check_loadable(path: str | Path) -> None:
+    """The one pre-load check A/B, eval, bench and `fit --measure` share (every load goes through
+    load()): a GGUF only ik_llama.cpp can load (its IQK quants, _R4/_R8 repacks) is refused with that
+    reason, as a ValueError like llama.cpp's own load failures, before llama.cpp sees it. The header
+    is read after llama_cpp is imported (modelfile imports numpy)."""
+    from ..modelfile import unloadable_reason
+    from ..textsafe import clean_path
+
+    reason = unloadable_reason(path)
+    if reason:
+        raise ValueError(f"{clean_path(Path(path).name)}: {reason}")
 
 
 def quantize(src: str | Path, dst: str | Path, ftype: int | str, *, allow_requantize: bool = False) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .errors import CorruptError, GGUFError, NeedMoreData, NotGGUFError, TruncatedError
-from .facts import ModelFacts, inspect_file, summarize
+from .facts import ModelFacts, inspect_file, summarize, unloadable_reason
 from .reader import Header, TensorInfo, parse_header, read_header
 
 __all__ = [
@@ -19,4 +19,5 @@ __all__ = [
     "parse_header",
     "read_header",
     "summarize",
+    "unloadable_reason",
 ]

@@ -168,7 +168,7 @@ _FIELDS_INT = (
     "bos_token_id", "eos_token_id", "file_type_id", "tensor_count",
 )  # fmt: skip
 _FIELDS_PER_LAYER = ("head_count", "head_count_kv", "feed_forward_length")
-_FIELDS_BOOL = ("has_chat_template", "tied_embeddings", "file_type_guessed", "vocab_only")
+_FIELDS_BOOL = ("has_chat_template", "tied_embeddings", "file_type_guessed", "vocab_only", "ik_only")
 
 
 def _int_ok(v: Any, optional: bool = True) -> bool:
@@ -259,4 +259,7 @@ def _tables_problem(f: dict[str, Any]) -> str | None:
     ignored = f.get("ignored", [])
     if not (isinstance(ignored, list) and all(isinstance(x, str) for x in ignored)):
         return "ignored is not a list of notes"
+    ik_types = f.get("ik_types", [])
+    if not (isinstance(ik_types, list) and all(isinstance(x, str) for x in ik_types)):
+        return "ik_types is not a list of type names"
     return None

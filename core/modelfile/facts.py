@@ -10,7 +10,17 @@ from typing import Any
 from . import checks as c
 from .checks import Values
 from .errors import GGUFError
-from .quant_types import PRIMARY_TYPE, SHAPE_FALLBACK, file_type_label, tensor_nbytes, tensor_type_name
+from .quant_types import (
+    IK_ONLY,
+    PRIMARY_TYPE,
+    SHAPE_FALLBACK,
+    file_type_label,
+    ik_reason,
+    ik_type,
+    tensor_nbytes,
+    tensor_type_known,
+    tensor_type_name,
+)
 from .reader import MAX_TENSORS, Header, read_header
 from .split import parse_split_name, split_parts
 
@@ -27,6 +37,7 @@ class TypeStat:
 
 # Weights of 2+ dimensions that llama.cpp uses in other ops than a matrix product (never in an extra buffer).
 NOT_MATMUL = ("norm", "conv1d", "pos_embd", "token_types", "ssm_a", "ssm_d", "time_mix_", "channel_mix_")
+
 
 @dataclass
 class LayerStat:
@@ -89,12 +100,20 @@ class ModelFacts:
     tensors: list[dict[str, Any]] = field(default_factory=list)
     vocab_only: bool = False  # no tensors: a tokenizer file (llama.cpp's ggml-vocab-*.gguf), not runnable
     ignored: list[str] = field(default_factory=list)  # header values refused: "key: why", one per value
+    # Tensor types only ik_llama.cpp has (its IQK quants, _R4/_R8 repacks): llama.cpp cannot load it.
+    ik_types: list[str] = field(default_factory=list)
+
+    @property
+    def runs_on(self) -> str | None:
+        """Why llama.cpp (and so quanttui's runs) cannot load this file, or None: "ik_llama.cpp only"."""
+        return IK_ONLY if self.ik_types else None
 
     def to_dict(self, *, tensors: bool = False) -> dict[str, Any]:
         """JSON-ready facts; per-tensor rows only when asked (asdict would deep-copy them every time)."""
         d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "tensors"}
         d["tensor_types"] = {k: asdict(v) for k, v in self.tensor_types.items()}
         d["layers"] = [asdict(layer) for layer in self.layers]
+        d["ik_only"] = bool(self.ik_types)
         if tensors:
             d["tensors"] = [dict(t) for t in self.tensors]
         return d
@@ -117,18 +136,26 @@ def _ssm_facts(v: Values) -> dict[str, int] | None:
     return sizes or None
 
 
-def _tensor_bytes(header: Header) -> list[int | None]:
-    """Bytes per tensor; a type unknown to gguf is sized by the gap to the next tensor's offset."""
-    sizes = [tensor_nbytes(t.type_id, t.n_elements) for t in header.tensors]
-    if all(s is not None for s in sizes):
-        return sizes
+def _tensor_types(header: Header) -> list[tuple[str, int | None, bool]]:
+    """(type name, bytes, whether only ik_llama.cpp has the type) per tensor. A number the standard
+    table lacks is ik_llama.cpp's when its block math gives the bytes the file holds for it (the gap
+    to the next tensor's offset); any other unknown type is "type N", sized by that gap."""
+    out: list[tuple[str, int | None, bool]] = [
+        (tensor_type_name(t.type_id), tensor_nbytes(t.type_id, t.n_elements), False) for t in header.tensors
+    ]
+    if all(n is not None for _, n, _ in out):
+        return out
     order = sorted(range(len(header.tensors)), key=lambda i: header.tensors[i].offset)
     data_end = None if header.file_size is None else header.file_size - header.data_offset
     for pos, i in enumerate(order):
-        if sizes[i] is None:
-            nxt = header.tensors[order[pos + 1]].offset if pos + 1 < len(order) else data_end
-            sizes[i] = None if nxt is None else max(0, nxt - header.tensors[i].offset)
-    return sizes
+        if out[i][1] is not None:
+            continue
+        t = header.tensors[i]
+        nxt = header.tensors[order[pos + 1]].offset if pos + 1 < len(order) else data_end
+        room = None if nxt is None else max(0, nxt - t.offset)
+        ik = ik_type(t.type_id, t.shape, room, header.alignment)
+        out[i] = (ik[0].name, ik[1], True) if ik else (out[i][0], room, False)
+    return out
 
 
 def _layer_name(tensor_name: str) -> str:
@@ -170,9 +197,11 @@ def summarize(headers: list[Header], path: str, size_bytes: int, split: dict[str
     total_params = total_bytes = 0
     bytes_known = True
     names = set()
+    ik_types: set[str] = set()
     for h in headers:
-        for t, nbytes in zip(h.tensors, _tensor_bytes(h), strict=False):
-            tname = tensor_type_name(t.type_id)
+        for t, (tname, nbytes, ik) in zip(h.tensors, _tensor_types(h), strict=False):
+            if ik:
+                ik_types.add(tname)
             n = t.n_elements
             names.add(t.name)
             stat = types.setdefault(tname, TypeStat())
@@ -189,7 +218,9 @@ def summarize(headers: list[Header], path: str, size_bytes: int, split: dict[str
             if len(t.shape) >= 2:
                 into = big_params if _layer_name(t.name).startswith("blk.") else other_params
                 into[tname] = into.get(tname, 0) + n
-                if nbytes and len(t.shape) <= 3 and not any(k in t.name for k in NOT_MATMUL):
+                # Only types llama.cpp's ggml knows: fit asks it about each (an unknown number aborts it).
+                known = tensor_type_known(t.type_id)
+                if known and nbytes and len(t.shape) <= 3 and not any(k in t.name for k in NOT_MATMUL):
                     ne2 = t.shape[2] if len(t.shape) > 2 else 1
                     matrices.setdefault(_layer_name(t.name), []).append(
                         [t.type_id, t.shape[0], t.shape[1], ne2, nbytes]
@@ -258,6 +289,7 @@ def summarize(headers: list[Header], path: str, size_bytes: int, split: dict[str
         tensors=tensor_rows,
         vocab_only=tensor_count == 0 and not declared,
         ignored=v.ignored,
+        ik_types=sorted(ik_types),
     )
 
 
@@ -296,6 +328,16 @@ def inspect_file(path: str | Path) -> ModelFacts:
     }
     first = path.with_name(sn.part_name(1))
     return summarize(headers, str(first), sum(_size(p) for p in parts), split)
+
+
+def unloadable_reason(path: str | Path) -> str | None:
+    """Why llama.cpp cannot load this model although it reads as a GGUF (it holds ik_llama.cpp's own
+    tensor types), or None. A file that cannot be read is None here: llama.cpp's load says why."""
+    try:
+        facts = inspect_file(path)
+    except (GGUFError, OSError, ValueError):
+        return None
+    return ik_reason(facts.ik_types) if facts.ik_types else None
 
 
 def _split_no(header: Header) -> int:

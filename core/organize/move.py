@@ -182,6 +182,9 @@ def rename(path: str | Path, new_name: str, roots: list[Root]) -> list[Path]:
             p.with_name(f"{stem}-{parse_split_name(p.name).number:05d}-of-{sn.count:05d}.gguf")  # type: ignore[union-attr]
             for p in sources
         ]
+    if all(os.path.abspath(s) == os.path.abspath(t) for s, t in zip(sources, targets, strict=True)):
+        # Nothing to do, and nothing to journal or log: said as a refusal so no caller reports a rename.
+        raise OrganizeError(f"{clean_path(path.name)} already has that name; nothing changed")
     _check_targets(sources, targets, roots, "renamed")
     return _transfer(sources, targets, None, False, op="rename", made=[], roots=roots)
 
@@ -198,6 +201,8 @@ def _transfer(
     pairs = [
         (s, t) for s, t in zip(sources, targets, strict=True) if os.path.abspath(s) != os.path.abspath(t)
     ]
+    if not pairs:  # every file is already where it would go: no journal, nothing in the log
+        return targets
     same_fs = all(s.stat().st_dev == t.parent.stat().st_dev for s, t in pairs)
     copy = force_copy or not same_fs
     journal = Journal(

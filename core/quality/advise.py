@@ -1,20 +1,26 @@
 """`advise`: one table per model group (size, bpw, fit, measured quality and speed) and a pick.
 
-The rule: the lowest measured KLD among the quants that fit fully on the GPU at the target context;
-if none does, the most layers on the GPU (ties: lowest KLD, then highest bpw); never a quant that
-does not fit, never the reference nor a byte-identical copy of it (same content identity: KLD 0 by
-definition, it is the yardstick), and never an unmeasured quant: with nothing measured there is no
-pick, and the reason says what to measure. Quality comes only from eval records of one settings set
-for the whole table (records.eval_view: the set that covers most quants, newest on a tie); tokens/s
-from idle bench records, shown only where the record's device (CPU, GPU, both) is the one the fit
-verdict plans for, else estimated from an idle measured sibling on the same device by size
-(generation is memory-bound), marked. A busy record is shown only where no idle one exists, marked.
+The rule, within a quality budget (measured KLD <= MAX_KLD, `--max-kld`): the lowest measured KLD
+among the quants within the budget that fit fully on the GPU at the target context, or, where
+several of those are alike (each within the other's KLD by their combined "±"), the smallest of
+those alike; with no GPU, or none within the budget fitting fully on it, the smallest (fastest:
+generation is memory-bound) quant within the budget that fits. Never a quant that does not fit,
+never one over the budget (then there is no pick, and the reason names the lowest KLD and the
+--max-kld that would allow it), never the reference nor a byte-identical copy of it (same content
+identity: KLD 0 by definition, it is the yardstick), and never an unmeasured quant: with nothing
+measured there is no pick, and the reason says what to measure. Quality comes only from eval
+records of one settings set for the whole table (records.eval_view: the set that covers most
+quants, newest on a tie); tokens/s from idle bench records, shown only where the record's device
+(CPU, GPU, both) is the one the fit verdict plans for, else estimated from an idle measured
+sibling on the same device by size (generation is memory-bound), marked. A busy record is shown
+only where no idle one exists, marked.
 For a Hub repo (`hf:OWNER/REPO`) sizes and fit come from the remote headers and quality only as
 what the quant type typically loses (typical.py, llama.cpp's published figures), never as measured.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shlex
@@ -37,6 +43,8 @@ from ..textsafe import clean, clean_path
 from . import records, typical
 from .text import QualityError
 
+MAX_KLD = 0.05  # the default quality budget: mean KLD against the reference
+NOISY_CV = 0.10  # a bench whose tg runs spread more than this (stddev / mean) is marked noisy
 HF_REPO = re.compile(r"^hf:(?P<repo>[^/@]+/[^/@]+)(?:@(?P<rev>.+))?$")
 HEADER_READERS = 4  # remote headers read at once
 
@@ -58,10 +66,38 @@ class QuantRow:
     tg_record: records.Measurement | None = None  # the bench record tg comes from (or is scaled from)
     tg_note: str | None = None  # why a measured speed is not shown (another device)
     content: str | None = None  # records.content_id
+    reference_eval: dict[str, Any] | None = None  # for the reference: the eval set it is the yardstick of
 
     @property
     def tg_busy(self) -> bool:
         return self.tg_source == "measured" and self.tg_record is not None and self.tg_record.busy
+
+    def eval_settings(self) -> dict[str, Any] | None:
+        """The eval settings this row's KLD was measured under: ctx, chunks, tokens, text_sha256."""
+        qr = self.quality_record
+        if qr is not None:
+            return eval_entry(qr.settings, qr.conditions.get("tokens"))
+        return self.reference_eval  # the reference's: the set it is the yardstick of
+
+    def bench_entry(self) -> dict[str, Any] | None:
+        """The bench record the speed shown comes from: when, its "±" and whether it is noisy (busy,
+        or runs spread more than NOISY_CV of their mean); None when no speed is shown."""
+        tr = self.tg_record if self.tg is not None else None
+        if tr is None:
+            return None
+        noisy, why = noisy_bench(tr)
+        v = tr.values
+        return {
+            "source": self.tg_source,
+            "device": tr.device,
+            "measured_at": tr.measured_at,
+            "tg_tokens_per_second": v.get("tg_tokens_per_second"),
+            "tg_stddev": v.get("tg_stdev"),
+            "pp_tokens_per_second": v.get("pp_tokens_per_second"),
+            "pp_stddev": v.get("pp_stdev"),
+            "noisy": noisy,
+            "noisy_reason": why,
+        }
 
     def to_dict(self) -> dict[str, Any]:
         q = self.quality or {}
@@ -75,6 +111,8 @@ class QuantRow:
             "fit": self.fit,
             "kld_mean": q.get("kld_mean"),
             "kld_mean_se": q.get("kld_mean_se"),
+            "kld_stderr": q.get("kld_mean_se"),
+            "eval": self.eval_settings(),
             "top1_agreement": q.get("top1_agreement"),
             "top1_agreement_se": q.get("top1_agreement_se"),
             "ppl_ratio": q.get("ppl_ratio"),
@@ -86,6 +124,7 @@ class QuantRow:
             "tg_busy": self.tg_busy,
             "tg_measured_at": tr.measured_at if tr else None,
             "tg_conditions": tr.conditions if tr else None,
+            "bench": self.bench_entry(),
             **({"tg_note": self.tg_note} if self.tg_note else {}),
             "measured": self.quality is not None and not self.is_reference,
             "reference": self.is_reference,
@@ -93,6 +132,27 @@ class QuantRow:
             "typical": self.typical,
             **({"error": self.error} if self.error else {}),
         }
+
+
+def eval_entry(settings: dict[str, Any], tokens: Any) -> dict[str, Any]:
+    """An eval settings set as --json shows it per quant."""
+    return {
+        "ctx": settings.get("ctx"),
+        "chunks": settings.get("chunks"),
+        "tokens": tokens,
+        "text_sha256": settings.get("text_sha256"),
+    }
+
+
+def noisy_bench(m: records.Measurement) -> tuple[bool, str | None]:
+    """Whether a bench record is noisy, and why: measured while the machine was busy, or its tg runs
+    spread more than NOISY_CV of their mean."""
+    if m.busy:
+        return True, f"busy: {m.conditions.get('busy_reason')}"
+    tg, sd = m.values.get("tg_tokens_per_second"), m.values.get("tg_stdev")
+    if isinstance(tg, (int, float)) and isinstance(sd, (int, float)) and tg > 0 and sd / tg > NOISY_CV:
+        return True, f"tg runs spread ±{sd / tg:.0%} of their mean (over {NOISY_CV:.0%})"
+    return False, None
 
 
 @dataclass
@@ -107,11 +167,13 @@ class Advice:
     hub: dict[str, Any] | None = None  # for hf:OWNER/REPO: repo, revision, refused files, typical source
     to_measure: str | None = None  # the command that would let a pick be made, when none is
     other_eval_sets: list[dict[str, Any]] = field(default_factory=list)  # settings not shown
+    max_kld: float = MAX_KLD
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "group": self.group,
             "ctx": self.ctx,
+            "max_kld": self.max_kld,
             "recommended": self.recommended,
             "reason": self.reason,
             "to_measure": self.to_measure,
@@ -231,12 +293,16 @@ def _fit_of(r: QuantRow) -> dict[str, Any]:
     return r.fit or {}
 
 
-def _pick(rows: list[QuantRow], ctx: int, hub: bool = False) -> tuple[QuantRow | None, str]:
+def _pick(
+    rows: list[QuantRow], ctx: int, hub: bool = False, max_kld: float = MAX_KLD
+) -> tuple[QuantRow | None, str]:
     """The recommended row and why; with `hub`, by the quant type's typical KLD, said so."""
     fits = [r for r in rows if r.fit and r.fit["verdict_code"] != "no_fit"]
     if not fits:
         return None, f"none of the quants fits at context {ctx}"
-    kld = _typical_kld if hub else _measured_kld
+    if not hub:
+        return _pick_measured(rows, fits, ctx, max_kld)
+    kld = _typical_kld
 
     full = [r for r in fits if _fit_of(r)["fully_on_gpu"]]
     where = f"the {fmt.plural(len(full), 'quant')} that fit fully on the GPU at context {ctx}"
@@ -249,31 +315,79 @@ def _pick(rows: list[QuantRow], ctx: int, hub: bool = False) -> tuple[QuantRow |
             else f"the quants that fit in RAM at context {ctx} (none fits on the GPU)"
         )
     known = [r for r in full if kld(r) < float("inf")]
-    if known and hub:
+    if known:
         best = min(known, key=lambda r: (kld(r), -(r.bpw or 0)))
         model = (best.typical or {}).get("model")
         return best, (
             f"lowest typical KLD for its quant type ({kld(best):.4f}, llama.cpp's figure for {model}; "
             f"typical, not measured on this model) among {where}"
         )
-    if hub:
-        best = max(full, key=lambda r: r.bpw or 0)
-        none = "no typical KLD listed for these quant types, nothing measured"
-        return best, f"highest bits per weight ({best.bpw or 0:.2f}; {none}) among {where}"
+    best = max(full, key=lambda r: r.bpw or 0)
+    none = "no typical KLD listed for these quant types, nothing measured"
+    return best, f"highest bits per weight ({best.bpw or 0:.2f}; {none}) among {where}"
+
+
+def _se(r: QuantRow) -> float:
+    se = (r.quality or {}).get("kld_mean_se")
+    return float(se) if isinstance(se, (int, float)) else 0.0
+
+
+def _alike(r: QuantRow, best: QuantRow) -> bool:
+    """Whether `r`'s KLD is `best`'s within their combined "±" (never without a "±")."""
+    margin = math.hypot(_se(r), _se(best))
+    return margin > 0 and _measured_kld(r) - _measured_kld(best) <= margin
+
+
+def _kld_pm(r: QuantRow) -> str:
+    se = (r.quality or {}).get("kld_mean_se")
+    return f"{_measured_kld(r):.4f}" + (f" ± {se:.4f}" if isinstance(se, (int, float)) else "")
+
+
+def _name(r: QuantRow) -> str:
+    return clean(r.quant or Path(r.model).name)
+
+
+def _pick_measured(
+    rows: list[QuantRow], fits: list[QuantRow], ctx: int, max_kld: float
+) -> tuple[QuantRow | None, str]:
+    """The module docstring's rule over measured KLDs, the reason in one line."""
     # The reference and its byte-identical copies are the yardstick (KLD 0 by definition): no pick.
-    quants = [r for r in known if not r.is_reference]
-    if quants:
-        best = min(quants, key=lambda r: (kld(r), -(r.bpw or 0)))
-        also = "; the reference itself fits too" if any(r.is_reference for r in full) else ""
-        se = (best.quality or {}).get("kld_mean_se")
-        pm = f" ± {se:.4f}" if isinstance(se, (int, float)) else ""
-        return best, f"lowest measured KLD, {kld(best):.4f}{pm}, among {where}{also}"
-    if not any(r.quality is not None and not r.is_reference for r in rows):
-        return None, "nothing measured: no quant is recommended without a measured KLD"
-    return None, f"no quant is recommended: none of {where} has a measured KLD"
+    quants = [r for r in fits if not r.is_reference and _measured_kld(r) < float("inf")]
+    if not quants:
+        if not any(r.quality is not None and not r.is_reference for r in rows):
+            return None, "nothing measured: no quant is recommended without a measured KLD"
+        return None, f"no quant is recommended: none that fits at context {ctx} has a measured KLD"
+    budget = f"KLD ≤ {max_kld:g}"
+    within = [r for r in quants if _measured_kld(r) <= max_kld]
+    if not within:
+        low = min(quants, key=_measured_kld)
+        allow = math.ceil(_measured_kld(low) * 1e4) / 1e4
+        return None, (
+            f"no quant that fits at context {ctx} is within the quality budget ({budget}); the lowest "
+            f"is {_name(low)}, {_kld_pm(low)}: --max-kld {allow:g} would allow it"
+        )
+    on_gpu = [r for r in within if _fit_of(r).get("fully_on_gpu")]
+    if on_gpu:
+        best = min(on_gpu, key=lambda r: (_measured_kld(r), -(r.bpw or 0)))
+        alike = [r for r in on_gpu if _alike(r, best)]
+        where = f"fully on the GPU at context {ctx} within the budget ({budget})"
+        if len(alike) > 1:
+            small = min(alike, key=lambda r: (r.size_bytes, _measured_kld(r)))
+            return small, (
+                f"smallest of {len(alike)} quants whose KLDs are alike within their ± ({_name(best)} "
+                f"lowest, {_kld_pm(best)}; this one {_kld_pm(small)}), {where}"
+            )
+        return best, f"lowest measured KLD, {_kld_pm(best)}, of {fmt.plural(len(on_gpu), 'quant')} {where}"
+    small = min(within, key=lambda r: (r.size_bytes, _measured_kld(r)))
+    gpu = any(_fit_of(r).get("fully_on_gpu") or _fit_of(r).get("gpu_layers") for r in fits)
+    why = f"none within it fits fully on the GPU at context {ctx}" if gpu else "no GPU to plan for"
+    which = (
+        f"smallest, so fastest, of {len(within)} quants" if len(within) > 1 else "the only quant that fits"
+    )
+    return small, f"{which} within the budget ({budget}), KLD {_kld_pm(small)}; {why}"
 
 
-def advise(target: str, ctx: int, hw: Hardware) -> Advice:
+def advise(target: str, ctx: int, hw: Hardware, max_kld: float = MAX_KLD) -> Advice:
     """The table and the pick for the group of `target` at context `ctx` on `hw` (a Hub repo for
     `hf:OWNER/REPO`)."""
     if target.startswith("hf:"):
@@ -288,11 +402,16 @@ def advise(target: str, ctx: int, hw: Hardware) -> Advice:
             except (FitError, ValueError, TypeError, KeyError) as err:
                 row.error = f"fit: {clean(str(err))}"
         rows.append(row)
-    return advise_rows(label, rows, ctx)
+    return advise_rows(label, rows, ctx, max_kld=max_kld)
 
 
 def advise_rows(
-    label: str, rows: list[QuantRow], ctx: int, settings: dict[str, Any] | str | None = None
+    label: str,
+    rows: list[QuantRow],
+    ctx: int,
+    settings: dict[str, Any] | str | None = None,
+    *,
+    max_kld: float = MAX_KLD,
 ) -> Advice:
     """The pick among `rows` (each with its fit verdict or error already set): measured quality from
     one eval settings set (`settings`, else the one covering most rows) and speed read from the
@@ -311,13 +430,17 @@ def advise_rows(
             row.is_reference = True
             row.quality = {"kld_mean": 0.0, "top1_agreement": 1.0, "ppl_ratio": 1.0}
             row.quality_record = None
+    first = next(iter(view.rows.values()), None)
+    tokens = first.conditions.get("tokens") if first else None
+    for row in rows:
+        if row.is_reference and view.settings is not None:
+            row.reference_eval = eval_entry(view.settings, tokens)
     _speeds(rows, records.by_content("bench"))
     rows.sort(key=lambda r: -(r.bpw or 0))
-    best, reason = _pick(rows, ctx)
+    best, reason = _pick(rows, ctx, max_kld=max_kld)
     about: dict[str, Any] = {}
     ref_path = None
     if view.settings is not None:
-        first = next(iter(view.rows.values()), None)
         ref_path = view.reference_paths[0] if view.reference_paths else None
         about = {
             "reference": ref_path,
@@ -327,9 +450,11 @@ def advise_rows(
             "ctx": view.settings.get("ctx"),
             "chunks": view.settings.get("chunks"),
             "measured_at": view.newest,
+            "tokens": tokens,
+            "settings_key": records.settings_key(view.settings),
         }
     advice = Advice(label, ctx, rows, best.model if best else None, reason, ref_path, about)
-    advice.other_eval_sets = view.others
+    advice.other_eval_sets, advice.max_kld = view.others, max_kld
     if best is None:
         advice.to_measure = _what_to_measure(rows, ref_path)
     return advice

@@ -86,6 +86,8 @@ def bench(
     threads: int | None = None,
     use_cache: bool = True,
     again: bool = False,
+    n_prompt: int = N_PROMPT,
+    n_gen: int = N_GEN,
     on_progress: Callable[[int, int, str], None] | None = None,
     cancel: threading.Event | None = None,
 ) -> list[BenchResult]:
@@ -98,7 +100,9 @@ def bench(
         watcher = threading.Thread(target=watch_cancel, args=(cancel, stop, host), daemon=True)
         watcher.start()
         try:
-            out = _bench_each(host, models, reps, threads, again or not use_cache, on_progress, cancel)
+            out = _bench_each(
+                host, models, reps, threads, again or not use_cache, on_progress, cancel, (n_prompt, n_gen)
+            )
         finally:
             stop.set()
     if on_progress:
@@ -114,6 +118,7 @@ def _bench_each(
     again: bool,
     on_progress: Callable[[int, int, str], None] | None,
     cancel: threading.Event,
+    lengths: tuple[int, int] = (N_PROMPT, N_GEN),
 ) -> list[BenchResult]:
     """Each model in turn; a cancel (which interrupts the worker) ends the rest as cancelled rows."""
     out: list[BenchResult] = []
@@ -127,7 +132,7 @@ def _bench_each(
             continue
         try:
             facts = inspect_file(path).to_dict()
-            pp, tg = sizes(facts.get("context_length"))
+            pp, tg = sizes(facts.get("context_length"), *lengths)
             layers = gpu_layers(facts, max(pp, tg))
             extra_on = decide().use  # llama.cpp's repacked kernels change the speed: part of the key
             content = records.content_id(path)

@@ -68,7 +68,7 @@ def test_ls_and_roots(tiny, tmp_path, capsys):
     assert main(["roots", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert {"path": str(lib), "kind": "folder", "default": False, "state": "active"} in rows
-    assert main(["roots", "remove", str(tmp_path / "elsewhere")]) == 2
+    assert main(["roots", "remove", str(tmp_path / "elsewhere")]) == 1  # refused
     assert "not a library root" in capsys.readouterr().err
 
 
@@ -157,6 +157,6 @@ def test_fit_bad_input_is_one_line(tiny, capsys):
         (["--vram", "lots"], "cannot read size"),
         (["--gpu-layers", "many"], "--gpu-layers"),
     ):
-        assert main(["fit", path, *argv]) == 2
+        assert main(["fit", path, *argv]) == 2  # a usage error, as argparse's own
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err

@@ -118,7 +118,7 @@ def test_a_hostile_error_and_an_argument_are_one_clean_line(hostile, tmp_path, c
     assert "unrecognized arguments: extra\\x1b]0;pwned\\x07 \\x9b2J" in err
 
 
-def test_every_quanttui_error_is_one_line_exit_2(monkeypatch, capsys):
+def test_every_quanttui_error_is_one_line_exit_1(monkeypatch, capsys):
     class Refused(QuanttuiError):
         pass
 
@@ -126,7 +126,7 @@ def test_every_quanttui_error_is_one_line_exit_2(monkeypatch, capsys):
         raise Refused("refused /x/\x1b]0;pwned\x07 [bold]")
 
     monkeypatch.setattr(library_cli, "scan", refuse)
-    assert main(["ls"]) == 2
+    assert main(["ls"]) == 1
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err == "quanttui: refused /x/\\x1b]0;pwned\\x07 [bold]\n"
@@ -137,7 +137,7 @@ def test_an_unexpected_exception_is_one_line_and_the_traceback_is_kept(monkeypat
         raise RuntimeError("boom \x1b]0;pwned\x07")
 
     monkeypatch.setattr(library_cli, "scan", boom)
-    assert main(["ls"]) == 2
+    assert main(["ls"]) == 1
     err = capsys.readouterr().err
     assert_no_raw(err)
     log = cache_dir() / "errors.log"

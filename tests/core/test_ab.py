@@ -21,6 +21,8 @@ from quanttui.core.ab.process import ProcessEngine, worker_log
 from quanttui.core.modelfile import inspect_file
 from tests.realmodel import real  # noqa: F401  (the session fixture)
 
+pytestmark = pytest.mark.slow
+
 TOGETHER = Plan(False, {"a": 0, "b": 0}, "")
 PROMPT = "Tell me about quantization."
 
@@ -222,7 +224,7 @@ def test_ab_cli_json_and_suite(tiny, tmp_path, capsys):
     assert [r["prompt"] for r in d["table"]] == ["one", "two"] and len(d["prompts"]) == 2
     bad = tmp_path / "bad.jsonl"
     bad.write_text("not json\n")
-    assert main(["ab", a, b, "--suite", str(bad)]) == 2
+    assert main(["ab", a, b, "--suite", str(bad)]) == 1
     assert "bad.jsonl:1: not a JSON object" in capsys.readouterr().err
 
 

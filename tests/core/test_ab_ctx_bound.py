@@ -87,8 +87,8 @@ def test_without_ctx_the_pair_gets_the_default_or_what_it_was_trained_for(tiny, 
 
     monkeypatch.setattr(ab_cli, "ABSession", Session)
     long = write_tiny_model(tmp_path / "long.gguf", n_ctx=8192)
-    assert main(_ab(long, long)) == 2
-    assert main(_ab(long, tiny.quants["Q8_0"])) == 2
+    assert main(_ab(long, long)) == 1
+    assert main(_ab(long, tiny.quants["Q8_0"])) == 1
     assert asked == [ab_cli.DEFAULT_CTX, 2048]
 
 

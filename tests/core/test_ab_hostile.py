@@ -21,6 +21,8 @@ from quanttui.core.ab.process import ProcessEngine
 from quanttui.core.ab.template import TemplateError, _compiled, render_chat
 from tests.modelgen import CHAT_TEMPLATE, write_model_with_template
 
+pytestmark = pytest.mark.slow
+
 TOGETHER = Plan(False, {"a": 0, "b": 0}, "")
 PROMPT = "Tell me about quantization."
 FOREVER = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"

@@ -15,6 +15,8 @@ from quanttui.core.ab.logits import BLOCK, logit_rows
 from tests.core.test_ab import TOGETHER, raw_llama
 from tests.core.test_ab_scoring import direct, endless  # noqa: F401  (endless: the module's fixture)
 
+pytestmark = pytest.mark.slow
+
 QUESTIONS = ("Tell me about quantization.", "And what about the context?", "Say it shorter.")
 ONE_BY_ONE = Plan(True, {"a": 0, "b": 0}, "one at a time")
 

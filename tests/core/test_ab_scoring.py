@@ -21,6 +21,8 @@ from tests.core.test_ab_context import write_endless_model
 from tests.modelgen import quantize
 from tests.realmodel import real  # noqa: F401  (the session fixture)
 
+pytestmark = pytest.mark.slow
+
 ONE_BY_ONE = Plan(True, {"a": 0, "b": 0}, "one at a time")
 
 
@@ -140,7 +142,8 @@ def test_a_cancel_stops_scoring_between_batches_and_the_turn_stays_without_score
             cancel.set()
 
     s.score(t, on_progress=stop_after_first_batch, cancel=cancel)
-    assert t.scores_a is None and t.scores_b is None and t.unscored == "scoring was cancelled"
+    assert t.scores_a is None and t.scores_b is None
+    assert t.unscored == "scoring was cancelled: /score scores the turn"
     total = 2 * (len(t.a.token_ids) + len(t.b.token_ids))
     # In-process it stops at the next batch; the worker hears the cancel over a socket, and the
     # tiny models make a batch in milliseconds, so it may have done a few more by then.

@@ -166,7 +166,7 @@ def test_an_unreachable_hub_is_one_line(monkeypatch, capsys):
         port = s.getsockname()[1]  # closed once the block ends: nothing listens there
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
     code, out, err = _cli(capsys, "advise", f"hf:{REPO}", "--vram", "24GiB")
-    assert code == 2 and out == ""
+    assert code == 3 and out == ""
     assert err.count("\n") == 1 and "cannot reach the Hub" in err and "Traceback" not in err
 
 
@@ -190,7 +190,7 @@ def test_hostile_names_are_refused_or_shown_cleaned(hub, ladder, tiny, capsys):
     assert len(data["quants"]) == 5 and not any(bidi in q["model"] for q in data["quants"])
 
     code, out, err = _cli(capsys, "advise", "hf:../\x1b]0;x\x07/repo")
-    assert code == 2 and "\x1b" not in err and err.count("\n") == 1
+    assert code == 1 and "\x1b" not in err and err.count("\n") == 1
 
 
 def test_one_unreadable_header_is_one_error_row(hub, ladder, capsys):

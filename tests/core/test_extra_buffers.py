@@ -50,6 +50,7 @@ def test_the_probe_runs_once_and_its_verdict_is_remembered(unprobed):
     assert again == first and _record()["when"] == rec["when"]  # not probed a second time
 
 
+@pytest.mark.slow
 def test_a_probe_that_crashes_turns_them_off_and_says_why(crashing):
     d = extra.decide()
     assert (d.use, d.verdict, d.turned_off) == (False, "off", True)
@@ -103,6 +104,7 @@ def test_loads_use_them_or_not_as_asked_and_as_llama_cpp_places_them(tiny):
         assert _extra_buffers_in(lines) == (expected if on else set())
 
 
+@pytest.mark.slow
 def test_a_bench_that_crashes_with_them_falls_back_once_and_gives_the_figures(tiny, crashing):
     extra.record("on", "pretend an earlier probe passed")  # the crash comes at the first real load
     [result] = bench([str(tiny.quants["Q4_K_M"])], reps=1)
@@ -115,6 +117,7 @@ def test_a_bench_that_crashes_with_them_falls_back_once_and_gives_the_figures(ti
     assert extra.take_notices() == []  # said once
 
 
+@pytest.mark.slow
 def test_an_ab_pair_that_crashes_with_them_answers_without_them(tiny, crashing):
     extra.record("on", "pretend an earlier probe passed")
     cfg = GenConfig(max_tokens=8, n_ctx=512, mode="completion")
@@ -129,6 +132,7 @@ def test_an_ab_pair_that_crashes_with_them_answers_without_them(tiny, crashing):
         engine.close()
 
 
+@pytest.mark.slow
 def test_forced_on_a_crash_is_that_sides_error_naming_the_cause_and_the_log(tiny, crashing, monkeypatch):
     monkeypatch.setenv(extra.ENV, "on")
     cfg = GenConfig(max_tokens=8, n_ctx=512, mode="completion")
@@ -153,6 +157,7 @@ def test_an_abort_or_an_oom_kill_is_not_blamed_on_extra_buffers():
     assert choice.fall_back(-11, "while answering") and not choice.decision.use
 
 
+@pytest.mark.slow
 def test_the_cli_says_once_that_they_are_off_and_why(tiny, crashing, capsys):
     from quanttui.cli import main as cli
 
@@ -163,6 +168,7 @@ def test_the_cli_says_once_that_they_are_off_and_why(tiny, crashing, capsys):
     assert "tiny-Q4_K_M.gguf" in out and "error" not in out
 
 
+@pytest.mark.slow
 def test_the_cli_flag_sets_the_mode_for_the_model_processes(tiny, crashing, capsys):
     from quanttui.cli import main as cli
 

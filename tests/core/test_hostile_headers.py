@@ -340,6 +340,6 @@ def test_fit_plain_output_cleans_the_path(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert err == "" and "\x1b" not in out and "\u202e" not in out
     assert out.splitlines()[0].endswith("m\\x1b]0;owned\\x07\\u202e.gguf")
-    assert cli.main(["fit", str(tmp_path / "gone\x1b[2J.gguf")]) == 2
+    assert cli.main(["fit", str(tmp_path / "gone\x1b[2J.gguf")]) == 1
     err = capsys.readouterr().err
     assert "\x1b" not in err and err.count("\n") == 1 and "gone\\x1b[2J.gguf" in err

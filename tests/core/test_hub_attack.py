@@ -119,7 +119,7 @@ def test_pull_never_writes_outside_the_models_folder(hub, tiny, tmp_path, capfd)
         hub.repos[REPO].files[name] = tiny.quants["Q2_K"]
     before = all_files(tmp_path)
     for name in bad:
-        assert main(["pull", REPO, name]) == 2  # the CLI: one line, the reason
+        assert main(["pull", REPO, name]) == 1  # the CLI: one line, the reason
         err = capfd.readouterr().err
         assert "refused" in err.splitlines()[-1] and "Traceback" not in err and ESC not in err
         for to in ("library", "hf-cache"):  # a caller that skipped the listing is refused too
@@ -145,7 +145,7 @@ def test_hostile_repo_ids_are_refused(hub, tiny, tmp_path, capfd, repo):
         pull(repo, [f])
     with pytest.raises(NameRefused):
         repo_variants(repo)
-    assert main(["pull", repo, "Q2_K"]) == 2
+    assert main(["pull", repo, "Q2_K"]) == 1
     assert "not a repository id" in one_line(capfd.readouterr().err)
     assert main(["inspect", f"hf:{repo}/tiny-Q2_K.gguf"]) == 1
     one_line(capfd.readouterr().err)
@@ -182,7 +182,7 @@ def test_esc_in_repo_ids_prints_escaped_and_json_stays_exact(hub, tiny, capfd):
     assert "evil/\\x1b]0;pwned\\x07Tiny-\\x1b[2J-GGUF\\u202e" in out
     assert main(["search", "tiny", "--json"]) == 0
     assert json.loads(capfd.readouterr().out)[0]["repo"] == evil
-    assert main(["pull", evil, "Q8_0"]) == 2  # such an id never becomes a folder
+    assert main(["pull", evil, "Q8_0"]) == 1  # such an id never becomes a folder
     assert "not a repository id" in one_line(capfd.readouterr().err)
 
 
@@ -191,7 +191,7 @@ def test_names_that_read_as_other_names_are_refused_and_shown_escaped(hub, tiny,
     refusal names the file with them escaped."""
     for name in ("tiny\u200b-Q5_0.gguf", "tiny\u2028-Q5_0.gguf", "tiny\ufeff-Q5_0.gguf"):
         hub.repos[REPO].files[name] = tiny.quants["Q2_K"]
-        assert main(["pull", REPO, name]) == 2
+        assert main(["pull", REPO, name]) == 1
         out = capfd.readouterr()
         assert "\\u" in out.err and not any(c in out.out + out.err for c in "\u200b\u2028\ufeff")
         assert not (models_dir() / REPO / name).exists()

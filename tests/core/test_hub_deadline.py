@@ -28,6 +28,8 @@ from tests.hubserver import Faults
 from tests.tui.pilot_help import until
 from tests.tui.test_hub_screen import search_from_the_library
 
+pytestmark = pytest.mark.slow
+
 DRIP = 0.2  # seconds between bytes: any answer takes minutes to arrive whole
 BOMB = 512 << 20  # bytes the bomb expands to (it is about 0.5 MB on the wire)
 

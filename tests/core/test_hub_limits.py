@@ -161,7 +161,7 @@ def test_junk_model_info_is_one_line_or_an_empty_ladder(hub, capfd, junk):
         assert "unreadable" in str(e) and "\n" not in str(e)
     else:
         assert listing.variants == [] and listing.revision == "main"
-    assert main(["pull", REPO, "Q2_K"]) == 2
+    assert main(["pull", REPO, "Q2_K"]) == 1
     one_line(capfd.readouterr().err)
 
 
@@ -194,7 +194,7 @@ def test_junk_search_answers_are_one_line(hub, capfd, junk):
     hub.faults = Faults(api_json=junk, only="/api/models")
     with pytest.raises(HubError, match="unreadable"):
         search("tiny")
-    assert main(["search", "tiny"]) == 2
+    assert main(["search", "tiny"]) == 1
     assert "unreadable" in one_line(capfd.readouterr().err)
 
 
@@ -216,8 +216,8 @@ def test_a_fault_inside_huggingface_hub_is_one_line(hub, capfd, monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", False)
     monkeypatch.setattr(_detect_agent, "_registry", ["a list, not an object"])
     for argv, rc in (
-        (["search", "tiny"], 2),
-        (["pull", REPO, "Q2_K"], 2),
+        (["search", "tiny"], 1),
+        (["pull", REPO, "Q2_K"], 1),
         (["inspect", f"hf:{REPO}/tiny-Q2_K.gguf"], 1),
     ):
         assert main(argv) == rc
@@ -286,5 +286,5 @@ def test_an_unreachable_hub_is_said_at_once(closed_port, action):
 def test_offline_search_from_the_command_line_is_one_line(closed_port):
     script = "import sys\nfrom quanttui.cli.main import main\nsys.exit(main(['search', 'tiny']))\n"
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 2 and out.stdout == ""
+    assert out.returncode == 3 and out.stdout == ""
     assert "cannot reach the Hub" in one_line(out.stderr) and "offline" in out.stderr

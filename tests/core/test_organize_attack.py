@@ -183,7 +183,7 @@ def test_mv_to_outside_refuses_before_making_any_folder(lib, tmp_path, capsys, d
     target = dest(d, tmp_path)
     before = snapshot(tmp_path)
     capsys.readouterr()
-    assert main(["mv", str(d / "a.gguf"), str(target)]) == 2
+    assert main(["mv", str(d / "a.gguf"), str(target)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "outside the library roots" in err
     assert snapshot(tmp_path) == before  # not one folder made, not one file moved
@@ -259,7 +259,7 @@ def test_cli_output_and_errors_show_hostile_names_escaped(lib, tiny, capsys, tmp
     assert main(["rm", str(evil), "--yes", "--permanent"]) == 0
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\\x1b" in out and not evil.exists()
-    assert main(["rm", str(tmp_path / "x\x1b[2J.gguf"), "--yes"]) == 2
+    assert main(["rm", str(tmp_path / "x\x1b[2J.gguf"), "--yes"]) == 1
     err = capsys.readouterr().err
     assert "\x1b" not in err and err.count("\n") == 1
 

@@ -475,7 +475,7 @@ def test_mv_of_two_files_of_one_name_into_one_folder_is_refused_and_both_stay(tm
         (root / name / "m.gguf").write_bytes(body)
     (root / "dest").mkdir()
     assert main(["roots", "add", str(root)]) == 0
-    assert main(["mv", str(root / "p1" / "m.gguf"), str(root / "p2" / "m.gguf"), str(root / "dest")]) == 2
+    assert main(["mv", str(root / "p1" / "m.gguf"), str(root / "p2" / "m.gguf"), str(root / "dest")]) == 1
     err = capsys.readouterr().err
     assert "would both become" in err and err.count("\n") == 1
     assert (root / "p1" / "m.gguf").read_bytes() == b"GGUF one"

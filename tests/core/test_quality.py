@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from quanttui.cli import quality as quality_cli
+from quanttui.cli.errors import exit_code_of
 from quanttui.core import llama
 from quanttui.core.paths import models_dir
 from quanttui.core.quality import cache
@@ -36,7 +37,7 @@ def _cli(capsys, *argv: str) -> tuple[int, str, str]:
     try:
         code = args.func(args)
     except quality_cli.QualityCliError as e:
-        code = 2
+        code = exit_code_of(e)  # as main() maps it
         print(f"quanttui: {e}", file=__import__("sys").stderr)
     out = capsys.readouterr()
     return code, out.out, out.err
@@ -87,6 +88,7 @@ def _exact(ref: list[np.ndarray], cand: list[np.ndarray], nexts: list[np.ndarray
     }
 
 
+@pytest.mark.slow
 def test_a_file_against_itself_loses_nothing(tiny):
     for path in (tiny.f16, tiny.quants["Q4_K_M"]):
         report = evaluate(str(path), [str(path)], ctx=64, chunks=2)
@@ -98,6 +100,7 @@ def test_a_file_against_itself_loses_nothing(tiny):
         assert row.get("tokens_scored") == 2 * 31  # positions 32..62 of each 64-token chunk
 
 
+@pytest.mark.slow
 def test_figures_equal_a_direct_numpy_computation_from_full_logits(tiny, tmp_path):
     text = _text(tmp_path)
     ctx, n = 64, 3
@@ -130,6 +133,7 @@ def test_figures_equal_a_direct_numpy_computation_from_full_logits(tiny, tmp_pat
     assert seen[0] < seen[2]  # Q8_0 loses less than Q2_K even on random weights
 
 
+@pytest.mark.slow
 def test_second_run_comes_from_the_cache_and_a_changed_file_is_measured_again(tiny, tmp_path, monkeypatch):
     cand = shutil.copyfile(tiny.quants["Q2_K"], tmp_path / "c-Q2_K.gguf")
     first = evaluate(str(tiny.f16), [str(cand)], ctx=64, chunks=2)
@@ -175,6 +179,7 @@ def test_second_run_comes_from_the_cache_and_a_changed_file_is_measured_again(ti
     assert len(cache.measured_evals(moved)) == 1  # replaced, not added
 
 
+@pytest.mark.slow
 def test_a_damaged_cache_file_is_a_miss(tiny, tmp_path):
     evaluate(str(tiny.f16), [str(tiny.quants["Q8_0"])], ctx=64, chunks=1)
     for f in cache.folder("eval").glob("*.json"):
@@ -183,6 +188,7 @@ def test_a_damaged_cache_file_is_a_miss(tiny, tmp_path):
     assert again.candidates[0].cached is False and isinstance(again.candidates[0].get("kld_mean"), float)
 
 
+@pytest.mark.slow
 def test_a_failed_model_is_an_error_row_and_the_others_go_on(tiny, tmp_path):
     junk = tmp_path / "junk.gguf"
     junk.write_bytes(b"GGUF" + os.urandom(200))
@@ -226,21 +232,22 @@ def test_every_number_is_bounded_with_a_reason(tiny, tmp_path, capsys, ctx, chun
     if chunks is not None:
         argv += ["--chunks", str(chunks)]
     code, out, err = _cli(capsys, *argv)
-    assert code == 2 and out == ""
+    assert code == 1 and out == ""
     assert message in err and err.count("\n") == 1
 
 
 def test_texts_that_cannot_be_scored_are_refused(tiny, tmp_path, capsys):
     (tmp_path / "empty.txt").write_text("  \n")
     code, _, err = _cli(capsys, "eval", str(tiny.f16), str(tiny.f16), "--text", str(tmp_path / "empty.txt"))
-    assert code == 2 and "is empty" in err
+    assert code == 1 and "is empty" in err
     code, _, err = _cli(capsys, "eval", str(tiny.f16), str(tiny.f16), "--text", str(tmp_path / "nope.txt"))
-    assert code == 2 and "cannot read the text" in err
+    assert code == 1 and "cannot read the text" in err
     (tmp_path / "short.txt").write_text("Too short.")
     code, _, err = _cli(capsys, "eval", str(tiny.f16), str(tiny.f16), "--text", str(tmp_path / "short.txt"))
-    assert code == 2 and "shorter than one chunk of --ctx 512" in err
+    assert code == 1 and "shorter than one chunk of --ctx 512" in err
 
 
+@pytest.mark.slow
 def test_eval_json_shape(tiny, capsys):
     code, out, _ = _cli(
         capsys, "eval", str(tiny.f16), str(tiny.quants["Q2_K"]), "--ctx", "32", "--chunks", "2", "--json"
@@ -271,6 +278,7 @@ def test_eval_json_shape(tiny, capsys):
     assert row["kld_median"] <= row["kld_p99"] <= row["kld_max"]
 
 
+@pytest.mark.slow
 def test_progress_reaches_the_end_and_cancel_stops_at_once(tiny, tmp_path):
     seen = []
     evaluate(
@@ -316,6 +324,7 @@ def idle_machine(monkeypatch):
     return records
 
 
+@pytest.mark.slow
 def test_bench_measures_and_caches_with_error_rows(tiny, tmp_path, capsys, idle_machine):
     junk = tmp_path / "junk.gguf"
     junk.write_bytes(b"not gguf")
@@ -324,6 +333,8 @@ def test_bench_measures_and_caches_with_error_rows(tiny, tmp_path, capsys, idle_
     good, bad = json.loads(out)
     names = {"model", "load_seconds", "threads", "extra_buffers", "pp_stdev", "tg_stdev"}
     names |= {"pp_tokens_per_second", "tg_tokens_per_second", "measured_at", "cached", "busy", "conditions"}
+    names |= {"tg_stddev", "pp_stddev", "noisy", "noisy_reason"}
+    assert set(good) == names and good["tg_stddev"] == good["tg_stdev"] and isinstance(good["noisy"], bool)
     assert set(good) == names and isinstance(good["extra_buffers"], bool) and good["busy"] is False
     assert {"build", "load_before", "load_after", "cpu_percent", "other_cores", "device"} <= set(
         good["conditions"]
@@ -339,6 +350,7 @@ def test_bench_measures_and_caches_with_error_rows(tiny, tmp_path, capsys, idle_
     assert cache.measured_bench(tiny.quants["Q8_0"])["result"]["reps"] == 1
 
 
+@pytest.mark.slow
 def test_a_busy_bench_is_kept_but_never_hides_an_idle_one(tiny, tmp_path, monkeypatch):
     from quanttui.core.quality import records
 
@@ -369,6 +381,7 @@ def _library(tiny) -> dict[str, Path]:
     return files
 
 
+@pytest.mark.slow
 def test_advise_picks_by_measured_kld_among_what_fits(tiny, capsys, idle_machine):
     files = _library(tiny)
     code, out, _ = _cli(capsys, "advise", str(files["Q2_K"]), "--vram", "24GiB", "--json")
@@ -387,15 +400,30 @@ def test_advise_picks_by_measured_kld_among_what_fits(tiny, capsys, idle_machine
     assert rows["Q8_0"]["reference"] and rows["Q8_0"]["kld_mean"] == 0.0
     assert rows["Q2_K"]["measured"] and rows["Q2_K"]["kld_mean"] > rows["Q4_K_M"]["kld_mean"] > 0
     assert rows["F16"]["measured"] is False and rows["F16"]["kld_mean"] is None
-    # The reference (Q8_0, KLD 0 by definition) is the yardstick, not a pick: the best other quant is.
-    assert data["recommended"] == str(files["Q4_K_M"]) and "lowest measured KLD" in data["reason"]
-    assert "the reference itself fits too" in data["reason"]
+    # The reference (Q8_0, KLD 0 by definition) is the yardstick, not a pick; with no GPU the smallest
+    # quant within the budget is (a budget both quants are within: the Q2_K, the smaller).
+    budget = str(rows["Q2_K"]["kld_mean"] * 1.01)
+    code, out, _ = _cli(
+        capsys, "advise", "tiny-llama 3M", "--vram", "0", "--ram", "64GiB", "--json", "--max-kld", budget
+    )
+    data = json.loads(out)
+    rows = {q["quant"]: q for q in data["quants"]}
+    assert data["recommended"] == str(files["Q2_K"]) and "no GPU to plan for" in data["reason"]
+    assert rows["Q4_K_M"]["eval"] == {
+        "ctx": 64,
+        "chunks": 2,
+        "tokens": rows["Q4_K_M"]["eval"]["tokens"],
+        "text_sha256": EvalText.load().sha256,
+    }
+    assert rows["Q4_K_M"]["eval"]["tokens"] > 128 and rows["Q4_K_M"]["kld_stderr"] > 0
     assert rows["Q4_K_M"]["tg_source"] == "measured" and rows["Q2_K"]["tg_source"] == "estimated"
+    assert rows["Q4_K_M"]["bench"]["noisy"] is False and rows["Q4_K_M"]["bench"]["tg_stddev"] >= 0
     assert rows["Q2_K"]["tg_tokens_per_second"] > rows["Q4_K_M"]["tg_tokens_per_second"]  # smaller file
+    budget = str(rows["Q4_K_M"]["kld_mean"] * 1.01)
 
-    code, out, _ = _cli(capsys, "advise", "TINY llama", "--vram", "0", "--ram", "64GiB")  # loosely named
-    assert code == 0 and "→ tiny-Q4_K_M.gguf" in out and "none fits on the GPU" in out
-    assert "±" in out.split("recommended:")[1]
+    code, out, _ = _cli(capsys, "advise", "TINY llama", "--vram", "0", "--ram", "64GiB", "--max-kld", budget)
+    assert code == 0 and "→ tiny-Q4_K_M.gguf" in out and "no GPU to plan for" in out  # loosely named
+    assert "±" in out.split("recommended:")[1] and "±" in out.split("tiny-Q4_K_M.gguf")[1].splitlines()[0]
     assert "not measured" in out
     code, out, _ = _cli(capsys, "advise", str(files["Q2_K"]), "--vram", "0", "--ram", "1MiB", "--json")
     assert code == 1 and json.loads(out)["recommended"] is None
@@ -403,7 +431,7 @@ def test_advise_picks_by_measured_kld_among_what_fits(tiny, capsys, idle_machine
 
 def test_advise_unknown_target_is_one_line(capsys):
     code, _, err = _cli(capsys, "advise", "no such model \x1b]0;x\x07")
-    assert code == 2 and "no model file or group named" in err and "\x1b" not in err
+    assert code == 1 and "no model file or group named" in err and "\x1b" not in err
 
 
 @pytest.mark.slow
@@ -433,6 +461,7 @@ def test_a_different_tokenizer_is_an_error_row(real, tiny):  # noqa: F811
     assert report.candidates[1].error is None
 
 
+@pytest.mark.slow
 def test_the_reference_kept_in_memory_bounds_the_chunks(tiny):
     memory = 8 * 256 * 31 * 2  # two 64-token chunks' scored positions at the fewest tokens kept
     with pytest.raises(QualityError, match="--chunks 3: at most 2 at --ctx 64"):
@@ -441,6 +470,7 @@ def test_the_reference_kept_in_memory_bounds_the_chunks(tiny):
     assert report.chunks == 2 and report.candidates[0].get("tokens_scored") == 62
 
 
+@pytest.mark.slow
 def test_a_cancel_stops_a_bench_in_the_middle_of_a_model(tiny):
     cancel = threading.Event()
     models = [str(tiny.f16), str(tiny.quants["Q8_0"])]
@@ -450,3 +480,62 @@ def test_a_cancel_stops_a_bench_in_the_middle_of_a_model(tiny):
     assert time.monotonic() - started < 30  # the cancel did not wait for the F16's 400 runs
     assert [r.error for r in rows] == ["cancelled", "cancelled"]
     assert cache.measured_bench(tiny.f16) is None
+
+
+def _parsed(*argv: str):
+    parser = argparse.ArgumentParser()
+    quality_cli.add_parsers(parser.add_subparsers(dest="command"))
+    return parser.parse_args(argv)
+
+
+@pytest.mark.parametrize("flag", ["--force", "--again"])
+def test_force_and_its_alias_again_measure_again(flag):
+    assert _parsed("eval", "a.gguf", "b.gguf", flag).again is True
+    assert _parsed("bench", "a.gguf", flag).again is True
+    assert _parsed("bench", "a.gguf").again is False
+
+
+def test_bench_takes_llama_bench_options_and_passes_them_on(monkeypatch, capsys):
+    seen = {}
+
+    def fake(models, **kw):
+        seen.update(kw, models=models)
+        return []
+
+    monkeypatch.setattr(quality_cli, "bench", fake)
+    code, _, _ = _cli(capsys, "bench", "a.gguf", "-t", "1", "-r", "5", "-p", "64", "-n", "16", "--force")
+    assert code == 0
+    assert (seen["threads"], seen["reps"], seen["n_prompt"], seen["n_gen"], seen["again"]) == (
+        1,
+        5,
+        64,
+        16,
+        True,
+    )
+    seen.clear()
+    _cli(capsys, "bench", "a.gguf")
+    assert seen["reps"] == 3 and seen["threads"] is None and "n_prompt" not in seen and not seen["again"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("-r", "0"), "-r 0: between 1 and 100 runs of each test"),
+        (("-r", "101"), "-r 101: between 1 and 100"),
+        (("-p", "0"), "-p 0: between 1 and 16384 prompt tokens"),
+        (("-n", "100000"), "-n 100000: between 1 and 4096 generated tokens"),
+        (("-t", "0"), "-t 0: between 1 and"),
+        (("-t", "100000"), "(this machine's logical CPUs)"),
+    ],
+)
+def test_every_bench_number_is_bounded_with_a_reason(capsys, monkeypatch, argv, message):
+    monkeypatch.setattr(quality_cli, "bench", lambda *a, **k: pytest.fail("ran"))
+    code, _, err = _cli(capsys, "bench", "a.gguf", *argv)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert quality_cli.QualityUsageError("x").exit_code == 2  # a usage error, as argparse's own
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "101"])
+def test_the_quality_budget_is_bounded(capsys, value):
+    code, _, err = _cli(capsys, "advise", "x", "--max-kld", value)
+    assert code == 2 and f"--max-kld {float(value)}: above 0 and at most 100" in err

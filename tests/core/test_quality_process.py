@@ -11,9 +11,12 @@ import textwrap
 import threading
 
 import psutil
+import pytest
 
 from quanttui.core.quality.host import ModelHost
 from tests.core.test_ab_hostile import _gone
+
+pytestmark = pytest.mark.slow
 
 BUSY_SCRIPT = """
 import sys

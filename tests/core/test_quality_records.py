@@ -254,3 +254,88 @@ def test_speed_is_shown_only_for_the_device_it_was_measured_on(tmp_path):
 )
 def test_model_names_match_loosely(target, hit):
     assert _matches(target, "gemma-3 270M", "gemma3:gemma-3-270m", ["gemma-3-270m-F16.gguf"]) is hit
+
+
+# ---------------------------------------------------------------- the quality budget (--max-kld)
+
+
+def _budget_ladder(tmp_path: Path, klds: dict[str, tuple[float, float]], gpu: dict[str, bool]):
+    """A reference and quants of decreasing size, each measured at (KLD, ±), fitting per `gpu`."""
+    ref = _file(tmp_path / "m-F16.gguf", 6 << 20, 9)
+    rid = records.content_id(ref)
+    rows = [QuantRow(str(ref), "F16", ref.stat().st_size, 16.0, fit=_fit(gpu.get("F16", False)))]
+    paths = {"F16": ref}
+    for n, (q, (kld, se)) in enumerate(klds.items()):
+        p = _file(tmp_path / f"m-{q}.gguf", (5 - n) << 20, 10 + n)
+        paths[q] = p
+        s = {"reference": rid, "text_sha256": "t", "ctx": 512, "chunks": 5}
+        cond = {"tokens": 2834, "text": "default"}
+        m = Measurement(
+            "eval", records.content_id(p), str(p), s, {"kld_mean": kld, "kld_mean_se": se}, 1.0, cond
+        )
+        records.store("eval", f"e{q}", m)
+        rows.append(QuantRow(str(p), q, p.stat().st_size, 8.5 - n, fit=_fit(gpu.get(q, False))))
+    return rows, paths
+
+
+LADDER = {"Q8_0": (0.0150, 0.0004), "Q6_K": (0.0300, 0.0010), "Q4_K_M": (0.0480, 0.0010), "Q2_K": (0.9, 0.01)}
+
+
+def test_without_a_gpu_the_smallest_quant_within_the_budget_is_the_pick(tmp_path):
+    rows, paths = _budget_ladder(tmp_path, LADDER, {})
+    a = advise_rows("m", rows, 4096)
+    assert a.recommended == str(paths["Q4_K_M"])  # Q2_K is smaller but over KLD 0.05
+    assert "smallest, so fastest, of 3 quants within the budget (KLD ≤ 0.05)" in a.reason
+    assert "0.0480 ± 0.0010" in a.reason and "no GPU to plan for" in a.reason and "\n" not in a.reason
+    a = advise_rows("m", rows, 4096, max_kld=0.02)
+    assert a.recommended == str(paths["Q8_0"])
+    a = advise_rows("m", rows, 4096, max_kld=1.0)
+    assert a.recommended == str(paths["Q2_K"])
+
+
+def test_with_a_gpu_the_lowest_kld_fully_on_it_within_the_budget_is_the_pick(tmp_path):
+    on_gpu = {"Q6_K": True, "Q4_K_M": True, "Q2_K": True}  # the Q8_0 does not fit fully
+    rows, paths = _budget_ladder(tmp_path, LADDER, on_gpu)
+    a = advise_rows("m", rows, 4096)
+    assert a.recommended == str(paths["Q6_K"])
+    assert a.reason.startswith("lowest measured KLD, 0.0300 ± 0.0010, of 2 quants fully on the GPU")
+    rows, paths = _budget_ladder(tmp_path / "x" if (tmp_path / "x").mkdir() is None else tmp_path, LADDER, {})
+    for r in rows:  # the Q8_0 only partly on the GPU: the rest within the budget are not "on the GPU"
+        r.fit = {**_fit(False), "verdict_code": "partial", "gpu_layers": 10}
+    a = advise_rows("m", rows, 4096)
+    assert a.recommended == str(paths["Q4_K_M"]) and "none within it fits fully on the GPU" in a.reason
+
+
+def test_quants_alike_within_their_uncertainty_give_the_smallest(tmp_path):
+    alike = {"Q8_0": (0.0200, 0.0030), "Q6_K": (0.0230, 0.0030), "Q4_K_M": (0.0480, 0.0010)}
+    rows, paths = _budget_ladder(tmp_path, alike, dict.fromkeys(alike, True))
+    a = advise_rows("m", rows, 4096)
+    assert a.recommended == str(paths["Q6_K"])  # 0.0230 - 0.0200 < hypot(0.003, 0.003)
+    assert "smallest of 2 quants whose KLDs are alike within their ±" in a.reason
+
+
+def test_over_the_budget_nothing_is_picked_and_the_reason_says_how_to_allow_it(tmp_path):
+    rows, _ = _budget_ladder(tmp_path, {"Q3_K_M": (1.0792, 0.02), "Q2_K": (1.6959, 0.03)}, {})
+    a = advise_rows("m", rows, 4096)
+    assert a.recommended is None and "within the quality budget (KLD ≤ 0.05)" in a.reason
+    assert "the lowest is Q3_K_M, 1.0792 ± 0.0200: --max-kld 1.0792 would allow it" in a.reason
+    assert advise_rows("m", rows, 4096, max_kld=1.0792).recommended is not None
+
+
+def test_json_entries_carry_their_eval_settings_and_bench_record(tmp_path):
+    rows, paths = _budget_ladder(tmp_path, LADDER, {})
+    q8 = records.content_id(paths["Q8_0"])
+    records.store("bench", "b8", _bench(q8, 24.3, busy=False, at=1234.0))
+    noisy = _bench(records.content_id(paths["Q6_K"]), 20.0, busy=False, at=5.0)
+    noisy.values["tg_stdev"] = 4.0
+    records.store("bench", "b6", noisy)
+    d = advise_rows("m", rows, 4096).to_dict()
+    assert d["max_kld"] == 0.05
+    by = {q["quant"]: q for q in d["quants"]}
+    want = {"ctx": 512, "chunks": 5, "tokens": 2834, "text_sha256": "t"}
+    assert by["Q8_0"]["eval"] == want and by["F16"]["eval"] == want  # the reference: its set's
+    assert by["Q8_0"]["kld_stderr"] == 0.0004 and by["F16"]["kld_stderr"] is None
+    b = by["Q8_0"]["bench"]
+    assert (b["measured_at"], b["noisy"], b["tg_stddev"]) == (1234.0, False, 0.1)
+    assert by["Q6_K"]["bench"]["noisy"] is True and "20%" in by["Q6_K"]["bench"]["noisy_reason"]
+    assert by["Q2_K"]["bench"]["source"] == "estimated"  # scaled from a measured sibling by size

@@ -53,6 +53,54 @@ BOMBS = {
     "lipsum": "{{ lipsum(100000000) }}",
 }
 
+# Fan-out: lists of lists sharing one 1M-character string, 512 references in all. Building them
+# costs nothing, but their text repeats the string 512 times; each way of making text from a value
+# measures it first (weight counts a shared reference again), so none of them makes that text.
+FAN = (
+    "{% set s = 'x' * 1000000 %}{% set l = [s, s, s, s, s, s, s, s] %}{% set m = [l, l, l, l, l, l, l, l] %}"
+)
+FAN_OUT = "[m, m, m, m, m, m, m, m]"
+for _name in (
+    "string",
+    "e",
+    "forceescape",
+    "pprint",
+    "urlencode",
+    "upper",
+    "capitalize",
+    "title",
+    "trim",
+    "tojson",
+    "safe",
+    "indent",
+    "wordwrap",
+    "center",
+    "striptags",
+):
+    BOMBS[f"fan-out-{_name}-filter"] = FAN + "{{ " + FAN_OUT + "|" + _name + "|length }}"
+BOMBS["fan-out-format-filter"] = FAN + "{{ ('%s'|format(" + FAN_OUT + "))|length }}"
+BOMBS["fan-out-replace-new"] = FAN + "{{ 'a'|replace('a', " + FAN_OUT + ")|length }}"
+BOMBS["fan-out-map-string"] = FAN + "{{ [" + FAN_OUT + "]|map('string')|list|length }}"
+BOMBS["fan-out-str.format"] = FAN + "{{ '{}'.format(" + FAN_OUT + ")|length }}"
+BOMBS["fan-out-str.format_map"] = FAN + "{{ '{a}'.format_map({'a': " + FAN_OUT + "})|length }}"
+BOMBS["fan-out-percent"] = FAN + "{{ ('%s' % (" + FAN_OUT + ",))|length }}"
+BOMBS["fan-out-in-message"] = (
+    "{% set s = messages[0].content * 500000 %}{% set l = [s, s, s, s, s, s, s, s] %}"
+    "{% set m = [l, l, l, l, l, l, l, l] %}{{ " + FAN_OUT + "|string|length }}"
+)
+
+# `{{ }}` output and `~` make their text in template.py (jinja's own `str()` of an output, and
+# Env.join_checked) before anything in template_bounds sees the value: they are bounded once
+# template.py wires in bounds.finalize (Environment(finalize=...)), bounds.join_text (as
+# Env.join_checked) and bounds.check_text(value) in Sized.format_field. Until then these fail (each
+# builds ~570 MiB before the prompt bound trips); strict, so the marker goes when the wiring lands.
+FAN_WIRED = {
+    "fan-out-output": FAN + "{{ " + FAN_OUT + " }}",
+    "fan-out-tilde": FAN + "{% set t = " + FAN_OUT + " ~ '' %}{{ t|length }}",
+    "fan-out-set-block": FAN + "{% set b %}{{ " + FAN_OUT + " }}{% endset %}{{ b|length }}",
+    "fan-out-macro": FAN + "{% macro f(x) %}{{ x }}{% endmacro %}{{ f(" + FAN_OUT + ")|length }}",
+}
+
 CHILD = textwrap.dedent(
     """
     import json, resource, sys, time
@@ -74,12 +122,24 @@ CHILD = textwrap.dedent(
 
 
 @pytest.mark.parametrize("name", sorted(BOMBS))
+@pytest.mark.slow
 def test_a_bomb_is_one_line_error_quickly_with_little_memory(name):
     r = subprocess.run([sys.executable, "-c", CHILD, BOMBS[name]], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr[-2000:]
     out = json.loads(r.stdout)
     error = out["error"] or ""
     assert error.startswith("chat template: OverflowError: ") and error.isprintable(), out
+    assert out["seconds"] < 5 and out["grown_mib"] < 64, out
+
+
+@pytest.mark.parametrize("name", sorted(FAN_WIRED))
+def test_a_fan_out_made_text_by_output_or_tilde_is_refused_before_it_is_made(name):
+    r = subprocess.run(
+        [sys.executable, "-c", CHILD, FAN_WIRED[name]], capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads(r.stdout)
+    assert (out["error"] or "").startswith("chat template: OverflowError: "), out
     assert out["seconds"] < 5 and out["grown_mib"] < 64, out
 
 

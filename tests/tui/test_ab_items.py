@@ -26,6 +26,8 @@ from tests.tui.pilot_help import (
     until,
 )
 
+pytestmark = pytest.mark.slow
+
 
 def _workers() -> list[psutil.Process]:
     """This process's A/B model workers still alive."""
@@ -128,7 +130,7 @@ async def test_ctrl_e_reaches_edit_last_while_the_prompt_has_focus(tiny, tmp_pat
         assert prompt.has_focus
 
 
-async def test_marks_of_earlier_turns_stay_and_a_cancel_drops_numbers_and_sparkline(endless, tmp_path):  # noqa: F811
+async def test_marks_of_earlier_turns_stay_and_a_stopped_turn_is_scored_when_asked(endless, tmp_path):  # noqa: F811
     app = ab_app(tmp_path)
     async with app.run_test(size=(160, 48)) as pilot:
         screen = await open_ab(pilot, endless["Q8_0"], endless["Q4_K_M"])  # answers as long as asked
@@ -145,20 +147,27 @@ async def test_marks_of_earlier_turns_stay_and_a_cancel_drops_numbers_and_sparkl
             assert len(pane.query_one("Sparkline").data) == 16
 
         await eventually(pilot, two_turns)
-        screen.cfg.max_tokens = 100_000  # runs until its context is full: long enough to cancel
+        screen.cfg.max_tokens = 100_000  # runs until its context is full: long enough to stop
         await pilot.press(*"Three", "enter")
         await until(pilot, lambda: len(screen.ab.latest("a")) > 20)
         assert screen.phase == "answering"
         await pilot.press("escape")
         await until(pilot, lambda: screen.phase == "ready")
-        assert any(n.startswith("cancelled") for n in notes(app))
-
-        def dropped() -> None:
-            assert pane.query_one("Sparkline").data == []
-            assert rendered(pane.query_one(".meters")).strip() == ""
-
-        await eventually(pilot, dropped)
-        assert len(screen.session.turns) == 2
+        assert any(n.startswith("stopped: the answers so far are kept") for n in notes(app))
+        stopped = screen.session.turns[-1]
+        assert len(screen.session.turns) == 3 and stopped.stopped and stopped.scores_a is None
+        n_a = len(stopped.a.token_ids)
+        meters = pane.query_one(".meters")
+        shown = f"{n_a} tokens"
+        await until(pilot, lambda: shown in rendered(meters) and "stopped (Esc)" in rendered(meters))
+        assert pane.query_one("Sparkline").data == []  # not scored yet
+        await pilot.press(*"/score", "enter")  # scored when asked, in place
+        await until(pilot, lambda: "KL(A||B) on A's tokens: mean" in rendered(meters), tries=1200)
+        assert stopped.scores_a is not None and len(stopped.scores_a.kld) == n_a
+        assert len(pane.query_one("Sparkline").data) == n_a
+        assert sum("> Three" in p.plain for p in pane.past) == 1  # drawn again, not twice
+        await pilot.press(*"/score", "enter")
+        await until(pilot, lambda: any("scored already" in n for n in notes(app)))
 
 
 async def test_a_prompt_sent_while_busy_is_queued_and_scoring_is_said(tiny, tmp_path):
@@ -184,11 +193,12 @@ async def test_a_prompt_sent_while_busy_is_queued_and_scoring_is_said(tiny, tmp_
         assert screen.session.turns[0].scores_a is not None and screen.queued is None
         # Cancelled with a prompt waiting: the waiting prompt goes back into the box, not lost.
         screen.cfg.max_tokens = 100_000
-        cancels = sum(n.startswith("cancelled") for n in notes(app))
+        stops = sum(n.startswith(("cancelled", "stopped")) for n in notes(app))
         await pilot.press(*"Three", "enter", *"Four", "enter", "escape")
-        await until(pilot, lambda: sum(n.startswith("cancelled") for n in notes(app)) > cancels)
+        await until(pilot, lambda: sum(n.startswith(("cancelled", "stopped")) for n in notes(app)) > stops)
         await until(pilot, lambda: screen.phase == "ready")
-        assert screen.query_one("#ab-prompt").value == "Four" and len(screen.session.turns) == 2
+        assert screen.query_one("#ab-prompt").value == "Four"
+        assert [t.prompt for t in screen.session.turns] in (["One", "Two"], ["One", "Two", "Three"])
 
 
 async def test_ctrl_l_stops_a_looping_side_now_and_says_so(tmp_path):

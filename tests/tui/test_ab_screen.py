@@ -6,6 +6,8 @@ import os
 import shutil
 import signal
 
+import pytest
+
 from quanttui.core.ab import SideResult
 from quanttui.core.fit import hardware
 from quanttui.core.library import Root
@@ -17,6 +19,8 @@ from tests.core.test_ab_scoring import endless  # noqa: F401  (the module's fixt
 from tests.modelgen import quantize
 from tests.tui.pilot_help import eventually, until
 from tests.tui.test_library_screen import _loaded, rendered
+
+pytestmark = pytest.mark.slow
 
 
 async def _until(pilot, check, tries: int = 200) -> None:
@@ -72,7 +76,7 @@ async def test_mark_two_files_send_a_prompt_see_both_and_the_divergence(tmp_path
                 meters = rendered(pane.query_one(".meters"))
                 assert (
                     "16 tokens" in meters
-                    and "mean KLD" in meters
+                    and f"KL({side.upper()}||{'AB'[side == 'a']}) on {side.upper()}'s tokens: mean" in meters
                     and "diverges from the other side at token 0" in meters
                 )
                 assert len(pane.query_one("Sparkline").data) == 16
@@ -160,7 +164,7 @@ async def test_leaving_while_the_models_load_frees_them(tiny, endless, tmp_path)
         await _until(pilot, lambda: screen.ab.pending is not None and screen.ab.pending.engine.pid is None)
 
 
-async def test_earlier_turns_stay_above_and_a_cancelled_turn_leaves_no_trace(tiny, endless, tmp_path):  # noqa: F811
+async def test_earlier_turns_stay_above_and_esc_keeps_what_was_said(tiny, endless, tmp_path):  # noqa: F811
     app = _library_app(tiny, tmp_path)
     async with app.run_test(size=(160, 48)) as pilot:
         screen = await _open_ab(pilot, endless)
@@ -172,18 +176,21 @@ async def test_earlier_turns_stay_above_and_a_cancelled_turn_leaves_no_trace(tin
         await _until(pilot, lambda: "> One" in rendered(pane.query_one(".past")))  # laid out again
         past, body = rendered(pane.query_one(".past")), rendered(pane.query_one(".body"))
         assert "> One" in past and "> Two" not in past and "> Two" in body
-        screen.cfg.max_tokens = 100_000  # runs until its context is full: long enough to cancel
+        screen.cfg.max_tokens = 100_000  # runs until its context is full: long enough to stop
         await pilot.press(*"Three", "enter")
-        await _until(pilot, lambda: "> Three" in rendered(pane.query_one(".body")))
+        await _until(pilot, lambda: len(screen.ab.latest("a")) > 10)
         await pilot.press("escape")
         await _until(pilot, lambda: not screen.running)
 
-        def no_trace() -> None:
+        def kept() -> None:  # the partial answers stay, marked stopped, with their figures
             past, body = rendered(pane.query_one(".past")), rendered(pane.query_one(".body"))
-            assert past.count("> One") == 1 and past.count("> Two") == 1 and "Three" not in past + body
+            assert past.count("> One") == 1 and past.count("> Two") == 1 and "> Three" in body
+            meters = rendered(pane.query_one(".meters"))
+            assert "stop: stopped (Esc)" in meters and "not scored: the answers were stopped" in meters
 
-        await eventually(pilot, no_trace)
-        assert len(screen.session.turns) == 2 and isinstance(app.screen, ABScreen)
+        await eventually(pilot, kept)
+        assert len(screen.session.turns) == 3 and screen.session.turns[-1].stopped
+        assert isinstance(app.screen, ABScreen)
 
 
 def test_the_tokens_the_other_model_disagreed_with_most_are_marked_in_the_text():

@@ -24,6 +24,8 @@ from quanttui.tui.widgets.model_table import FREEZE_AT, GROUP_PREFIX, ROW_LIMIT,
 from tests.tui.pilot_help import eventually, follows_cursor, rendered, until
 from tests.tui.test_library_screen import row_keys
 
+pytestmark = pytest.mark.slow
+
 FAMILIES = ("Llama-3.1", "Mistral", "Qwen2.5", "gemma-3", "Phi-4", "DeepSeek-R1", "SmolLM3", "granite-3.3")
 QUANTS = (("F16", 16.0), ("Q8_0", 8.5), ("Q6_K", 6.56), ("Q5_K_M", 5.69), ("Q4_K_M", 4.85), ("Q2_K", 3.35))
 MODELS = 1_000  # of len(QUANTS) files each

@@ -7,6 +7,8 @@ from __future__ import annotations
 import socket
 import threading
 
+import pytest
+
 from quanttui.core import doctor
 from quanttui.core.fit import hardware
 from quanttui.core.library import Root
@@ -16,6 +18,7 @@ from quanttui.tui.screens.help import DoctorScreen, HelpScreen
 from tests.tui.pilot_help import rendered, screen_text, until
 
 
+@pytest.mark.slow
 async def test_help_opens_the_doctor_report_collected_off_the_ui_thread(tmp_path, monkeypatch):
     with socket.socket() as s:  # the Hub check meets a closed loopback port: no network, no wait
         s.bind(("127.0.0.1", 0))

@@ -61,6 +61,7 @@ def _rows(screen: DownloadsScreen) -> dict[str, str]:
     return {str(k.value): str(table.get_cell(k, "status")) for k in table.rows}
 
 
+@pytest.mark.slow
 async def test_the_queue_runs_one_job_at_a_time_and_the_screen_follows(fake_hub, tmp_path):
     app = create_app([Root(tmp_path, "folder", False)], hardware("0", "32GiB"))
     async with app.run_test(size=(120, 30)) as pilot:

@@ -8,6 +8,7 @@ import os
 import shutil
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from quanttui.core.fit import hardware
@@ -54,6 +55,7 @@ def _hostile_lib(tiny, tmp_path) -> Path:
     return d
 
 
+@pytest.mark.slow
 async def test_every_row_detail_and_disk_usage_render_hostile_names_literally(tiny, tmp_path):
     d = _hostile_lib(tiny, tmp_path)
     app = create_app([Root(d, "folder", False)], hardware("0", "32GiB"))
@@ -90,6 +92,7 @@ async def test_every_row_detail_and_disk_usage_render_hostile_names_literally(ti
         assert "[/]arch\\x1b[5m" in rendered(screen.query_one("#usage"))
 
 
+@pytest.mark.slow
 async def test_delete_confirmation_names_the_exact_file_and_trashes_only_it(tiny, tmp_path):
     d = _hostile_lib(tiny, tmp_path)
     target = d / "x[bold]y.gguf"
@@ -118,6 +121,7 @@ async def test_delete_confirmation_names_the_exact_file_and_trashes_only_it(tiny
         assert (d / "[@click=app.quit]q.gguf").exists() and (d / "n\u202eman.gguf").exists()
 
 
+@pytest.mark.slow
 async def test_ab_panes_and_hostile_model_output(tiny, tmp_path):
     a, b = tmp_path / "e\x1b]0;A\x07[bold].gguf", tmp_path / "[@click=app.quit]b\u202e.gguf"
     shutil.copyfile(tiny.quants["Q8_0"], a)
@@ -140,6 +144,7 @@ async def test_ab_panes_and_hostile_model_output(tiny, tmp_path):
             assert "\\x1b" in text
 
 
+@pytest.mark.slow
 async def test_hub_results_and_download_rows_with_hostile_metadata(hub, tiny, tmp_path):
     repo = next(iter(hub.repos.values()))
     repo.gguf["architecture"] = "[/]ar\x1b]0;pwned\x07ch"

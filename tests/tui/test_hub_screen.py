@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from quanttui.core.fit import hardware
 from quanttui.core.library import Root
 from quanttui.core.paths import models_dir
@@ -23,6 +25,7 @@ async def search_from_the_library(pilot, query: str) -> None:
     await pilot.press(*query, "enter")
 
 
+@pytest.mark.slow
 async def test_search_open_repo_download(hub, tiny, tmp_path):
     hub.repos[REPO].files["mislabeled-Q6_K.gguf"] = tiny.quants["Q2_K"]
     app = create_app([Root(models_dir(), "quanttui", True)], hardware("24GiB", "64GiB"))

@@ -62,6 +62,7 @@ def test_keys_are_kept_in_rank_order_while_they_fit():
 
 
 @pytest.mark.parametrize("size", SIZES)
+@pytest.mark.slow
 async def test_library_footer_after_a_delete_shows_whole_keys(tiny, tmp_path, size):
     d = _lib(tiny, tmp_path)
     app = create_app([Root(d, "folder", False)], hardware("0", "32GiB"))
@@ -80,6 +81,7 @@ async def test_library_footer_after_a_delete_shows_whole_keys(tiny, tmp_path, si
             assert "^f Hub" in before and "^p palette" in footer_line(app)
 
 
+@pytest.mark.slow
 async def test_every_screen_footer_fits_80_columns(tiny, tmp_path):
     d = _lib(tiny, tmp_path)
     app = create_app([Root(d, "folder", False)], hardware("0", "32GiB"))

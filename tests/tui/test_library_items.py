@@ -42,6 +42,7 @@ def notes(app) -> list[str]:
     return [str(n.message) for n in app._notifications]
 
 
+@pytest.mark.slow
 async def test_screen_keys_work_from_the_filter(tiny, tmp_path):
     d = _lib(tiny, tmp_path)
     app = create_app([Root(d, "folder", False)], hardware("24GiB", "64GiB"))
@@ -78,6 +79,7 @@ async def test_screen_keys_work_from_the_filter(tiny, tmp_path):
         await until(pilot, lambda: app.screen.focused is table)
 
 
+@pytest.mark.slow
 async def test_delete_acts_on_the_marked_files_the_filter_shows(tiny, tmp_path):
     d = _lib(tiny, tmp_path)
     app = create_app([Root(d, "folder", False)], hardware("0", "32GiB"))
@@ -134,6 +136,7 @@ async def test_delete_names_a_file_with_markup_closing_tag(tiny, tmp_path):
         assert app.is_running
 
 
+@pytest.mark.slow
 async def test_move_dialog_names_its_files_and_a_fresh_install_suggests_a_valid_folder(tiny, tmp_path):
     d = _lib(tiny, tmp_path, "Q8_0", "Q2_K")
     with settings_mod.update() as s:
@@ -185,6 +188,7 @@ async def test_vocab_only_file_is_not_runnable(tiny, tmp_path):
         await eventually(pilot, vocab_shown)
 
 
+@pytest.mark.slow
 async def test_fit_panel_names_its_file_and_bounds_its_keys(tiny, tmp_path):
     d = _lib(tiny, tmp_path, "Q8_0")
     app = create_app([Root(d, "folder", False)], hardware("0", "32GiB"))  # no GPU
@@ -327,6 +331,7 @@ def test_roots_add_says_when_a_folder_is_already_a_root(tmp_path, capsys, again)
     assert os.path.isdir(lib)
 
 
+@pytest.mark.slow
 async def test_backspace_from_the_table_edits_the_filter(tiny, tmp_path):
     d = _lib(tiny, tmp_path)
     app = create_app([Root(d, "folder", False)], hardware("0", "32GiB"))

@@ -130,6 +130,7 @@ async def test_rows_drawn_before_the_table_measures_them_are_full_width(lib):
         assert "tiny-Q4_K_M.gguf" in rendered(table) and "3.34 MiB" in rendered(table)
 
 
+@pytest.mark.slow
 async def test_help_lists_every_key_of_the_screen_and_the_app(lib):
     app = create_app([Root(lib, "folder", False)], hardware("0", "32GiB"))
     async with app.run_test(size=(100, 30)) as pilot:

@@ -79,6 +79,7 @@ async def test_table_groups_quants_and_detail_follows_cursor(lib):
         await eventually(pilot, broken_shown)
 
 
+@pytest.mark.slow
 async def test_typing_filters(lib):
     app = create_app([Root(lib, "folder", False)])
     async with app.run_test(size=(160, 48)) as pilot:
@@ -106,6 +107,7 @@ async def test_typing_filters(lib):
         await eventually(pilot, nothing_shown)
 
 
+@pytest.mark.slow
 async def test_keys_that_arrive_together_all_reach_the_filter(lib):
     """A paste or a fast typist: the focus moves after the queued keys, and a space must not mark."""
     app = create_app([Root(lib, "folder", False)])
@@ -151,6 +153,7 @@ async def test_sort_cycles_and_reverses(lib):
         assert str(table.columns["model"].label) == "Model"
 
 
+@pytest.mark.slow
 async def test_theme_switch_is_remembered(lib):
     app = create_app([Root(lib, "folder", False)])
     async with app.run_test(size=(120, 40)) as pilot:
@@ -168,6 +171,7 @@ async def test_theme_switch_is_remembered(lib):
         assert app2.theme == "quanttui-light"
 
 
+@pytest.mark.slow
 async def test_empty_library_says_where_it_looked(tmp_path):
     app = create_app()
     async with app.run_test(size=(140, 40)) as pilot:
@@ -200,6 +204,7 @@ async def test_palette_carries_library_actions(lib):
             assert title in titles
 
 
+@pytest.mark.slow
 async def test_fit_panel_and_column_follow_the_keys(lib):
     from quanttui.core.fit import hardware
 
@@ -254,6 +259,7 @@ async def test_fit_shows_when_nothing_fits(lib):
         await until(pilot, lambda: "does not fit: RAM needs" in rendered(app.screen.query_one("#fit")))
 
 
+@pytest.mark.slow
 async def test_adding_the_first_folder_gives_the_table_the_keys(tiny, tmp_path):
     models = tmp_path / "first-models"
     models.mkdir()

@@ -6,6 +6,8 @@ import os
 import shutil
 from pathlib import Path
 
+import pytest
+
 from quanttui.core.fit import hardware
 from quanttui.core.library import Root
 from quanttui.tui.app import create_app
@@ -25,6 +27,7 @@ def _lib(tiny, tmp_path) -> Path:
     return d
 
 
+@pytest.mark.slow
 async def test_mark_delete_confirm(tiny, tmp_path):
     d = _lib(tiny, tmp_path)
     app = create_app([Root(d, "folder", False)], hardware("0", "32GiB"))
@@ -49,6 +52,7 @@ async def test_mark_delete_confirm(tiny, tmp_path):
         assert sorted(p.name for p in trash.iterdir()) == ["tiny-Q4_K_M.gguf", "tiny-Q8_0.gguf"]
 
 
+@pytest.mark.slow
 async def test_mark_move(tiny, tmp_path):
     d = _lib(tiny, tmp_path)
     app = create_app([Root(d, "folder", False)], hardware("0", "32GiB"))
@@ -74,6 +78,7 @@ async def test_mark_move(tiny, tmp_path):
         )
 
 
+@pytest.mark.slow
 async def test_disk_usage_and_duplicates(tiny, tmp_path):
     d = _lib(tiny, tmp_path)
     shutil.copyfile(tiny.quants["Q8_0"], d / "copy-of-Q8_0.gguf")

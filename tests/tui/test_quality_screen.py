@@ -21,6 +21,8 @@ from quanttui.tui.widgets.quality_table import QualityTable
 from tests.tui.pilot_help import SIZES, eventually, rendered, screen_text, until
 from tests.tui.test_library_screen import _loaded
 
+pytestmark = pytest.mark.slow
+
 QUANTS = ("Q8_0", "Q4_K_M", "Q2_K")
 
 
@@ -165,7 +167,8 @@ async def test_the_library_shows_kld_once_measured(lib):
         }
         assert cells[str(lib / "tiny-F16.gguf")] == "ref"
         for q in QUANTS:
-            assert float(cells[str(lib / f"tiny-{q}.gguf")]) > 0
+            kld, se = cells[str(lib / f"tiny-{q}.gguf")].split("±")  # 160 columns: room for the ±
+            assert float(kld) > 0 and float(se) >= 0
         await until(pilot, lambda: "KLD" in screen_text(app))
 
 
@@ -233,3 +236,116 @@ async def test_outside_names_are_shown_cleaned_never_as_markup(lib, tiny):
         await until(pilot, lambda: screen.advice is not None)
         await until(pilot, lambda: "tiny-[bold]x[red]y" in screen_text(app))  # once the rows are drawn
         assert "\x1b" not in screen_text(app)
+
+
+# ---------------------------------------------------------------- measured figures at every width (issue 19)
+
+
+def _seed(lib, *, busy_q2: bool = True, other_set: bool = True) -> dict[str, str]:
+    """Records as eval and bench leave them (no model run): KLDs with their ± under ctx 512 × 5 and,
+    for the Q8_0 only, under ctx 256 × 2; an idle bench of the Q8_0 and a busy one of the Q2_K."""
+    from quanttui.core.quality import records
+    from quanttui.core.quality.records import Measurement
+
+    ids = {q: records.content_id(lib / f"tiny-{q}.gguf") for q in ("F16", *QUANTS)}
+    figures = {"Q8_0": (0.0149, 0.0003), "Q4_K_M": (0.0412, 0.0011), "Q2_K": (1.6959, 0.0231)}
+    for q, (kld, se) in figures.items():
+        s = {"reference": ids["F16"], "text_sha256": "t", "ctx": 512, "chunks": 5}
+        cond = {"tokens": 2834, "text": "default", "build": "b1", "threads": 2}
+        values = {"kld_mean": kld, "kld_mean_se": se, "top1_agreement": 0.9, "ppl_ratio": 1.01}
+        records.store("eval", f"e{q}", Measurement("eval", ids[q], "/x", s, values, 1.7e9, cond))
+    if other_set:
+        s = {"reference": ids["F16"], "text_sha256": "t", "ctx": 256, "chunks": 2}
+        values = {"kld_mean": 0.0222, "kld_mean_se": 0.0009}
+        records.store(
+            "eval", "old", Measurement("eval", ids["Q8_0"], "/x", s, values, 1.6e9, {"tokens": 2834})
+        )
+    for q, tg, busy in (("Q8_0", 55.1, False), ("Q2_K", 5.8, busy_q2)):
+        cond = {"busy": busy, "busy_reason": "other processes used 1.5 cores while it ran" if busy else None}
+        cond |= {"device": "cpu", "threads": 2, "build": "b1"}
+        values = {"tg_tokens_per_second": tg, "tg_stdev": 0.4, "pp_tokens_per_second": 900.0, "pp_stdev": 3.0}
+        records.store("bench", f"b{q}", Measurement("bench", ids[q], "/x", {}, values, 1.7e9, cond))
+    return ids
+
+
+def test_the_library_plans_kld_at_every_width_and_what_a_person_came_for_at_80_and_100():
+    from quanttui.tui.widgets.model_table import KLD_WIDE, plan_columns
+
+    for width in range(20, 200):
+        keys = dict(plan_columns(width, 40, measured=True))
+        assert "kld" in keys, width
+        assert sum(w + 2 for w in keys.values()) <= max(width, 8 + 2 + 8), width
+    at80 = dict(plan_columns(78, 40, measured=True))  # 80 columns, no side pane
+    assert list(at80) == ["model", "quant", "size", "fit", "kld", "tg"] and at80["kld"] == KLD_WIDE
+    at100 = dict(plan_columns(57, 40, measured=True))  # 100 columns: the side pane takes 40
+    assert {"quant", "size", "fit", "kld"} <= set(at100) and "bpw" not in at100 and "params" not in at100
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_measured_figures_show_with_their_uncertainty_at_every_width(lib, size, tmp_path_factory):
+    _seed(lib)
+    app = _app(lib)
+    out = tmp_path_factory.getbasetemp() / "screens"
+    out.mkdir(exist_ok=True)
+    async with app.run_test(size=size) as pilot:
+        table = await _loaded(pilot)
+        await until(pilot, lambda: "kld" in table.columns and table.measured)
+
+        def library() -> None:
+            text = screen_text(app)
+            (out / f"library-{size[0]}x{size[1]}.txt").write_text(text)
+            assert "KLD" in text and "0.0149" in text and "1.6959" in text and "ref" in text
+            assert "tiny-Q2_K" in text or "Q2_K" in text
+            if "tg" in table.columns:
+                assert "5.8!" in text  # a busy speed is marked
+            wide = dict(table._planned)["kld"] >= 13
+            assert ("0.0149±0.0003" in text) is wide
+
+        await eventually(pilot, library)
+        (out / f"library-{size[0]}x{size[1]}.txt").write_text(screen_text(app))
+        assert table.measured_records[str(lib / "tiny-Q2_K.gguf")].bench.busy
+
+        table.focus()
+        table.move_cursor(row=0)
+        await pilot.press("ctrl+k")
+        await until(pilot, lambda: isinstance(app.screen, QualityScreen))
+        screen = app.screen
+        await until(pilot, lambda: screen.advice is not None)
+
+        def quality() -> None:
+            text = screen_text(app)
+            (out / f"quality-{size[0]}x{size[1]}.txt").write_text(text)
+            flat = " ".join(line.strip() for line in text.splitlines())
+            assert "tiny-F16.gguf as reference, default text, ctx 512 × 5 chunks (2,834 tokens), 20" in flat
+            assert "s: 1 other set (ctx 256 × 2)" in flat
+            assert "0.0149±0.0003" in text  # the table's KLD ± se
+            assert "tiny-Q2_K.gguf tok/s measured while busy (other processes used 1.5 cores" in flat
+            chart = rendered(screen.query_one(KldChart))
+            assert chart.count("●") + chart.count("◆") == 3 and "F16" not in chart.replace(
+                "reference F16", ""
+            )
+            for q in QUANTS:  # every label is drawn, none lost to another
+                assert q in chart, (q, chart)
+
+        await eventually(pilot, quality)
+        (out / f"quality-{size[0]}x{size[1]}.txt").write_text(screen_text(app))
+        await pilot.press("s")  # the other settings set
+        await until(pilot, lambda: screen.advice.eval_settings.get("ctx") == 256)
+        await eventually(pilot, lambda: _assert_in("ctx 256 × 2 chunks", screen_text(app)))
+        assert screen.advice.rows and "0.0222±0.0009" in _row_text(
+            screen.query_one(QualityTable), str(lib / "tiny-Q8_0.gguf")
+        )
+
+
+def _assert_in(part: str, text: str) -> None:
+    assert part in text
+
+
+async def test_with_nothing_measured_the_view_says_what_to_measure(lib):
+    app = _app(lib)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _open(pilot)
+        await eventually(
+            pilot, lambda: _assert_in("to measure: quanttui eval", screen_text(app).replace("\n", " "))
+        )
+        assert screen.advice.recommended is None and screen.advice.to_measure

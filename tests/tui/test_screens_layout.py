@@ -25,6 +25,7 @@ def _inside(widget, size: tuple[int, int]) -> bool:
 
 
 @pytest.mark.parametrize("size", SIZES)
+@pytest.mark.slow
 async def test_ab_screen_at_each_size(tiny, tmp_path, size):
     app = ab_app(tmp_path)
     async with app.run_test(size=size) as pilot:
@@ -49,6 +50,7 @@ async def test_ab_screen_at_each_size(tiny, tmp_path, size):
 
 
 @pytest.mark.parametrize("size", SIZES)
+@pytest.mark.slow
 async def test_hub_search_and_repo_at_each_size(hub, tiny, size):
     app = create_app([Root(models_dir(), "quanttui", True)], hardware("24GiB", "64GiB"))
     async with app.run_test(size=size) as pilot:

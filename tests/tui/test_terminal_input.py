@@ -14,6 +14,8 @@ import time
 
 import pytest
 
+pytestmark = pytest.mark.slow
+
 
 def _read(fd: int, seconds: float) -> bytes:
     """What the app drew within `seconds`."""

@@ -4,6 +4,7 @@ not on those before them."""
 
 from __future__ import annotations
 
+import pytest
 from textual import events
 
 from quanttui.core.fit import hardware
@@ -30,6 +31,7 @@ def burst(app, *keys: str) -> None:
         app.post_message(events.Key(key, CHARS.get(key)))
 
 
+@pytest.mark.slow
 async def test_marks_typed_just_before_ctrl_b_open_those_two(tiny, tmp_path):
     d = _lib(tiny, tmp_path)
     app = create_app([Root(d, "folder", False)], hardware("0", "32GiB"))

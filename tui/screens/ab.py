@@ -13,10 +13,11 @@ from textual.screen import Screen
 from textual.widgets import Header, Input, Static
 from textual.worker import Worker, WorkerState
 
-from ...core.ab import ContextRefused, GenConfig
+from ...core.ab import ContextRefused, GenConfig, borrow
 from ...core.ab.config import FRAME
 from ...core.ab.context import SideFacts, facts_of, side_facts
 from ...core.ab.run import ABRun, Finished, Phase
+from ...core.ab.session import ABSession
 from ...core.library import LibraryEntry
 from ..pacing import Pacer
 from ..safe import safe
@@ -39,11 +40,19 @@ def _side(given: LibraryEntry | str) -> SideFacts:
     return side_facts(str(given))
 
 
-class ABScreen(ABActions, Screen):
+class ABScreen(ABActions, Screen[None]):
     """Draws an ABRun (core/ab/run.py): loading, answering and scoring run in workers; the phase they
     are in is always on screen, and a prompt sent while a turn is busy waits its turn."""
 
     HELP_TYPED = cmd.DESCRIBED  # the slash commands, listed first in Help
+    HELP_NOTES = (
+        (
+            "KLD",
+            "KL(A||B) on A's tokens in A's pane, KL(B||A) on B's in B's: scored on each model's own "
+            "greedy answer, not on a fixed text as `eval` scores, so the two figures differ",
+        ),
+        ("Esc", "while answering: stops both; what was said stays, marked stopped, unscored (/score)"),
+    )
     BINDINGS = [
         Binding("escape", "cancel_or_back", "Stop/back", id="ab.cancel"),
         Binding("ctrl+r", "regenerate", "Redo", id="ab.regenerate"),
@@ -56,9 +65,8 @@ class ABScreen(ABActions, Screen):
     #ab-info { height: auto; max-height: 4; padding: 0 1; color: $text-muted; }
     #ab-panes { height: 1fr; }
     #ab-prompt { margin: 0 1; }
-    ABScreen.short ChatPane > Sparkline { height: 1; }
     """
-    SHORT = 30  # below this many rows the sparklines take one row, leaving the answers more
+    SHORT = 30  # below this many rows each pane's figures take two lines and no sparkline
 
     def __init__(self, a: LibraryEntry | str, b: LibraryEntry | str, cfg: GenConfig | None = None) -> None:
         """`a` and `b`: the Library's entries (or model paths, whose headers are then read here)."""
@@ -77,7 +85,7 @@ class ABScreen(ABActions, Screen):
         return self.ab.cfg
 
     @property
-    def session(self):  # noqa: ANN201  ABSession | None
+    def session(self) -> ABSession | None:
         return self.ab.session
 
     @property
@@ -101,7 +109,7 @@ class ABScreen(ABActions, Screen):
         with Horizontal(id="ab-panes"):
             yield ChatPane("a", self.sides["a"].name, id="pane-a")
             yield ChatPane("b", self.sides["b"].name, id="pane-b")
-        hint = f"prompt: Enter sends it to both; Esc cancels; {cmd.COMMANDS}"
+        hint = f"prompt: Enter sends it to both; Esc stops; {cmd.COMMANDS}"
         yield Input(placeholder=hint, id="ab-prompt")
         yield KeyFooter()
 
@@ -112,7 +120,10 @@ class ABScreen(ABActions, Screen):
         self.load()
 
     def on_resize(self) -> None:
-        self.set_class(self.size.height < self.SHORT, "short")
+        short = self.size.height < self.SHORT
+        self.set_class(short, "short")
+        for side in SIDES:  # the figures take two lines at most: the answers get the rest
+            self._pane(side).set_compact(short)
 
     def _pane(self, side: str) -> ChatPane:
         return self.query_one(f"#pane-{side}", ChatPane)
@@ -141,7 +152,7 @@ class ABScreen(ABActions, Screen):
         queued = self.ab.loaded(message.session)
         for side, error in message.session.engine.errors().items():
             self._pane(side).show_error(error)
-        self.app.say_extra_buffers()  # type: ignore[attr-defined]
+        self.app.say_extra_buffers()
         self._show_info()
         self._prompt().disabled = False
         self._prompt().focus()
@@ -155,8 +166,8 @@ class ABScreen(ABActions, Screen):
         if session is None:
             return
         ab = self.ab
-        self._info(info_text(ab.cfg, session, ab.phase, ab.scoring_for(), ab.queued, ab.scored))
-        for side, note in carry_notes(ab.cfg, session).items():
+        self._info(info_text(ab.cfg, session, ab.phase, ab.scoring_for(), ab.queued, ab.scored, self.sides))
+        for side, note in carry_notes(ab.cfg, session, self.sides).items():
             self._pane(side).set_note(note)
 
     def _tick(self) -> None:
@@ -194,14 +205,31 @@ class ABScreen(ABActions, Screen):
         name, arg = cmd.split(text)
         cfg = self.cfg
         if name == "system":
-            cfg.system = arg or None
+            cfg.system = cmd.system(arg, cfg)
             self.notify(f"system prompt: {cfg.system or '(none)'}")
         elif name == "max":
             cfg.max_tokens = cmd.max_tokens(arg, cfg.n_ctx)
             self.notify(f"max tokens: {cfg.max_tokens}")
         elif name == "mode":
-            cfg.mode, warning = cmd.mode(arg, self.sides)
+            cfg.mode, warning = cmd.mode(arg, self.sides, cfg.template_name)
             self.notify(f"mode: {cfg.mode}" + (f"; {warning}" if warning else ""))
+        elif name == "template":
+            if arg.lower() == "none":
+                cfg.template_name = cfg.template_source = None
+                if cfg.mode == "chat" and len(borrow.lacking(self.sides)) == len(SIDES):
+                    cfg.mode = "completion"
+                self.notify(f"no borrowed chat template; {cfg.mode} mode")
+            else:
+                cfg.template_name, cfg.template_source = cmd.template(arg)
+                cfg.mode = "chat"
+                what = "the file" if cfg.template_source else "llama.cpp's built-in"
+                lacking = [s.upper() for s in borrow.lacking(self.sides)]
+                who = " and ".join(lacking) or "neither side"
+                self.notify(
+                    f"chat mode: {who} borrow{'s' if len(lacking) != 2 else ''} {what} template "
+                    f"{cfg.template_name!r} (a file's own template comes first)",
+                    timeout=4,
+                )
         elif name == "ctx":
             arg = cmd.ctx_arg(arg)
             self.ab.begin_check()
@@ -216,6 +244,14 @@ class ABScreen(ABActions, Screen):
             self.notify("both conversations cleared: the next prompt starts afresh", timeout=2)
         elif name == "save":
             self.action_save()
+        elif name == "score":
+            why = self.ab.can_score()
+            if why:
+                raise CommandRefused(f"/score: {why}")
+            self.ab.begin_rescore()
+            self._show_info()
+            self.rescore()
+            return
         else:
             raise CommandRefused(cmd.unknown(name))
         self._show_info()
@@ -267,6 +303,13 @@ class ABScreen(ABActions, Screen):
         if done is not None:
             self.post_message(TurnDone(done.turn, done.cancelled))
 
+    @work(thread=True, exclusive=True, exit_on_error=False, group="ab-run")
+    def rescore(self) -> None:
+        """/score: the last turn (stopped with Esc, or its scoring stopped) scored now."""
+        done = self.ab.rescore(lambda done, total: self.post_message(ScoringProgress(done, total)))
+        if done is not None:
+            self.post_message(TurnDone(done.turn, False, rescored=True))
+
     @on(ScoringProgress)
     def _scoring_progress(self, message: ScoringProgress) -> None:
         if self.ab.progress(message.done, message.total):
@@ -291,9 +334,9 @@ class ABScreen(ABActions, Screen):
 
     @on(TurnDone)
     def _done(self, message: TurnDone) -> None:
-        then = self.ab.finished(Finished(message.turn, message.cancelled))
+        then = self.ab.finished(Finished(message.turn, message.cancelled, rescored=message.rescored))
         turn = then.turn
-        if then.cancelled or turn is None:
+        if turn is None or (then.cancelled and not then.stopped):  # nothing said: nothing kept
             for side in SIDES:
                 self._pane(side).cancelled()
             if then.restore is not None:  # not sent: back in the box to send or change
@@ -302,8 +345,12 @@ class ABScreen(ABActions, Screen):
             self._show_info()
             return
         for side in SIDES:
+            if then.rescored:
+                self._pane(side).forget_last()  # drawn again, now with its scores
             self._pane(side).finish(turn)
-        self.app.say_extra_buffers()  # type: ignore[attr-defined]
+        if then.stopped:
+            self.notify("stopped: the answers so far are kept, not scored (/score scores them)", timeout=3)
+        self.app.say_extra_buffers()
         self._show_info()
         self._prompt().focus()
         if self.session is not None:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ...core.ab.run import ABRun, Phase
 
 if TYPE_CHECKING:
+    from textual.notifications import SeverityLevel
     from textual.widgets import Input
 
     from ..widgets.chat_pane import ChatPane
@@ -28,7 +29,13 @@ class ABActions:
         def _show_info(self) -> None: ...
         def ask(self, prompt: str, *, regenerate: bool = False) -> None: ...
         def notify(
-            self, message: str, *, severity: Any = "information", timeout: float | None = None
+            self,
+            message: str,
+            *,
+            title: str = "",
+            severity: SeverityLevel = "information",
+            timeout: float | None = None,
+            markup: bool = True,
         ) -> None: ...
 
     def action_cancel_or_back(self) -> None:

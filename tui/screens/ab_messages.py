@@ -28,10 +28,12 @@ class LoadStatus(Message):
 
 @dataclass
 class TurnDone(Message):
-    """A turn ended: answered (and scored), or cancelled (`turn` is then not part of the session)."""
+    """A turn ended: answered (and scored), or cancelled (`turn` is then part of the session only
+    when it was kept as stopped: `turn.stopped`), or scored again when asked (`rescored`)."""
 
     turn: Turn | None
     cancelled: bool
+    rescored: bool = False  # the last turn scored again when asked (/score)
 
 
 @dataclass

@@ -3,9 +3,12 @@ queued prompt, the load plan and a crash, and per side what its next prompt is a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from rich.text import Text
 
-from ...core.ab import ABSession, GenConfig
+from ...core.ab import ABSession, GenConfig, borrow
+from ...core.ab.context import SideFacts
 from ...core.ab.run import Phase
 from ..safe import safe
 
@@ -17,6 +20,7 @@ def info_text(
     scoring_for: float,
     queued: str | None,
     scored: tuple[int, int] | None = None,
+    sides: Mapping[str, SideFacts] | None = None,
 ) -> Text:
     """The info line above the panes; `scoring_for` is how many seconds scoring has run and `scored`
     its progress (rows done, rows in all)."""
@@ -25,10 +29,19 @@ def info_text(
     info = safe(f"{cfg.mode} mode · greedy · max {cfg.max_tokens} tokens · context {cfg.n_ctx:,} · {how}")
     if cfg.stop_on_loop:
         info += Text(" · stops a looping side")
+    lacking = [n.upper() for n in borrow.lacking(sides or {})]
+    if lacking and cfg.template_name and cfg.mode == "chat":
+        info += safe(f" · {cfg.template_name[:30]} template borrowed")
     if cfg.system:
         info += safe(f" · system: {cfg.system[:40]}")
+    if lacking and cfg.mode == "completion" and not cfg.template_name:
+        name = borrow.suggest(sides or {})
+        how = f"/template {name} borrows llama.cpp's" if name else "/template NAME|FILE borrows one"
+        info += Text("\n") + safe(f"{' and '.join(lacking)}: no chat template of its own; {how} for chat")
     if phase is Phase.ANSWERING:
-        info += Text("\nanswering… Esc cancels; Enter queues the next prompt", style="bold")
+        info += Text(
+            "\nanswering… Esc stops, keeping what was said; Enter queues the next prompt", style="bold"
+        )
     elif phase is Phase.SCORING:
         done, total = scored or (0, 0)
         info += Text(
@@ -47,10 +60,16 @@ def info_text(
     return info
 
 
-def carry_notes(cfg: GenConfig, session: ABSession) -> dict[str, str]:
+def carry_notes(
+    cfg: GenConfig, session: ABSession, sides: Mapping[str, SideFacts] | None = None
+) -> dict[str, str]:
     """Per side: the tokens its conversation carries into the next prompt (chat mode), or that each
-    prompt stands alone (completion mode)."""
+    prompt stands alone (completion mode); in chat mode, the template a side borrows."""
     if cfg.mode == "completion":
         return {side: "each prompt stands alone" for side in ("a", "b")}
     carried = session.carried()
-    return {side: f"carries {n:,} of {cfg.n_ctx:,} tokens" for side, n in carried.items()}
+    lacking = borrow.lacking(sides or {})
+    notes = {side: f"carries {n:,} of {cfg.n_ctx:,} tokens" for side, n in carried.items()}
+    for side in lacking:
+        notes[side] += f" · borrowed template {cfg.template_name}" if cfg.template_name else " · no template"
+    return notes

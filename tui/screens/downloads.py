@@ -31,7 +31,7 @@ def job_cells(job: DownloadJob) -> list[str]:
     ]
 
 
-class DownloadsScreen(Screen):
+class DownloadsScreen(Screen[None]):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back", id="downloads.back"),
         Binding("c", "cancel", "Cancel", id="downloads.cancel"),

@@ -23,9 +23,10 @@ from ...core import doctor
 from ..safe import safe
 
 
-def key_rows(screen: Screen) -> list[tuple[str, str, str]]:
+def key_rows(screen: Screen[Any]) -> list[tuple[str, str, str]]:
     """(where, key, what) for every active binding of `screen` and the app that has a description,
-    after what the screen's HELP_TYPED lists (commands typed into it, with what they do)."""
+    after what the screen's HELP_TYPED lists (commands typed into it, with what they do) and its
+    HELP_NOTES (what its figures mean)."""
     app = screen.app
     rows: list[tuple[str, str, str]] = []
     seen: set[tuple[str, str]] = set()
@@ -41,7 +42,8 @@ def key_rows(screen: Screen) -> list[tuple[str, str, str]]:
     order = {"this screen": 0, "everywhere": 1, "focused box": 2}  # the screen's own actions first
     rows.sort(key=lambda r: (r[2] in GENERIC, order[r[0]]))  # Textual's own keys last
     typed = [("typed", name, what) for name, what in getattr(screen, "HELP_TYPED", ())]
-    return typed + rows
+    notes = [("note", name, what) for name, what in getattr(screen, "HELP_NOTES", ())]  # A/B: KLD, Esc
+    return typed + notes + rows
 
 
 GENERIC = {"Focus Next", "Focus Previous", "Copy selected text", "Command palette", "Maximize", "Minimize"}
@@ -60,10 +62,10 @@ class HelpScreen(ModalScreen[None]):
         width: 72; max-width: 100%; height: auto; max-height: 90%;
         border: thick $primary; background: $surface; padding: 0 1;
     }
-    HelpScreen VerticalScroll { height: auto; max-height: 40; }
+    HelpScreen VerticalScroll { height: 1fr; }
     """
 
-    def __init__(self, under: Screen) -> None:
+    def __init__(self, under: Screen[Any]) -> None:
         super().__init__()
         self.rows = key_rows(under)
         self.under_title = under.sub_title or type(under).__name__

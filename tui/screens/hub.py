@@ -37,7 +37,7 @@ from ..widgets.safe_table import SafeTable
 SORTS = ("downloads", "likes", "recent")
 
 
-class HubScreen(Screen):
+class HubScreen(Screen[None]):
     """Search box and results; Enter on a result opens its quant ladder."""
 
     @dataclass
@@ -175,7 +175,7 @@ def error_text(error: str, retry: str) -> Text:
     return safe(error, style="bold red") + Text(f"; {retry}")
 
 
-def _library(screen: Screen) -> LibraryState | None:
+def _library(screen: Screen[Any]) -> LibraryState | None:
     """The app's library state (entries, fit settings, hardware), shared with the Library screen."""
     try:
         return library_state(screen)
@@ -183,17 +183,17 @@ def _library(screen: Screen) -> LibraryState | None:
         return None
 
 
-def _library_entries(screen: Screen) -> list[LibraryEntry]:
+def _library_entries(screen: Screen[Any]) -> list[LibraryEntry]:
     lib = _library(screen)
     return list(lib.entries) if lib else []
 
 
-def _fit_settings(screen: Screen) -> FitSettings:
+def _fit_settings(screen: Screen[Any]) -> FitSettings:
     lib = _library(screen)
     return lib.fit_settings if lib else FitSettings()
 
 
-class RepoScreen(Screen):
+class RepoScreen(Screen[None]):
     """Every quant of a repo with size, true bpw, imatrix and fit verdict, read from remote headers."""
 
     @dataclass
@@ -429,7 +429,7 @@ def tensor_diff(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, str, st
     return [(n, ta.get(n, "-"), tb.get(n, "-")) for n in names]
 
 
-class DiffScreen(Screen):
+class DiffScreen(Screen[None]):
     """Which tensors got which type in two variants: what a label like Q4_K_M actually changed."""
 
     BINDINGS = [Binding("escape", "app.pop_screen", "Back", id="diff.back")]

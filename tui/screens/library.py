@@ -6,11 +6,14 @@ LibraryState; it holds no library state of its own."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator, Mapping
 from functools import partial
 from pathlib import Path
 
 from rich.console import Group
+from rich.padding import Padding
+from rich.table import Table
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult, SystemCommand
@@ -23,7 +26,7 @@ from textual.widgets import Header, Input, Static
 from ...core.fit import FitResult, FitSettings, Hardware
 from ...core.format import plural, size
 from ...core.library import LibraryEntry, Root
-from ..safe import safe
+from ..safe import safe, safe_path
 from ..state import Change, LibraryState, library_state, quanttui_app
 from ..tones import tone
 from ..widgets.detail_pane import DetailPane
@@ -36,14 +39,31 @@ from .dialogs import AskScreen
 from .organize import OrganizeActions
 
 
+def on_disk(entries: Iterable[LibraryEntry]) -> int:
+    """The bytes the files take on disk, as `quanttui du` counts them: a file reached by several
+    names (hard links, the Hugging Face cache's links to its blobs) counts once. A file that cannot be
+    looked at now counts the size its scan read."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for e in entries:
+        try:
+            stats = [os.stat(part) for part in e.parts]
+        except (OSError, ValueError):
+            total += e.size_bytes
+            continue
+        for st in stats:
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_size
+    return total
+
+
 def summary(state: LibraryState, warning: str = "yellow") -> Text:
-    """The status line at rest: files and models counted apart, their size, what could not be read."""
+    """The status line at rest: files and models counted apart, the disk they take (each file once,
+    however many names it has), what could not be read."""
     files = state.entries
     models = len({e.group for e in files})
-    text = Text(
-        f"{plural(len(files), 'file')} in {plural(models, 'model')}, "
-        f"{size(sum(e.size_bytes for e in files))}"
-    )
+    text = Text(f"{plural(len(files), 'file')} in {plural(models, 'model')}, {size(on_disk(files))}")
     errors = sum(1 for e in files if e.error)
     if errors:
         text.append(f", {errors} unreadable")
@@ -82,7 +102,7 @@ def _quiet(key: str, action: str, description: str, id: str) -> Binding:
     return Binding(key, action, description, show=False, id=id, priority=True)
 
 
-class LibraryScreen(OrganizeActions, Screen):
+class LibraryScreen(OrganizeActions, Screen[None]):
     CSS_PATH = "library.tcss"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-medium"), (140, "-wide")]
     BINDINGS = [
@@ -210,6 +230,7 @@ class LibraryScreen(OrganizeActions, Screen):
             table.focus()  # the table was hidden (empty library): focus sat in the filter
         empty = self.query_one("#empty", Static)
         empty.set_class(not nothing, "hidden")
+        self.set_class(nothing, "-empty")  # no side pane beside nothing: the ways to start get the width
         more = self.query_one("#more", Static)
         more.set_class(message.shown >= message.matched, "hidden")
         if message.shown < message.matched:
@@ -223,13 +244,31 @@ class LibraryScreen(OrganizeActions, Screen):
             self._show_key(table.cursor_key())
 
     def _empty_text(self) -> Group:
-        lines = [Text("No GGUF models found.", style="bold"), Text(""), Text("quanttui looked in:")]
+        """What an empty library says: where quanttui looked (each folder whole, folded in its own
+        column, never wrapped under the words before it) and the ways to get a first model."""
+        folders = Table.grid(padding=(0, 1))
+        folders.add_column(no_wrap=True)
+        folders.add_column(no_wrap=True)
+        folders.add_column(overflow="fold")
         for root, state in self.state.known_roots():
-            lines.append(
-                safe(f"  {state:<8} {root.kind:<12} {root.path}", style="" if state == "active" else "dim")
-            )
-        lines += [Text(""), Text("Press ctrl+a to add a folder, or run: quanttui roots add PATH")]
-        return Group(*lines)
+            style = "" if state == "active" else "dim"
+            folders.add_row(Text(state, style), Text(root.kind, style), safe_path(root.path, style=style))
+        ways = Table.grid(padding=(0, 2))
+        ways.add_column(no_wrap=True, style="bold")
+        ways.add_column(overflow="fold")
+        ways.add_row("quanttui demo", "in a shell: a small real model (Gemma 3 270M), its quants, measured")
+        ways.add_row("ctrl+f", "the Hub: search Hugging Face and download a GGUF")
+        ways.add_row("ctrl+a", "add a folder that holds GGUF files")
+        ways.add_row("quanttui roots add PATH", "in a shell, the same")
+        return Group(
+            Text("No GGUF models found.", style="bold"),
+            Text(""),
+            Text("quanttui looked in:"),
+            Padding(folders, (0, 0, 0, 2)),
+            Text(""),
+            Text("To get a model:"),
+            Padding(ways, (0, 0, 0, 2)),
+        )
 
     def _show_nothing(self, why: str) -> None:
         self.query_one(DetailPane).show_message(Text(why, style="dim"))
@@ -280,12 +319,13 @@ class LibraryScreen(OrganizeActions, Screen):
         # table and may reach this screen after the filter has the focus (the filter consumes what is
         # typed into it, so such a key comes from the table): they still go to the filter, in order.
         # With no focus (the table was hidden while the library was empty and is not focused again
-        # yet) letters filter too.
+        # yet) or with the side pane focused (Tab, to scroll it), letters filter too: whatever has
+        # the focus, a letter is never lost.
         char = event.character or ""
         filt = self.query_one(FilterInput)
         typing = self._typing_into_filter
         if (
-            (self.focused in (self.table, None) or typing and self.focused is filt)
+            (self.focused is not filt or typing)
             and event.is_printable
             and (types_into_filter(char) and char != " " or typing and char == " ")
         ):
@@ -410,17 +450,23 @@ class LibraryScreen(OrganizeActions, Screen):
             ("Rescan library", "Look for new and changed model files", self.action_rescan),
             ("Add folder", "Add a folder to the library roots", self.action_add_root),
             ("Filter models", "Focus the filter box", self.action_focus_filter),
+            ("Clear the filter", "Empty the filter box", self.action_clear_filter),
             ("Cycle sort column", "Sort the table by the next column", self.action_cycle_sort),
             ("Reverse sort", "Reverse the table order", self.action_reverse_sort),
-            ("Fit: double the context", "Up to the file's trained context", lambda: self.action_fit_ctx(2)),
-            ("Fit: halve the context", "Memory fit at half the context", lambda: self.action_fit_ctx(0.5)),
+            ("Fit: double the context", "Up to the file's trained context", partial(self.action_fit_ctx, 2)),
+            ("Fit: halve the context", "Memory fit at half the context", partial(self.action_fit_ctx, 0.5)),
             ("Fit: next KV cache type", "f16, q8_0, q4_0", self.action_fit_kv),
             ("Fit: toggle flash attention", "Flash attention on or off", self.action_fit_flash_attn),
-            ("Fit: one more GPU layer", "Offload one more layer", lambda: self.action_fit_layers(1)),
-            ("Fit: one GPU layer less", "Offload one layer fewer", lambda: self.action_fit_layers(-1)),
+            ("Fit: one more GPU layer", "Offload one more layer", partial(self.action_fit_layers, 1)),
+            ("Fit: one GPU layer less", "Offload one layer fewer", partial(self.action_fit_layers, -1)),
             ("Mark file", "Mark the highlighted file (first two: A and B)", self.action_mark),
             ("A/B chat", "Compare the two marked files side by side", self.action_open_ab),
-            ("Quality view", "The highlighted model's quants: KLD, speed, fit, a pick", self.action_quality),
+            (
+                "Quality view",
+                "The highlighted model's quants: eval (KLD against the reference), bench (tok/s), "
+                "fit, and the quant advise recommends",
+                self.action_quality,
+            ),
             ("Side pane", "Show or hide the fit and detail pane", self.action_toggle_side),
         ):
             yield SystemCommand(title, help_text, action)

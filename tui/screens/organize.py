@@ -4,6 +4,7 @@ dialogs that name those files, and the jobs the operation bar runs off the UI th
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -74,6 +75,8 @@ class OrganizeActions:
         if marked:
             return marked, hidden
         e = self.highlighted_entry()
+        if e is not None:  # the row named is the row in view, highlighted, wherever the focus is
+            self.table.move_cursor(row=self.table.cursor_row, scroll=True)
         return ([e.path] if e is not None else []), hidden
 
     @staticmethod
@@ -153,8 +156,8 @@ class OrganizeActions:
     def organize_commands(self) -> Iterable[SystemCommand]:
         """Marking, A/B and the organize operations as palette commands."""
         shown = "Marked files the filter shows, or the highlighted one"
-        yield SystemCommand("Delete to trash", shown, lambda: self.action_delete(False))
-        yield SystemCommand("Delete permanently", shown, lambda: self.action_delete(True))
+        yield SystemCommand("Delete to trash", shown, partial(self.action_delete, False))
+        yield SystemCommand("Delete permanently", shown, partial(self.action_delete, True))
         yield SystemCommand("Move to folder", f"{shown}; split sets whole", self.action_move)
         yield SystemCommand("Rename", "The highlighted file (every part of a split set)", self.action_rename)
         yield SystemCommand("Disk usage and duplicates", "Per root, model and quant", self.action_usage)

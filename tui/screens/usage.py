@@ -45,7 +45,7 @@ def bars(title: str, sizes: dict[str, int], limit: int = 15) -> Table:
     return t
 
 
-class UsageScreen(Screen):
+class UsageScreen(Screen[None]):
     """Sizes from the library state; hashing runs in a worker, and linking or trashing the extras runs
     as one operation of the operation bar, so a failure is one line, never the app's end."""
 
@@ -94,6 +94,19 @@ class UsageScreen(Screen):
 
     def on_mount(self) -> None:
         self.sub_title = "Disk usage"
+        self.state.changed.subscribe(self, self._state_changed)
+        self.show_usage()
+        self.rehash()
+
+    def _state_changed(self, what: str) -> None:
+        """A rescan (after a link, a trash, a download) changes what the files take: the sizes and the
+        duplicates are worked out again, never left as they were."""
+        if what == "entries":
+            self.show_usage()
+            if self.bar.running is None:
+                self.rehash()
+
+    def show_usage(self) -> None:
         entries = self.state.entries
         usage = disk_usage(entries, self.state.roots())
         u = usage.to_dict()
@@ -108,7 +121,6 @@ class UsageScreen(Screen):
                 bars("by quant", u["quants"]),
             )
         )
-        self.rehash()
 
     def outside_lines(self, usage: Usage, limit: int = 10) -> list[Text]:
         """How many files in the roots are links to data outside them (counted as 0 bytes), and which."""
@@ -194,8 +206,7 @@ class UsageScreen(Screen):
         """After a link or trash: look again, and have the Library rescan; a failure changed nothing
         and its error stays on the bar."""
         if not message.error:
-            quanttui_app(self).rescan()
-            self.rehash()
+            quanttui_app(self).rescan()  # its new entries show the sizes and look for duplicates again
 
     def action_link(self) -> None:
         if not self._extras():

@@ -12,6 +12,7 @@ from textual.widgets import Sparkline, Static
 
 from ...core.ab import SideResult, Turn
 from ...core.ab.metrics import distinct_n, loops
+from ...core.ab.scoring import Scores
 from ...core.textsafe import clean
 from ..safe import safe
 
@@ -78,15 +79,88 @@ def _lines(text: str, width: int) -> int:
     return sum(cell_len(line) // width + 1 for line in text.split("\n"))
 
 
+STOP_SHOWN = {"cancelled": "stopped (Esc)"}
+
+
 def meters(r: SideResult) -> str:
     if r.error:
         return ""
     n = len(r.token_ids)
+    stop = STOP_SHOWN.get(r.stop_reason, r.stop_reason or "…")
     return (
-        f"{n} tokens · {r.tokens_per_second:.1f} tok/s · stop: {r.stop_reason or '…'} · "
-        f"longest loop {r.longest_loop} · distinct-1 {distinct_n(r.token_ids, 1):.2f} · "
+        f"{n} tokens · {r.tokens_per_second:.1f} tok/s · stop: {stop} · "
+        f"longest loop {r.loop_text()} · distinct-1 {distinct_n(r.token_ids, 1):.2f} · "
         f"distinct-2 {distinct_n(r.token_ids, 2):.2f}"
     )
+
+
+def kl_name(side: str) -> str:
+    """What a side's KLD is: KL(this side's model || the other's), on this side's own tokens."""
+    me, other = side.upper(), "B" if side == "a" else "A"
+    return f"KL({me}||{other}) on {me}'s tokens"
+
+
+def _brief(turn: Turn, side: str, scores: Scores | None, div: str) -> list[tuple[int, str]]:
+    """The compact figures as (priority, text) in the order shown; 0 is kept longest."""
+    r: SideResult = getattr(turn, side)
+    lp = r.loop
+    me, other = side.upper(), "B" if side == "a" else "A"
+    items = [(0, f"{len(r.token_ids)} tokens"), (6, f"{r.tokens_per_second:.0f} tok/s")]
+    items.append((5, "stopped" if r.stop_reason == "cancelled" else r.stop_reason or "…"))
+    items.append((3, f"loop {lp.length} ({lp.period}×{lp.repeats})" if lp else "loop 0"))
+    if scores is not None and scores.kld:
+        items += [(1, f"KL({me}||{other}) {scores.kld_mean:.3f}"), (2, f"top-1 {scores.top1_agreement:.0%}")]
+    else:
+        items.append((1, "not scored" + (" (/score)" if "/score" in turn.unscored else "")))
+    if div:
+        short = div.replace("diverges from the other side at ", "diverges at ")
+        items.append((4, short.replace("identical to the other side", "identical")))
+    return items
+
+
+def _pack(items: list[tuple[int, str]], width: int, lines: int = 2) -> str:
+    """The items joined with " · " into at most `lines` lines of `width` cells, dropping the least
+    important ones (highest priority number) until they fit."""
+    items = list(items)
+    while True:
+        out: list[str] = []
+        for _, text in items:
+            if out and cell_len(out[-1]) + 3 + cell_len(text) <= width:
+                out[-1] += " · " + text
+            else:
+                out.append(text)
+        if len(out) <= lines or len(items) == 1:
+            return "\n".join(out[:lines])
+        items.remove(max(items, key=lambda it: it[0]))
+
+
+def stats(turn: Turn, side: str, *, compact: bool = False, width: int = 36) -> str:
+    """A finished turn's figures for one side: several lines, or at most two of `width` cells
+    (`compact`, for small terminals: the answer gets the rest of the pane)."""
+    r: SideResult = getattr(turn, side)
+    scores = turn.scores_a if side == "a" else turn.scores_b
+    worst = scores.worst(3) if scores is not None and scores.kld else []
+    if turn.divergence_basis is None:  # the other side failed: nothing to compare with
+        div = ""
+    elif turn.first_divergence is not None:
+        unit = "character" if turn.divergence_basis == "text" else "token"
+        div = f"diverges from the other side at {unit} {turn.first_divergence}"
+    elif turn.a.token_ids or turn.b.token_ids:
+        div = "identical to the other side"
+    else:
+        div = ""
+    if compact:
+        return _pack(_brief(turn, side, scores, div), width)
+    line = meters(r)
+    if scores is not None and scores.kld:
+        line += f"\n{kl_name(side)}: mean {scores.kld_mean:.4f} · top-1 agreement {scores.top1_agreement:.1%}"
+        if any(v > 0 for _, v in worst):  # a model against itself disagrees nowhere: no worst positions
+            line += " · worst (marked) " + ", ".join(f"{i} ({v:.2f})" for i, v in worst if v > 0)
+    if scores is None and turn.unscored:
+        line += f"\nnot scored: {turn.unscored}"
+    if div:
+        line += f"\n{div}"
+    return line
 
 
 class ChatPane(Vertical):
@@ -112,6 +186,8 @@ class ChatPane(Vertical):
         self._stream_lines = 0  # lines the streaming answer was last laid out with
         self._past_shown = 0  # how many of `past` the .past widget shows (a finished turn shows as
         # the current one, in full colour, until the next turn starts)
+        self._turn: Turn | None = None  # the finished turn whose figures are shown
+        self.compact = False  # figures in two lines, no sparkline (small terminals)
 
     def compose(self) -> ComposeResult:
         yield Static(Text(f"{self.side.upper()}  ") + safe(self.title), classes="title")
@@ -145,6 +221,7 @@ class ChatPane(Vertical):
         line = Text(f"── {why}: the next prompt starts afresh ──", style="italic")
         self._notes.add(id(line))
         self.past.append(line)
+        self._turn = None
         self._show(Text(""))
         self.query_one(".meters", Static).update(Text(""))
         self.query_one(Sparkline).data = []
@@ -160,6 +237,7 @@ class ChatPane(Vertical):
         layout = not text or lines != self._stream_lines
         self._stream_lines = lines
         if not text:  # a new turn: the last turn's numbers and its KLD sparkline go together
+            self._turn = None
             self.query_one(Sparkline).data = []
         self._show(current, layout=layout)
         self.query_one(".meters", Static).update(Text(f"{n_tokens} tokens …"), layout=layout)
@@ -167,6 +245,7 @@ class ChatPane(Vertical):
     def cancelled(self) -> None:
         """The turn was dropped: back to the conversation as it was, with no numbers of the dropped
         turn left (neither its meters nor its sparkline)."""
+        self._turn = None
         self._show(Text(""))
         self.query_one(".meters", Static).update(Text(""))
         self.query_one(Sparkline).data = []
@@ -174,6 +253,7 @@ class ChatPane(Vertical):
     def finish(self, turn: Turn) -> None:
         r: SideResult = getattr(turn, self.side)
         if r.error:  # earlier turns stay; this one is not part of the conversation
+            self._turn = None
             self._show(Text.assemble(_asked(turn.prompt), (printable(r.error), "bold red")))
             self.query_one(".meters", Static).update(Text(""))
             self.query_one(Sparkline).data = []
@@ -186,22 +266,33 @@ class ChatPane(Vertical):
         earlier = Text.assemble(_asked(turn.prompt, "bold"), answer)  # marks kept, dimmed
         earlier.stylize("dim")
         self.past.append(earlier)
-        line = meters(r)
-        if scores is not None and scores.kld:
-            line += f"\nmean KLD {scores.kld_mean:.4f} · top-1 agreement {scores.top1_agreement:.1%}"
-            if marked:  # a model against itself disagrees nowhere: no worst positions to name
-                line += " · worst (marked) " + ", ".join(f"{i} ({v:.2f})" for i, v in worst if v > 0)
-        if scores is None and turn.unscored:
-            line += f"\nnot scored: {turn.unscored}"
-        if turn.divergence_basis is None:  # the other side failed: nothing to compare with
-            pass
-        elif turn.first_divergence is not None:
-            unit = "character" if turn.divergence_basis == "text" else "token"
-            line += f"\ndiverges from the other side at {unit} {turn.first_divergence}"
-        elif turn.a.token_ids or turn.b.token_ids:
-            line += "\nidentical to the other side"
-        self.query_one(".meters", Static).update(safe(line, multiline=True))
-        self.query_one(Sparkline).data = scores.kld if scores is not None else []
+        self._turn = turn
+        self._draw_stats()
+
+    def _draw_stats(self) -> None:
+        turn = self._turn
+        meters_ = self.query_one(".meters", Static)
+        spark = self.query_one(Sparkline)
+        spark.display = not self.compact
+        if turn is None:
+            return
+        width = self.content_size.width or 36
+        meters_.update(safe(stats(turn, self.side, compact=self.compact, width=width), multiline=True))
+        scores = turn.scores_a if self.side == "a" else turn.scores_b
+        spark.data = scores.kld if scores is not None else []
+
+    def set_compact(self, compact: bool) -> None:
+        """At small heights the figures take at most two lines and the sparkline none."""
+        if compact != self.compact:
+            self.compact = compact
+            self._draw_stats()
+
+    def on_resize(self) -> None:
+        """The current turn stays in view: the answer's end, above its figures (a resize reflows
+        the text above it, which would otherwise leave an older turn where the view was)."""
+        if self.compact:  # the figures are packed to the width
+            self._draw_stats()
+        self.call_after_refresh(self.query_one(VerticalScroll).scroll_end, animate=False)
 
     def forget_last(self) -> None:
         """Take the last turn off the conversation shown (a "history cleared" line stays)."""

@@ -22,10 +22,32 @@ MIN_CTX = 256
 PARTS = (("weights", "weights"), ("kv_cache", "KV"), ("compute", "compute"), ("overhead", "overhead"))
 
 
-def settings_line(s: FitSettings) -> str:
+def settings_parts(s: FitSettings) -> list[str]:
     fa = "on" if s.flash_attn else "off"
     kv = s.type_k if s.type_k == s.type_v else f"{s.type_k}/{s.type_v}"
-    return f"ctx {s.n_ctx} · KV {kv} · flash attn {fa} · GPU layers {s.gpu_layers}"
+    return [f"ctx {s.n_ctx}", f"KV {kv}", f"flash attn {fa}", f"GPU layers {s.gpu_layers}"]
+
+
+def settings_line(s: FitSettings) -> str:
+    return " · ".join(settings_parts(s))
+
+
+def packed(items: list[Text], width: int, sep: str = "  ", first: Text | None = None) -> list[Text]:
+    """`items` on as few lines of `width` cells as they take, each item whole on one line (a legend's
+    swatch stays with its word, a key with what it does); `first` starts the first line."""
+    lines: list[Text] = []
+    line, bare = (first.copy() if first is not None else Text()), True  # bare: no item on it yet
+    for item in items:
+        gap = "" if bare else sep
+        if not bare and line.cell_len + len(gap) + item.cell_len > width:
+            lines.append(line)
+            line, gap = Text(), ""
+        line.append(gap)
+        line.append_text(item)
+        bare = False
+    if line.cell_len:
+        lines.append(line)
+    return lines
 
 
 def verdict_cell(result: FitResult | None) -> Text:
@@ -152,10 +174,16 @@ class FitPanel(Widget):
             return safe(f"memory fit: {self.note}", style="dim")
         colours = self._colours()
         width = max(10, self.content_size.width - 2)
-        lines: list[Text | Table] = [
-            Text.assemble(("memory fit  ", "bold"), (settings_line(r.settings), "dim")),
-            Text.assemble(("file  ", "dim"), name),
-        ]
+        text_width = max(10, self.content_size.width)
+        lines: list[Text | Table] = list(
+            packed(
+                [Text(p, style="dim") for p in settings_parts(r.settings)],
+                text_width,
+                sep=" · ",
+                first=Text("memory fit  ", style="bold"),
+            )
+        )
+        lines.append(Text.assemble(("file  ", "dim"), name))
         for d in r.devices:
             if d.total == 0 and d.kind == "gpu":
                 lines.append(safe(f"{d.name}: unused", style="dim"))
@@ -177,11 +205,8 @@ class FitPanel(Widget):
             if not d.fits:
                 head.append(f"  over by {fmt.size(d.total - d.free_bytes)}", style=colours["over"])
             lines += [head, bar]
-        legend = Text()
-        for part, label in PARTS:
-            legend.append("█ ", style=colours[part])
-            legend.append(f"{label}  ")
-        lines.append(legend)
+        swatches = [Text.assemble(("█ ", colours[part]), label) for part, label in PARTS]
+        lines += packed(swatches, text_width)
         style = {"gpu": "bold green", "partial": "bold yellow", "ram": "bold cyan"}.get(
             r.verdict_code, "bold red"
         )
@@ -191,7 +216,7 @@ class FitPanel(Widget):
             limits.append(f"largest context fully on GPU {r.max_context_full_offload}")
         if r.max_gpu_layers is not None and r.devices[0].kind == "gpu":
             limits.append(f"most layers on GPU {r.max_gpu_layers}/{r.n_layer + 1}")
-        if limits:
-            lines.append(Text(" · ".join(limits), style="dim"))
-        lines.append(Text("[ ] context  { } GPU layers  ; KV type  ' flash attn", style="dim"))
+        lines += packed([Text(limit, style="dim") for limit in limits], text_width, sep=" · ")
+        keys = ("[ ] context", "{ } GPU layers", "; KV type", "' flash attn")
+        lines += packed([Text(k, style="dim") for k in keys], text_width)
         return Group(*lines)

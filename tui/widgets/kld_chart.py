@@ -1,6 +1,8 @@
 """A scatter of KL divergence (log scale) against file size, drawn with Unicode in any size of box:
-one marker per measured quant, its label beside it when there is room, the recommended one marked,
-and a line under the axis for what the chart leaves out (the reference, whose KLD is 0)."""
+one marker per measured quant, its label beside it (right or left, on its row or the one above or
+below, never over another label or marker; a label with no room is named under the axis), the
+recommended one marked, and a line under the axis for what the chart leaves out (the reference,
+whose KLD is 0: a point of KLD 0 is never plotted, so it cannot squash the axis)."""
 
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ def _fmt_kld(v: float) -> str:
 def layout(points: list[Point], width: int, height: int) -> list[tuple[int, int, Point]]:
     """(column, row) of each point in a plot `width` x `height` cells: size grows rightwards,
     KLD upwards on a log scale; equal values share the middle."""
+    points = [p for p in points if p.kld > 0]  # KLD 0 is the reference's: off a log scale
     if not points or width < 1 or height < 1:
         return []
     sizes = [p.size_bytes for p in points]
@@ -69,7 +72,7 @@ class KldChart(Widget):
 
     def render(self) -> Text:
         title = Text("KLD (log scale) against file size", style="bold")
-        points = self.points
+        points = [p for p in self.points if p.kld > 0]  # the reference (KLD 0) is never plotted
         width, height = self.content_size.width, self.content_size.height
         note = self._footnote(width)
         note_h = len(note.wrap(self.app.console, width)) if note else 0
@@ -85,13 +88,22 @@ class KldChart(Widget):
         placed = layout(points, plot_w, plot_h)
         for col, row, p in placed:
             grid[row][col] = ("◆" if p.recommended else "●", f"bold {best}" if p.recommended else other)
-        for col, row, p in placed:  # labels after all markers, so no label hides a marker
+        taken = [[False] * plot_w for _ in range(plot_h)]  # markers and labels, each with a gap
+        for col, row, _ in placed:
+            for c in range(max(col - 1, 0), min(col + 2, plot_w)):
+                taken[row][c] = True
+        unlabelled: list[str] = []
+        for col, row, p in sorted(placed, key=lambda t: (not t[2].recommended, t[0])):
             label = clean(p.label)[:16] + (" ←" if p.recommended else "")
-            start = col + 2 if col + 2 + len(label) <= plot_w else col - 1 - len(label)
-            cells = range(start, start + len(label))
-            if start >= 0 and all(grid[row][c][0] == " " for c in cells):
-                for c, ch in zip(cells, label, strict=True):
-                    grid[row][c] = (ch, f"bold {best}" if p.recommended else "")
+            spot = _label_spot(taken, col, row, len(label))
+            if spot is None:
+                unlabelled.append(clean(p.label)[:16])
+                continue
+            r, start = spot
+            for c, ch in enumerate(label, start):
+                grid[r][c] = (ch, f"bold {best}" if p.recommended else "")
+            for c in range(max(start - 1, 0), min(start + len(label) + 1, plot_w)):
+                taken[r][c] = True
         klds = [max(p.kld, KLD_FLOOR) for p in points]
         top, bottom = _fmt_kld(max(klds)), _fmt_kld(min(klds))
         out = Text()
@@ -106,7 +118,25 @@ class KldChart(Widget):
         left, right = fmt_size(min(sizes)), fmt_size(max(sizes))
         gap = max(1, plot_w - len(left) - len(right))
         out.append("\n" + " " * (Y_LABEL + 1) + left + " " * gap + (right if max(sizes) > min(sizes) else ""))
+        if unlabelled:
+            out.append("\n" + " " * (Y_LABEL + 1))
+            out.append_text(safe("no room to label: " + ", ".join(unlabelled), style="dim"))
         if note:
             out.append("\n")
             out.append_text(note)
         return out
+
+
+def _label_spot(taken: list[list[bool]], col: int, row: int, length: int) -> tuple[int, int] | None:
+    """(row, first column) for a label of `length` cells beside the marker at (col, row): right of it
+    on its row, left of it, then right and left on the row above and below; None when all are taken."""
+    width = len(taken[0]) if taken else 0
+    for r in (row, row - 1, row + 1):
+        if not 0 <= r < len(taken):
+            continue
+        near = 2 if r == row else 1  # beside the marker on its row; one step off it above or below
+        for start in (col + near, col - near + 1 - length):
+            cells = range(start, start + length)
+            if start >= 0 and start + length <= width and not any(taken[r][c] for c in cells):
+                return r, start
+    return None

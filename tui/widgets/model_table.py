@@ -17,6 +17,7 @@ a keystroke."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -28,15 +29,16 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual import on, work
+from textual.coordinate import Coordinate
 from textual.events import Resize
 from textual.message import Message
 from textual.timer import Timer
-from textual.widgets._data_table import DuplicateKey, Row, RowKey
+from textual.widgets._data_table import CellCacheKey, DuplicateKey, Row, RowCacheKey, RowKey
 
 from ...core import format as fmt
 from ...core.library import LibraryEntry
 from ..safe import cell, safe
-from .measured import MeasuredRead, measured_cells
+from .measured import MeasuredRead, measured_read
 from .safe_table import SafeTable
 
 COLUMNS = (
@@ -57,8 +59,15 @@ COLUMNS = (
 WIDTHS = {"arch": 8, "params": 8, "quant": 8, "bpw": 5, "size": 10, "fit": 5, "imatrix": 6, "store": 11}
 WIDTHS |= {"kld": 6, "tg": 6}
 PRIORITY = ("quant", "size", "fit", "bpw", "params", "arch", "imatrix", "store")
-MEASURED = ("kld", "tg")  # planned only once a file is measured, right after params
+# Once a file is measured (KLD and tok/s planned): KLD at every width, then what a person comparing
+# quants came for (quant, size, fit, speed), the KLD's "±" ("kld±": the column widened to KLD_WIDE),
+# and BPW and Params give way first of the rest. Model narrows to MODEL_NARROW so KLD, Quant, Size and
+# Fit all show at 80 and 100 columns.
+MEASURED_PRIORITY = ("kld", "quant", "size", "fit", "tg", "kld±", "bpw", "params", "arch", "imatrix", "store")
+MEASURED_ESSENTIAL = ("kld", "quant", "size", "fit")
+KLD_WIDE = 13  # "0.0149±0.0003"
 MODEL_MIN, MODEL_MAX = 24, 60
+MODEL_NARROW = 14
 PAD = 2  # DataTable's cell padding, one cell each side
 SCROLLBAR = 2
 SORTS: dict[str, Callable[[LibraryEntry], Any]] = {
@@ -139,21 +148,29 @@ def one_line(
 
 def plan_columns(available: int, model_width: int, measured: bool = False) -> list[tuple[str, int]]:
     """The columns that fit in `available` cells, in table order, with their widths: Model first
-    (at least MODEL_MIN or its content), then the others by PRIORITY (KLD and tok/s after params when
-    `measured`); Model takes what is left."""
+    (at least MODEL_MIN or its content), then the others by PRIORITY, or MEASURED_PRIORITY when
+    `measured` (Model then narrows, down to MODEL_NARROW, for KLD, Quant, Size and Fit); Model takes
+    what is left."""
     want = min(max(model_width, 8), MODEL_MIN)
+    widths = dict(WIDTHS)
+    if measured:
+        essential = sum(widths[k] + PAD for k in MEASURED_ESSENTIAL)
+        want = max(min(want, MODEL_NARROW), min(want, available - essential - PAD))
+        want = min(want, max(8, available - 2 * PAD - widths["kld"]))  # KLD at any width
     used = want + PAD
     chosen: set[str] = set()
-    at = PRIORITY.index("params") + 1
-    order = PRIORITY[:at] + MEASURED + PRIORITY[at:] if measured else PRIORITY
-    for key in order:
-        if used + WIDTHS[key] + PAD > available:
+    for key in MEASURED_PRIORITY if measured else PRIORITY:
+        grow = KLD_WIDE - widths["kld"] if key == "kld±" else widths[key] + PAD
+        if used + grow > available:
             break  # a column shows only when every more important one does
-        chosen.add(key)
-        used += WIDTHS[key] + PAD
+        if key == "kld±":
+            widths["kld"] = KLD_WIDE
+        else:
+            chosen.add(key)
+        used += grow
     model = max(want, min(MODEL_MAX, max(model_width, want), available - used + want))
     return [
-        (key, model if key == "model" else WIDTHS[key])
+        (key, model if key == "model" else widths[key])
         for key, _ in COLUMNS
         if key == "model" or key in chosen
     ]
@@ -251,7 +268,8 @@ class ModelTable(SafeTable):
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self.entries: list[LibraryEntry] = []
         self.fits: Mapping[str, Text] = {}
-        self.measured: dict[str, tuple[Text, Text]] = {}  # path -> (KLD, tok/s) cells
+        self.measured: dict[str, tuple[Text, ...]] = {}  # path -> (KLD, tok/s[, KLD ± se]) cells
+        self.measured_records: dict[str, Any] = {}  # path -> records.Cell: when and under what
         self.marks: list[str] = []
         self.query_text = ""
         self.sort_key = "model"
@@ -317,14 +335,15 @@ class ModelTable(SafeTable):
         description="the KLD and tok/s of the library's files",
     )  # fmt: skip
     def _measured_worker(self, entries: list[LibraryEntry]) -> None:
-        self.post_message(MeasuredRead(measured_cells(entries)))
+        self.post_message(measured_read(entries))
 
     @on(MeasuredRead)
     def _measured_read(self, message: MeasuredRead) -> None:
         message.stop()
-        self.set_measured(message.cells)
+        self.measured_records = message.records
+        self.set_measured(message.cells)  # type: ignore[arg-type]
 
-    def set_measured(self, cells: dict[str, tuple[Text, Text]]) -> None:
+    def set_measured(self, cells: dict[str, tuple[Text, ...]]) -> None:
         """KLD and tok/s cells of the measured files; the columns show once there is one."""
         if cells != self.measured:
             self.measured = cells
@@ -440,7 +459,7 @@ class ModelTable(SafeTable):
     def _relabel(self) -> None:
         arrow = "▼" if self.sort_reverse else "▲"
         for key, label in COLUMNS:
-            if key in self.columns:  # type: ignore[operator]
+            if key in self.columns:
                 self.columns[key].label = Text(f"{label} {arrow}" if key == self.sort_key else label)  # type: ignore[index]
 
     # the rows -------------------------------------------------------------------------------------
@@ -562,8 +581,8 @@ class ModelTable(SafeTable):
         row_key: RowKey,
         line_no: int,
         base_style: Style,
-        cursor_location: Any,
-        hover_location: Any,
+        cursor_location: Coordinate,
+        hover_location: Coordinate,
     ) -> tuple[list[list[Segment]], list[list[Segment]]]:
         """DataTable's line of a file or group row, for this table's case (a row cursor, no row labels,
         no fixed rows or columns), without the lookups DataTable makes for the cases it does not have
@@ -578,7 +597,7 @@ class ModelTable(SafeTable):
         ):
             return super()._render_line_in_row(row_key, line_no, base_style, cursor_location, hover_location)
         show_cursor, show_hover = self.show_cursor, self._show_hover_cursor
-        key = (
+        key: RowCacheKey = (
             row_key, line_no, base_style, cursor_location, hover_location, "row", show_cursor, show_hover,
             self._update_count, self._pseudo_class_state,
         )  # fmt: skip
@@ -618,7 +637,8 @@ class ModelTable(SafeTable):
             return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
         row_key = self._row_locations.get_key(row_index)
         column_key = self._column_locations.get_key(column_index)
-        key = (
+        # DataTable's own key: its CellCacheKey leaves out the None that get_key can give, as DataTable does.
+        key: CellCacheKey = (  # type: ignore[assignment]
             row_key, column_key, base_style, cursor, hover,
             self._show_hover_cursor, self._update_count, self._pseudo_class_state,
         )  # fmt: skip
@@ -638,7 +658,7 @@ class ModelTable(SafeTable):
                 # DataTable puts the cell's place (for the mouse) in the first style; it holds no
                 # colour or attribute, so it goes last here, on the line kept without it.
                 meta = Style.from_meta({"row": row_index, "column": column_index})
-                lines = [[Segment(text, style + meta) for text, style, _ in drawn]]
+                lines = [[Segment(text, meta if style is None else style + meta) for text, style, _ in drawn]]
         if lines is None:
             return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
         cache[key] = lines
@@ -668,10 +688,14 @@ class ModelTable(SafeTable):
         if not e.error:
             fit = self._fit_cells.get(i)
             if fit is None:
-                fit = self._fit_cells[i] = Cell(make=lambda fits=self.fits, path=e.path: fits.get(path, ""))
+                fit = self._fit_cells[i] = Cell(make=functools.partial(self.fits.get, e.path, ""))
             cells["fit"] = fit
         measured = self.measured.get(e.path)
-        cells["kld"], cells["tg"] = (Cell(measured[0]), Cell(measured[1])) if measured else (BLANK, BLANK)
+        if measured:
+            wide = len(measured) > 2 and dict(self._planned).get("kld", 0) >= KLD_WIDE
+            cells["kld"], cells["tg"] = Cell(measured[2] if wide else measured[0]), Cell(measured[1])
+        else:
+            cells["kld"], cells["tg"] = BLANK, BLANK
         if mark is not None:
             badge = Text(f"{'AB'[mark] if mark < 2 else '•'} ", style="bold reverse")
             cells["model"] = Cell(badge + made["model"].text)

@@ -5,6 +5,7 @@ width by priority, so a narrow terminal keeps the model, KLD and fit."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from rich.text import Text
 from textual.events import Resize
@@ -22,7 +23,7 @@ COLUMNS = (
     ("size", "Size", 10),
     ("bpw", "BPW", 5),
     ("fit", "Fit", 6),
-    ("kld", "KLD", 12),
+    ("kld", "KLD ± se", 13),
     ("top1", "top-1", 6),
     ("ppl", "ppl ×", 6),
     ("tg", "tok/s", 7),
@@ -46,7 +47,7 @@ def plan(available: int) -> list[tuple[str, int]]:
     return [(k, widths[k]) for k, _, _ in COLUMNS if k in chosen]
 
 
-def fit_cell(fit: dict | None) -> Text:
+def fit_cell(fit: dict[str, Any] | None) -> Text:
     if not fit:
         return Text("")
     code = fit.get("verdict_code")
@@ -77,11 +78,7 @@ def row_cells(r: QuantRow, recommended: bool, error: str | None) -> dict[str, ob
         "fit": fit_cell(r.fit),
         "top1": Text(_num(top1 * 100 if isinstance(top1, (int, float)) else None, ".1f"), justify="right"),
         "ppl": Text(_num(q.get("ppl_ratio"), ".3f"), justify="right"),
-        "tg": Text(
-            ("~" if r.tg_source == "estimated" else "") + _num(r.tg, ".1f"),
-            style="dim" if r.tg_source == "estimated" else "",
-            justify="right",
-        ),
+        "tg": tg_cell(r),
     }
     if error or r.error:
         cells["kld"] = Text("error", style="bold red")
@@ -90,8 +87,27 @@ def row_cells(r: QuantRow, recommended: bool, error: str | None) -> dict[str, ob
     elif r.quality is None:
         cells["kld"] = Text("not measured", style="dim")
     else:
-        cells["kld"] = Text(_num(q.get("kld_mean"), ".4f"), justify="right")
+        cells["kld"] = kld_cell(q)
     return cells
+
+
+def kld_cell(q: dict[str, Any]) -> Text:
+    """Mean KLD with llama-perplexity's "±": "0.0149±0.0003" (13 cells)."""
+    kld, se = q.get("kld_mean"), q.get("kld_mean_se")
+    text = _num(kld, ".4f")
+    if isinstance(se, (int, float)) and isinstance(kld, (int, float)):
+        text += f"±{se:.4f}"
+    return Text(text, justify="right")
+
+
+def tg_cell(r: QuantRow) -> Text:
+    """tok/s: "~" before an estimate (scaled from a sibling), "!" after a busy measurement."""
+    if r.tg_source == "estimated":
+        return Text("~" + _num(r.tg, ".1f"), style="dim", justify="right")
+    cell = Text(_num(r.tg, ".1f"), justify="right")
+    if r.tg_busy:
+        cell.append("!", style="bold yellow")
+    return cell
 
 
 def keep_end(name: Text, width: int) -> Text:
