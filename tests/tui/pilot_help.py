@@ -8,6 +8,7 @@ import asyncio
 import inspect
 import io
 import shutil
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,6 +23,24 @@ from quanttui.tui.widgets.fit_panel import FitPanel
 from quanttui.tui.widgets.model_table import GROUP_PREFIX, ModelTable
 
 SIZES = [(80, 24), (100, 30), (160, 48)]
+
+
+def refused_off_thread(calls: list[Callable[[], object]]) -> list[str]:
+    """Run each call on another thread; the RuntimeError text each one raised (state that the UI
+    thread alone may change refuses the rest)."""
+    errors: list[str] = []
+
+    def off_thread() -> None:
+        for call in calls:
+            try:
+                call()
+            except RuntimeError as e:
+                errors.append(str(e))
+
+    t = threading.Thread(target=off_thread)
+    t.start()
+    t.join()
+    return errors
 
 
 async def until(pilot, check: Callable[[], object], tries: int = 400) -> None:

@@ -17,7 +17,7 @@ from quanttui.tui import downloads as downloads_mod
 from quanttui.tui.app import create_app
 from quanttui.tui.downloads import DownloadJob
 from quanttui.tui.screens.downloads import DownloadsScreen
-from tests.tui.pilot_help import until
+from tests.tui.pilot_help import refused_off_thread, until
 
 
 class FakeHub:
@@ -122,24 +122,15 @@ async def test_the_downloads_state_changes_only_on_the_ui_thread(tmp_path):
         state = app.downloads
         job = DownloadJob("a/x", _variant("x.gguf"), status="failed")
         state.add(job)
-        errors: list[str] = []
-
-        def off_thread() -> None:
-            for call in (
+        errors = refused_off_thread(
+            [
                 lambda: state.add(DownloadJob("a/y", _variant("y.gguf"))),
                 lambda: state.requeue(job),
                 lambda: state.start(job),
                 lambda: state.report(job.id, 10, "downloading", None),
                 lambda: state.cancel_queued(job),
-            ):
-                try:
-                    call()
-                except RuntimeError as e:
-                    errors.append(str(e))
-
-        t = threading.Thread(target=off_thread)
-        t.start()
-        t.join()
+            ]
+        )
         assert errors == ["downloads state changed off the UI thread"] * 5
         assert state.jobs == [job] and job.status == "failed" and job.done == 0
         state.requeue(job)

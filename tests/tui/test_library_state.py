@@ -4,7 +4,6 @@ and the marks, entries, verdicts, roots and scan status it owns (issue 18)."""
 from __future__ import annotations
 
 import shutil
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from textual.widget import Widget
 from quanttui.core.fit import FitSettings, hardware
 from quanttui.core.library import LibraryEntry, Root, scan
 from quanttui.tui.state import Change, LibraryState, ScanStatus, Verdicts, library_state, runnable
-from tests.tui.pilot_help import until
+from tests.tui.pilot_help import refused_off_thread, until
 
 HW = hardware("0", "32GiB")
 
@@ -125,18 +124,7 @@ async def test_only_the_ui_thread_changes_the_state(entries):
             lambda: state.set_fit(state.with_fit(n_ctx=1024)),
             lambda: state.add_root(str(entries[0].root)),
         ]
-        errors: list[str] = []
-
-        def off_thread() -> None:
-            for call in calls:
-                try:
-                    call()
-                except RuntimeError as e:
-                    errors.append(str(e))
-
-        t = threading.Thread(target=off_thread)
-        t.start()
-        t.join()
+        errors = refused_off_thread(calls)
         assert errors == ["library state changed off the UI thread"] * len(calls)
         assert state.marks == [] and state.entries is entries and state.skipped == []
         assert state.scan == ScanStatus() and state.fit_settings.n_ctx != 1024
